@@ -1,0 +1,1 @@
+//! Shared helpers for upwatch benchmarks (the criterion benches live in `benches/`).

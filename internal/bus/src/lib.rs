@@ -1,0 +1,123 @@
+//! The two streams of the pipeline, jobs and results: the [`Bus`] trait and its
+//! implementations.
+//!
+//! Semantics follow Kafka's, so that the in-process bus and a broker behave alike:
+//! - messages carry a key (the monitor id) and an opaque payload (JSON);
+//! - each consumer *group* receives every message of a topic; the members of one group share
+//!   them (each message goes to one member);
+//! - a consumer acknowledges a message after its side effect is durable (at-least-once).
+//!
+//! Layout: this file has the trait and helpers; [`memory`] the in-process implementation;
+//! [`contract`] the behaviour every implementation must show.
+
+pub mod contract;
+pub mod memory;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use memory::InProcessBus;
+
+/// The streams of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Due checks, from the scheduler to the workers.
+    Jobs,
+    /// Check results, from the workers to the logger, cache updater and alerter.
+    Results,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 2] = [Topic::Jobs, Topic::Results];
+
+    /// Short name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topic::Jobs => "jobs",
+            Topic::Results => "results",
+        }
+    }
+}
+
+/// Consumer group names, one per role that reads a stream.
+pub mod groups {
+    pub const WORKERS: &str = "upwatch-workers";
+    pub const LOGGER: &str = "upwatch-logger";
+    pub const CACHE: &str = "upwatch-cache";
+    pub const ALERTER: &str = "upwatch-alerter";
+}
+
+/// What can go wrong on a bus.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// The broker could not be reached or refused the operation; worth retrying.
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+    /// The topic was closed for shutdown; nothing more can be published.
+    #[error("topic {0} is closed")]
+    Closed(&'static str),
+    /// A payload could not be encoded or decoded.
+    #[error("bad message: {0}")]
+    Codec(#[from] serde_json::Error),
+}
+
+pub type BusResult<T> = Result<T, BusError>;
+
+/// One received message.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub key: Uuid,
+    pub payload: Bytes,
+    /// Where the message sits in its stream (a Kafka partition; 0 in process).
+    pub partition: i32,
+    /// Its position in the partition; acknowledging it covers everything before it.
+    pub offset: i64,
+}
+
+impl Message {
+    /// Decodes the JSON payload.
+    pub fn decode<T: DeserializeOwned>(&self) -> BusResult<T> {
+        Ok(serde_json::from_slice(&self.payload)?)
+    }
+}
+
+/// A topic-based message bus with consumer groups.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Publishes one message. Returns once the bus has accepted it (for a broker: it is
+    /// acknowledged); waits while the bus applies back-pressure.
+    async fn publish(&self, topic: Topic, key: Uuid, payload: Bytes) -> BusResult<()>;
+
+    /// Joins consumer group `group` on `topic`. Only messages published after the first member
+    /// of a group joined are guaranteed to reach it (later members share the group's queue).
+    async fn subscribe(&self, topic: Topic, group: &str) -> BusResult<Box<dyn Subscription>>;
+
+    /// Ends a topic for shutdown: publishing fails with [`BusError::Closed`], and subscribers
+    /// receive what is queued and then `None`. Brokers are shared by many processes, so for
+    /// them this only stops this process's own consumers.
+    async fn close(&self, topic: Topic);
+}
+
+/// A member of a consumer group.
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next message, or `None` once the topic is closed and drained.
+    async fn recv(&mut self) -> BusResult<Option<Message>>;
+    /// Records that `message`, and every message before it in its partition, is processed.
+    async fn ack(&mut self, message: &Message) -> BusResult<()>;
+}
+
+/// Encodes `value` as JSON and publishes it.
+pub async fn publish_json<T: Serialize + ?Sized>(
+    bus: &dyn Bus,
+    topic: Topic,
+    key: Uuid,
+    value: &T,
+) -> BusResult<()> {
+    let payload = Bytes::from(serde_json::to_vec(value)?);
+    bus.publish(topic, key, payload).await
+}

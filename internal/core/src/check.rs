@@ -1,0 +1,392 @@
+//! Check jobs, their results, and the pure evaluation of an HTTP answer.
+//!
+//! Jobs and results are the two messages of the pipeline; both carry a schema version `v` so
+//! that a fleet can be upgraded one role at a time.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::expected::ExpectedStatus;
+use crate::monitor::Monitor;
+
+/// The schema version written into every job and result.
+pub const SCHEMA_VERSION: u16 = 1;
+/// Longest error message kept in a result; longer ones are cut at a character boundary.
+pub const MAX_ERROR_MESSAGE: usize = 300;
+
+/// Thresholds of the state machine, carried with each job and result so that consumers of the
+/// results stream never need to read the monitor's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRules {
+    pub failure_threshold: u32,
+    pub success_threshold: u32,
+}
+
+impl Default for StateRules {
+    fn default() -> Self {
+        StateRules {
+            failure_threshold: 1,
+            success_threshold: 1,
+        }
+    }
+}
+
+/// Everything a worker needs to perform one HTTP check, with no database at hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRequest {
+    pub url: String,
+    pub method: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    pub timeout_ms: u64,
+    pub expected_status_codes: ExpectedStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<String>,
+    pub follow_redirects: bool,
+}
+
+impl CheckRequest {
+    /// The request a monitor's settings describe.
+    pub fn for_monitor(m: &Monitor) -> Self {
+        CheckRequest {
+            url: m.url.clone(),
+            method: m.method.clone(),
+            headers: m.headers.clone(),
+            body: m.body.clone(),
+            timeout_ms: u64::from(m.timeout_seconds) * 1000,
+            expected_status_codes: m.expected_status_codes.clone(),
+            keyword: m.keyword.clone(),
+            follow_redirects: m.follow_redirects,
+        }
+    }
+}
+
+/// One due check of one monitor, as the scheduler emits it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckJob {
+    /// Schema version ([`SCHEMA_VERSION`]).
+    pub v: u16,
+    /// Unique per emitted job (UUIDv7).
+    pub id: Uuid,
+    pub monitor_id: Uuid,
+    pub monitor_name: String,
+    /// When the check should start; lag is measured against it.
+    pub due_at: DateTime<Utc>,
+    /// The monitor's interval; a job picked up later than this after `due_at` is stale.
+    pub interval_ms: u64,
+    pub rules: StateRules,
+    pub request: CheckRequest,
+}
+
+impl CheckJob {
+    /// The job for `monitor`'s check due at `due_at`.
+    pub fn for_monitor(monitor: &Monitor, due_at: DateTime<Utc>) -> Self {
+        CheckJob {
+            v: SCHEMA_VERSION,
+            id: Uuid::now_v7(),
+            monitor_id: monitor.id,
+            monitor_name: monitor.name.clone(),
+            due_at,
+            interval_ms: u64::from(monitor.interval_seconds) * 1000,
+            rules: monitor.rules(),
+            request: CheckRequest::for_monitor(monitor),
+        }
+    }
+
+    /// Whether a worker picking this job up at `now` is too late to check it meaningfully:
+    /// the next check of the same monitor is already due.
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        (now - self.due_at).num_milliseconds() > self.interval_ms as i64
+    }
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Up,
+    Down,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Up => "up",
+            CheckStatus::Down => "down",
+        }
+    }
+}
+
+/// Why a check failed. The set is fixed so that dashboards and alerts can group by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No complete answer within the monitor's timeout.
+    Timeout,
+    /// The host name could not be resolved.
+    Dns,
+    /// The TCP connection could not be made (refused, reset, unreachable).
+    Connect,
+    /// The TLS handshake failed (certificate invalid, expired, wrong host, protocol).
+    Tls,
+    /// The server answered with a code the monitor does not expect.
+    StatusMismatch,
+    /// The body (its bounded prefix) lacks the monitor's keyword.
+    KeywordMissing,
+    /// More redirects than the bounded number of hops.
+    TooManyRedirects,
+    /// Anything else: a malformed answer, a protocol error.
+    Other,
+}
+
+impl ErrorKind {
+    /// Every kind, in a stable order (for metrics and docs).
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::Timeout,
+        ErrorKind::Dns,
+        ErrorKind::Connect,
+        ErrorKind::Tls,
+        ErrorKind::StatusMismatch,
+        ErrorKind::KeywordMissing,
+        ErrorKind::TooManyRedirects,
+        ErrorKind::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
+            ErrorKind::StatusMismatch => "status_mismatch",
+            ErrorKind::KeywordMissing => "keyword_missing",
+            ErrorKind::TooManyRedirects => "too_many_redirects",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// The kind named by [`ErrorKind::as_str`], for stores that keep it as text.
+    pub fn parse(text: &str) -> ErrorKind {
+        ErrorKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .unwrap_or(ErrorKind::Other)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed check's kind and a short message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl CheckError {
+    /// An error with its message cut to [`MAX_ERROR_MESSAGE`] bytes.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        CheckError {
+            kind,
+            message: truncate(message.into(), MAX_ERROR_MESSAGE),
+        }
+    }
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, marking the cut with `…`.
+pub fn truncate(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+    text
+}
+
+/// The result of one check, as workers publish it and every consumer reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Schema version ([`SCHEMA_VERSION`]).
+    pub v: u16,
+    /// Unique per result (UUIDv7); redelivered copies carry the same id.
+    pub id: Uuid,
+    pub job_id: Uuid,
+    pub monitor_id: Uuid,
+    pub monitor_name: String,
+    pub url: String,
+    pub due_at: DateTime<Utc>,
+    /// When the check started (UTC).
+    pub checked_at: DateTime<Utc>,
+    pub response_time_ms: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    pub status: CheckStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CheckError>,
+    pub rules: StateRules,
+}
+
+impl CheckResult {
+    /// A result for `job`, with a fresh id.
+    pub fn for_job(
+        job: &CheckJob,
+        checked_at: DateTime<Utc>,
+        response_time_ms: u32,
+        status_code: Option<u16>,
+        outcome: Result<(), CheckError>,
+    ) -> Self {
+        let (status, error) = match outcome {
+            Ok(()) => (CheckStatus::Up, None),
+            Err(e) => (CheckStatus::Down, Some(e)),
+        };
+        CheckResult {
+            v: SCHEMA_VERSION,
+            id: Uuid::now_v7(),
+            job_id: job.id,
+            monitor_id: job.monitor_id,
+            monitor_name: job.monitor_name.clone(),
+            url: job.request.url.clone(),
+            due_at: job.due_at,
+            checked_at,
+            response_time_ms,
+            status_code,
+            status,
+            error,
+            rules: job.rules,
+        }
+    }
+
+    /// Milliseconds from due time to the start of the check.
+    pub fn schedule_lag_ms(&self) -> i64 {
+        (self.checked_at - self.due_at).num_milliseconds().max(0)
+    }
+}
+
+/// Judges an HTTP answer against the request's expectations.
+///
+/// `body_prefix` is the bounded start of the body, read only when a keyword is set.
+pub fn evaluate(request: &CheckRequest, status: u16, body_prefix: Option<&[u8]>) -> Result<(), CheckError> {
+    if !request.expected_status_codes.matches(status) {
+        return Err(CheckError::new(
+            ErrorKind::StatusMismatch,
+            format!(
+                "got HTTP {status}, expected {}",
+                request.expected_status_codes
+            ),
+        ));
+    }
+    if let Some(keyword) = &request.keyword {
+        let found = body_prefix.is_some_and(|body| contains(body, keyword.as_bytes()));
+        if !found {
+            return Err(CheckError::new(
+                ErrorKind::KeywordMissing,
+                format!("the response does not contain `{keyword}`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expected::StatusMatcher;
+
+    fn request(keyword: Option<&str>) -> CheckRequest {
+        CheckRequest {
+            url: "http://127.0.0.1/".into(),
+            method: "GET".into(),
+            headers: BTreeMap::new(),
+            body: None,
+            timeout_ms: 1000,
+            expected_status_codes: ExpectedStatus(vec![StatusMatcher::Range(200, 299)]),
+            keyword: keyword.map(str::to_string),
+            follow_redirects: true,
+        }
+    }
+
+    #[test]
+    fn expected_status_passes_and_others_fail() {
+        assert!(evaluate(&request(None), 204, None).is_ok());
+        let err = evaluate(&request(None), 503, None).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::StatusMismatch);
+        assert_eq!(err.message, "got HTTP 503, expected 2xx");
+    }
+
+    #[test]
+    fn keyword_is_searched_in_the_prefix() {
+        let r = request(Some("healthy"));
+        assert!(evaluate(&r, 200, Some(b"status: healthy\n")).is_ok());
+        assert_eq!(
+            evaluate(&r, 200, Some(b"status: sick")).unwrap_err().kind,
+            ErrorKind::KeywordMissing
+        );
+        assert_eq!(evaluate(&r, 200, None).unwrap_err().kind, ErrorKind::KeywordMissing);
+        // The status is judged first: a 500 with the keyword is a status mismatch.
+        assert_eq!(
+            evaluate(&r, 500, Some(b"healthy")).unwrap_err().kind,
+            ErrorKind::StatusMismatch
+        );
+    }
+
+    #[test]
+    fn messages_are_bounded_on_char_boundaries() {
+        let e = CheckError::new(ErrorKind::Other, "é".repeat(400));
+        assert!(e.message.len() <= MAX_ERROR_MESSAGE);
+        assert!(e.message.ends_with('…'));
+        assert_eq!(truncate("short".into(), 10), "short");
+    }
+
+    #[test]
+    fn error_kinds_round_trip_as_text() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::parse(kind.as_str()), kind);
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        assert_eq!(ErrorKind::parse("whatever"), ErrorKind::Other);
+    }
+
+    #[test]
+    fn staleness_is_one_interval_after_due() {
+        let m = Monitor::create(
+            crate::monitor::MonitorInput {
+                url: Some("http://127.0.0.1/".into()),
+                interval_seconds: Some(60),
+                ..Default::default()
+            },
+            Utc::now(),
+        )
+        .unwrap();
+        let due = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let job = CheckJob::for_monitor(&m, due);
+        assert!(!job.is_stale(due + chrono::Duration::seconds(60)));
+        assert!(job.is_stale(due + chrono::Duration::milliseconds(60_001)));
+        let json = serde_json::to_string(&job).unwrap();
+        assert_eq!(serde_json::from_str::<CheckJob>(&json).unwrap(), job);
+    }
+}

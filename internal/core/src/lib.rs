@@ -1,0 +1,28 @@
+//! The pure domain of upwatch.
+//!
+//! Everything here is plain data and functions: no IO, no clocks, no async. The roles in
+//! `upwatch-pipeline` feed it time and events; the stores persist what it returns.
+//!
+//! Layout:
+//! - [`monitor`]: a monitor's definition, its defaults and validation, and partial updates.
+//! - [`expected`]: the expected-status language (`200`, `"2xx"`, `"200-299"`).
+//! - [`check`]: jobs, results, error kinds, and the evaluation of a response.
+//! - [`schedule`]: the fixed-rate, spread-out schedule of many monitors.
+//! - [`state`]: the up/down state machine with thresholds, and the transitions that alert.
+//! - [`alert`]: what an alert says, independent of where it is sent.
+//! - [`webhook`]: alert destinations and how their secret URLs are shown.
+
+pub mod alert;
+pub mod check;
+pub mod expected;
+pub mod monitor;
+pub mod schedule;
+pub mod state;
+pub mod webhook;
+
+pub use alert::{Alert, AlertKind};
+pub use check::{CheckError, CheckJob, CheckRequest, CheckResult, CheckStatus, ErrorKind, StateRules};
+pub use expected::{ExpectedStatus, StatusMatcher};
+pub use monitor::{Monitor, MonitorInput, ValidationError};
+pub use state::{MonitorState, MonitorStatus, Transition};
+pub use webhook::{redact_url, Webhook, WebhookSource, WebhookView};

@@ -1,0 +1,499 @@
+//! A monitor: what to check, how often, and what counts as up.
+//!
+//! Validation and defaults live next to the type so that the API, the importer and the
+//! `SITES_TO_MONITOR` seeding all accept and refuse exactly the same things, with errors that
+//! name the field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::expected::{ExpectedStatus, StatusMatcher};
+
+/// Default check interval: five minutes, as most hosted monitors offer on their free tier.
+pub const DEFAULT_INTERVAL_SECONDS: u32 = 300;
+/// Default per-check timeout.
+pub const DEFAULT_TIMEOUT_SECONDS: u32 = 10;
+/// The longest interval accepted: one day.
+pub const MAX_INTERVAL_SECONDS: u32 = 86_400;
+/// The longest timeout accepted, whatever the interval.
+pub const MAX_TIMEOUT_SECONDS: u32 = 300;
+/// The most consecutive results a threshold may ask for.
+pub const MAX_THRESHOLD: u32 = 100;
+/// HTTP methods a check may use.
+pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// A monitored URL with its check settings, as stored and as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Monitor {
+    /// Stable identifier (UUIDv7, so ids sort by creation time).
+    pub id: Uuid,
+    /// Human name used in alerts and listings.
+    pub name: String,
+    /// The http or https URL to request.
+    pub url: String,
+    /// Upper-case HTTP method.
+    pub method: String,
+    /// Extra request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Request body, sent as is.
+    pub body: Option<String>,
+    /// Status codes that count as up.
+    pub expected_status_codes: ExpectedStatus,
+    /// Text the response body must contain (within the bounded prefix that is read).
+    pub keyword: Option<String>,
+    /// Seconds between the starts of two checks.
+    pub interval_seconds: u32,
+    /// Seconds a check may take before it fails as a timeout.
+    pub timeout_seconds: u32,
+    /// Whether redirects are followed (a bounded number of hops).
+    pub follow_redirects: bool,
+    /// Consecutive failures before the monitor is DOWN.
+    pub failure_threshold: u32,
+    /// Consecutive successes before a DOWN monitor is UP again.
+    pub success_threshold: u32,
+    /// False pauses the monitor: no checks, status `paused`.
+    pub enabled: bool,
+    /// Webhooks that receive this monitor's alerts; empty means all of them.
+    pub webhook_ids: Vec<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A field that failed validation, and why, in words for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    /// The JSON field (or configuration key) at fault.
+    pub field: String,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "`{}` {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+/// What a client sends to create a monitor; every field but `url` has a default.
+///
+/// Unknown fields are refused so that a typo (`intervall_seconds`) is an error rather than a
+/// silently ignored setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_status_codes: Option<ExpectedStatus>,
+    /// The seeds' single-code shorthand for `expected_status_codes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_status_code: Option<StatusMatcher>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_redirects: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_threshold: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_ids: Option<Vec<Uuid>>,
+}
+
+impl MonitorInput {
+    /// An input that only names a URL, as `SITES_TO_MONITOR` and `upwatch check` give.
+    pub fn for_url(url: impl Into<String>) -> Self {
+        MonitorInput {
+            url: Some(url.into()),
+            ..MonitorInput::default()
+        }
+    }
+
+    /// Applies defaults and validation, giving a monitor with the given identity and times.
+    pub fn into_monitor(
+        self,
+        id: Uuid,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    ) -> Result<Monitor, ValidationError> {
+        let url = validate_url(self.url.as_deref())?;
+        let name = match self.name {
+            Some(name) => {
+                let name = name.trim().to_string();
+                if name.is_empty() {
+                    return Err(ValidationError::new("name", "must not be empty"));
+                }
+                if name.chars().count() > 200 {
+                    return Err(ValidationError::new("name", "must be at most 200 characters"));
+                }
+                name
+            }
+            None => default_name(&url),
+        };
+        let method = match self.method {
+            Some(m) => {
+                let upper = m.trim().to_ascii_uppercase();
+                if !METHODS.contains(&upper.as_str()) {
+                    return Err(ValidationError::new(
+                        "method",
+                        format!("must be one of {}, not `{m}`", METHODS.join(", ")),
+                    ));
+                }
+                upper
+            }
+            None => "GET".to_string(),
+        };
+        let headers = self.headers.unwrap_or_default();
+        for (name, value) in &headers {
+            let valid_name = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !valid_name {
+                return Err(ValidationError::new(
+                    "headers",
+                    format!("`{name}` is not a valid HTTP header name"),
+                ));
+            }
+            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(ValidationError::new(
+                    "headers",
+                    format!("the value of `{name}` must not contain line breaks"),
+                ));
+            }
+        }
+        if self.body.as_ref().is_some_and(|b| b.len() > 65_536) {
+            return Err(ValidationError::new("body", "must be at most 64 KiB"));
+        }
+        let expected_status_codes = match (self.expected_status_codes, self.expected_status_code) {
+            (Some(_), Some(_)) => {
+                return Err(ValidationError::new(
+                    "expected_status_code",
+                    "cannot be given together with `expected_status_codes`",
+                ))
+            }
+            (Some(list), None) => {
+                if list.0.is_empty() {
+                    return Err(ValidationError::new(
+                        "expected_status_codes",
+                        "must list at least one code or range",
+                    ));
+                }
+                list
+            }
+            (None, Some(one)) => ExpectedStatus(vec![one]),
+            (None, None) => ExpectedStatus::default(),
+        };
+        let keyword = self.keyword.filter(|k| !k.is_empty());
+        if keyword.as_ref().is_some_and(|k| k.len() > 1024) {
+            return Err(ValidationError::new("keyword", "must be at most 1024 bytes"));
+        }
+        let interval_seconds = self.interval_seconds.unwrap_or(DEFAULT_INTERVAL_SECONDS);
+        if !(1..=MAX_INTERVAL_SECONDS).contains(&interval_seconds) {
+            return Err(ValidationError::new(
+                "interval_seconds",
+                format!("must be between 1 and {MAX_INTERVAL_SECONDS} seconds, not {interval_seconds}"),
+            ));
+        }
+        let timeout_seconds = self
+            .timeout_seconds
+            .unwrap_or_else(|| DEFAULT_TIMEOUT_SECONDS.min(interval_seconds));
+        if timeout_seconds == 0 || timeout_seconds > MAX_TIMEOUT_SECONDS {
+            return Err(ValidationError::new(
+                "timeout_seconds",
+                format!("must be between 1 and {MAX_TIMEOUT_SECONDS} seconds, not {timeout_seconds}"),
+            ));
+        }
+        if timeout_seconds > interval_seconds {
+            return Err(ValidationError::new(
+                "timeout_seconds",
+                format!(
+                    "must not be above `interval_seconds` ({timeout_seconds} > {interval_seconds}), \
+                     or two checks of one site would overlap"
+                ),
+            ));
+        }
+        let failure_threshold = threshold("failure_threshold", self.failure_threshold)?;
+        let success_threshold = threshold("success_threshold", self.success_threshold)?;
+        let mut webhook_ids = self.webhook_ids.unwrap_or_default();
+        webhook_ids.sort();
+        webhook_ids.dedup();
+        Ok(Monitor {
+            id,
+            name,
+            url,
+            method,
+            headers,
+            body: self.body,
+            expected_status_codes,
+            keyword,
+            interval_seconds,
+            timeout_seconds,
+            follow_redirects: self.follow_redirects.unwrap_or(true),
+            failure_threshold,
+            success_threshold,
+            enabled: self.enabled.unwrap_or(true),
+            webhook_ids,
+            created_at,
+            updated_at,
+        })
+    }
+}
+
+fn threshold(field: &str, value: Option<u32>) -> Result<u32, ValidationError> {
+    let value = value.unwrap_or(1);
+    if (1..=MAX_THRESHOLD).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ValidationError::new(
+            field,
+            format!("must be between 1 and {MAX_THRESHOLD}, not {value}"),
+        ))
+    }
+}
+
+fn validate_url(url: Option<&str>) -> Result<String, ValidationError> {
+    let Some(raw) = url else {
+        return Err(ValidationError::new("url", "is required"));
+    };
+    let raw = raw.trim();
+    let parsed = url::Url::parse(raw).map_err(|e| {
+        ValidationError::new(
+            "url",
+            format!("`{raw}` is not a valid URL ({e}); expected a form such as https://example.com/health"),
+        )
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ValidationError::new(
+            "url",
+            format!("must use http or https, not `{}`", parsed.scheme()),
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ValidationError::new("url", "must name a host"));
+    }
+    if raw.len() > 2048 {
+        return Err(ValidationError::new("url", "must be at most 2048 characters"));
+    }
+    Ok(parsed.to_string())
+}
+
+fn default_name(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| url.to_string())
+}
+
+impl Monitor {
+    /// Creates a monitor from client input with a fresh id.
+    pub fn create(input: MonitorInput, now: DateTime<Utc>) -> Result<Monitor, ValidationError> {
+        input.into_monitor(Uuid::now_v7(), now, now)
+    }
+
+    /// The input that would recreate this monitor's settings.
+    pub fn to_input(&self) -> MonitorInput {
+        MonitorInput {
+            name: Some(self.name.clone()),
+            url: Some(self.url.clone()),
+            method: Some(self.method.clone()),
+            headers: Some(self.headers.clone()),
+            body: self.body.clone(),
+            expected_status_codes: Some(self.expected_status_codes.clone()),
+            expected_status_code: None,
+            keyword: self.keyword.clone(),
+            interval_seconds: Some(self.interval_seconds),
+            timeout_seconds: Some(self.timeout_seconds),
+            follow_redirects: Some(self.follow_redirects),
+            failure_threshold: Some(self.failure_threshold),
+            success_threshold: Some(self.success_threshold),
+            enabled: Some(self.enabled),
+            webhook_ids: Some(self.webhook_ids.clone()),
+        }
+    }
+
+    /// Applies a JSON merge patch (RFC 7396) of settings and validates the result as a whole.
+    ///
+    /// `null` clears an optional field (`body`, `keyword`) or restores a default. The id and
+    /// creation time are not settings and cannot be patched.
+    pub fn apply_patch(
+        &self,
+        patch: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Monitor, ValidationError> {
+        let serde_json::Value::Object(changes) = patch else {
+            return Err(ValidationError::new("", "a patch must be a JSON object of the fields to change"));
+        };
+        let mut base = serde_json::to_value(self.to_input()).expect("monitor input serializes");
+        if changes.contains_key("expected_status_code") {
+            if let serde_json::Value::Object(map) = &mut base {
+                map.remove("expected_status_codes");
+            }
+        }
+        merge_patch(&mut base, patch);
+        let input: MonitorInput = serde_json::from_value(base)
+            .map_err(|e| ValidationError::new("", e.to_string()))?;
+        input.into_monitor(self.id, self.created_at, now)
+    }
+
+    /// The state-machine thresholds of this monitor.
+    pub fn rules(&self) -> crate::check::StateRules {
+        crate::check::StateRules {
+            failure_threshold: self.failure_threshold,
+            success_threshold: self.success_threshold,
+        }
+    }
+}
+
+/// RFC 7396 JSON merge patch: objects merge key by key, `null` removes, anything else replaces.
+pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    use serde_json::Value;
+    match patch {
+        Value::Object(changes) => {
+            if !target.is_object() {
+                *target = Value::Object(serde_json::Map::new());
+            }
+            let map = target.as_object_mut().expect("just made an object");
+            for (key, value) in changes {
+                if value.is_null() {
+                    map.remove(key);
+                } else {
+                    merge_patch(map.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+    }
+
+    fn create(value: serde_json::Value) -> Result<Monitor, ValidationError> {
+        let input: MonitorInput =
+            serde_json::from_value(value).map_err(|e| ValidationError::new("", e.to_string()))?;
+        Monitor::create(input, now())
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_the_url() {
+        let m = create(json!({"url": "https://example.com/health"})).unwrap();
+        assert_eq!(m.name, "example.com");
+        assert_eq!(m.method, "GET");
+        assert_eq!(m.interval_seconds, 300);
+        assert_eq!(m.timeout_seconds, 10);
+        assert!(m.follow_redirects && m.enabled);
+        assert_eq!((m.failure_threshold, m.success_threshold), (1, 1));
+        assert_eq!(m.expected_status_codes, ExpectedStatus::default());
+        assert_eq!(m.created_at, m.updated_at);
+    }
+
+    #[test]
+    fn short_interval_lowers_the_default_timeout() {
+        let m = create(json!({"url": "http://127.0.0.1:1/", "interval_seconds": 2})).unwrap();
+        assert_eq!(m.timeout_seconds, 2);
+    }
+
+    #[test]
+    fn seed_shorthand_is_accepted() {
+        let m = create(json!({"url": "http://a.test", "expected_status_code": 204})).unwrap();
+        assert_eq!(m.expected_status_codes, ExpectedStatus(vec![StatusMatcher::Code(204)]));
+        let err = create(json!({"url": "http://a.test", "expected_status_code": 204, "expected_status_codes": [200]})).unwrap_err();
+        assert_eq!(err.field, "expected_status_code");
+    }
+
+    #[test]
+    fn invalid_values_name_their_field() {
+        let cases = [
+            (json!({}), "url"),
+            (json!({"url": "ftp://example.com"}), "url"),
+            (json!({"url": "not a url"}), "url"),
+            (json!({"url": "http://a.test", "interval_seconds": 0}), "interval_seconds"),
+            (json!({"url": "http://a.test", "interval_seconds": 10, "timeout_seconds": 11}), "timeout_seconds"),
+            (json!({"url": "http://a.test", "timeout_seconds": 0}), "timeout_seconds"),
+            (json!({"url": "http://a.test", "method": "FETCH"}), "method"),
+            (json!({"url": "http://a.test", "name": "  "}), "name"),
+            (json!({"url": "http://a.test", "failure_threshold": 0}), "failure_threshold"),
+            (json!({"url": "http://a.test", "success_threshold": 101}), "success_threshold"),
+            (json!({"url": "http://a.test", "headers": {"bad name": "x"}}), "headers"),
+            (json!({"url": "http://a.test", "headers": {"X-A": "a\r\nb"}}), "headers"),
+            (json!({"url": "http://a.test", "expected_status_codes": []}), "expected_status_codes"),
+        ];
+        for (input, field) in cases {
+            let err = create(input.clone()).unwrap_err();
+            assert_eq!(err.field, field, "{input}: {err}");
+            assert!(!err.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = create(json!({"url": "http://a.test", "intervall_seconds": 5})).unwrap_err();
+        assert!(err.message.contains("unknown field `intervall_seconds`"), "{err}");
+    }
+
+    #[test]
+    fn patch_changes_only_what_it_names() {
+        let m = create(json!({"url": "http://a.test", "keyword": "ok", "headers": {"A": "1"}})).unwrap();
+        let later = now() + chrono::Duration::seconds(5);
+        let p = m
+            .apply_patch(&json!({"interval_seconds": 60, "keyword": null, "headers": {"B": "2"}}), later)
+            .unwrap();
+        assert_eq!(p.interval_seconds, 60);
+        assert_eq!(p.keyword, None);
+        assert_eq!(p.headers.len(), 2);
+        assert_eq!((p.id, p.created_at, p.updated_at), (m.id, m.created_at, later));
+        assert_eq!(p.url, m.url);
+    }
+
+    #[test]
+    fn patch_is_validated_as_a_whole() {
+        let m = create(json!({"url": "http://a.test", "interval_seconds": 60, "timeout_seconds": 30})).unwrap();
+        let err = m.apply_patch(&json!({"interval_seconds": 10}), now()).unwrap_err();
+        assert_eq!(err.field, "timeout_seconds");
+        let err = m.apply_patch(&json!({"id": "x"}), now()).unwrap_err();
+        assert!(err.message.contains("unknown field `id`"), "{err}");
+        assert!(m.apply_patch(&json!([1]), now()).is_err());
+        let p = m.apply_patch(&json!({"expected_status_code": "2xx"}), now()).unwrap();
+        assert_eq!(p.expected_status_codes.to_string(), "2xx");
+    }
+}

@@ -1,0 +1,328 @@
+//! The up/down state machine of one monitor.
+//!
+//! A monitor is `pending` until its first result, then `up` or `down`; `paused` while it is
+//! disabled. It goes DOWN after `failure_threshold` consecutive failures and UP again after
+//! `success_threshold` consecutive successes; only those two changes are [`Transition`]s, and
+//! only transitions alert. The first result of a new monitor, when it is up, changes the status
+//! without alerting; a new monitor that is down from the start alerts once its threshold is met.
+//!
+//! The state is plain data so that every store can persist it and every role that reads the
+//! results stream can run the same machine.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::check::{CheckError, CheckResult, CheckStatus};
+
+/// The status a person sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MonitorStatus {
+    /// No result yet.
+    Pending,
+    Up,
+    Down,
+    /// The monitor is disabled; no checks run.
+    Paused,
+}
+
+impl MonitorStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MonitorStatus::Pending => "pending",
+            MonitorStatus::Up => "up",
+            MonitorStatus::Down => "down",
+            MonitorStatus::Paused => "paused",
+        }
+    }
+
+    /// The status named by [`MonitorStatus::as_str`]; unknown text reads as pending.
+    pub fn parse(text: &str) -> MonitorStatus {
+        match text {
+            "up" => MonitorStatus::Up,
+            "down" => MonitorStatus::Down,
+            "paused" => MonitorStatus::Paused,
+            _ => MonitorStatus::Pending,
+        }
+    }
+}
+
+/// A change that deserves an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// The failure threshold was reached.
+    WentDown { at: DateTime<Utc> },
+    /// The success threshold was reached after being down since `down_since`.
+    Recovered {
+        at: DateTime<Utc>,
+        down_since: DateTime<Utc>,
+    },
+}
+
+/// Everything the state machine remembers of one monitor, and what the live status shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorState {
+    pub monitor_id: Uuid,
+    pub status: MonitorStatus,
+    /// Start time of the newest result applied.
+    pub last_checked: Option<DateTime<Utc>>,
+    /// When `status` last changed (pending to up included).
+    pub last_status_change: Option<DateTime<Utc>>,
+    pub consecutive_failures: u32,
+    pub consecutive_successes: u32,
+    /// The status to return to when a paused monitor is resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_from: Option<MonitorStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_time_ms: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CheckError>,
+}
+
+impl MonitorState {
+    /// The state of a monitor that has no result yet.
+    pub fn new(monitor_id: Uuid) -> Self {
+        MonitorState {
+            monitor_id,
+            status: MonitorStatus::Pending,
+            last_checked: None,
+            last_status_change: None,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+            paused_from: None,
+            response_time_ms: None,
+            status_code: None,
+            error: None,
+        }
+    }
+
+    /// Whether `result` may change this state: it belongs to this monitor, the monitor is not
+    /// paused, and it is newer than the last result applied (a redelivered or reordered result
+    /// is ignored, which makes applying idempotent).
+    pub fn accepts(&self, result: &CheckResult) -> bool {
+        result.monitor_id == self.monitor_id
+            && self.status != MonitorStatus::Paused
+            && self.last_checked.is_none_or(|last| result.checked_at > last)
+    }
+
+    /// Applies one result and returns the transition it causes, if any.
+    pub fn apply(&mut self, result: &CheckResult) -> Option<Transition> {
+        if !self.accepts(result) {
+            return None;
+        }
+        let at = result.checked_at;
+        self.last_checked = Some(at);
+        self.response_time_ms = Some(result.response_time_ms);
+        self.status_code = result.status_code;
+        self.error = result.error.clone();
+        match result.status {
+            CheckStatus::Up => {
+                self.consecutive_successes = self.consecutive_successes.saturating_add(1);
+                self.consecutive_failures = 0;
+                match self.status {
+                    MonitorStatus::Pending => {
+                        self.change(MonitorStatus::Up, at);
+                        None
+                    }
+                    MonitorStatus::Down
+                        if self.consecutive_successes >= result.rules.success_threshold.max(1) =>
+                    {
+                        let down_since = self.last_status_change.unwrap_or(at);
+                        self.change(MonitorStatus::Up, at);
+                        Some(Transition::Recovered { at, down_since })
+                    }
+                    _ => None,
+                }
+            }
+            CheckStatus::Down => {
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                self.consecutive_successes = 0;
+                let reached = self.consecutive_failures >= result.rules.failure_threshold.max(1);
+                match self.status {
+                    MonitorStatus::Pending | MonitorStatus::Up if reached => {
+                        self.change(MonitorStatus::Down, at);
+                        Some(Transition::WentDown { at })
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// Pauses the monitor, remembering its status for [`MonitorState::resume`].
+    pub fn pause(&mut self, at: DateTime<Utc>) {
+        if self.status != MonitorStatus::Paused {
+            self.paused_from = Some(self.status);
+            self.change(MonitorStatus::Paused, at);
+        }
+    }
+
+    /// Resumes a paused monitor in the status it had, with fresh counters, so that a site
+    /// that was down and still is sends nothing new, and its recovery still alerts.
+    pub fn resume(&mut self, at: DateTime<Utc>) {
+        if self.status == MonitorStatus::Paused {
+            let status = self.paused_from.take().unwrap_or(MonitorStatus::Pending);
+            self.change(status, at);
+            self.consecutive_failures = 0;
+            self.consecutive_successes = 0;
+        }
+    }
+
+    fn change(&mut self, status: MonitorStatus, at: DateTime<Utc>) {
+        self.status = status;
+        self.last_status_change = Some(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{ErrorKind, StateRules, SCHEMA_VERSION};
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
+    }
+
+    fn result(id: Uuid, at: i64, up: bool, rules: (u32, u32)) -> CheckResult {
+        CheckResult {
+            v: SCHEMA_VERSION,
+            id: Uuid::now_v7(),
+            job_id: Uuid::now_v7(),
+            monitor_id: id,
+            monitor_name: "m".into(),
+            url: "http://127.0.0.1/".into(),
+            due_at: t(at),
+            checked_at: t(at),
+            response_time_ms: 5,
+            status_code: Some(if up { 200 } else { 500 }),
+            status: if up { CheckStatus::Up } else { CheckStatus::Down },
+            error: (!up).then(|| CheckError::new(ErrorKind::StatusMismatch, "got HTTP 500")),
+            rules: StateRules {
+                failure_threshold: rules.0,
+                success_threshold: rules.1,
+            },
+        }
+    }
+
+    /// Runs a sequence of up (true) / down (false) results and returns the transitions.
+    fn run(seq: &[bool], rules: (u32, u32)) -> (MonitorState, Vec<Transition>) {
+        let id = Uuid::now_v7();
+        let mut state = MonitorState::new(id);
+        let transitions = seq
+            .iter()
+            .enumerate()
+            .filter_map(|(i, up)| state.apply(&result(id, i as i64, *up, rules)))
+            .collect();
+        (state, transitions)
+    }
+
+    #[test]
+    fn first_result_up_changes_status_without_alert() {
+        let (s, tr) = run(&[true, true], (1, 1));
+        assert_eq!(s.status, MonitorStatus::Up);
+        assert_eq!(s.last_status_change, Some(t(0)));
+        assert!(tr.is_empty());
+    }
+
+    #[test]
+    fn new_monitor_that_is_down_alerts_once() {
+        let (s, tr) = run(&[false, false, false], (1, 1));
+        assert_eq!(s.status, MonitorStatus::Down);
+        assert_eq!(tr, vec![Transition::WentDown { at: t(0) }]);
+    }
+
+    #[test]
+    fn failure_threshold_needs_consecutive_failures() {
+        let (s, tr) = run(&[true, false, false, true, false, false], (3, 1));
+        assert_eq!(s.status, MonitorStatus::Up);
+        assert!(tr.is_empty());
+        let (s, tr) = run(&[true, false, false, false, false], (3, 1));
+        assert_eq!(s.status, MonitorStatus::Down);
+        assert_eq!(tr, vec![Transition::WentDown { at: t(3) }]);
+    }
+
+    #[test]
+    fn success_threshold_needs_consecutive_successes() {
+        let (s, tr) = run(&[true, false, true, false, true, true], (1, 2));
+        assert_eq!(s.status, MonitorStatus::Up);
+        assert_eq!(
+            tr,
+            vec![
+                Transition::WentDown { at: t(1) },
+                Transition::Recovered { at: t(5), down_since: t(1) },
+            ]
+        );
+    }
+
+    #[test]
+    fn flapping_alerts_on_each_transition_only() {
+        let (_, tr) = run(&[true, false, false, true, true, false], (1, 1));
+        assert_eq!(tr.len(), 3);
+        assert!(matches!(tr[0], Transition::WentDown { .. }));
+        assert!(matches!(tr[1], Transition::Recovered { .. }));
+        assert!(matches!(tr[2], Transition::WentDown { .. }));
+    }
+
+    #[test]
+    fn redelivered_and_older_results_are_ignored() {
+        let id = Uuid::now_v7();
+        let mut s = MonitorState::new(id);
+        let down = result(id, 10, false, (1, 1));
+        assert!(s.apply(&down).is_some());
+        assert_eq!(s.apply(&down), None, "the same result twice alerts once");
+        assert_eq!(s.apply(&result(id, 5, true, (1, 1))), None, "older result");
+        assert_eq!(s.status, MonitorStatus::Down);
+        assert_eq!(s.apply(&result(Uuid::now_v7(), 20, true, (1, 1))), None, "other monitor");
+    }
+
+    #[test]
+    fn paused_ignores_results_and_resume_restores_status() {
+        let id = Uuid::now_v7();
+        let mut s = MonitorState::new(id);
+        s.apply(&result(id, 0, false, (1, 1)));
+        s.pause(t(1));
+        assert_eq!(s.status, MonitorStatus::Paused);
+        assert_eq!(s.apply(&result(id, 2, true, (1, 1))), None);
+        assert_eq!(s.status, MonitorStatus::Paused);
+        s.resume(t(3));
+        assert_eq!(s.status, MonitorStatus::Down);
+        assert_eq!(s.apply(&result(id, 4, false, (1, 1))), None, "still down: nothing new");
+        assert!(matches!(
+            s.apply(&result(id, 5, true, (1, 1))),
+            Some(Transition::Recovered { .. })
+        ));
+    }
+
+    #[test]
+    fn pausing_twice_keeps_the_original_status() {
+        let id = Uuid::now_v7();
+        let mut s = MonitorState::new(id);
+        s.apply(&result(id, 0, true, (1, 1)));
+        s.pause(t(1));
+        s.pause(t(2));
+        s.resume(t(3));
+        assert_eq!(s.status, MonitorStatus::Up);
+        s.resume(t(4));
+        assert_eq!(s.last_status_change, Some(t(3)), "resuming a running monitor is a no-op");
+    }
+
+    #[test]
+    fn restart_from_persisted_state_sends_nothing_new() {
+        let (s, _) = run(&[false], (1, 1));
+        let json = serde_json::to_string(&s).unwrap();
+        let mut restored: MonitorState = serde_json::from_str(&json).unwrap();
+        assert_eq!(restored, s);
+        let id = restored.monitor_id;
+        assert_eq!(restored.apply(&result(id, 100, false, (1, 1))), None);
+    }
+
+    #[test]
+    fn a_zero_threshold_behaves_as_one() {
+        let (s, tr) = run(&[true, false], (0, 0));
+        assert_eq!(s.status, MonitorStatus::Down);
+        assert_eq!(tr.len(), 1);
+    }
+}

@@ -1,0 +1,8 @@
+//! Real HTTP servers on loopback for upwatch's tests, never mocked functions.
+//!
+//! - [`target`]: a site to monitor, whose behaviour each test can switch at run time.
+//! - [`discord`]: a Discord-compatible webhook receiver that records every message and can be
+//!   told to answer 429, 5xx or 404.
+
+pub mod discord;
+pub mod target;
