@@ -1,0 +1,176 @@
+//! Metrics and logs shared by every role.
+//!
+//! [`Metrics`] is one registry per process, rendered as Prometheus text at `/metrics`.
+//! [`init_tracing`] sets up structured logs, human-readable or JSON.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use upwatch_core::{CheckResult, CheckStatus};
+
+/// Label of a check counter: `up`, or the error kind of a failed check.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+/// Label of a per-topic counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabel {
+    pub topic: &'static str,
+}
+
+/// Every metric upwatch exports. Cheap to clone handles live inside; share it in an `Arc`.
+pub struct Metrics {
+    registry: Registry,
+    /// Checks performed, by outcome (`up` or the error kind).
+    pub checks: Family<OutcomeLabel, Counter>,
+    /// Duration of checks, seconds.
+    pub check_duration: Histogram,
+    /// Start of a check minus its due time, seconds.
+    pub schedule_lag: Histogram,
+    /// Time a job waited for a free worker, seconds.
+    pub queue_wait: Histogram,
+    /// Jobs waiting for a worker in this process.
+    pub queue_depth: Gauge,
+    /// Checks in flight in this process.
+    pub checks_in_flight: Gauge,
+    /// Jobs skipped because they were picked up more than one interval after their due time.
+    pub jobs_stale: Counter,
+    /// Jobs skipped because the previous check of the same monitor was still running.
+    pub jobs_overlapping: Counter,
+    /// Slots the scheduler skipped because it was more than an interval behind.
+    pub schedule_missed: Counter,
+    /// Jobs emitted by the scheduler.
+    pub jobs_emitted: Counter,
+    /// Monitors the scheduler is scheduling.
+    pub monitors_scheduled: Gauge,
+    /// Results written to the database.
+    pub results_stored: Counter,
+    /// Alert deliveries that reached their webhook.
+    pub alerts_sent: Counter,
+    /// Failed alert delivery attempts (each retry counts).
+    pub alerts_failed: Counter,
+    /// Failed attempts to publish to the bus, by topic (each retry counts).
+    pub publish_failures: Family<TopicLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("upwatch");
+        let checks = Family::<OutcomeLabel, Counter>::default();
+        registry.register("checks", "Checks performed, by outcome (up or the error kind)", checks.clone());
+        let check_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register("check_duration_seconds", "Duration of checks", check_duration.clone());
+        let schedule_lag = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register("schedule_lag_seconds", "Start of a check minus its due time", schedule_lag.clone());
+        let queue_wait = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
+        registry.register("queue_wait_seconds", "Time a job waited for a free worker", queue_wait.clone());
+        let queue_depth = Gauge::default();
+        registry.register("queue_depth", "Jobs waiting for a worker in this process", queue_depth.clone());
+        let checks_in_flight = Gauge::default();
+        registry.register("checks_in_flight", "Checks running in this process", checks_in_flight.clone());
+        let jobs_stale = Counter::default();
+        registry.register("jobs_stale", "Jobs skipped because they were picked up more than one interval late", jobs_stale.clone());
+        let jobs_overlapping = Counter::default();
+        registry.register("jobs_overlapping", "Jobs skipped because the monitor's previous check was still running", jobs_overlapping.clone());
+        let schedule_missed = Counter::default();
+        registry.register("schedule_missed", "Slots skipped because the scheduler was more than an interval behind", schedule_missed.clone());
+        let jobs_emitted = Counter::default();
+        registry.register("jobs_emitted", "Jobs emitted by the scheduler", jobs_emitted.clone());
+        let monitors_scheduled = Gauge::default();
+        registry.register("monitors_scheduled", "Monitors being scheduled", monitors_scheduled.clone());
+        let results_stored = Counter::default();
+        registry.register("results_stored", "Results written to the database", results_stored.clone());
+        let alerts_sent = Counter::default();
+        registry.register("alerts_sent", "Alert deliveries that reached their webhook", alerts_sent.clone());
+        let alerts_failed = Counter::default();
+        registry.register("alerts_failed", "Failed alert delivery attempts", alerts_failed.clone());
+        let publish_failures = Family::<TopicLabel, Counter>::default();
+        registry.register("publish_failures", "Failed attempts to publish to the bus", publish_failures.clone());
+        Arc::new(Metrics {
+            registry,
+            checks,
+            check_duration,
+            schedule_lag,
+            queue_wait,
+            queue_depth,
+            checks_in_flight,
+            jobs_stale,
+            jobs_overlapping,
+            schedule_missed,
+            jobs_emitted,
+            monitors_scheduled,
+            results_stored,
+            alerts_sent,
+            alerts_failed,
+            publish_failures,
+        })
+    }
+
+    /// Counts a finished check.
+    pub fn record_check(&self, result: &CheckResult) {
+        let outcome = match (&result.status, &result.error) {
+            (CheckStatus::Up, _) => "up",
+            (CheckStatus::Down, Some(e)) => e.kind.as_str(),
+            (CheckStatus::Down, None) => "other",
+        };
+        self.checks.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.check_duration.observe(f64::from(result.response_time_ms) / 1000.0);
+        self.schedule_lag.observe(result.schedule_lag_ms() as f64 / 1000.0);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Installs the global tracing subscriber. `filter` uses `RUST_LOG` syntax (`info`,
+/// `upwatch=debug,sqlx=warn`). Calling it twice keeps the first subscriber.
+pub fn init_tracing(format: LogFormat, filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text_with_every_family() {
+        let m = Metrics::new();
+        m.checks.get_or_create(&OutcomeLabel { outcome: "timeout" }).inc();
+        m.alerts_sent.inc();
+        m.queue_depth.set(7);
+        let text = m.render();
+        assert!(text.contains("upwatch_checks_total{outcome=\"timeout\"} 1"), "{text}");
+        assert!(text.contains("upwatch_alerts_sent_total 1"));
+        assert!(text.contains("upwatch_queue_depth 7"));
+        assert!(text.contains("# TYPE upwatch_schedule_lag_seconds histogram"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
