@@ -1,0 +1,386 @@
+//! Layered configuration.
+//!
+//! Built-in defaults < an optional TOML file (`--config`) < environment variables
+//! (`UPWATCH_*`, plus the conventional `DATABASE_URL`, `DISCORD_WEBHOOK_URL` and
+//! `SITES_TO_MONITOR`) < command-line flags. Every value is read as text and parsed here, so
+//! that an invalid value stops start-up with a message naming the variable and the expected
+//! form. Secrets (`DISCORD_WEBHOOK_URL`, `UPWATCH_API_TOKEN`) are kept in [`SecretString`]s.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use upwatch_telemetry::LogFormat;
+
+/// One configuration setting: its key in the TOML file, its environment variable, its default
+/// and the form it expects. The table is the single source of the documentation in
+/// `.env.example` and the README.
+pub struct Setting {
+    pub key: &'static str,
+    pub env: &'static str,
+    pub default: Option<&'static str>,
+    pub expected: &'static str,
+}
+
+/// Every setting upwatch reads.
+pub const SETTINGS: &[Setting] = &[
+    Setting { key: "listen", env: "UPWATCH_LISTEN", default: Some("127.0.0.1:8080"), expected: "an address and port such as 127.0.0.1:8080" },
+    Setting { key: "database_url", env: "DATABASE_URL", default: Some("sqlite://upwatch.db"), expected: "a database URL such as sqlite://upwatch.db" },
+    Setting { key: "discord_webhook_url", env: "DISCORD_WEBHOOK_URL", default: None, expected: "comma-separated http(s) webhook URLs" },
+    Setting { key: "sites_to_monitor", env: "SITES_TO_MONITOR", default: None, expected: "comma-separated http(s) URLs" },
+    Setting { key: "api_token", env: "UPWATCH_API_TOKEN", default: None, expected: "a bearer token of at least 16 characters" },
+    Setting { key: "workers", env: "UPWATCH_WORKERS", default: Some("512"), expected: "a whole number of checks in flight from 1 to 100000" },
+    Setting { key: "queue_capacity", env: "UPWATCH_QUEUE_CAPACITY", default: Some("10000"), expected: "a whole number of queued messages from 1 to 10000000" },
+    Setting { key: "drain_timeout_seconds", env: "UPWATCH_DRAIN_TIMEOUT_SECONDS", default: Some("15"), expected: "a whole number of seconds from 0 to 3600" },
+    Setting { key: "check_max_body_bytes", env: "UPWATCH_CHECK_MAX_BODY_BYTES", default: Some("65536"), expected: "a whole number of bytes from 0 to 10485760" },
+    Setting { key: "check_max_redirects", env: "UPWATCH_CHECK_MAX_REDIRECTS", default: Some("10"), expected: "a whole number of hops from 0 to 50" },
+    Setting { key: "logger_batch_size", env: "UPWATCH_LOGGER_BATCH_SIZE", default: Some("1000"), expected: "a whole number of results from 1 to 100000" },
+    Setting { key: "logger_batch_ms", env: "UPWATCH_LOGGER_BATCH_MS", default: Some("200"), expected: "a whole number of milliseconds from 1 to 60000" },
+    Setting { key: "scheduler_reload_ms", env: "UPWATCH_SCHEDULER_RELOAD_MS", default: Some("1000"), expected: "a whole number of milliseconds from 10 to 600000" },
+    Setting { key: "api_max_body_bytes", env: "UPWATCH_API_MAX_BODY_BYTES", default: Some("1048576"), expected: "a whole number of bytes from 1024 to 104857600" },
+    Setting { key: "log_format", env: "UPWATCH_LOG_FORMAT", default: Some("text"), expected: "`text` or `json`" },
+    Setting { key: "log", env: "UPWATCH_LOG", default: Some("info"), expected: "a tracing filter such as `info` or `upwatch=debug,sqlx=warn`" },
+];
+
+/// Invalid configuration, naming what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value does not have the expected form.
+    #[error("{env} (`{key}` in the config file) must be {expected}, not `{value}`")]
+    Invalid {
+        env: &'static str,
+        key: &'static str,
+        expected: &'static str,
+        value: String,
+    },
+    /// The config file could not be read or parsed.
+    #[error("config file {path}: {message}")]
+    File { path: String, message: String },
+}
+
+/// Where durable state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// Embedded mode: a SQLite file (or `sqlite::memory:`).
+    Sqlite(String),
+    /// Distributed mode: a PostgreSQL server.
+    Postgres(String),
+}
+
+/// Values given on the command line, which override everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub log_format: Option<String>,
+}
+
+/// The validated configuration of a process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: DatabaseUrl,
+    /// Webhook URLs from `DISCORD_WEBHOOK_URL`.
+    pub discord_webhook_urls: Vec<SecretString>,
+    /// Sites from `SITES_TO_MONITOR`, added at start when missing.
+    pub sites_to_monitor: Vec<String>,
+    pub api_token: Option<SecretString>,
+    pub workers: usize,
+    pub queue_capacity: usize,
+    pub drain_timeout: Duration,
+    pub check_max_body_bytes: usize,
+    pub check_max_redirects: usize,
+    pub logger_batch_size: usize,
+    pub logger_batch_wait: Duration,
+    pub scheduler_reload: Duration,
+    pub api_max_body_bytes: usize,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+}
+
+struct Raw {
+    values: HashMap<String, String>,
+}
+
+impl Raw {
+    fn setting(key: &str) -> &'static Setting {
+        SETTINGS.iter().find(|s| s.key == key).expect("known setting")
+    }
+
+    fn text(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    fn invalid(&self, key: &str) -> ConfigError {
+        let s = Raw::setting(key);
+        ConfigError::Invalid {
+            env: s.env,
+            key: s.key,
+            expected: s.expected,
+            value: self.text(key).unwrap_or("").to_string(),
+        }
+    }
+
+    fn number(&self, key: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+        let text = self.text(key).ok_or_else(|| self.invalid(key))?;
+        match text.trim().replace('_', "").parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(self.invalid(key)),
+        }
+    }
+
+    fn list(&self, key: &str) -> Vec<String> {
+        self.text(key)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn is_http_url(text: &str) -> bool {
+    url::Url::parse(text)
+        .map(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
+        .unwrap_or(false)
+}
+
+impl Settings {
+    /// Reads the configuration from the layers. `env` is the process environment (passed in
+    /// so tests need not touch the real one).
+    pub fn load(overrides: &Overrides, env: &HashMap<String, String>) -> Result<Settings, ConfigError> {
+        use config::{Config, Environment, File, FileFormat};
+        let mut builder = Config::builder();
+        for s in SETTINGS {
+            if let Some(default) = s.default {
+                builder = builder.set_default(s.key, default).expect("static default");
+            }
+        }
+        if let Some(path) = &overrides.config_file {
+            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml).required(true));
+        }
+        builder = builder.add_source(
+            Environment::with_prefix("UPWATCH")
+                .prefix_separator("_")
+                .source(Some(env.clone())),
+        );
+        for s in SETTINGS.iter().filter(|s| !s.env.starts_with("UPWATCH_")) {
+            if let Some(value) = env.get(s.env) {
+                builder = builder.set_override(s.key, value.as_str()).expect("string override");
+            }
+        }
+        if let Some(listen) = &overrides.listen {
+            builder = builder.set_override("listen", listen.as_str()).expect("string override");
+        }
+        if let Some(format) = &overrides.log_format {
+            builder = builder.set_override("log_format", format.as_str()).expect("string override");
+        }
+        let config = builder.build().map_err(|e| ConfigError::File {
+            path: overrides
+                .config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            message: e.to_string(),
+        })?;
+        let mut values = HashMap::new();
+        for s in SETTINGS {
+            if let Ok(value) = config.get_string(s.key) {
+                values.insert(s.key.to_string(), value);
+            }
+        }
+        if let Some(filter) = env.get("RUST_LOG").filter(|_| !env.contains_key("UPWATCH_LOG")) {
+            values.insert("log".into(), filter.clone());
+        }
+        Settings::from_raw(Raw { values })
+    }
+
+    fn from_raw(raw: Raw) -> Result<Settings, ConfigError> {
+        let listen = raw
+            .text("listen")
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| raw.invalid("listen"))?;
+        let db = raw.text("database_url").ok_or_else(|| raw.invalid("database_url"))?.trim();
+        let database_url = if db.starts_with("sqlite:") {
+            DatabaseUrl::Sqlite(db.to_string())
+        } else if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            DatabaseUrl::Postgres(db.to_string())
+        } else {
+            return Err(raw.invalid("database_url"));
+        };
+        let webhooks = raw.list("discord_webhook_url");
+        if let Some(bad) = webhooks.iter().find(|u| !is_http_url(u)) {
+            return Err(ConfigError::Invalid {
+                env: "DISCORD_WEBHOOK_URL",
+                key: "discord_webhook_url",
+                expected: "comma-separated http(s) webhook URLs",
+                // The value is a secret: show only its redacted form.
+                value: upwatch_core::redact_url(bad),
+            });
+        }
+        let sites = raw.list("sites_to_monitor");
+        if let Some(bad) = sites.iter().find(|u| !is_http_url(u)) {
+            let s = Raw::setting("sites_to_monitor");
+            return Err(ConfigError::Invalid {
+                env: s.env,
+                key: s.key,
+                expected: s.expected,
+                value: bad.clone(),
+            });
+        }
+        let api_token = match raw.text("api_token") {
+            Some(t) if t.trim().len() >= 16 => Some(SecretString::from(t.trim().to_string())),
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    env: "UPWATCH_API_TOKEN",
+                    key: "api_token",
+                    expected: "a bearer token of at least 16 characters",
+                    value: "(hidden)".into(),
+                })
+            }
+            None => None,
+        };
+        let log_format = match raw.text("log_format").map(|v| v.trim().to_ascii_lowercase()) {
+            Some(v) if v == "text" => LogFormat::Text,
+            Some(v) if v == "json" => LogFormat::Json,
+            _ => return Err(raw.invalid("log_format")),
+        };
+        Ok(Settings {
+            listen,
+            database_url,
+            discord_webhook_urls: webhooks.into_iter().map(SecretString::from).collect(),
+            sites_to_monitor: sites,
+            api_token,
+            workers: raw.number("workers", 1, 100_000)? as usize,
+            queue_capacity: raw.number("queue_capacity", 1, 10_000_000)? as usize,
+            drain_timeout: Duration::from_secs(raw.number("drain_timeout_seconds", 0, 3600)?),
+            check_max_body_bytes: raw.number("check_max_body_bytes", 0, 10 * 1024 * 1024)? as usize,
+            check_max_redirects: raw.number("check_max_redirects", 0, 50)? as usize,
+            logger_batch_size: raw.number("logger_batch_size", 1, 100_000)? as usize,
+            logger_batch_wait: Duration::from_millis(raw.number("logger_batch_ms", 1, 60_000)?),
+            scheduler_reload: Duration::from_millis(raw.number("scheduler_reload_ms", 10, 600_000)?),
+            api_max_body_bytes: raw.number("api_max_body_bytes", 1024, 100 * 1024 * 1024)? as usize,
+            log_format,
+            log_filter: raw.text("log").unwrap_or("info").to_string(),
+        })
+    }
+
+    /// The defaults alone, for tests and tools.
+    pub fn defaults() -> Settings {
+        Settings::load(&Overrides::default(), &HashMap::new()).expect("defaults are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load(&Overrides::default(), &env(pairs))
+    }
+
+    #[test]
+    fn defaults_run_embedded_on_localhost() {
+        let s = Settings::defaults();
+        assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(s.database_url, DatabaseUrl::Sqlite("sqlite://upwatch.db".into()));
+        assert_eq!(s.workers, 512);
+        assert!(s.discord_webhook_urls.is_empty() && s.api_token.is_none());
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let s = load(&[
+            ("UPWATCH_WORKERS", "64"),
+            ("UPWATCH_LISTEN", "0.0.0.0:9000"),
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1/upwatch"),
+            ("DISCORD_WEBHOOK_URL", "http://127.0.0.1:1/a, https://discord.com/api/webhooks/1/x"),
+            ("SITES_TO_MONITOR", "https://example.com,http://127.0.0.1:8000/health"),
+            ("UPWATCH_API_TOKEN", "0123456789abcdef"),
+            ("UPWATCH_LOG_FORMAT", "JSON"),
+        ])
+        .unwrap();
+        assert_eq!(s.workers, 64);
+        assert_eq!(s.listen.port(), 9000);
+        assert!(matches!(s.database_url, DatabaseUrl::Postgres(_)));
+        assert_eq!(s.discord_webhook_urls.len(), 2);
+        assert_eq!(s.discord_webhook_urls[1].expose_secret(), "https://discord.com/api/webhooks/1/x");
+        assert_eq!(s.sites_to_monitor.len(), 2);
+        assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn flags_override_environment_and_file_sits_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upwatch.toml");
+        std::fs::write(&path, "workers = 8\nlisten = \"127.0.0.1:7000\"\nlogger_batch_ms = 50\n").unwrap();
+        let overrides = Overrides {
+            config_file: Some(path),
+            listen: Some("127.0.0.1:7100".into()),
+            log_format: None,
+        };
+        let s = Settings::load(&overrides, &env(&[("UPWATCH_WORKERS", "16")])).unwrap();
+        assert_eq!(s.workers, 16, "environment beats the file");
+        assert_eq!(s.logger_batch_wait, Duration::from_millis(50), "the file beats defaults");
+        assert_eq!(s.listen.port(), 7100, "flags beat everything");
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable_and_the_form() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("UPWATCH_WORKERS", "lots", "a whole number"),
+            ("UPWATCH_WORKERS", "0", "from 1 to 100000"),
+            ("UPWATCH_LISTEN", "localhost", "an address and port"),
+            ("DATABASE_URL", "mysql://x", "a database URL"),
+            ("SITES_TO_MONITOR", "ftp://x", "http(s) URLs"),
+            ("UPWATCH_LOG_FORMAT", "xml", "`text` or `json`"),
+            ("UPWATCH_API_TOKEN", "short", "at least 16 characters"),
+        ];
+        for (var, value, expected) in cases {
+            let err = load(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.starts_with(var), "{var}: {err}");
+            assert!(err.contains(expected), "{var}: {err}");
+            if *var == "UPWATCH_API_TOKEN" {
+                assert!(!err.contains(value), "the token is never printed: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_webhook_url_is_reported_without_the_secret() {
+        let err = load(&[("DISCORD_WEBHOOK_URL", "discord.com/api/webhooks/1/topsecret")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("DISCORD_WEBHOOK_URL"), "{err}");
+        assert!(!err.contains("topsecret"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error_naming_it() {
+        let overrides = Overrides {
+            config_file: Some("/nonexistent/upwatch.toml".into()),
+            ..Overrides::default()
+        };
+        let err = Settings::load(&overrides, &HashMap::new()).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/upwatch.toml"), "{err}");
+    }
+
+    #[test]
+    fn every_setting_has_a_documented_variable() {
+        for s in SETTINGS {
+            assert!(!s.env.is_empty() && !s.expected.is_empty());
+            assert!(s.env.starts_with("UPWATCH_") || ["DATABASE_URL", "DISCORD_WEBHOOK_URL", "SITES_TO_MONITOR"].contains(&s.env));
+        }
+    }
+}
