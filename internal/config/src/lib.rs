@@ -384,3 +384,20 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod docs {
+    use super::SETTINGS;
+
+    /// `.env.example` and the README document every setting with its real default.
+    #[test]
+    fn every_setting_is_documented_with_its_default() {
+        let env_example = include_str!("../../../.env.example");
+        let readme = include_str!("../../../README.md");
+        for s in SETTINGS {
+            let line = format!("{}={}", s.env, s.default.unwrap_or(""));
+            assert!(env_example.lines().any(|l| l == line), ".env.example lacks `{line}`");
+            assert!(readme.contains(&format!("`{}`", s.env)), "README lacks `{}`", s.env);
+        }
+    }
+}

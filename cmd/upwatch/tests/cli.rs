@@ -1,0 +1,99 @@
+//! The real `upwatch` binary, as a user runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use upwatch_testkit::target::TargetServer;
+
+fn upwatch() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_upwatch"));
+    // Keep the tests independent of the developer's own environment and .env file.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("UPWATCH_") || ["DATABASE_URL", "DISCORD_WEBHOOK_URL", "SITES_TO_MONITOR"].contains(&key.as_str()) {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+#[tokio::test]
+async fn check_prints_the_outcome_and_exits_by_status() {
+    let target = TargetServer::start().await;
+    let up = upwatch().arg("check").arg(target.url("/ok")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&up.stdout);
+    assert!(up.status.success(), "{stdout}");
+    assert!(stdout.contains("status:  up") && stdout.contains("code:    200"), "{stdout}");
+
+    let down = upwatch().arg("check").arg(target.url("/status/503")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&down.stdout);
+    assert_eq!(down.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("status_mismatch: got HTTP 503"), "{stdout}");
+
+    let bad = upwatch().arg("check").arg("ftp://example.com").output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("http or https"));
+}
+
+#[test]
+fn invalid_configuration_names_the_variable() {
+    let out = upwatch().arg("serve").env("UPWATCH_WORKERS", "many").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("UPWATCH_WORKERS") && stderr.contains("whole number"), "{stderr}");
+}
+
+#[test]
+fn serve_answers_and_exits_cleanly_on_sigterm() {
+    let dir = tempfile_dir();
+    let mut child = upwatch()
+        .arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--log-format")
+        .arg("json")
+        .env("DATABASE_URL", format!("sqlite://{dir}/upwatch.db"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The JSON log line announcing the address tells us the port.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("upwatch is running") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30)).expect("the server starts");
+    let listen = line.split("\"listen\":\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let health = std::net::TcpStream::connect(&listen).map(|mut s| {
+        use std::io::{Read, Write};
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    });
+    assert!(health.unwrap().starts_with("HTTP/1.1 200"));
+
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "upwatch did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir() -> String {
+    let dir = std::env::temp_dir().join(format!("upwatch-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.display().to_string()
+}

@@ -1,0 +1,119 @@
+//! `spawn_app()`: the real application on a free port with a fresh database.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use upwatch_app::Application;
+use upwatch_config::{Overrides, Settings};
+use upwatch_store::Store;
+
+/// How long a test waits for a condition before failing.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub db_path: PathBuf,
+}
+
+/// Settings for a test: loopback, a database in `dir`, fast batches, plus `extra` variables.
+pub fn settings(dir: &std::path::Path, extra: &[(&str, &str)]) -> Settings {
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("UPWATCH_LISTEN".into(), "127.0.0.1:0".into()),
+        ("DATABASE_URL".into(), format!("sqlite://{}", dir.join("upwatch.db").display())),
+        ("UPWATCH_LOGGER_BATCH_MS".into(), "20".into()),
+        ("UPWATCH_SCHEDULER_RELOAD_MS".into(), "200".into()),
+        ("UPWATCH_DRAIN_TIMEOUT_SECONDS".into(), "5".into()),
+    ]);
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Settings::load(&Overrides::default(), &env).expect("test settings are valid")
+}
+
+/// Starts the application with [`settings`] in `dir`.
+pub async fn spawn_app_in(dir: &std::path::Path, extra: &[(&str, &str)]) -> TestApp {
+    upwatch_telemetry::init_tracing(upwatch_telemetry::LogFormat::Text, "warn");
+    let app = Application::build(settings(dir, extra)).await.expect("the app builds");
+    let addr = app.local_addr();
+    let store = app.store();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        store,
+        shutdown,
+        task,
+        db_path: dir.join("upwatch.db"),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(&body).send().await.expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).send().await.expect("request");
+        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        response.json().await.expect("json")
+    }
+
+    /// Creates a monitor and returns its id.
+    pub async fn create_site(&self, body: Value) -> String {
+        let response = self.post("/api/v1/sites", body).await;
+        assert_eq!(response.status(), 201, "{:?}", response.text().await);
+        let created: Value = response.json().await.unwrap();
+        created["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn status_of(&self, id: &str) -> String {
+        self.get_json(&format!("/api/v1/sites/{id}/status")).await["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn history(&self, id: &str) -> Vec<Value> {
+        self.get_json(&format!("/api/v1/sites/{id}/history?limit=1000")).await["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Stops the application and waits for it to finish draining.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        tokio::time::timeout(DEADLINE, self.task).await.expect("stops within the deadline").expect("task")
+    }
+}
+
+/// Waits until `condition` returns `Some`, polling every 50 ms, failing after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = condition().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests of the embedded mode: the real application on port 0, real loopback
+//! target sites and a real loopback Discord receiver. One test binary, several modules.
+
+mod helpers;
+mod lifecycle;
+mod monitoring;
