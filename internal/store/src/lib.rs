@@ -24,8 +24,8 @@ pub use sqlite::SqliteStore;
 #[non_exhaustive]
 pub enum StoreError {
     /// The database could not be reached or answered with an error.
-    #[error("database error")]
-    Database(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
     /// Migrations failed to apply, or the schema is older than this build expects.
     #[error("database schema: {0}")]
     Schema(String),
@@ -94,6 +94,9 @@ pub struct Delivery {
 }
 
 /// Durable storage of everything upwatch must not forget.
+///
+/// Times are kept to the millisecond: a time read back may lack the microseconds it was
+/// written with (monitors, states and alerts, stored whole, keep theirs).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Succeeds when the database answers.
@@ -119,10 +122,16 @@ pub trait Store: Send + Sync + 'static {
     async fn monitors_version(&self) -> StoreResult<i64>;
 
     /// Stores a batch of results in one transaction. Idempotent on result id: a redelivered
-    /// result is not stored twice. Returns how many were new.
+    /// result is not stored twice. Results of monitors that do not exist (any more) are not
+    /// stored, so that a late result cannot bring back part of a deleted monitor's history.
+    /// Returns how many were new.
     async fn insert_results(&self, results: &[CheckResult]) -> StoreResult<u64>;
     /// A monitor's results, newest first.
-    async fn history(&self, monitor_id: Uuid, query: &HistoryQuery) -> StoreResult<Vec<HistoryEntry>>;
+    async fn history(
+        &self,
+        monitor_id: Uuid,
+        query: &HistoryQuery,
+    ) -> StoreResult<Vec<HistoryEntry>>;
 
     async fn get_state(&self, monitor_id: Uuid) -> StoreResult<Option<MonitorState>>;
     async fn list_states(&self) -> StoreResult<Vec<MonitorState>>;
@@ -151,7 +160,12 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a delivery done.
     async fn delivery_sent(&self, delivery_id: i64) -> StoreResult<()>;
     /// Counts a failed attempt and sets when to try again.
-    async fn delivery_retry(&self, delivery_id: i64, next_attempt_at: DateTime<Utc>, error: &str) -> StoreResult<()>;
+    async fn delivery_retry(
+        &self,
+        delivery_id: i64,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> StoreResult<()>;
     /// Gives a delivery up for good (the endpoint refused it permanently).
     async fn delivery_failed(&self, delivery_id: i64, error: &str) -> StoreResult<()>;
     /// Number of deliveries still pending, for readiness and metrics.

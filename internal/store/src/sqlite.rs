@@ -1,1 +1,737 @@
-//! (being written) SQLite implementation.
+//! The embedded implementation of [`Store`]: SQLite through sqlx, with the library bundled.
+//!
+//! The schema lives in `migrations/sqlite/` at the root of the repository and is compiled into
+//! the binary; [`SqliteStore::connect`] applies whatever part of it a database lacks.
+//!
+//! Conventions: UUIDs are stored as their 16 big-endian bytes (so that byte order, which is how
+//! SQLite compares BLOBs, is id order), times as `i64` milliseconds since the Unix epoch, and
+//! whole domain values (a monitor, a state, an alert) as JSON text. Every method that writes
+//! runs in one transaction started with `BEGIN IMMEDIATE`, which takes SQLite's write lock at
+//! once: a transaction that read first and asked for the lock later could fail with "database
+//! is locked" when another writer committed in between, whatever the busy timeout.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use upwatch_core::{
+    Alert, CheckError, CheckResult, CheckStatus, ErrorKind, Monitor, MonitorState, Webhook,
+    WebhookSource,
+};
+use uuid::Uuid;
+
+use crate::{Delivery, HistoryEntry, HistoryQuery, Store, StoreError, StoreResult};
+
+/// The schema, embedded at build time from `migrations/sqlite/`.
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// How long a statement waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections of a pool on a file: readers run in parallel (WAL), writers take turns.
+const FILE_POOL_SIZE: u32 = 4;
+
+/// The `meta` key of the monitors' version counter.
+const MONITORS_VERSION: &str = "monitors_version";
+
+/// A [`Store`] in one SQLite database file (or in memory, for tests and trials).
+///
+/// Cloning is cheap: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it when missing) the database at `url` and brings its schema up to date.
+    ///
+    /// Accepted forms: `sqlite://PATH`, `sqlite:PATH` (a relative or absolute path; query
+    /// parameters such as `?mode=ro` are honoured) and `sqlite::memory:`. The database uses
+    /// write-ahead logging with `synchronous=NORMAL` (a power loss may lose the last
+    /// transactions but never corrupts the file), waits up to five seconds for a lock, and
+    /// enforces foreign keys. An in-memory database lives as long as the returned store and
+    /// its clones, on a single connection (each connection would otherwise see its own empty
+    /// database).
+    ///
+    /// Fails with [`StoreError::Database`] when the URL is malformed or the file cannot be
+    /// opened or created (the message names the URL), and with [`StoreError::Schema`] when
+    /// the migrations cannot be applied, for example because a newer upwatch migrated the
+    /// database further than this build knows.
+    pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| open_error(url, e))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool_options = if in_memory {
+            // The database disappears with its last connection: keep exactly one, forever.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE)
+        };
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .map_err(|e| open_error(url, e))?;
+        MIGRATOR.run(&pool).await.map_err(|e| {
+            StoreError::Schema(format!(
+                "could not bring the database at `{url}` up to date: {e}"
+            ))
+        })?;
+        tracing::debug!(url, in_memory, "sqlite store ready");
+        Ok(SqliteStore { pool })
+    }
+
+    /// Closes every connection after the statements in flight, checkpointing the write-ahead
+    /// log. Calls made afterwards fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a transaction that holds the database's write lock from its first statement.
+    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// A failure to open the database, naming it, with the cause as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the sqlite database `{url}`")]
+struct OpenError {
+    url: String,
+    #[source]
+    source: sqlx::Error,
+}
+
+/// Wraps a failure to open the database at `url` so that its message says which one.
+fn open_error(url: &str, e: sqlx::Error) -> StoreError {
+    // An `io::Error` shows the wrapped error's message and passes its source on, so the chain
+    // reads "cannot open the sqlite database `URL`: CAUSE" without saying anything twice.
+    let open = OpenError {
+        url: url.to_string(),
+        source: e,
+    };
+    StoreError::Database(sqlx::Error::Io(std::io::Error::other(open)))
+}
+
+/// The current time in the store's unit, milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn time(ms: i64, what: &str) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::Corrupt(format!("{what}: {ms} is not a valid time")))
+}
+
+fn uuid(bytes: &[u8], what: &str) -> StoreResult<Uuid> {
+    Uuid::from_slice(bytes)
+        .map_err(|_| StoreError::Corrupt(format!("{what}: an id of {} bytes, not 16", bytes.len())))
+}
+
+fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
+    // The domain types serialize infallibly (no maps with non-string keys, no custom
+    // serializers that fail); an error here would be a bug, reported rather than hidden.
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Corrupt(format!("cannot serialize a value to store: {e}")))
+}
+
+fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn u32_column(value: i64, what: &str) -> StoreResult<u32> {
+    u32::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("{what}: {value} is out of range")))
+}
+
+/// A row of `webhooks`, in column order of [`WEBHOOK_COLUMNS`].
+type WebhookRow = (Vec<u8>, String, String, bool, Option<String>, String, i64);
+
+const WEBHOOK_COLUMNS: &str = "id, name, url, enabled, disabled_reason, source, created_at";
+
+fn webhook_from_row(row: WebhookRow) -> StoreResult<Webhook> {
+    let (id, name, url, enabled, disabled_reason, source, created_at) = row;
+    let id = uuid(&id, "webhook id")?;
+    let source = match source.as_str() {
+        "config" => WebhookSource::Config,
+        "api" => WebhookSource::Api,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "webhook {id}: unknown source `{other}`"
+            )))
+        }
+    };
+    Ok(Webhook {
+        id,
+        name,
+        url,
+        enabled,
+        disabled_reason,
+        source,
+        created_at: time(created_at, "webhook creation time")?,
+    })
+}
+
+async fn load_monitor(conn: &mut SqliteConnection, id: Uuid) -> StoreResult<Option<Monitor>> {
+    let spec: Option<String> = sqlx::query_scalar("SELECT spec FROM monitors WHERE id = ?")
+        .bind(id.as_bytes().as_slice())
+        .fetch_optional(&mut *conn)
+        .await?;
+    spec.map(|s| from_json(&s, &format!("monitor {id}")))
+        .transpose()
+}
+
+async fn load_state(conn: &mut SqliteConnection, id: Uuid) -> StoreResult<Option<MonitorState>> {
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM monitor_state WHERE monitor_id = ?")
+            .bind(id.as_bytes().as_slice())
+            .fetch_optional(&mut *conn)
+            .await?;
+    state
+        .map(|s| from_json(&s, &format!("state of monitor {id}")))
+        .transpose()
+}
+
+async fn save_state(conn: &mut SqliteConnection, state: &MonitorState) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO monitor_state (monitor_id, state) VALUES (?, ?) \
+         ON CONFLICT (monitor_id) DO UPDATE SET state = excluded.state",
+    )
+    .bind(state.monitor_id.as_bytes().as_slice())
+    .bind(to_json(state)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn bump_monitors_version(conn: &mut SqliteConnection) -> StoreResult<()> {
+    let updated = sqlx::query("UPDATE meta SET value = value + 1 WHERE key = ?")
+        .bind(MONITORS_VERSION)
+        .execute(&mut *conn)
+        .await?;
+    if updated.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(missing_version())
+    }
+}
+
+fn missing_version() -> StoreError {
+    StoreError::Schema(format!("the meta table lacks the `{MONITORS_VERSION}` row"))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_monitor(&self, monitor: &Monitor) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO monitors (id, url, spec, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(monitor.id.as_bytes().as_slice())
+        .bind(&monitor.url)
+        .bind(to_json(monitor)?)
+        .bind(ms(monitor.created_at))
+        .bind(ms(monitor.updated_at))
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "a monitor with id {} already exists",
+                monitor.id
+            )));
+        }
+        let mut state = MonitorState::new(monitor.id);
+        if !monitor.enabled {
+            state.pause(Utc::now());
+        }
+        save_state(&mut tx, &state).await?;
+        bump_monitors_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_monitor(&self, id: Uuid) -> StoreResult<Option<Monitor>> {
+        let mut conn = self.pool.acquire().await?;
+        load_monitor(&mut conn, id).await
+    }
+
+    async fn list_monitors(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<Monitor>> {
+        let after = after.map_or_else(Vec::new, |id| id.as_bytes().to_vec());
+        // An empty BLOB sorts before every 16-byte id, so "no cursor" needs no second query.
+        let specs: Vec<String> =
+            sqlx::query_scalar("SELECT spec FROM monitors WHERE id > ? ORDER BY id LIMIT ?")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        specs.iter().map(|s| from_json(s, "monitor")).collect()
+    }
+
+    async fn all_monitors(&self) -> StoreResult<Vec<Monitor>> {
+        let specs: Vec<String> = sqlx::query_scalar("SELECT spec FROM monitors ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        specs.iter().map(|s| from_json(s, "monitor")).collect()
+    }
+
+    async fn find_monitor_by_url(&self, url: &str) -> StoreResult<Option<Monitor>> {
+        let spec: Option<String> =
+            sqlx::query_scalar("SELECT spec FROM monitors WHERE url = ? ORDER BY id LIMIT 1")
+                .bind(url)
+                .fetch_optional(&self.pool)
+                .await?;
+        spec.map(|s| from_json(&s, "monitor")).transpose()
+    }
+
+    async fn update_monitor(&self, monitor: &Monitor) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let Some(old) = load_monitor(&mut tx, monitor.id).await? else {
+            return Ok(false);
+        };
+        sqlx::query("UPDATE monitors SET url = ?, spec = ?, updated_at = ? WHERE id = ?")
+            .bind(&monitor.url)
+            .bind(to_json(monitor)?)
+            .bind(ms(monitor.updated_at))
+            .bind(monitor.id.as_bytes().as_slice())
+            .execute(&mut *tx)
+            .await?;
+        if old.enabled != monitor.enabled {
+            let mut state = load_state(&mut tx, monitor.id)
+                .await?
+                .unwrap_or_else(|| MonitorState::new(monitor.id));
+            if monitor.enabled {
+                state.resume(Utc::now());
+            } else {
+                state.pause(Utc::now());
+            }
+            save_state(&mut tx, &state).await?;
+        }
+        bump_monitors_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_monitor(&self, id: Uuid) -> StoreResult<bool> {
+        let key = id.as_bytes().as_slice();
+        let mut tx = self.write_tx().await?;
+        let deleted = sqlx::query("DELETE FROM monitors WHERE id = ?")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM results WHERE monitor_id = ?")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        // The foreign key cascades too; deleting explicitly does not depend on it being on.
+        sqlx::query("DELETE FROM monitor_state WHERE monitor_id = ?")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        bump_monitors_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn monitors_version(&self) -> StoreResult<i64> {
+        let version: Option<i64> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(MONITORS_VERSION)
+            .fetch_optional(&self.pool)
+            .await?;
+        version.ok_or_else(missing_version)
+    }
+
+    async fn insert_results(&self, results: &[CheckResult]) -> StoreResult<u64> {
+        if results.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.write_tx().await?;
+        let mut inserted = 0;
+        for r in results {
+            // Results of a monitor that does not exist (any more) are dropped, so that a late
+            // result cannot bring back part of a deleted monitor's history.
+            let done = sqlx::query(
+                "INSERT OR IGNORE INTO results \
+                 (monitor_id, checked_at, id, response_time_ms, status_code, up, error_kind, error_message) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 \
+                 WHERE EXISTS (SELECT 1 FROM monitors WHERE id = ?1)",
+            )
+            .bind(r.monitor_id.as_bytes().as_slice())
+            .bind(ms(r.checked_at))
+            .bind(r.id.as_bytes().as_slice())
+            .bind(i64::from(r.response_time_ms))
+            .bind(r.status_code.map(i64::from))
+            .bind(r.status == CheckStatus::Up)
+            .bind(r.error.as_ref().map(|e| e.kind.as_str()))
+            .bind(r.error.as_ref().map(|e| e.message.as_str()))
+            .execute(&mut *tx)
+            .await?;
+            inserted += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn history(
+        &self,
+        monitor_id: Uuid,
+        query: &HistoryQuery,
+    ) -> StoreResult<Vec<HistoryEntry>> {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "SELECT checked_at, id, response_time_ms, status_code, up, error_kind, error_message \
+             FROM results WHERE monitor_id = ",
+        );
+        sql.push_bind(monitor_id.as_bytes().to_vec());
+        if let Some(since) = query.since {
+            sql.push(" AND checked_at >= ").push_bind(ms(since));
+        }
+        if let Some(until) = query.until {
+            sql.push(" AND checked_at < ").push_bind(ms(until));
+        }
+        if let Some(after) = query.after {
+            // Row-value comparison: strictly older than the cursor in (checked_at, id) order,
+            // which SQLite answers as a range of the clustered key.
+            sql.push(" AND (checked_at, id) < (")
+                .push_bind(ms(after.checked_at))
+                .push(", ")
+                .push_bind(after.id.as_bytes().to_vec())
+                .push(")");
+        }
+        sql.push(" ORDER BY checked_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(query.limit));
+        type Row = (
+            i64,
+            Vec<u8>,
+            i64,
+            Option<i64>,
+            bool,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(
+                |(checked_at, id, response_time_ms, status_code, up, kind, message)| {
+                    let id = uuid(&id, "result id")?;
+                    let status_code = status_code
+                        .map(|c| {
+                            u16::try_from(c).map_err(|_| {
+                                StoreError::Corrupt(format!(
+                                    "result {id}: status code {c} is out of range"
+                                ))
+                            })
+                        })
+                        .transpose()?;
+                    let error = kind.map(|kind| CheckError {
+                        kind: ErrorKind::parse(&kind),
+                        message: message.unwrap_or_default(),
+                    });
+                    Ok(HistoryEntry {
+                        id,
+                        checked_at: time(checked_at, "result check time")?,
+                        status: if up {
+                            CheckStatus::Up
+                        } else {
+                            CheckStatus::Down
+                        },
+                        response_time_ms: u32_column(response_time_ms, "result response time")?,
+                        status_code,
+                        error,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn get_state(&self, monitor_id: Uuid) -> StoreResult<Option<MonitorState>> {
+        let mut conn = self.pool.acquire().await?;
+        load_state(&mut conn, monitor_id).await
+    }
+
+    async fn list_states(&self) -> StoreResult<Vec<MonitorState>> {
+        let states: Vec<String> =
+            sqlx::query_scalar("SELECT state FROM monitor_state ORDER BY monitor_id")
+                .fetch_all(&self.pool)
+                .await?;
+        states
+            .iter()
+            .map(|s| from_json(s, "monitor state"))
+            .collect()
+    }
+
+    async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
+        // The write lock is held from the first read, so that two consumers applying results
+        // of the same monitor at once cannot both read the old state (and both alert).
+        let mut tx = self.write_tx().await?;
+        let Some(monitor) = load_monitor(&mut tx, result.monitor_id).await? else {
+            return Ok(None);
+        };
+        let mut state = load_state(&mut tx, monitor.id)
+            .await?
+            .unwrap_or_else(|| MonitorState::new(monitor.id));
+        if !state.accepts(result) {
+            return Ok(None);
+        }
+        let transition = state.apply(result);
+        save_state(&mut tx, &state).await?;
+        let Some(transition) = transition else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+
+        let mut alert = Alert::new(&transition, result);
+        // The result carries the name and URL the monitor had when the job was emitted; the
+        // alert shows what the monitor is called now.
+        alert.monitor_name = monitor.name.clone();
+        alert.monitor_url = monitor.url.clone();
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO alerts (id, monitor_id, kind, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(alert.id.as_bytes().as_slice())
+        .bind(alert.monitor_id.as_bytes().as_slice())
+        .bind(alert.kind.as_str())
+        .bind(to_json(&alert)?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+
+        let enabled: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT id FROM webhooks WHERE enabled = 1 ORDER BY created_at, id")
+                .fetch_all(&mut *tx)
+                .await?;
+        for webhook in enabled {
+            let applies = monitor.webhook_ids.is_empty()
+                || monitor
+                    .webhook_ids
+                    .iter()
+                    .any(|id| id.as_bytes().as_slice() == webhook);
+            if !applies {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO alert_deliveries \
+                 (alert_id, webhook_id, state, attempts, next_attempt_at, created_at) \
+                 VALUES (?, ?, 'pending', 0, ?, ?)",
+            )
+            .bind(alert.id.as_bytes().as_slice())
+            .bind(webhook)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(alert))
+    }
+
+    async fn upsert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO webhooks (id, name, url, enabled, disabled_reason, source, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET \
+             name = excluded.name, url = excluded.url, source = excluded.source",
+        )
+        .bind(webhook.id.as_bytes().as_slice())
+        .bind(&webhook.name)
+        .bind(&webhook.url)
+        .bind(webhook.enabled)
+        .bind(webhook.disabled_reason.as_deref())
+        .bind(webhook.source.as_str())
+        .bind(ms(webhook.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_webhook(&self, id: Uuid) -> StoreResult<Option<Webhook>> {
+        let row: Option<WebhookRow> = sqlx::query_as(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?"
+        ))
+        .bind(id.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(webhook_from_row).transpose()
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        let rows: Vec<WebhookRow> = sqlx::query_as(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(webhook_from_row).collect()
+    }
+
+    async fn delete_webhook(&self, id: Uuid) -> StoreResult<bool> {
+        let key = id.as_bytes().as_slice();
+        let mut tx = self.write_tx().await?;
+        // Its deliveries go first, whatever their state: they would refer to nothing.
+        sqlx::query("DELETE FROM alert_deliveries WHERE webhook_id = ?")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM webhooks WHERE id = ?")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn disable_webhook(&self, id: Uuid, reason: &str) -> StoreResult<()> {
+        let key = id.as_bytes().as_slice();
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE webhooks SET enabled = 0, disabled_reason = ? WHERE id = ?")
+            .bind(reason)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE alert_deliveries SET state = 'failed', last_error = ? \
+             WHERE webhook_id = ? AND state = 'pending'",
+        )
+        .bind(format!("webhook disabled: {reason}"))
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn webhooks_with_pending(&self) -> StoreResult<Vec<Uuid>> {
+        let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT w.id FROM webhooks w WHERE w.enabled = 1 AND EXISTS \
+             (SELECT 1 FROM alert_deliveries d WHERE d.webhook_id = w.id AND d.state = 'pending') \
+             ORDER BY w.created_at, w.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        ids.iter().map(|id| uuid(id, "webhook id")).collect()
+    }
+
+    async fn next_delivery(&self, webhook_id: Uuid) -> StoreResult<Option<Delivery>> {
+        type Row = (
+            i64,
+            i64,
+            i64,
+            String,
+            Vec<u8>,
+            String,
+            String,
+            bool,
+            Option<String>,
+            String,
+            i64,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT d.id, d.attempts, d.next_attempt_at, a.payload, \
+             w.id, w.name, w.url, w.enabled, w.disabled_reason, w.source, w.created_at \
+             FROM alert_deliveries d \
+             JOIN alerts a ON a.id = d.alert_id \
+             JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.webhook_id = ? AND d.state = 'pending' \
+             ORDER BY d.id LIMIT 1",
+        )
+        .bind(webhook_id.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((id, attempts, next_attempt_at, payload, w0, w1, w2, w3, w4, w5, w6)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Delivery {
+            id,
+            alert: from_json(&payload, &format!("alert of delivery {id}"))?,
+            webhook: webhook_from_row((w0, w1, w2, w3, w4, w5, w6))?,
+            attempts: u32_column(attempts, "delivery attempts")?,
+            next_attempt_at: time(next_attempt_at, "delivery next attempt time")?,
+        }))
+    }
+
+    async fn delivery_sent(&self, delivery_id: i64) -> StoreResult<()> {
+        // Whatever its state: a delivery that was failed meanwhile (its webhook disabled) did
+        // reach the endpoint, and the outbox should say so.
+        sqlx::query(
+            "UPDATE alert_deliveries SET state = 'sent', attempts = attempts + 1, sent_at = ? \
+             WHERE id = ?",
+        )
+        .bind(now_ms())
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delivery_retry(
+        &self,
+        delivery_id: i64,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> StoreResult<()> {
+        // Only a pending delivery is retried; one failed meanwhile stays failed.
+        sqlx::query(
+            "UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? \
+             WHERE id = ? AND state = 'pending'",
+        )
+        .bind(ms(next_attempt_at))
+        .bind(error)
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delivery_failed(&self, delivery_id: i64, error: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE alert_deliveries SET state = 'failed', attempts = attempts + 1, last_error = ? \
+             WHERE id = ? AND state = 'pending'",
+        )
+        .bind(error)
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn pending_deliveries(&self) -> StoreResult<u64> {
+        // Counted webhook by webhook (CROSS JOIN fixes webhooks as the outer loop in SQLite),
+        // so that each count is a range of the (webhook_id, state, id) index and the sent and
+        // failed deliveries, which pile up, are never scanned. Every delivery has its webhook:
+        // the foreign key and `delete_webhook` see to it.
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhooks w CROSS JOIN alert_deliveries d \
+                 ON d.webhook_id = w.id AND d.state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}

@@ -1,0 +1,277 @@
+//! The store contract on SQLite, each test on a fresh database file in its own directory, and
+//! what is particular to SQLite: URL forms, reopening a file, and failing to open one.
+
+use std::error::Error as _;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use tempfile::TempDir;
+use upwatch_core::check::SCHEMA_VERSION;
+use upwatch_core::{
+    CheckError, CheckResult, CheckStatus, ErrorKind, Monitor, MonitorInput, MonitorStatus, Webhook,
+    WebhookSource,
+};
+use upwatch_store::{contract, HistoryQuery, SqliteStore, Store, StoreError};
+use uuid::Uuid;
+
+fn url_for(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// A store on a new file in a new temporary directory, which lives as long as the returned
+/// guard.
+async fn fresh() -> (SqliteStore, TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = SqliteStore::connect(&url_for(&dir.path().join("upwatch.db")))
+        .await
+        .expect("a new database opens");
+    (store, dir)
+}
+
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (store, _dir) = fresh().await;
+                contract::$name(&store).await;
+            }
+        )*
+    };
+}
+
+contract_tests!(
+    monitors_crud_and_version,
+    monitors_list_in_id_order,
+    monitor_found_by_url,
+    new_monitors_start_pending_or_paused,
+    delete_removes_history_and_state,
+    results_are_idempotent,
+    history_pages_newest_first,
+    apply_result_alerts_on_transitions,
+    apply_result_uses_the_monitors_webhooks,
+    apply_result_ignores_paused_and_unknown,
+    apply_result_is_atomic,
+    pause_and_resume_via_update,
+    webhooks_upsert_keeps_enabled,
+    disable_webhook_fails_pending,
+    delete_webhook_removes_pending,
+    outbox_delivers_in_order,
+);
+
+fn t(s: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
+}
+
+fn down_result(m: &Monitor, at: i64) -> CheckResult {
+    CheckResult {
+        v: SCHEMA_VERSION,
+        id: Uuid::now_v7(),
+        job_id: Uuid::now_v7(),
+        monitor_id: m.id,
+        monitor_name: m.name.clone(),
+        url: m.url.clone(),
+        due_at: t(at),
+        checked_at: t(at),
+        response_time_ms: 1500,
+        status_code: None,
+        status: CheckStatus::Down,
+        error: Some(CheckError::new(ErrorKind::Timeout, "no answer within 1s")),
+        rules: m.rules(),
+    }
+}
+
+/// The whole chain of an error's messages, as a log line would show it.
+fn chain(err: &StoreError) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// Everything written before a restart is there after it, and the state machine carries on
+/// where it stopped: a result applied before is not applied again.
+#[tokio::test]
+async fn reopening_keeps_data_and_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = url_for(&dir.path().join("upwatch.db"));
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let hook = Webhook {
+        id: Uuid::now_v7(),
+        name: "ops".into(),
+        url: "http://127.0.0.1:9/hooks/ops".into(),
+        enabled: true,
+        disabled_reason: None,
+        source: WebhookSource::Config,
+        created_at: t(0),
+    };
+    store.upsert_webhook(&hook).await.unwrap();
+    let m = Monitor::create(MonitorInput::for_url("http://127.0.0.1:1/"), t(0)).unwrap();
+    store.insert_monitor(&m).await.unwrap();
+    let down = down_result(&m, 10);
+    assert_eq!(
+        store
+            .insert_results(std::slice::from_ref(&down))
+            .await
+            .unwrap(),
+        1
+    );
+    let alert = store
+        .apply_result(&down)
+        .await
+        .unwrap()
+        .expect("a new monitor that is down alerts");
+    let version = store.monitors_version().await.unwrap();
+    let state = store.get_state(m.id).await.unwrap();
+    store.close().await;
+    drop(store);
+
+    let store = SqliteStore::connect(&url).await.unwrap();
+    assert_eq!(store.get_monitor(m.id).await.unwrap(), Some(m.clone()));
+    assert_eq!(
+        store.get_webhook(hook.id).await.unwrap(),
+        Some(hook.clone())
+    );
+    assert_eq!(store.monitors_version().await.unwrap(), version);
+    assert_eq!(store.get_state(m.id).await.unwrap(), state);
+    assert_eq!(state.unwrap().status, MonitorStatus::Down);
+    let history = store
+        .history(
+            m.id,
+            &HistoryQuery {
+                limit: 10,
+                ..HistoryQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].id, down.id);
+    assert_eq!(history[0].error, down.error);
+    assert_eq!(store.pending_deliveries().await.unwrap(), 1);
+    assert_eq!(
+        store.next_delivery(hook.id).await.unwrap().unwrap().alert,
+        alert
+    );
+
+    assert_eq!(
+        store.apply_result(&down).await.unwrap(),
+        None,
+        "applied before the restart"
+    );
+    assert_eq!(
+        store.apply_result(&down_result(&m, 20)).await.unwrap(),
+        None,
+        "still down"
+    );
+    assert_eq!(
+        store.insert_results(&[down]).await.unwrap(),
+        0,
+        "stored before the restart"
+    );
+    assert_eq!(store.pending_deliveries().await.unwrap(), 1);
+}
+
+/// `sqlite:PATH` and `sqlite://PATH` both create the file; `sqlite::memory:` keeps its data
+/// for the life of the store.
+#[tokio::test]
+async fn url_forms_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, prefix) in ["sqlite:", "sqlite://"].into_iter().enumerate() {
+        let path = dir.path().join(format!("form-{i}.db"));
+        let store = SqliteStore::connect(&format!("{prefix}{}", path.display()))
+            .await
+            .unwrap_or_else(|e| panic!("{prefix}: {}", chain(&e)));
+        store.ping().await.unwrap();
+        assert!(path.is_file(), "{prefix} creates {}", path.display());
+        store.close().await;
+    }
+
+    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    let m = Monitor::create(MonitorInput::for_url("http://127.0.0.1:2/"), t(0)).unwrap();
+    store.insert_monitor(&m).await.unwrap();
+    let clone = store.clone();
+    assert_eq!(clone.get_monitor(m.id).await.unwrap(), Some(m.clone()));
+    assert!(store
+        .apply_result(&down_result(&m, 1))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        clone.get_state(m.id).await.unwrap().unwrap().status,
+        MonitorStatus::Down
+    );
+
+    let other = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    assert_eq!(
+        other.get_monitor(m.id).await.unwrap(),
+        None,
+        "each memory store is its own"
+    );
+}
+
+/// A path that cannot be created is an error that names it, not a panic.
+#[tokio::test]
+async fn unwritable_paths_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let under_a_file = file.join("upwatch.db");
+    let missing_dir = dir.path().join("no-such-dir").join("upwatch.db");
+    for path in [under_a_file, missing_dir] {
+        let url = url_for(&path);
+        let err = SqliteStore::connect(&url)
+            .await
+            .expect_err("the path cannot be created");
+        let text = chain(&err);
+        assert!(matches!(err, StoreError::Database(_)), "{text}");
+        assert!(text.contains(&url), "the error names the database: {text}");
+        assert!(text.contains("cannot open"), "{text}");
+    }
+}
+
+/// A file that is not a SQLite database is refused with an error.
+#[tokio::test]
+async fn a_foreign_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.db");
+    std::fs::write(&path, "these are notes, not a database, ".repeat(200)).unwrap();
+    let err = SqliteStore::connect(&url_for(&path))
+        .await
+        .expect_err("not a database");
+    assert!(
+        chain(&err).contains(&path.display().to_string()),
+        "{}",
+        chain(&err)
+    );
+}
+
+/// A database migrated by a newer build (a migration this one does not know) is refused as a
+/// schema error rather than used.
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = url_for(&dir.path().join("upwatch.db"));
+    let store = SqliteStore::connect(&url).await.unwrap();
+    store.close().await;
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99990101000000, 'from the future', 1, x'00', 0)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let err = SqliteStore::connect(&url)
+        .await
+        .expect_err("a newer schema");
+    assert!(matches!(err, StoreError::Schema(_)), "{}", chain(&err));
+}
