@@ -1,1 +1,54 @@
-//! (being written)
+//! Alert delivery: notifiers and the outbox dispatcher.
+//!
+//! Layout:
+//! - this file: the [`Notifier`] trait, one small interface per destination (as in Gatus),
+//!   and its [`SendError`];
+//! - [`discord`]: the Discord webhook body, built by a pure function, and the notifier that
+//!   posts it;
+//! - [`dispatch`]: the [`Dispatcher`], which delivers the store's outbox with retries, one
+//!   worker per webhook so that a slow or failing webhook never holds up the others.
+//!
+//! Architecture invariant: nothing here is on the path of a check. Alerts are written to the
+//! store's outbox in the same transaction as the state change; the dispatcher only reads that
+//! outbox, so a slow webhook can delay alerts but never checks.
+//!
+//! Webhook URLs are secrets: errors and logs show them through
+//! [`upwatch_core::redact_url`] only.
+
+pub mod discord;
+pub mod dispatch;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use upwatch_core::{Alert, Webhook};
+
+pub use discord::DiscordNotifier;
+pub use dispatch::{Dispatcher, RetryPolicy};
+
+/// Sends one alert to one webhook.
+#[async_trait]
+pub trait Notifier: Send + Sync + 'static {
+    /// Delivers `alert` to `webhook`, once. Retrying is the caller's business.
+    async fn send(&self, webhook: &Webhook, alert: &Alert) -> Result<(), SendError>;
+}
+
+/// Why a delivery attempt failed, sorted by what the caller should do next.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SendError {
+    /// The endpoint asked to wait (HTTP 429): try again after `retry_after`.
+    #[error("rate limited, retry after {retry_after:?}")]
+    RateLimited {
+        /// How long the endpoint asked to wait.
+        retry_after: Duration,
+    },
+    /// The webhook does not exist any more (HTTP 404): stop using it.
+    #[error("the webhook answered 404 Not Found")]
+    Gone,
+    /// A failure that may pass (5xx, network, timeout): try again later.
+    #[error("temporary failure: {0}")]
+    Retryable(String),
+    /// The endpoint refused the message for good (other 4xx): do not try again.
+    #[error("rejected: {0}")]
+    Rejected(String),
+}

@@ -1,0 +1,638 @@
+//! The dispatcher end to end: a real SQLite store, the real Discord notifier and a loopback
+//! Discord receiver.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use upwatch_core::check::SCHEMA_VERSION;
+use upwatch_core::{
+    Alert, AlertKind, CheckError, CheckResult, CheckStatus, ErrorKind, Monitor, MonitorInput,
+    MonitorState, Webhook, WebhookSource,
+};
+use upwatch_notify::discord::message;
+use upwatch_notify::dispatch::GONE_REASON;
+use upwatch_notify::{DiscordNotifier, Dispatcher, RetryPolicy};
+use upwatch_store::{
+    Delivery, HistoryEntry, HistoryQuery, SqliteStore, Store, StoreError, StoreResult,
+};
+use upwatch_telemetry::Metrics;
+use upwatch_testkit::discord::{DiscordReceiver, Reply};
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A store in a temporary directory with one monitor.
+struct Env {
+    _dir: TempDir,
+    store: Arc<SqliteStore>,
+    monitor: Monitor,
+    metrics: Arc<Metrics>,
+    /// Time of the next result, so that each is newer than the last.
+    clock: DateTime<Utc>,
+}
+
+impl Env {
+    async fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = Arc::new(SqliteStore::connect(&url).await.unwrap());
+        let monitor = Monitor::create(
+            MonitorInput {
+                name: Some("My Website".into()),
+                url: Some("https://example.com".into()),
+                ..MonitorInput::default()
+            },
+            Utc::now(),
+        )
+        .unwrap();
+        store.insert_monitor(&monitor).await.unwrap();
+        Env {
+            _dir: dir,
+            store,
+            monitor,
+            metrics: Metrics::new(),
+            clock: Utc::now() - chrono::Duration::minutes(10),
+        }
+    }
+
+    async fn webhook(&self, receiver: &DiscordReceiver) -> Webhook {
+        let webhook = Webhook {
+            id: Uuid::now_v7(),
+            name: "ops".into(),
+            url: receiver.url(),
+            enabled: true,
+            disabled_reason: None,
+            source: WebhookSource::Api,
+            created_at: Utc::now(),
+        };
+        self.store.upsert_webhook(&webhook).await.unwrap();
+        webhook
+    }
+
+    /// Applies a check result; returns the alert it caused.
+    async fn check(&mut self, up: bool) -> Alert {
+        self.clock += chrono::Duration::seconds(30);
+        let result = CheckResult {
+            v: SCHEMA_VERSION,
+            id: Uuid::now_v7(),
+            job_id: Uuid::now_v7(),
+            monitor_id: self.monitor.id,
+            monitor_name: self.monitor.name.clone(),
+            url: self.monitor.url.clone(),
+            due_at: self.clock,
+            checked_at: self.clock,
+            response_time_ms: 42,
+            status_code: Some(if up { 200 } else { 500 }),
+            status: if up {
+                CheckStatus::Up
+            } else {
+                CheckStatus::Down
+            },
+            error: (!up)
+                .then(|| CheckError::new(ErrorKind::StatusMismatch, "got HTTP 500, expected 2xx")),
+            rules: self.monitor.rules(),
+        };
+        self.store
+            .apply_result(&result)
+            .await
+            .unwrap()
+            .expect("the result should cause an alert")
+    }
+
+    fn start(&self, policy: RetryPolicy) -> Running {
+        let dispatcher = Dispatcher::new(
+            self.store.clone(),
+            Arc::new(DiscordNotifier::new().unwrap()),
+            self.metrics.clone(),
+            policy,
+        );
+        let shutdown = CancellationToken::new();
+        let waker = dispatcher.waker();
+        let task = tokio::spawn(dispatcher.run(shutdown.clone(), Duration::from_secs(5)));
+        Running {
+            shutdown,
+            waker,
+            task,
+        }
+    }
+
+    async fn pending(&self) -> u64 {
+        self.store.pending_deliveries().await.unwrap()
+    }
+}
+
+struct Running {
+    shutdown: CancellationToken,
+    waker: Arc<tokio::sync::Notify>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Shuts the dispatcher down and waits until it returned, so that nothing more is sent.
+    async fn stop(self) -> Duration {
+        let started = Instant::now();
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("the dispatcher should stop within the drain timeout")
+            .unwrap();
+        started.elapsed()
+    }
+}
+
+/// Waits until `condition` holds, looking every 20 ms; panics after `deadline`.
+async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = Instant::now() + deadline;
+    while !condition().await {
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+    }
+}
+
+#[tokio::test]
+async fn a_down_alert_is_delivered_exactly_once() {
+    let receiver = DiscordReceiver::start().await;
+    let mut env = Env::new().await;
+    env.webhook(&receiver).await;
+    let alert = env.check(false).await;
+    assert_eq!(env.pending().await, 1);
+
+    let running = env.start(RetryPolicy::default());
+    let messages = receiver.wait_for_messages(1, WAIT).await;
+    wait_until("the delivery is recorded as sent", WAIT, || async {
+        env.pending().await == 0
+    })
+    .await;
+    running.stop().await;
+
+    assert_eq!(messages[0], message(&alert));
+    assert_eq!(
+        messages[0]["content"],
+        format!(
+            "🔴 Website Down Alert\nSite: My Website ({})\nStatus: DOWN\n\
+             Time: {}\nError: status_mismatch: got HTTP 500, expected 2xx",
+            env.monitor.url,
+            alert.at.format("%Y-%m-%d %H:%M:%S UTC")
+        )
+    );
+    assert_eq!(receiver.messages().len(), 1);
+    assert_eq!(receiver.attempts(), 1);
+    assert_eq!(env.metrics.alerts_sent.get(), 1);
+    assert_eq!(env.metrics.alerts_failed.get(), 0);
+}
+
+#[tokio::test]
+async fn an_alert_stored_while_running_goes_out_when_the_waker_is_poked() {
+    let receiver = DiscordReceiver::start().await;
+    let mut env = Env::new().await;
+    env.webhook(&receiver).await;
+    let running = env.start(RetryPolicy::default());
+    // Let the dispatcher find the empty outbox and go to sleep first.
+    wait_until("the dispatcher is running", WAIT, || async {
+        env.pending().await == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    env.check(false).await;
+    let started = Instant::now();
+    running.waker.notify_one();
+    receiver.wait_for_messages(1, WAIT).await;
+    // Well before the one-second poll would have found it.
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+    running.stop().await;
+    assert_eq!(receiver.attempts(), 1);
+}
+
+#[tokio::test]
+async fn a_rate_limited_delivery_waits_retry_after_then_goes_out_once() {
+    let receiver = DiscordReceiver::start().await;
+    receiver.push_response(Reply::RateLimited {
+        retry_after_secs: 0.5,
+    });
+    let mut env = Env::new().await;
+    env.webhook(&receiver).await;
+    env.check(false).await;
+
+    // Taken before the first attempt, so the retry must come at least 0.5 s after it.
+    let started = Instant::now();
+    let running = env.start(RetryPolicy::default());
+    receiver.wait_for_attempts(1, WAIT).await;
+    receiver.wait_for_messages(1, WAIT).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "retried after {:?}",
+        started.elapsed()
+    );
+    wait_until("the delivery is recorded as sent", WAIT, || async {
+        env.pending().await == 0
+    })
+    .await;
+    running.stop().await;
+
+    assert_eq!(receiver.messages().len(), 1);
+    assert_eq!(receiver.attempts(), 2);
+    assert_eq!(env.metrics.alerts_sent.get(), 1);
+    assert_eq!(env.metrics.alerts_failed.get(), 1);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_until_success() {
+    let receiver = DiscordReceiver::start().await;
+    receiver.push_response(Reply::Status(500));
+    receiver.push_response(Reply::Status(500));
+    let mut env = Env::new().await;
+    env.webhook(&receiver).await;
+    env.check(false).await;
+
+    let running = env.start(fast_retries());
+    receiver.wait_for_messages(1, WAIT).await;
+    wait_until("the delivery is recorded as sent", WAIT, || async {
+        env.pending().await == 0
+    })
+    .await;
+    running.stop().await;
+
+    assert_eq!(receiver.messages().len(), 1);
+    assert_eq!(receiver.attempts(), 3);
+    assert_eq!(env.metrics.alerts_sent.get(), 1);
+    assert_eq!(env.metrics.alerts_failed.get(), 2);
+}
+
+#[tokio::test]
+async fn a_rejected_delivery_is_given_up_and_the_next_one_goes_out() {
+    let receiver = DiscordReceiver::start().await;
+    receiver.push_response(Reply::Status(400));
+    let mut env = Env::new().await;
+    env.webhook(&receiver).await;
+    env.check(false).await;
+    let recovery = env.check(true).await;
+
+    let running = env.start(fast_retries());
+    let messages = receiver.wait_for_messages(1, WAIT).await;
+    wait_until("both deliveries are settled", WAIT, || async {
+        env.pending().await == 0
+    })
+    .await;
+    running.stop().await;
+
+    assert_eq!(messages, vec![message(&recovery)]);
+    assert_eq!(receiver.attempts(), 2);
+    assert_eq!(env.metrics.alerts_failed.get(), 1);
+}
+
+#[tokio::test]
+async fn a_404_disables_the_webhook_and_stops_sending_to_it() {
+    let receiver = DiscordReceiver::start().await;
+    receiver.push_response(Reply::Status(404));
+    let mut env = Env::new().await;
+    let webhook = env.webhook(&receiver).await;
+    env.check(false).await;
+    env.check(true).await;
+    assert_eq!(env.pending().await, 2);
+
+    let running = env.start(fast_retries());
+    let store = env.store.clone();
+    wait_until("the webhook is disabled", WAIT, || {
+        let store = store.clone();
+        async move {
+            !store
+                .get_webhook(webhook.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .enabled
+        }
+    })
+    .await;
+    running.stop().await;
+
+    let stored = env.store.get_webhook(webhook.id).await.unwrap().unwrap();
+    assert_eq!(stored.disabled_reason.as_deref(), Some(GONE_REASON));
+    // The second delivery was failed with the webhook and never attempted.
+    assert_eq!(env.pending().await, 0);
+    assert_eq!(receiver.attempts(), 1);
+    assert!(receiver.messages().is_empty());
+
+    // New alerts no longer create deliveries for it.
+    env.check(false).await;
+    assert_eq!(env.pending().await, 0);
+}
+
+#[tokio::test]
+async fn a_slow_webhook_does_not_hold_up_another() {
+    let slow = DiscordReceiver::start().await;
+    slow.push_response(Reply::Delay(Duration::from_secs(3)));
+    let fast = DiscordReceiver::start().await;
+    let mut env = Env::new().await;
+    // The slow one first, so that an implementation going through webhooks one by one would
+    // be stuck on it.
+    env.webhook(&slow).await;
+    env.webhook(&fast).await;
+    let alert = env.check(false).await;
+    assert_eq!(env.pending().await, 2);
+
+    let running = env.start(RetryPolicy::default());
+    slow.wait_for_attempts(1, WAIT).await;
+    let fast_messages = fast.wait_for_messages(1, Duration::from_secs(1)).await;
+    assert_eq!(fast_messages, vec![message(&alert)]);
+    assert!(
+        slow.messages().is_empty(),
+        "the slow webhook answered early"
+    );
+    let slow_messages = slow.wait_for_messages(1, WAIT).await;
+    assert_eq!(slow_messages, vec![message(&alert)]);
+    wait_until("both deliveries are recorded", WAIT, || async {
+        env.pending().await == 0
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(env.metrics.alerts_sent.get(), 2);
+}
+
+#[tokio::test]
+async fn down_then_recovery_arrive_in_order_even_when_the_first_is_retried() {
+    let receiver = DiscordReceiver::start().await;
+    // The down alert fails once: the recovery, pending meanwhile, must not overtake it.
+    receiver.push_response(Reply::Status(500));
+    let mut env = Env::new().await;
+    env.webhook(&receiver).await;
+    let down = env.check(false).await;
+    let recovery = env.check(true).await;
+
+    let running = env.start(fast_retries());
+    let messages = receiver.wait_for_messages(2, WAIT).await;
+    wait_until("both deliveries are recorded", WAIT, || async {
+        env.pending().await == 0
+    })
+    .await;
+    running.stop().await;
+
+    assert_eq!(down.kind, AlertKind::Down);
+    assert_eq!(recovery.kind, AlertKind::Recovery);
+    assert_eq!(messages, vec![message(&down), message(&recovery)]);
+    assert!(messages[1]["content"]
+        .as_str()
+        .unwrap()
+        .ends_with("\nDowntime: 30s"));
+    assert_eq!(receiver.attempts(), 3);
+}
+
+#[tokio::test]
+async fn shutdown_finishes_a_delivery_in_flight() {
+    let receiver = DiscordReceiver::start().await;
+    receiver.push_response(Reply::Delay(Duration::from_millis(700)));
+    let mut env = Env::new().await;
+    env.webhook(&receiver).await;
+    env.check(false).await;
+
+    let running = env.start(RetryPolicy::default());
+    receiver.wait_for_attempts(1, WAIT).await;
+    running.stop().await;
+
+    assert_eq!(receiver.messages().len(), 1);
+    assert_eq!(env.pending().await, 0);
+    assert_eq!(env.metrics.alerts_sent.get(), 1);
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_retry_due_after_the_drain() {
+    let receiver = DiscordReceiver::start().await;
+    receiver.push_response(Reply::RateLimited {
+        retry_after_secs: 60.0,
+    });
+    let mut env = Env::new().await;
+    env.webhook(&receiver).await;
+    env.check(false).await;
+
+    let running = env.start(RetryPolicy::default());
+    receiver.wait_for_attempts(1, WAIT).await;
+    let store = env.store.clone();
+    wait_until("the retry is scheduled", WAIT, || {
+        let store = store.clone();
+        async move {
+            let ids = store.webhooks_with_pending().await.unwrap();
+            let d = store.next_delivery(ids[0]).await.unwrap().unwrap();
+            d.attempts == 1
+        }
+    })
+    .await;
+    let took = running.stop().await;
+
+    // Due in a minute, far beyond the five-second drain: no reason to wait at all.
+    assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
+    assert_eq!(
+        env.pending().await,
+        1,
+        "the delivery stays pending for the next start"
+    );
+    assert_eq!(receiver.attempts(), 1);
+}
+
+#[tokio::test]
+async fn shutdown_abandons_a_delivery_slower_than_the_drain_and_keeps_it_pending() {
+    let receiver = DiscordReceiver::start().await;
+    receiver.push_response(Reply::Delay(Duration::from_secs(8)));
+    let mut env = Env::new().await;
+    env.webhook(&receiver).await;
+    env.check(false).await;
+
+    let dispatcher = Dispatcher::new(
+        env.store.clone(),
+        Arc::new(DiscordNotifier::new().unwrap()),
+        env.metrics.clone(),
+        RetryPolicy::default(),
+    );
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(dispatcher.run(shutdown.clone(), Duration::from_millis(300)));
+    receiver.wait_for_attempts(1, WAIT).await;
+    let started = Instant::now();
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+    let took = started.elapsed();
+
+    assert!(
+        took >= Duration::from_millis(250),
+        "stopped before the drain timeout: {took:?}"
+    );
+    assert!(took < Duration::from_secs(2), "stopped late: {took:?}");
+    assert_eq!(env.pending().await, 1);
+    assert_eq!(env.metrics.alerts_sent.get(), 0);
+}
+
+/// A store whose outbox operations fail a set number of times before working.
+struct FlakyStore {
+    inner: SqliteStore,
+    list_failures: AtomicU32,
+    next_failures: AtomicU32,
+    sent_failures: AtomicU32,
+}
+
+fn fail_once(counter: &AtomicU32) -> StoreResult<()> {
+    let left = counter.load(Ordering::SeqCst);
+    if left > 0 {
+        counter.store(left - 1, Ordering::SeqCst);
+        return Err(StoreError::Corrupt("injected failure".into()));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for FlakyStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+    async fn insert_monitor(&self, monitor: &Monitor) -> StoreResult<()> {
+        self.inner.insert_monitor(monitor).await
+    }
+    async fn get_monitor(&self, id: Uuid) -> StoreResult<Option<Monitor>> {
+        self.inner.get_monitor(id).await
+    }
+    async fn list_monitors(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<Monitor>> {
+        self.inner.list_monitors(after, limit).await
+    }
+    async fn all_monitors(&self) -> StoreResult<Vec<Monitor>> {
+        self.inner.all_monitors().await
+    }
+    async fn find_monitor_by_url(&self, url: &str) -> StoreResult<Option<Monitor>> {
+        self.inner.find_monitor_by_url(url).await
+    }
+    async fn update_monitor(&self, monitor: &Monitor) -> StoreResult<bool> {
+        self.inner.update_monitor(monitor).await
+    }
+    async fn delete_monitor(&self, id: Uuid) -> StoreResult<bool> {
+        self.inner.delete_monitor(id).await
+    }
+    async fn monitors_version(&self) -> StoreResult<i64> {
+        self.inner.monitors_version().await
+    }
+    async fn insert_results(&self, results: &[CheckResult]) -> StoreResult<u64> {
+        self.inner.insert_results(results).await
+    }
+    async fn history(
+        &self,
+        monitor_id: Uuid,
+        query: &HistoryQuery,
+    ) -> StoreResult<Vec<HistoryEntry>> {
+        self.inner.history(monitor_id, query).await
+    }
+    async fn get_state(&self, monitor_id: Uuid) -> StoreResult<Option<MonitorState>> {
+        self.inner.get_state(monitor_id).await
+    }
+    async fn list_states(&self) -> StoreResult<Vec<MonitorState>> {
+        self.inner.list_states().await
+    }
+    async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
+        self.inner.apply_result(result).await
+    }
+    async fn upsert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        self.inner.upsert_webhook(webhook).await
+    }
+    async fn get_webhook(&self, id: Uuid) -> StoreResult<Option<Webhook>> {
+        self.inner.get_webhook(id).await
+    }
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        self.inner.list_webhooks().await
+    }
+    async fn delete_webhook(&self, id: Uuid) -> StoreResult<bool> {
+        self.inner.delete_webhook(id).await
+    }
+    async fn disable_webhook(&self, id: Uuid, reason: &str) -> StoreResult<()> {
+        self.inner.disable_webhook(id, reason).await
+    }
+    async fn webhooks_with_pending(&self) -> StoreResult<Vec<Uuid>> {
+        fail_once(&self.list_failures)?;
+        self.inner.webhooks_with_pending().await
+    }
+    async fn next_delivery(&self, webhook_id: Uuid) -> StoreResult<Option<Delivery>> {
+        fail_once(&self.next_failures)?;
+        self.inner.next_delivery(webhook_id).await
+    }
+    async fn delivery_sent(&self, delivery_id: i64) -> StoreResult<()> {
+        fail_once(&self.sent_failures)?;
+        self.inner.delivery_sent(delivery_id).await
+    }
+    async fn delivery_retry(
+        &self,
+        delivery_id: i64,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> StoreResult<()> {
+        self.inner
+            .delivery_retry(delivery_id, next_attempt_at, error)
+            .await
+    }
+    async fn delivery_failed(&self, delivery_id: i64, error: &str) -> StoreResult<()> {
+        self.inner.delivery_failed(delivery_id, error).await
+    }
+    async fn pending_deliveries(&self) -> StoreResult<u64> {
+        self.inner.pending_deliveries().await
+    }
+}
+
+#[tokio::test]
+async fn store_errors_are_retried_without_sending_twice() {
+    let receiver = DiscordReceiver::start().await;
+    let mut env = Env::new().await;
+    env.webhook(&receiver).await;
+    let alert = env.check(false).await;
+    let store = Arc::new(FlakyStore {
+        inner: (*env.store).clone(),
+        list_failures: AtomicU32::new(1),
+        next_failures: AtomicU32::new(1),
+        sent_failures: AtomicU32::new(2),
+    });
+
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        Arc::new(DiscordNotifier::new().unwrap()),
+        env.metrics.clone(),
+        RetryPolicy::default(),
+    );
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(dispatcher.run(shutdown.clone(), Duration::from_secs(5)));
+    let messages = receiver.wait_for_messages(1, WAIT).await;
+    assert_eq!(messages, vec![message(&alert)]);
+    wait_until("the delivery is recorded as sent", WAIT, || async {
+        env.pending().await == 0
+    })
+    .await;
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+
+    // Every injected failure was hit and got past.
+    assert_eq!(store.list_failures.load(Ordering::SeqCst), 0);
+    assert_eq!(store.next_failures.load(Ordering::SeqCst), 0);
+    assert_eq!(store.sent_failures.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        receiver.attempts(),
+        1,
+        "a delivery whose outcome failed to save was sent again"
+    );
+    assert_eq!(env.metrics.alerts_sent.get(), 1);
+}
