@@ -164,7 +164,9 @@ impl Application {
                 loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        _ = tick.tick() => metrics.queue_depth.set(bus.depth(Topic::Jobs, groups::WORKERS) as i64),
+                        _ = tick.tick() => {
+                            metrics.queue_depth.set(bus.depth(Topic::Jobs, groups::WORKERS) as i64);
+                        }
                     }
                 }
             }

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +21,6 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub shutdown: CancellationToken,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    pub db_path: PathBuf,
 }
 
 /// Settings for a test: loopback, a database in `dir`, fast batches, plus `extra` variables.
@@ -54,7 +52,6 @@ pub async fn spawn_app_in(dir: &std::path::Path, extra: &[(&str, &str)]) -> Test
         store,
         shutdown,
         task,
-        db_path: dir.join("upwatch.db"),
     }
 }
 

@@ -72,9 +72,11 @@ async fn sites_to_monitor_are_added_once() {
     let app = spawn_app_in(dir.path(), &env).await;
     let listed = app.get_json("/api/v1/sites").await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 2, "not added again on restart");
-    let first = listed["items"][0]["id"].as_str().unwrap().to_string();
-    eventually("a seeded site to be checked", || async {
-        (app.status_of(&first).await == "up").then_some(())
+    assert_eq!(listed["items"][0]["interval_seconds"], 300, "seeded with the defaults");
+    // Both are scheduled (their first checks fall somewhere in their 300 s interval).
+    eventually("the seeded sites to be scheduled", || async {
+        let metrics = app.client.get(app.url("/metrics")).send().await.ok()?.text().await.ok()?;
+        metrics.contains("upwatch_monitors_scheduled 2").then_some(())
     })
     .await;
     app.stop().await.unwrap();
