@@ -17,7 +17,8 @@ fn upwatch() -> Command {
     cmd
 }
 
-#[tokio::test]
+// The binary blocks this thread while it runs, so the target needs a runtime thread of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_prints_the_outcome_and_exits_by_status() {
     let target = TargetServer::start().await;
     let up = upwatch().arg("check").arg(target.url("/ok")).output().unwrap();
