@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use upwatch_core::check::{CheckError, CheckJob, CheckRequest, CheckResult, CheckStatus, ErrorKind, StateRules};
+use upwatch_core::check::{
+    CheckError, CheckJob, CheckRequest, CheckResult, CheckStatus, ErrorKind, StateRules,
+};
 use upwatch_core::schedule::Schedule;
 use upwatch_core::{ExpectedStatus, MonitorState};
 use uuid::Uuid;
@@ -23,8 +25,13 @@ fn result(monitor_id: Uuid, second: i64, up: bool) -> CheckResult {
         checked_at: at,
         response_time_ms: 42,
         status_code: Some(if up { 200 } else { 503 }),
-        status: if up { CheckStatus::Up } else { CheckStatus::Down },
-        error: (!up).then(|| CheckError::new(ErrorKind::StatusMismatch, "got HTTP 503, expected 200")),
+        status: if up {
+            CheckStatus::Up
+        } else {
+            CheckStatus::Down
+        },
+        error: (!up)
+            .then(|| CheckError::new(ErrorKind::StatusMismatch, "got HTTP 503, expected 200")),
         rules: StateRules::default(),
     }
 }
@@ -106,11 +113,15 @@ fn encoding(c: &mut Criterion) {
     };
     let encoded = serde_json::to_vec(&r).unwrap();
     let mut group = c.benchmark_group("encoding");
-    group.bench_function("encode result", |b| b.iter(|| black_box(serde_json::to_vec(black_box(&r)).unwrap())));
+    group.bench_function("encode result", |b| {
+        b.iter(|| black_box(serde_json::to_vec(black_box(&r)).unwrap()))
+    });
     group.bench_function("decode result", |b| {
         b.iter(|| black_box(serde_json::from_slice::<CheckResult>(black_box(&encoded)).unwrap()))
     });
-    group.bench_function("encode job", |b| b.iter(|| black_box(serde_json::to_vec(black_box(&job)).unwrap())));
+    group.bench_function("encode job", |b| {
+        b.iter(|| black_box(serde_json::to_vec(black_box(&job)).unwrap()))
+    });
     group.finish();
 }
 

@@ -10,7 +10,9 @@ fn upwatch() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_upwatch"));
     // Keep the tests independent of the developer's own environment and .env file.
     for (key, _) in std::env::vars() {
-        if key.starts_with("UPWATCH_") || ["DATABASE_URL", "DISCORD_WEBHOOK_URL", "SITES_TO_MONITOR"].contains(&key.as_str()) {
+        if key.starts_with("UPWATCH_")
+            || ["DATABASE_URL", "DISCORD_WEBHOOK_URL", "SITES_TO_MONITOR"].contains(&key.as_str())
+        {
             cmd.env_remove(key);
         }
     }
@@ -21,27 +23,49 @@ fn upwatch() -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_prints_the_outcome_and_exits_by_status() {
     let target = TargetServer::start().await;
-    let up = upwatch().arg("check").arg(target.url("/ok")).output().unwrap();
+    let up = upwatch()
+        .arg("check")
+        .arg(target.url("/ok"))
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&up.stdout);
     assert!(up.status.success(), "{stdout}");
-    assert!(stdout.contains("status:  up") && stdout.contains("code:    200"), "{stdout}");
+    assert!(
+        stdout.contains("status:  up") && stdout.contains("code:    200"),
+        "{stdout}"
+    );
 
-    let down = upwatch().arg("check").arg(target.url("/status/503")).output().unwrap();
+    let down = upwatch()
+        .arg("check")
+        .arg(target.url("/status/503"))
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&down.stdout);
     assert_eq!(down.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("status_mismatch: got HTTP 503"), "{stdout}");
 
-    let bad = upwatch().arg("check").arg("ftp://example.com").output().unwrap();
+    let bad = upwatch()
+        .arg("check")
+        .arg("ftp://example.com")
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("http or https"));
 }
 
 #[test]
 fn invalid_configuration_names_the_variable() {
-    let out = upwatch().arg("serve").env("UPWATCH_WORKERS", "many").output().unwrap();
+    let out = upwatch()
+        .arg("serve")
+        .env("UPWATCH_WORKERS", "many")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("UPWATCH_WORKERS") && stderr.contains("whole number"), "{stderr}");
+    assert!(
+        stderr.contains("UPWATCH_WORKERS") && stderr.contains("whole number"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -68,25 +92,42 @@ fn serve_answers_and_exits_cleanly_on_sigterm() {
             }
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(30)).expect("the server starts");
-    let listen = line.split("\"listen\":\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server starts");
+    let listen = line
+        .split("\"listen\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
     let health = std::net::TcpStream::connect(&listen).map(|mut s| {
         use std::io::{Read, Write};
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
         let mut text = String::new();
         s.read_to_string(&mut text).unwrap();
         text
     });
     assert!(health.unwrap().starts_with("HTTP/1.1 200"));
 
-    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {
         if let Some(exit) = child.try_wait().unwrap() {
             break exit;
         }
-        assert!(Instant::now() < deadline, "upwatch did not stop after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "upwatch did not stop after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "exit status {exit:?}");

@@ -63,7 +63,10 @@ pub fn main() -> ExitCode {
         }
     };
     upwatch_telemetry::init_tracing(settings.log_format, &settings.log_filter);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -140,12 +143,17 @@ async fn check(settings: Settings, url: &str) -> ExitCode {
     println!("status:  {}", result.status.as_str());
     println!(
         "code:    {}",
-        result.status_code.map_or("-".to_string(), |c| c.to_string())
+        result
+            .status_code
+            .map_or("-".to_string(), |c| c.to_string())
     );
     println!("latency: {} ms", result.response_time_ms);
     println!(
         "error:   {}",
-        result.error.as_ref().map_or("-".to_string(), ToString::to_string)
+        result
+            .error
+            .as_ref()
+            .map_or("-".to_string(), ToString::to_string)
     );
     if result.status == CheckStatus::Up {
         ExitCode::SUCCESS

@@ -24,7 +24,7 @@ use upwatch_cache::{LiveStatus, MemoryCache, StatusCache};
 use upwatch_checker::{Checker, CheckerConfig};
 use upwatch_config::{DatabaseUrl, Settings};
 use upwatch_core::{redact_url, Monitor, MonitorInput, MonitorState, Webhook, WebhookSource};
-use upwatch_notify::{Dispatcher, DiscordNotifier, RetryPolicy};
+use upwatch_notify::{DiscordNotifier, Dispatcher, RetryPolicy};
 use upwatch_pipeline::alerter::Alerter;
 use upwatch_pipeline::cache_updater::CacheUpdater;
 use upwatch_pipeline::logger::Logger;
@@ -62,9 +62,12 @@ impl Application {
         seed_sites(store.as_ref(), &settings.sites_to_monitor).await?;
         let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::new());
         warm_cache(store.as_ref(), cache.as_ref()).await?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (UPWATCH_LISTEN or --listen)", settings.listen))?;
+        let listener = TcpListener::bind(settings.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {} (UPWATCH_LISTEN or --listen)",
+                settings.listen
+            )
+        })?;
         Ok(Application {
             listener,
             bus: InProcessBus::new(settings.queue_capacity),
@@ -77,7 +80,9 @@ impl Application {
 
     /// The address the API listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The port the API listens on.
@@ -94,7 +99,14 @@ impl Application {
     /// stops, in-flight checks finish (bounded by the drain timeout), every result is stored
     /// and applied, and due alerts are delivered (bounded by the drain timeout).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Application { listener, settings, store, cache, bus, metrics } = self;
+        let Application {
+            listener,
+            settings,
+            store,
+            cache,
+            bus,
+            metrics,
+        } = self;
         let bus_dyn: Arc<dyn Bus> = Arc::new(bus.clone());
         let changed = Arc::new(Notify::new());
 
@@ -112,7 +124,8 @@ impl Application {
         );
         let dispatch_waker = dispatcher.waker();
         let dispatch_stop = CancellationToken::new();
-        let dispatcher = tokio::spawn(dispatcher.run(dispatch_stop.clone(), settings.drain_timeout));
+        let dispatcher =
+            tokio::spawn(dispatcher.run(dispatch_stop.clone(), settings.drain_timeout));
 
         let logger = tokio::spawn(
             Logger {
@@ -123,7 +136,12 @@ impl Application {
             }
             .run(for_logger),
         );
-        let cache_updater = tokio::spawn(CacheUpdater { cache: cache.clone() }.run(for_cache));
+        let cache_updater = tokio::spawn(
+            CacheUpdater {
+                cache: cache.clone(),
+            }
+            .run(for_cache),
+        );
         let alerter = tokio::spawn(
             Alerter {
                 store: store.clone(),
@@ -230,7 +248,10 @@ async fn sync_config_webhooks(store: &dyn Store, settings: &Settings) -> anyhow:
             source: WebhookSource::Config,
             created_at: Utc::now(),
         };
-        store.upsert_webhook(&webhook).await.context("cannot store the configured webhooks")?;
+        store
+            .upsert_webhook(&webhook)
+            .await
+            .context("cannot store the configured webhooks")?;
         tracing::info!(webhook = %redact_url(&webhook.url), id = %webhook.id, "webhook configured");
         wanted.push(webhook.id);
     }
@@ -268,7 +289,10 @@ async fn warm_cache(store: &dyn Store, cache: &dyn StatusCache) -> anyhow::Resul
         .map(|s| (s.monitor_id, s))
         .collect();
     for monitor in store.all_monitors().await? {
-        let state = states.get(&monitor.id).cloned().unwrap_or_else(|| MonitorState::new(monitor.id));
+        let state = states
+            .get(&monitor.id)
+            .cloned()
+            .unwrap_or_else(|| MonitorState::new(monitor.id));
         cache.put(&LiveStatus::new(&monitor, state)).await?;
     }
     Ok(())

@@ -33,7 +33,9 @@ pub async fn every_group_gets_every_message(bus: &dyn Bus) {
         .map(|i| (Uuid::now_v7(), Bytes::from(format!("{{\"n\":{i}}}"))))
         .collect();
     for (key, payload) in &sent {
-        bus.publish(Topic::Results, *key, payload.clone()).await.unwrap();
+        bus.publish(Topic::Results, *key, payload.clone())
+            .await
+            .unwrap();
     }
     let want: HashSet<_> = sent.iter().cloned().collect();
     for sub in [&mut a, &mut b] {
@@ -44,20 +46,38 @@ pub async fn every_group_gets_every_message(bus: &dyn Bus) {
 
 /// Members of one group share its messages: each message reaches exactly one of them.
 pub async fn members_of_a_group_share_messages(bus: &dyn Bus) {
-    let mut first = bus.subscribe(Topic::Jobs, "contract-workers").await.unwrap();
-    let mut second = bus.subscribe(Topic::Jobs, "contract-workers").await.unwrap();
+    let mut first = bus
+        .subscribe(Topic::Jobs, "contract-workers")
+        .await
+        .unwrap();
+    let mut second = bus
+        .subscribe(Topic::Jobs, "contract-workers")
+        .await
+        .unwrap();
     let keys: Vec<Uuid> = (0..40).map(|_| Uuid::now_v7()).collect();
     for key in &keys {
-        bus.publish(Topic::Jobs, *key, Bytes::from_static(b"{}")).await.unwrap();
+        bus.publish(Topic::Jobs, *key, Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
     }
     let mut seen = HashSet::new();
     let deadline = tokio::time::Instant::now() + WAIT;
     while seen.len() < keys.len() {
-        assert!(tokio::time::Instant::now() < deadline, "only {} of {} arrived", seen.len(), keys.len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {} arrived",
+            seen.len(),
+            keys.len()
+        );
         for sub in [&mut first, &mut second] {
-            if let Ok(Ok(Some(m))) = tokio::time::timeout(Duration::from_millis(200), sub.recv()).await {
+            if let Ok(Ok(Some(m))) =
+                tokio::time::timeout(Duration::from_millis(200), sub.recv()).await
+            {
                 sub.ack(&m).await.unwrap();
-                assert!(seen.insert(m.key), "a message reached two members of one group");
+                assert!(
+                    seen.insert(m.key),
+                    "a message reached two members of one group"
+                );
             }
         }
     }
@@ -66,10 +86,15 @@ pub async fn members_of_a_group_share_messages(bus: &dyn Bus) {
 
 /// Messages of one key arrive in the order they were published.
 pub async fn one_key_keeps_its_order(bus: &dyn Bus) {
-    let mut sub = bus.subscribe(Topic::Results, "contract-order").await.unwrap();
+    let mut sub = bus
+        .subscribe(Topic::Results, "contract-order")
+        .await
+        .unwrap();
     let key = Uuid::now_v7();
     for i in 0..50u32 {
-        bus.publish(Topic::Results, key, Bytes::from(i.to_string())).await.unwrap();
+        bus.publish(Topic::Results, key, Bytes::from(i.to_string()))
+            .await
+            .unwrap();
     }
     let got: Vec<u32> = recv_n(sub.as_mut(), 50)
         .await

@@ -164,7 +164,9 @@ mod tests {
     async fn close_drains_then_ends() {
         let bus = InProcessBus::new(8);
         let mut sub = bus.subscribe(Topic::Jobs, "g").await.unwrap();
-        bus.publish(Topic::Jobs, Uuid::nil(), Bytes::from_static(b"1")).await.unwrap();
+        bus.publish(Topic::Jobs, Uuid::nil(), Bytes::from_static(b"1"))
+            .await
+            .unwrap();
         bus.close(Topic::Jobs).await;
         assert!(matches!(
             bus.publish(Topic::Jobs, Uuid::nil(), Bytes::new()).await,
@@ -181,7 +183,10 @@ mod tests {
         let waiting = tokio::spawn(async move { sub.recv().await.unwrap() });
         tokio::task::yield_now().await;
         bus.close(Topic::Results).await;
-        let got = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(got.is_none());
     }
 
@@ -190,15 +195,23 @@ mod tests {
         let bus = InProcessBus::new(2);
         let mut sub = bus.subscribe(Topic::Jobs, "g").await.unwrap();
         for _ in 0..2 {
-            bus.publish(Topic::Jobs, Uuid::nil(), Bytes::new()).await.unwrap();
+            bus.publish(Topic::Jobs, Uuid::nil(), Bytes::new())
+                .await
+                .unwrap();
         }
         assert_eq!(bus.depth(Topic::Jobs, "g"), 2);
         let producer = {
             let bus = bus.clone();
-            tokio::spawn(async move { bus.publish(Topic::Jobs, Uuid::nil(), Bytes::from_static(b"3")).await })
+            tokio::spawn(async move {
+                bus.publish(Topic::Jobs, Uuid::nil(), Bytes::from_static(b"3"))
+                    .await
+            })
         };
         tokio::task::yield_now().await;
-        assert!(!producer.is_finished(), "publish waits while the queue is full");
+        assert!(
+            !producer.is_finished(),
+            "publish waits while the queue is full"
+        );
         for _ in 0..3 {
             sub.recv().await.unwrap().unwrap();
         }

@@ -31,7 +31,13 @@ impl StatusCache for MemoryCache {
     }
 
     async fn list(&self) -> CacheResult<Vec<LiveStatus>> {
-        Ok(self.entries.read().expect("cache lock").values().cloned().collect())
+        Ok(self
+            .entries
+            .read()
+            .expect("cache lock")
+            .values()
+            .cloned()
+            .collect())
     }
 
     async fn put(&self, entry: &LiveStatus) -> CacheResult<bool> {

@@ -26,22 +26,102 @@ pub struct Setting {
 
 /// Every setting upwatch reads.
 pub const SETTINGS: &[Setting] = &[
-    Setting { key: "listen", env: "UPWATCH_LISTEN", default: Some("127.0.0.1:8080"), expected: "an address and port such as 127.0.0.1:8080" },
-    Setting { key: "database_url", env: "DATABASE_URL", default: Some("sqlite://upwatch.db"), expected: "a database URL such as sqlite://upwatch.db" },
-    Setting { key: "discord_webhook_url", env: "DISCORD_WEBHOOK_URL", default: None, expected: "comma-separated http(s) webhook URLs" },
-    Setting { key: "sites_to_monitor", env: "SITES_TO_MONITOR", default: None, expected: "comma-separated http(s) URLs" },
-    Setting { key: "api_token", env: "UPWATCH_API_TOKEN", default: None, expected: "a bearer token of at least 16 characters" },
-    Setting { key: "workers", env: "UPWATCH_WORKERS", default: Some("512"), expected: "a whole number of checks in flight from 1 to 100000" },
-    Setting { key: "queue_capacity", env: "UPWATCH_QUEUE_CAPACITY", default: Some("10000"), expected: "a whole number of queued messages from 1 to 10000000" },
-    Setting { key: "drain_timeout_seconds", env: "UPWATCH_DRAIN_TIMEOUT_SECONDS", default: Some("15"), expected: "a whole number of seconds from 0 to 3600" },
-    Setting { key: "check_max_body_bytes", env: "UPWATCH_CHECK_MAX_BODY_BYTES", default: Some("65536"), expected: "a whole number of bytes from 0 to 10485760" },
-    Setting { key: "check_max_redirects", env: "UPWATCH_CHECK_MAX_REDIRECTS", default: Some("10"), expected: "a whole number of hops from 0 to 50" },
-    Setting { key: "logger_batch_size", env: "UPWATCH_LOGGER_BATCH_SIZE", default: Some("1000"), expected: "a whole number of results from 1 to 100000" },
-    Setting { key: "logger_batch_ms", env: "UPWATCH_LOGGER_BATCH_MS", default: Some("200"), expected: "a whole number of milliseconds from 1 to 60000" },
-    Setting { key: "scheduler_reload_ms", env: "UPWATCH_SCHEDULER_RELOAD_MS", default: Some("1000"), expected: "a whole number of milliseconds from 10 to 600000" },
-    Setting { key: "api_max_body_bytes", env: "UPWATCH_API_MAX_BODY_BYTES", default: Some("1048576"), expected: "a whole number of bytes from 1024 to 104857600" },
-    Setting { key: "log_format", env: "UPWATCH_LOG_FORMAT", default: Some("text"), expected: "`text` or `json`" },
-    Setting { key: "log", env: "UPWATCH_LOG", default: Some("info"), expected: "a tracing filter such as `info` or `upwatch=debug,sqlx=warn`" },
+    Setting {
+        key: "listen",
+        env: "UPWATCH_LISTEN",
+        default: Some("127.0.0.1:8080"),
+        expected: "an address and port such as 127.0.0.1:8080",
+    },
+    Setting {
+        key: "database_url",
+        env: "DATABASE_URL",
+        default: Some("sqlite://upwatch.db"),
+        expected: "a database URL such as sqlite://upwatch.db",
+    },
+    Setting {
+        key: "discord_webhook_url",
+        env: "DISCORD_WEBHOOK_URL",
+        default: None,
+        expected: "comma-separated http(s) webhook URLs",
+    },
+    Setting {
+        key: "sites_to_monitor",
+        env: "SITES_TO_MONITOR",
+        default: None,
+        expected: "comma-separated http(s) URLs",
+    },
+    Setting {
+        key: "api_token",
+        env: "UPWATCH_API_TOKEN",
+        default: None,
+        expected: "a bearer token of at least 16 characters",
+    },
+    Setting {
+        key: "workers",
+        env: "UPWATCH_WORKERS",
+        default: Some("512"),
+        expected: "a whole number of checks in flight from 1 to 100000",
+    },
+    Setting {
+        key: "queue_capacity",
+        env: "UPWATCH_QUEUE_CAPACITY",
+        default: Some("10000"),
+        expected: "a whole number of queued messages from 1 to 10000000",
+    },
+    Setting {
+        key: "drain_timeout_seconds",
+        env: "UPWATCH_DRAIN_TIMEOUT_SECONDS",
+        default: Some("15"),
+        expected: "a whole number of seconds from 0 to 3600",
+    },
+    Setting {
+        key: "check_max_body_bytes",
+        env: "UPWATCH_CHECK_MAX_BODY_BYTES",
+        default: Some("65536"),
+        expected: "a whole number of bytes from 0 to 10485760",
+    },
+    Setting {
+        key: "check_max_redirects",
+        env: "UPWATCH_CHECK_MAX_REDIRECTS",
+        default: Some("10"),
+        expected: "a whole number of hops from 0 to 50",
+    },
+    Setting {
+        key: "logger_batch_size",
+        env: "UPWATCH_LOGGER_BATCH_SIZE",
+        default: Some("1000"),
+        expected: "a whole number of results from 1 to 100000",
+    },
+    Setting {
+        key: "logger_batch_ms",
+        env: "UPWATCH_LOGGER_BATCH_MS",
+        default: Some("200"),
+        expected: "a whole number of milliseconds from 1 to 60000",
+    },
+    Setting {
+        key: "scheduler_reload_ms",
+        env: "UPWATCH_SCHEDULER_RELOAD_MS",
+        default: Some("1000"),
+        expected: "a whole number of milliseconds from 10 to 600000",
+    },
+    Setting {
+        key: "api_max_body_bytes",
+        env: "UPWATCH_API_MAX_BODY_BYTES",
+        default: Some("1048576"),
+        expected: "a whole number of bytes from 1024 to 104857600",
+    },
+    Setting {
+        key: "log_format",
+        env: "UPWATCH_LOG_FORMAT",
+        default: Some("text"),
+        expected: "`text` or `json`",
+    },
+    Setting {
+        key: "log",
+        env: "UPWATCH_LOG",
+        default: Some("info"),
+        expected: "a tracing filter such as `info` or `upwatch=debug,sqlx=warn`",
+    },
 ];
 
 /// Invalid configuration, naming what to fix.
@@ -106,11 +186,17 @@ struct Raw {
 
 impl Raw {
     fn setting(key: &str) -> &'static Setting {
-        SETTINGS.iter().find(|s| s.key == key).expect("known setting")
+        SETTINGS
+            .iter()
+            .find(|s| s.key == key)
+            .expect("known setting")
     }
 
     fn text(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(String::as_str).filter(|v| !v.trim().is_empty())
+        self.values
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
     }
 
     fn invalid(&self, key: &str) -> ConfigError {
@@ -146,14 +232,19 @@ impl Raw {
 
 fn is_http_url(text: &str) -> bool {
     url::Url::parse(text)
-        .map(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
+        .map(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+        })
         .unwrap_or(false)
 }
 
 impl Settings {
     /// Reads the configuration from the layers. `env` is the process environment (passed in
     /// so tests need not touch the real one).
-    pub fn load(overrides: &Overrides, env: &HashMap<String, String>) -> Result<Settings, ConfigError> {
+    pub fn load(
+        overrides: &Overrides,
+        env: &HashMap<String, String>,
+    ) -> Result<Settings, ConfigError> {
         use config::{Config, Environment, File, FileFormat};
         let mut builder = Config::builder();
         for s in SETTINGS {
@@ -162,7 +253,11 @@ impl Settings {
             }
         }
         if let Some(path) = &overrides.config_file {
-            builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml).required(true));
+            builder = builder.add_source(
+                File::from(path.as_path())
+                    .format(FileFormat::Toml)
+                    .required(true),
+            );
         }
         builder = builder.add_source(
             Environment::with_prefix("UPWATCH")
@@ -171,14 +266,20 @@ impl Settings {
         );
         for s in SETTINGS.iter().filter(|s| !s.env.starts_with("UPWATCH_")) {
             if let Some(value) = env.get(s.env) {
-                builder = builder.set_override(s.key, value.as_str()).expect("string override");
+                builder = builder
+                    .set_override(s.key, value.as_str())
+                    .expect("string override");
             }
         }
         if let Some(listen) = &overrides.listen {
-            builder = builder.set_override("listen", listen.as_str()).expect("string override");
+            builder = builder
+                .set_override("listen", listen.as_str())
+                .expect("string override");
         }
         if let Some(format) = &overrides.log_format {
-            builder = builder.set_override("log_format", format.as_str()).expect("string override");
+            builder = builder
+                .set_override("log_format", format.as_str())
+                .expect("string override");
         }
         let config = builder.build().map_err(|e| ConfigError::File {
             path: overrides
@@ -194,7 +295,10 @@ impl Settings {
                 values.insert(s.key.to_string(), value);
             }
         }
-        if let Some(filter) = env.get("RUST_LOG").filter(|_| !env.contains_key("UPWATCH_LOG")) {
+        if let Some(filter) = env
+            .get("RUST_LOG")
+            .filter(|_| !env.contains_key("UPWATCH_LOG"))
+        {
             values.insert("log".into(), filter.clone());
         }
         Settings::from_raw(Raw { values })
@@ -205,7 +309,10 @@ impl Settings {
             .text("listen")
             .and_then(|v| v.trim().parse().ok())
             .ok_or_else(|| raw.invalid("listen"))?;
-        let db = raw.text("database_url").ok_or_else(|| raw.invalid("database_url"))?.trim();
+        let db = raw
+            .text("database_url")
+            .ok_or_else(|| raw.invalid("database_url"))?
+            .trim();
         let database_url = if db.starts_with("sqlite:") {
             DatabaseUrl::Sqlite(db.to_string())
         } else if db.starts_with("postgres://") || db.starts_with("postgresql://") {
@@ -245,7 +352,10 @@ impl Settings {
             }
             None => None,
         };
-        let log_format = match raw.text("log_format").map(|v| v.trim().to_ascii_lowercase()) {
+        let log_format = match raw
+            .text("log_format")
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
             Some(v) if v == "text" => LogFormat::Text,
             Some(v) if v == "json" => LogFormat::Json,
             _ => return Err(raw.invalid("log_format")),
@@ -263,7 +373,11 @@ impl Settings {
             check_max_redirects: raw.number("check_max_redirects", 0, 50)? as usize,
             logger_batch_size: raw.number("logger_batch_size", 1, 100_000)? as usize,
             logger_batch_wait: Duration::from_millis(raw.number("logger_batch_ms", 1, 60_000)?),
-            scheduler_reload: Duration::from_millis(raw.number("scheduler_reload_ms", 10, 600_000)?),
+            scheduler_reload: Duration::from_millis(raw.number(
+                "scheduler_reload_ms",
+                10,
+                600_000,
+            )?),
             api_max_body_bytes: raw.number("api_max_body_bytes", 1024, 100 * 1024 * 1024)? as usize,
             log_format,
             log_filter: raw.text("log").unwrap_or("info").to_string(),
@@ -282,7 +396,10 @@ mod tests {
     use secrecy::ExposeSecret;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
@@ -293,7 +410,10 @@ mod tests {
     fn defaults_run_embedded_on_localhost() {
         let s = Settings::defaults();
         assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(s.database_url, DatabaseUrl::Sqlite("sqlite://upwatch.db".into()));
+        assert_eq!(
+            s.database_url,
+            DatabaseUrl::Sqlite("sqlite://upwatch.db".into())
+        );
         assert_eq!(s.workers, 512);
         assert!(s.discord_webhook_urls.is_empty() && s.api_token.is_none());
         assert_eq!(s.log_format, LogFormat::Text);
@@ -305,8 +425,14 @@ mod tests {
             ("UPWATCH_WORKERS", "64"),
             ("UPWATCH_LISTEN", "0.0.0.0:9000"),
             ("DATABASE_URL", "postgres://postgres@127.0.0.1/upwatch"),
-            ("DISCORD_WEBHOOK_URL", "http://127.0.0.1:1/a, https://discord.com/api/webhooks/1/x"),
-            ("SITES_TO_MONITOR", "https://example.com,http://127.0.0.1:8000/health"),
+            (
+                "DISCORD_WEBHOOK_URL",
+                "http://127.0.0.1:1/a, https://discord.com/api/webhooks/1/x",
+            ),
+            (
+                "SITES_TO_MONITOR",
+                "https://example.com,http://127.0.0.1:8000/health",
+            ),
             ("UPWATCH_API_TOKEN", "0123456789abcdef"),
             ("UPWATCH_LOG_FORMAT", "JSON"),
         ])
@@ -315,7 +441,10 @@ mod tests {
         assert_eq!(s.listen.port(), 9000);
         assert!(matches!(s.database_url, DatabaseUrl::Postgres(_)));
         assert_eq!(s.discord_webhook_urls.len(), 2);
-        assert_eq!(s.discord_webhook_urls[1].expose_secret(), "https://discord.com/api/webhooks/1/x");
+        assert_eq!(
+            s.discord_webhook_urls[1].expose_secret(),
+            "https://discord.com/api/webhooks/1/x"
+        );
         assert_eq!(s.sites_to_monitor.len(), 2);
         assert_eq!(s.log_format, LogFormat::Json);
     }
@@ -324,7 +453,11 @@ mod tests {
     fn flags_override_environment_and_file_sits_between() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("upwatch.toml");
-        std::fs::write(&path, "workers = 8\nlisten = \"127.0.0.1:7000\"\nlogger_batch_ms = 50\n").unwrap();
+        std::fs::write(
+            &path,
+            "workers = 8\nlisten = \"127.0.0.1:7000\"\nlogger_batch_ms = 50\n",
+        )
+        .unwrap();
         let overrides = Overrides {
             config_file: Some(path),
             listen: Some("127.0.0.1:7100".into()),
@@ -332,7 +465,11 @@ mod tests {
         };
         let s = Settings::load(&overrides, &env(&[("UPWATCH_WORKERS", "16")])).unwrap();
         assert_eq!(s.workers, 16, "environment beats the file");
-        assert_eq!(s.logger_batch_wait, Duration::from_millis(50), "the file beats defaults");
+        assert_eq!(
+            s.logger_batch_wait,
+            Duration::from_millis(50),
+            "the file beats defaults"
+        );
         assert_eq!(s.listen.port(), 7100, "flags beat everything");
     }
 
@@ -359,9 +496,12 @@ mod tests {
 
     #[test]
     fn a_bad_webhook_url_is_reported_without_the_secret() {
-        let err = load(&[("DISCORD_WEBHOOK_URL", "discord.com/api/webhooks/1/topsecret")])
-            .unwrap_err()
-            .to_string();
+        let err = load(&[(
+            "DISCORD_WEBHOOK_URL",
+            "discord.com/api/webhooks/1/topsecret",
+        )])
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("DISCORD_WEBHOOK_URL"), "{err}");
         assert!(!err.contains("topsecret"), "{err}");
     }
@@ -372,7 +512,9 @@ mod tests {
             config_file: Some("/nonexistent/upwatch.toml".into()),
             ..Overrides::default()
         };
-        let err = Settings::load(&overrides, &HashMap::new()).unwrap_err().to_string();
+        let err = Settings::load(&overrides, &HashMap::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/upwatch.toml"), "{err}");
     }
 
@@ -380,7 +522,10 @@ mod tests {
     fn every_setting_has_a_documented_variable() {
         for s in SETTINGS {
             assert!(!s.env.is_empty() && !s.expected.is_empty());
-            assert!(s.env.starts_with("UPWATCH_") || ["DATABASE_URL", "DISCORD_WEBHOOK_URL", "SITES_TO_MONITOR"].contains(&s.env));
+            assert!(
+                s.env.starts_with("UPWATCH_")
+                    || ["DATABASE_URL", "DISCORD_WEBHOOK_URL", "SITES_TO_MONITOR"].contains(&s.env)
+            );
         }
     }
 }
@@ -396,8 +541,15 @@ mod docs {
         let readme = include_str!("../../../README.md");
         for s in SETTINGS {
             let line = format!("{}={}", s.env, s.default.unwrap_or(""));
-            assert!(env_example.lines().any(|l| l == line), ".env.example lacks `{line}`");
-            assert!(readme.contains(&format!("`{}`", s.env)), "README lacks `{}`", s.env);
+            assert!(
+                env_example.lines().any(|l| l == line),
+                ".env.example lacks `{line}`"
+            );
+            assert!(
+                readme.contains(&format!("`{}`", s.env)),
+                "README lacks `{}`",
+                s.env
+            );
         }
     }
 }

@@ -79,7 +79,8 @@ impl Alert {
 /// A duration in words a person reads at a glance: `45s`, `3m 20s`, `2h 5m`, `1d 4h`.
 pub fn human_duration(d: chrono::Duration) -> String {
     let secs = d.num_seconds().max(0);
-    let (days, hours, minutes, seconds) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let (days, hours, minutes, seconds) =
+        (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     match () {
         _ if days > 0 => format!("{days}d {hours}h"),
         _ if hours > 0 => format!("{hours}h {minutes}m"),

@@ -286,7 +286,11 @@ impl CheckResult {
 /// Judges an HTTP answer against the request's expectations.
 ///
 /// `body_prefix` is the bounded start of the body, read only when a keyword is set.
-pub fn evaluate(request: &CheckRequest, status: u16, body_prefix: Option<&[u8]>) -> Result<(), CheckError> {
+pub fn evaluate(
+    request: &CheckRequest,
+    status: u16,
+    body_prefix: Option<&[u8]>,
+) -> Result<(), CheckError> {
     if !request.expected_status_codes.matches(status) {
         return Err(CheckError::new(
             ErrorKind::StatusMismatch,
@@ -346,7 +350,10 @@ mod tests {
             evaluate(&r, 200, Some(b"status: sick")).unwrap_err().kind,
             ErrorKind::KeywordMissing
         );
-        assert_eq!(evaluate(&r, 200, None).unwrap_err().kind, ErrorKind::KeywordMissing);
+        assert_eq!(
+            evaluate(&r, 200, None).unwrap_err().kind,
+            ErrorKind::KeywordMissing
+        );
         // The status is judged first: a 500 with the keyword is a status mismatch.
         assert_eq!(
             evaluate(&r, 500, Some(b"healthy")).unwrap_err().kind,

@@ -30,7 +30,9 @@ impl StatusMatcher {
 
 /// Why an expected-status matcher could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{input}` is not a status code or range: {reason} (expected forms: 200, \"2xx\", \"200-299\")")]
+#[error(
+    "`{input}` is not a status code or range: {reason} (expected forms: 200, \"2xx\", \"200-299\")"
+)]
 pub struct ParseStatusError {
     input: String,
     reason: &'static str,
@@ -197,7 +199,9 @@ mod tests {
 
     #[test]
     fn rejects_nonsense_with_a_reason() {
-        for input in ["", "abc", "6xx", "0xx", "99", "600", "300-200", "2xx-3xx", "-1", "200-"] {
+        for input in [
+            "", "abc", "6xx", "0xx", "99", "600", "300-200", "2xx-3xx", "-1", "200-",
+        ] {
             let err = input.parse::<StatusMatcher>().unwrap_err();
             assert!(err.to_string().contains("expected forms"), "{input}: {err}");
         }
@@ -227,7 +231,10 @@ mod tests {
     #[test]
     fn json_numbers_out_of_range_are_refused() {
         for input in ["[99]", "[600]", "[-5]", "[70000]"] {
-            assert!(serde_json::from_str::<ExpectedStatus>(input).is_err(), "{input}");
+            assert!(
+                serde_json::from_str::<ExpectedStatus>(input).is_err(),
+                "{input}"
+            );
         }
     }
 

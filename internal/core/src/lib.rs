@@ -21,7 +21,9 @@ pub mod state;
 pub mod webhook;
 
 pub use alert::{Alert, AlertKind};
-pub use check::{CheckError, CheckJob, CheckRequest, CheckResult, CheckStatus, ErrorKind, StateRules};
+pub use check::{
+    CheckError, CheckJob, CheckRequest, CheckResult, CheckStatus, ErrorKind, StateRules,
+};
 pub use expected::{ExpectedStatus, StatusMatcher};
 pub use monitor::{Monitor, MonitorInput, ValidationError};
 pub use state::{MonitorState, MonitorStatus, Transition};

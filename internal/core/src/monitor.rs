@@ -157,7 +157,10 @@ impl MonitorInput {
                     return Err(ValidationError::new("name", "must not be empty"));
                 }
                 if name.chars().count() > 200 {
-                    return Err(ValidationError::new("name", "must be at most 200 characters"));
+                    return Err(ValidationError::new(
+                        "name",
+                        "must be at most 200 characters",
+                    ));
                 }
                 name
             }
@@ -219,13 +222,18 @@ impl MonitorInput {
         };
         let keyword = self.keyword.filter(|k| !k.is_empty());
         if keyword.as_ref().is_some_and(|k| k.len() > 1024) {
-            return Err(ValidationError::new("keyword", "must be at most 1024 bytes"));
+            return Err(ValidationError::new(
+                "keyword",
+                "must be at most 1024 bytes",
+            ));
         }
         let interval_seconds = self.interval_seconds.unwrap_or(DEFAULT_INTERVAL_SECONDS);
         if !(1..=MAX_INTERVAL_SECONDS).contains(&interval_seconds) {
             return Err(ValidationError::new(
                 "interval_seconds",
-                format!("must be between 1 and {MAX_INTERVAL_SECONDS} seconds, not {interval_seconds}"),
+                format!(
+                    "must be between 1 and {MAX_INTERVAL_SECONDS} seconds, not {interval_seconds}"
+                ),
             ));
         }
         let timeout_seconds = self
@@ -234,7 +242,9 @@ impl MonitorInput {
         if timeout_seconds == 0 || timeout_seconds > MAX_TIMEOUT_SECONDS {
             return Err(ValidationError::new(
                 "timeout_seconds",
-                format!("must be between 1 and {MAX_TIMEOUT_SECONDS} seconds, not {timeout_seconds}"),
+                format!(
+                    "must be between 1 and {MAX_TIMEOUT_SECONDS} seconds, not {timeout_seconds}"
+                ),
             ));
         }
         if timeout_seconds > interval_seconds {
@@ -306,7 +316,10 @@ fn validate_url(url: Option<&str>) -> Result<String, ValidationError> {
         return Err(ValidationError::new("url", "must name a host"));
     }
     if raw.len() > 2048 {
-        return Err(ValidationError::new("url", "must be at most 2048 characters"));
+        return Err(ValidationError::new(
+            "url",
+            "must be at most 2048 characters",
+        ));
     }
     Ok(parsed.to_string())
 }
@@ -355,7 +368,10 @@ impl Monitor {
         now: DateTime<Utc>,
     ) -> Result<Monitor, ValidationError> {
         let serde_json::Value::Object(changes) = patch else {
-            return Err(ValidationError::new("", "a patch must be a JSON object of the fields to change"));
+            return Err(ValidationError::new(
+                "",
+                "a patch must be a JSON object of the fields to change",
+            ));
         };
         let mut base = serde_json::to_value(self.to_input()).expect("monitor input serializes");
         if changes.contains_key("expected_status_code") {
@@ -364,8 +380,8 @@ impl Monitor {
             }
         }
         merge_patch(&mut base, patch);
-        let input: MonitorInput = serde_json::from_value(base)
-            .map_err(|e| ValidationError::new("", e.to_string()))?;
+        let input: MonitorInput =
+            serde_json::from_value(base).map_err(|e| ValidationError::new("", e.to_string()))?;
         input.into_monitor(self.id, self.created_at, now)
     }
 
@@ -436,7 +452,10 @@ mod tests {
     #[test]
     fn seed_shorthand_is_accepted() {
         let m = create(json!({"url": "http://a.test", "expected_status_code": 204})).unwrap();
-        assert_eq!(m.expected_status_codes, ExpectedStatus(vec![StatusMatcher::Code(204)]));
+        assert_eq!(
+            m.expected_status_codes,
+            ExpectedStatus(vec![StatusMatcher::Code(204)])
+        );
         let err = create(json!({"url": "http://a.test", "expected_status_code": 204, "expected_status_codes": [200]})).unwrap_err();
         assert_eq!(err.field, "expected_status_code");
     }
@@ -447,16 +466,40 @@ mod tests {
             (json!({}), "url"),
             (json!({"url": "ftp://example.com"}), "url"),
             (json!({"url": "not a url"}), "url"),
-            (json!({"url": "http://a.test", "interval_seconds": 0}), "interval_seconds"),
-            (json!({"url": "http://a.test", "interval_seconds": 10, "timeout_seconds": 11}), "timeout_seconds"),
-            (json!({"url": "http://a.test", "timeout_seconds": 0}), "timeout_seconds"),
+            (
+                json!({"url": "http://a.test", "interval_seconds": 0}),
+                "interval_seconds",
+            ),
+            (
+                json!({"url": "http://a.test", "interval_seconds": 10, "timeout_seconds": 11}),
+                "timeout_seconds",
+            ),
+            (
+                json!({"url": "http://a.test", "timeout_seconds": 0}),
+                "timeout_seconds",
+            ),
             (json!({"url": "http://a.test", "method": "FETCH"}), "method"),
             (json!({"url": "http://a.test", "name": "  "}), "name"),
-            (json!({"url": "http://a.test", "failure_threshold": 0}), "failure_threshold"),
-            (json!({"url": "http://a.test", "success_threshold": 101}), "success_threshold"),
-            (json!({"url": "http://a.test", "headers": {"bad name": "x"}}), "headers"),
-            (json!({"url": "http://a.test", "headers": {"X-A": "a\r\nb"}}), "headers"),
-            (json!({"url": "http://a.test", "expected_status_codes": []}), "expected_status_codes"),
+            (
+                json!({"url": "http://a.test", "failure_threshold": 0}),
+                "failure_threshold",
+            ),
+            (
+                json!({"url": "http://a.test", "success_threshold": 101}),
+                "success_threshold",
+            ),
+            (
+                json!({"url": "http://a.test", "headers": {"bad name": "x"}}),
+                "headers",
+            ),
+            (
+                json!({"url": "http://a.test", "headers": {"X-A": "a\r\nb"}}),
+                "headers",
+            ),
+            (
+                json!({"url": "http://a.test", "expected_status_codes": []}),
+                "expected_status_codes",
+            ),
         ];
         for (input, field) in cases {
             let err = create(input.clone()).unwrap_err();
@@ -468,32 +511,48 @@ mod tests {
     #[test]
     fn unknown_fields_are_refused() {
         let err = create(json!({"url": "http://a.test", "intervall_seconds": 5})).unwrap_err();
-        assert!(err.message.contains("unknown field `intervall_seconds`"), "{err}");
+        assert!(
+            err.message.contains("unknown field `intervall_seconds`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn patch_changes_only_what_it_names() {
-        let m = create(json!({"url": "http://a.test", "keyword": "ok", "headers": {"A": "1"}})).unwrap();
+        let m = create(json!({"url": "http://a.test", "keyword": "ok", "headers": {"A": "1"}}))
+            .unwrap();
         let later = now() + chrono::Duration::seconds(5);
         let p = m
-            .apply_patch(&json!({"interval_seconds": 60, "keyword": null, "headers": {"B": "2"}}), later)
+            .apply_patch(
+                &json!({"interval_seconds": 60, "keyword": null, "headers": {"B": "2"}}),
+                later,
+            )
             .unwrap();
         assert_eq!(p.interval_seconds, 60);
         assert_eq!(p.keyword, None);
         assert_eq!(p.headers.len(), 2);
-        assert_eq!((p.id, p.created_at, p.updated_at), (m.id, m.created_at, later));
+        assert_eq!(
+            (p.id, p.created_at, p.updated_at),
+            (m.id, m.created_at, later)
+        );
         assert_eq!(p.url, m.url);
     }
 
     #[test]
     fn patch_is_validated_as_a_whole() {
-        let m = create(json!({"url": "http://a.test", "interval_seconds": 60, "timeout_seconds": 30})).unwrap();
-        let err = m.apply_patch(&json!({"interval_seconds": 10}), now()).unwrap_err();
+        let m =
+            create(json!({"url": "http://a.test", "interval_seconds": 60, "timeout_seconds": 30}))
+                .unwrap();
+        let err = m
+            .apply_patch(&json!({"interval_seconds": 10}), now())
+            .unwrap_err();
         assert_eq!(err.field, "timeout_seconds");
         let err = m.apply_patch(&json!({"id": "x"}), now()).unwrap_err();
         assert!(err.message.contains("unknown field `id`"), "{err}");
         assert!(m.apply_patch(&json!([1]), now()).is_err());
-        let p = m.apply_patch(&json!({"expected_status_code": "2xx"}), now()).unwrap();
+        let p = m
+            .apply_patch(&json!({"expected_status_code": "2xx"}), now())
+            .unwrap();
         assert_eq!(p.expected_status_codes.to_string(), "2xx");
     }
 }

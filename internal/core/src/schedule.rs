@@ -107,7 +107,13 @@ impl Schedule {
         }
         let generation = self.next_generation;
         self.next_generation += 1;
-        self.entries.insert(id, Entry { interval_ms, generation });
+        self.entries.insert(
+            id,
+            Entry {
+                interval_ms,
+                generation,
+            },
+        );
         self.heap.push(Reverse(Slot {
             due_ms: first_slot(id, interval_ms, now_ms),
             generation,
@@ -138,7 +144,10 @@ impl Schedule {
         let behind = now_ms - slot.due_ms;
         let missed = (behind / entry.interval_ms) as u64;
         let next = slot.due_ms + (missed as i64 + 1) * entry.interval_ms;
-        self.heap.push(Reverse(Slot { due_ms: next, ..slot }));
+        self.heap.push(Reverse(Slot {
+            due_ms: next,
+            ..slot
+        }));
         // The slot handed out is the latest one that has passed, so a late caller checks now
         // rather than replaying every slot it missed.
         Some(Due {
@@ -248,7 +257,10 @@ mod tests {
         s.upsert(b, 1_000, 0);
         assert!(s.remove(a));
         assert!(!s.remove(a));
-        let due: Vec<_> = drain(&mut s, 999).into_iter().map(|d| d.monitor_id).collect();
+        let due: Vec<_> = drain(&mut s, 999)
+            .into_iter()
+            .map(|d| d.monitor_id)
+            .collect();
         assert_eq!(due, vec![b]);
         // Same interval: slots kept. New interval: moved onto the new grid.
         let before = s.next_due_ms().unwrap();

@@ -105,7 +105,9 @@ impl MonitorState {
     pub fn accepts(&self, result: &CheckResult) -> bool {
         result.monitor_id == self.monitor_id
             && self.status != MonitorStatus::Paused
-            && self.last_checked.is_none_or(|last| result.checked_at > last)
+            && self
+                .last_checked
+                .is_none_or(|last| result.checked_at > last)
     }
 
     /// Applies one result and returns the transition it causes, if any.
@@ -198,7 +200,11 @@ mod tests {
             checked_at: t(at),
             response_time_ms: 5,
             status_code: Some(if up { 200 } else { 500 }),
-            status: if up { CheckStatus::Up } else { CheckStatus::Down },
+            status: if up {
+                CheckStatus::Up
+            } else {
+                CheckStatus::Down
+            },
             error: (!up).then(|| CheckError::new(ErrorKind::StatusMismatch, "got HTTP 500")),
             rules: StateRules {
                 failure_threshold: rules.0,
@@ -252,7 +258,10 @@ mod tests {
             tr,
             vec![
                 Transition::WentDown { at: t(1) },
-                Transition::Recovered { at: t(5), down_since: t(1) },
+                Transition::Recovered {
+                    at: t(5),
+                    down_since: t(1)
+                },
             ]
         );
     }
@@ -275,7 +284,11 @@ mod tests {
         assert_eq!(s.apply(&down), None, "the same result twice alerts once");
         assert_eq!(s.apply(&result(id, 5, true, (1, 1))), None, "older result");
         assert_eq!(s.status, MonitorStatus::Down);
-        assert_eq!(s.apply(&result(Uuid::now_v7(), 20, true, (1, 1))), None, "other monitor");
+        assert_eq!(
+            s.apply(&result(Uuid::now_v7(), 20, true, (1, 1))),
+            None,
+            "other monitor"
+        );
     }
 
     #[test]
@@ -289,7 +302,11 @@ mod tests {
         assert_eq!(s.status, MonitorStatus::Paused);
         s.resume(t(3));
         assert_eq!(s.status, MonitorStatus::Down);
-        assert_eq!(s.apply(&result(id, 4, false, (1, 1))), None, "still down: nothing new");
+        assert_eq!(
+            s.apply(&result(id, 4, false, (1, 1))),
+            None,
+            "still down: nothing new"
+        );
         assert!(matches!(
             s.apply(&result(id, 5, true, (1, 1))),
             Some(Transition::Recovered { .. })
@@ -306,7 +323,11 @@ mod tests {
         s.resume(t(3));
         assert_eq!(s.status, MonitorStatus::Up);
         s.resume(t(4));
-        assert_eq!(s.last_status_change, Some(t(3)), "resuming a running monitor is a no-op");
+        assert_eq!(
+            s.last_status_change,
+            Some(t(3)),
+            "resuming a running monitor is a no-op"
+        );
     }
 
     #[test]

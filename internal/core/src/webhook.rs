@@ -114,7 +114,10 @@ mod tests {
         let shown = redact_url(url);
         assert_eq!(shown, "https://discord.com/…abcd");
         assert!(!shown.contains("secret"));
-        assert_eq!(redact_url("http://127.0.0.1:9000/hook/xyz123"), "http://127.0.0.1:9000/…z123");
+        assert_eq!(
+            redact_url("http://127.0.0.1:9000/hook/xyz123"),
+            "http://127.0.0.1:9000/…z123"
+        );
         assert_eq!(redact_url("garbage-value"), "…alue");
     }
 
@@ -134,7 +137,13 @@ mod tests {
 
     #[test]
     fn config_ids_are_stable() {
-        assert_eq!(Webhook::config_id("http://a/1"), Webhook::config_id("http://a/1"));
-        assert_ne!(Webhook::config_id("http://a/1"), Webhook::config_id("http://a/2"));
+        assert_eq!(
+            Webhook::config_id("http://a/1"),
+            Webhook::config_id("http://a/1")
+        );
+        assert_ne!(
+            Webhook::config_id("http://a/1"),
+            Webhook::config_id("http://a/2")
+        );
     }
 }

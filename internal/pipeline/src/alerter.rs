@@ -24,7 +24,12 @@ impl Alerter {
             let store = self.store.clone();
             let dispatch = self.dispatch.clone();
             async move {
-                let alert = until_ok("apply a result to the state machine", Backoff::default(), || store.apply_result(&result)).await;
+                let alert = until_ok(
+                    "apply a result to the state machine",
+                    Backoff::default(),
+                    || store.apply_result(&result),
+                )
+                .await;
                 if let Some(alert) = alert {
                     tracing::info!(
                         monitor_id = %alert.monitor_id,

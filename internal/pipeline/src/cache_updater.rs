@@ -24,7 +24,10 @@ impl CacheUpdater {
         each_result("cache-updater", results, |result| {
             let cache = self.cache.clone();
             async move {
-                until_ok("update live status", Backoff::default(), || apply(cache.as_ref(), &result)).await;
+                until_ok("update live status", Backoff::default(), || {
+                    apply(cache.as_ref(), &result)
+                })
+                .await;
             }
         })
         .await;
@@ -32,7 +35,10 @@ impl CacheUpdater {
 }
 
 /// Applies one result to its monitor's cached entry.
-pub async fn apply(cache: &dyn StatusCache, result: &CheckResult) -> upwatch_cache::CacheResult<()> {
+pub async fn apply(
+    cache: &dyn StatusCache,
+    result: &CheckResult,
+) -> upwatch_cache::CacheResult<()> {
     let Some(mut entry) = cache.get(result.monitor_id).await? else {
         return Ok(());
     };

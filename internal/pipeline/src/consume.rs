@@ -31,7 +31,9 @@ where
         failures = 0;
         match message.decode::<CheckResult>() {
             Ok(result) => handle(result).await,
-            Err(error) => tracing::error!(role, %error, key = %message.key, "skipping a result that cannot be decoded"),
+            Err(error) => {
+                tracing::error!(role, %error, key = %message.key, "skipping a result that cannot be decoded")
+            }
         }
         if let Err(error) = sub.ack(&message).await {
             tracing::warn!(role, %error, "cannot acknowledge a result");

@@ -46,7 +46,9 @@ impl Logger {
                     failures = 0;
                     match message.decode::<CheckResult>() {
                         Ok(result) => batch.push(result),
-                        Err(error) => tracing::error!(%error, key = %message.key, "skipping a result that cannot be decoded"),
+                        Err(error) => {
+                            tracing::error!(%error, key = %message.key, "skipping a result that cannot be decoded")
+                        }
                     }
                     last = Some(message);
                     if deadline.is_none() {
@@ -71,9 +73,17 @@ impl Logger {
         }
     }
 
-    async fn flush(&self, batch: &mut Vec<CheckResult>, last: &mut Option<Message>, results: &mut dyn Subscription) {
+    async fn flush(
+        &self,
+        batch: &mut Vec<CheckResult>,
+        last: &mut Option<Message>,
+        results: &mut dyn Subscription,
+    ) {
         if !batch.is_empty() {
-            let stored = until_ok("store a batch of results", Backoff::default(), || self.store.insert_results(batch)).await;
+            let stored = until_ok("store a batch of results", Backoff::default(), || {
+                self.store.insert_results(batch)
+            })
+            .await;
             self.metrics.results_stored.inc_by(stored);
             tracing::debug!(batch = batch.len(), stored, "results stored");
             batch.clear();

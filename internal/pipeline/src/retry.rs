@@ -62,7 +62,10 @@ mod tests {
 
     #[test]
     fn delays_double_and_cap() {
-        let b = Backoff { first: Duration::from_millis(100), max: Duration::from_secs(1) };
+        let b = Backoff {
+            first: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
         let got: Vec<u64> = (1..=6).map(|a| b.delay(a).as_millis() as u64).collect();
         assert_eq!(got, vec![100, 200, 400, 800, 1000, 1000]);
         assert_eq!(b.delay(u32::MAX), Duration::from_secs(1));

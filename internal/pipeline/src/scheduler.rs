@@ -111,7 +111,8 @@ impl Scheduler {
         let mut next_reload = Instant::now();
         loop {
             if force || Instant::now() >= next_reload {
-                self.reload(&mut schedule, &mut loaded, clock.now_ms(), force).await;
+                self.reload(&mut schedule, &mut loaded, clock.now_ms(), force)
+                    .await;
                 next_reload = Instant::now() + self.reload_every;
                 force = false;
             }
@@ -160,7 +161,11 @@ impl Scheduler {
         };
         let mut next = HashMap::with_capacity(monitors.len());
         for monitor in monitors.into_iter().filter(|m| m.enabled) {
-            schedule.upsert(monitor.id, i64::from(monitor.interval_seconds) * 1000, now_ms);
+            schedule.upsert(
+                monitor.id,
+                i64::from(monitor.interval_seconds) * 1000,
+                now_ms,
+            );
             next.insert(monitor.id, monitor);
         }
         for id in loaded.monitors.keys() {
@@ -266,7 +271,13 @@ mod tests {
             changed: changed.clone(),
         };
         let task = tokio::spawn(scheduler.run(shutdown.clone()));
-        Harness { source, changed, jobs, shutdown, task }
+        Harness {
+            source,
+            changed,
+            jobs,
+            shutdown,
+            task,
+        }
     }
 
     /// Receives every job published until `until` (virtual time), with its receive time.
@@ -291,12 +302,24 @@ mod tests {
         let jobs = collect(h.jobs.as_mut(), start + Duration::from_secs(120)).await;
         for (m, want) in [(&a, 120usize), (&b, 24), (&c, 2)] {
             let mine: Vec<_> = jobs.iter().filter(|(_, j)| j.monitor_id == m.id).collect();
-            assert!(mine.len().abs_diff(want) <= 1, "{} checks of a {} s monitor", mine.len(), m.interval_seconds);
+            assert!(
+                mine.len().abs_diff(want) <= 1,
+                "{} checks of a {} s monitor",
+                mine.len(),
+                m.interval_seconds
+            );
             for pair in mine.windows(2) {
                 let gap = pair[1].1.due_at - pair[0].1.due_at;
-                assert_eq!(gap.num_milliseconds(), i64::from(m.interval_seconds) * 1000, "no drift");
+                assert_eq!(
+                    gap.num_milliseconds(),
+                    i64::from(m.interval_seconds) * 1000,
+                    "no drift"
+                );
                 let emitted_gap = pair[1].0 - pair[0].0;
-                assert_eq!(emitted_gap, Duration::from_secs(u64::from(m.interval_seconds)));
+                assert_eq!(
+                    emitted_gap,
+                    Duration::from_secs(u64::from(m.interval_seconds))
+                );
             }
         }
         h.shutdown.cancel();
@@ -314,7 +337,10 @@ mod tests {
         for (at, _) in &jobs {
             per_10s[((*at - start).as_secs() / 10).min(5) as usize] += 1;
         }
-        assert!(per_10s.iter().all(|n| (50..=150).contains(n)), "uneven: {per_10s:?}");
+        assert!(
+            per_10s.iter().all(|n| (50..=150).contains(n)),
+            "uneven: {per_10s:?}"
+        );
         h.shutdown.cancel();
         h.task.await.unwrap();
     }
@@ -335,7 +361,10 @@ mod tests {
         tokio::task::yield_now().await;
         let t1 = Instant::now();
         let after = collect(h.jobs.as_mut(), t1 + Duration::from_secs(10)).await;
-        assert!(after.iter().all(|(_, j)| j.monitor_id == c.id), "only c after the change");
+        assert!(
+            after.iter().all(|(_, j)| j.monitor_id == c.id),
+            "only c after the change"
+        );
         assert!(after.len() >= 4, "c every 2 s: {}", after.len());
         // A new URL is used by the next job.
         let mut moved = c.clone();
@@ -346,7 +375,9 @@ mod tests {
         let t2 = Instant::now();
         let later = collect(h.jobs.as_mut(), t2 + Duration::from_secs(4)).await;
         assert!(!later.is_empty());
-        assert!(later.iter().all(|(_, j)| j.request.url == "http://127.0.0.1:2/"));
+        assert!(later
+            .iter()
+            .all(|(_, j)| j.request.url == "http://127.0.0.1:2/"));
         h.shutdown.cancel();
         h.task.await.unwrap();
     }

@@ -67,8 +67,14 @@ impl WorkerPool {
         if running > 0 {
             tracing::info!(running, "waiting for in-flight checks to finish");
         }
-        if tokio::time::timeout(self.drain_timeout, tracker.wait()).await.is_err() {
-            tracing::warn!(abandoned = tracker.len(), "drain timeout reached; abandoning checks still running");
+        if tokio::time::timeout(self.drain_timeout, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                abandoned = tracker.len(),
+                "drain timeout reached; abandoning checks still running"
+            );
         }
         drop(done_tx);
         while let Ok(done) = done_rx.try_recv() {
@@ -100,13 +106,20 @@ impl WorkerPool {
             ack(jobs, &message).await;
             return;
         }
-        if !in_flight.lock().expect("in-flight lock").insert(job.monitor_id) {
+        if !in_flight
+            .lock()
+            .expect("in-flight lock")
+            .insert(job.monitor_id)
+        {
             self.metrics.jobs_overlapping.inc();
             tracing::debug!(monitor_id = %job.monitor_id, "previous check still running; skipping");
             ack(jobs, &message).await;
             return;
         }
-        let permit = permits.clone().try_acquire_owned().expect("a permit is free when receiving");
+        let permit = permits
+            .clone()
+            .try_acquire_owned()
+            .expect("a permit is free when receiving");
         self.metrics
             .queue_wait
             .observe((now - job.due_at).num_milliseconds().max(0) as f64 / 1000.0);
@@ -121,7 +134,10 @@ impl WorkerPool {
             metrics.record_check(&result);
             publish_result(bus.as_ref(), &metrics, &result).await;
             metrics.checks_in_flight.dec();
-            in_flight.lock().expect("in-flight lock").remove(&job.monitor_id);
+            in_flight
+                .lock()
+                .expect("in-flight lock")
+                .remove(&job.monitor_id);
             drop(permit);
             let _ = done_tx.send(message);
         });
@@ -148,7 +164,10 @@ async fn publish_result(bus: &dyn Bus, metrics: &Metrics, result: &CheckResult) 
             }
             Err(error) => {
                 attempt += 1;
-                metrics.publish_failures.get_or_create(&TopicLabel { topic: "results" }).inc();
+                metrics
+                    .publish_failures
+                    .get_or_create(&TopicLabel { topic: "results" })
+                    .inc();
                 tracing::warn!(%error, attempt, result_id = %result.id, "cannot publish a result; retrying");
                 tokio::time::sleep(backoff.delay(attempt)).await;
             }

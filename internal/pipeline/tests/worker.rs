@@ -34,7 +34,13 @@ async fn start(concurrency: usize) -> Pool {
         drain_timeout: Duration::from_secs(10),
     };
     let task = tokio::spawn(pool.run(jobs, shutdown.clone()));
-    Pool { bus, results, metrics, shutdown, task }
+    Pool {
+        bus,
+        results,
+        metrics,
+        shutdown,
+        task,
+    }
 }
 
 fn monitor(url: String) -> Monitor {
@@ -64,9 +70,14 @@ async fn checks_jobs_and_publishes_results() {
     let mut pool = start(4).await;
     let m = monitor(target.url("/ok"));
     let job = CheckJob::for_monitor(&m, Utc::now());
-    publish_json(&pool.bus, Topic::Jobs, m.id, &job).await.unwrap();
+    publish_json(&pool.bus, Topic::Jobs, m.id, &job)
+        .await
+        .unwrap();
     let result = next_result(pool.results.as_mut()).await;
-    assert_eq!((result.monitor_id, result.job_id, result.status), (m.id, job.id, CheckStatus::Up));
+    assert_eq!(
+        (result.monitor_id, result.job_id, result.status),
+        (m.id, job.id, CheckStatus::Up)
+    );
     pool.shutdown.cancel();
     pool.task.await.unwrap();
 }
@@ -78,19 +89,26 @@ async fn stale_and_overlapping_jobs_are_skipped_and_counted() {
     // Due two intervals ago: the next check is already due, so this one is skipped.
     let stale = monitor(target.url("/ok"));
     let old = CheckJob::for_monitor(&stale, Utc::now() - chrono::Duration::seconds(120));
-    publish_json(&pool.bus, Topic::Jobs, stale.id, &old).await.unwrap();
+    publish_json(&pool.bus, Topic::Jobs, stale.id, &old)
+        .await
+        .unwrap();
     // Two jobs of one monitor while its first check is still running: the second is skipped.
     let slow = monitor(target.url("/slow/500"));
     for _ in 0..2 {
         let job = CheckJob::for_monitor(&slow, Utc::now());
-        publish_json(&pool.bus, Topic::Jobs, slow.id, &job).await.unwrap();
+        publish_json(&pool.bus, Topic::Jobs, slow.id, &job)
+            .await
+            .unwrap();
     }
     let result = next_result(pool.results.as_mut()).await;
     assert_eq!(result.monitor_id, slow.id);
     pool.shutdown.cancel();
     pool.task.await.unwrap();
     pool.bus.close(Topic::Results).await;
-    assert!(pool.results.recv().await.unwrap().is_none(), "exactly one result");
+    assert!(
+        pool.results.recv().await.unwrap().is_none(),
+        "exactly one result"
+    );
     assert_eq!(pool.metrics.jobs_stale.get(), 1);
     assert_eq!(pool.metrics.jobs_overlapping.get(), 1);
     assert_eq!(target.hits("/ok"), 0);
@@ -104,7 +122,14 @@ async fn concurrency_is_bounded_and_nothing_is_dropped() {
     let monitors: Vec<Monitor> = (0..12).map(|_| monitor(target.url("/slow/200"))).collect();
     let started = std::time::Instant::now();
     for m in &monitors {
-        publish_json(&pool.bus, Topic::Jobs, m.id, &CheckJob::for_monitor(m, Utc::now())).await.unwrap();
+        publish_json(
+            &pool.bus,
+            Topic::Jobs,
+            m.id,
+            &CheckJob::for_monitor(m, Utc::now()),
+        )
+        .await
+        .unwrap();
     }
     let mut seen = std::collections::HashSet::new();
     for _ in 0..monitors.len() {
@@ -112,7 +137,11 @@ async fn concurrency_is_bounded_and_nothing_is_dropped() {
     }
     assert_eq!(seen.len(), monitors.len(), "every job produced a result");
     // 12 checks of 200 ms, 3 at a time, take at least 4 rounds.
-    assert!(started.elapsed() >= Duration::from_millis(800), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
     pool.shutdown.cancel();
     pool.task.await.unwrap();
 }
@@ -122,14 +151,28 @@ async fn shutdown_lets_in_flight_checks_finish_and_publish() {
     let target = TargetServer::start().await;
     let mut pool = start(8).await;
     let m = monitor(target.url("/slow/700"));
-    publish_json(&pool.bus, Topic::Jobs, m.id, &CheckJob::for_monitor(&m, Utc::now())).await.unwrap();
+    publish_json(
+        &pool.bus,
+        Topic::Jobs,
+        m.id,
+        &CheckJob::for_monitor(&m, Utc::now()),
+    )
+    .await
+    .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while target.hits("/slow/700") == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the check never started");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the check never started"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     pool.shutdown.cancel();
     pool.task.await.unwrap();
     let result = next_result(pool.results.as_mut()).await;
-    assert_eq!(result.status, CheckStatus::Up, "the in-flight check finished after shutdown");
+    assert_eq!(
+        result.status,
+        CheckStatus::Up,
+        "the in-flight check finished after shutdown"
+    );
 }

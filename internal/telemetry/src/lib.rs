@@ -64,35 +64,95 @@ impl Metrics {
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("upwatch");
         let checks = Family::<OutcomeLabel, Counter>::default();
-        registry.register("checks", "Checks performed, by outcome (up or the error kind)", checks.clone());
+        registry.register(
+            "checks",
+            "Checks performed, by outcome (up or the error kind)",
+            checks.clone(),
+        );
         let check_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        registry.register("check_duration_seconds", "Duration of checks", check_duration.clone());
+        registry.register(
+            "check_duration_seconds",
+            "Duration of checks",
+            check_duration.clone(),
+        );
         let schedule_lag = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        registry.register("schedule_lag_seconds", "Start of a check minus its due time", schedule_lag.clone());
+        registry.register(
+            "schedule_lag_seconds",
+            "Start of a check minus its due time",
+            schedule_lag.clone(),
+        );
         let queue_wait = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
-        registry.register("queue_wait_seconds", "Time a job waited for a free worker", queue_wait.clone());
+        registry.register(
+            "queue_wait_seconds",
+            "Time a job waited for a free worker",
+            queue_wait.clone(),
+        );
         let queue_depth = Gauge::default();
-        registry.register("queue_depth", "Jobs waiting for a worker in this process", queue_depth.clone());
+        registry.register(
+            "queue_depth",
+            "Jobs waiting for a worker in this process",
+            queue_depth.clone(),
+        );
         let checks_in_flight = Gauge::default();
-        registry.register("checks_in_flight", "Checks running in this process", checks_in_flight.clone());
+        registry.register(
+            "checks_in_flight",
+            "Checks running in this process",
+            checks_in_flight.clone(),
+        );
         let jobs_stale = Counter::default();
-        registry.register("jobs_stale", "Jobs skipped because they were picked up more than one interval late", jobs_stale.clone());
+        registry.register(
+            "jobs_stale",
+            "Jobs skipped because they were picked up more than one interval late",
+            jobs_stale.clone(),
+        );
         let jobs_overlapping = Counter::default();
-        registry.register("jobs_overlapping", "Jobs skipped because the monitor's previous check was still running", jobs_overlapping.clone());
+        registry.register(
+            "jobs_overlapping",
+            "Jobs skipped because the monitor's previous check was still running",
+            jobs_overlapping.clone(),
+        );
         let schedule_missed = Counter::default();
-        registry.register("schedule_missed", "Slots skipped because the scheduler was more than an interval behind", schedule_missed.clone());
+        registry.register(
+            "schedule_missed",
+            "Slots skipped because the scheduler was more than an interval behind",
+            schedule_missed.clone(),
+        );
         let jobs_emitted = Counter::default();
-        registry.register("jobs_emitted", "Jobs emitted by the scheduler", jobs_emitted.clone());
+        registry.register(
+            "jobs_emitted",
+            "Jobs emitted by the scheduler",
+            jobs_emitted.clone(),
+        );
         let monitors_scheduled = Gauge::default();
-        registry.register("monitors_scheduled", "Monitors being scheduled", monitors_scheduled.clone());
+        registry.register(
+            "monitors_scheduled",
+            "Monitors being scheduled",
+            monitors_scheduled.clone(),
+        );
         let results_stored = Counter::default();
-        registry.register("results_stored", "Results written to the database", results_stored.clone());
+        registry.register(
+            "results_stored",
+            "Results written to the database",
+            results_stored.clone(),
+        );
         let alerts_sent = Counter::default();
-        registry.register("alerts_sent", "Alert deliveries that reached their webhook", alerts_sent.clone());
+        registry.register(
+            "alerts_sent",
+            "Alert deliveries that reached their webhook",
+            alerts_sent.clone(),
+        );
         let alerts_failed = Counter::default();
-        registry.register("alerts_failed", "Failed alert delivery attempts", alerts_failed.clone());
+        registry.register(
+            "alerts_failed",
+            "Failed alert delivery attempts",
+            alerts_failed.clone(),
+        );
         let publish_failures = Family::<TopicLabel, Counter>::default();
-        registry.register("publish_failures", "Failed attempts to publish to the bus", publish_failures.clone());
+        registry.register(
+            "publish_failures",
+            "Failed attempts to publish to the bus",
+            publish_failures.clone(),
+        );
         Arc::new(Metrics {
             registry,
             checks,
@@ -121,8 +181,10 @@ impl Metrics {
             (CheckStatus::Down, None) => "other",
         };
         self.checks.get_or_create(&OutcomeLabel { outcome }).inc();
-        self.check_duration.observe(f64::from(result.response_time_ms) / 1000.0);
-        self.schedule_lag.observe(result.schedule_lag_ms() as f64 / 1000.0);
+        self.check_duration
+            .observe(f64::from(result.response_time_ms) / 1000.0);
+        self.schedule_lag
+            .observe(result.schedule_lag_ms() as f64 / 1000.0);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -149,7 +211,9 @@ pub enum LogFormat {
 pub fn init_tracing(format: LogFormat, filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -163,11 +227,16 @@ mod tests {
     #[test]
     fn renders_prometheus_text_with_every_family() {
         let m = Metrics::new();
-        m.checks.get_or_create(&OutcomeLabel { outcome: "timeout" }).inc();
+        m.checks
+            .get_or_create(&OutcomeLabel { outcome: "timeout" })
+            .inc();
         m.alerts_sent.inc();
         m.queue_depth.set(7);
         let text = m.render();
-        assert!(text.contains("upwatch_checks_total{outcome=\"timeout\"} 1"), "{text}");
+        assert!(
+            text.contains("upwatch_checks_total{outcome=\"timeout\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("upwatch_alerts_sent_total 1"));
         assert!(text.contains("upwatch_queue_depth 7"));
         assert!(text.contains("# TYPE upwatch_schedule_lag_seconds histogram"));

@@ -27,7 +27,10 @@ pub struct TestApp {
 pub fn settings(dir: &std::path::Path, extra: &[(&str, &str)]) -> Settings {
     let mut env: HashMap<String, String> = HashMap::from([
         ("UPWATCH_LISTEN".into(), "127.0.0.1:0".into()),
-        ("DATABASE_URL".into(), format!("sqlite://{}", dir.join("upwatch.db").display())),
+        (
+            "DATABASE_URL".into(),
+            format!("sqlite://{}", dir.join("upwatch.db").display()),
+        ),
         ("UPWATCH_LOGGER_BATCH_MS".into(), "20".into()),
         ("UPWATCH_SCHEDULER_RELOAD_MS".into(), "200".into()),
         ("UPWATCH_DRAIN_TIMEOUT_SECONDS".into(), "5".into()),
@@ -41,7 +44,9 @@ pub fn settings(dir: &std::path::Path, extra: &[(&str, &str)]) -> Settings {
 /// Starts the application with [`settings`] in `dir`.
 pub async fn spawn_app_in(dir: &std::path::Path, extra: &[(&str, &str)]) -> TestApp {
     upwatch_telemetry::init_tracing(upwatch_telemetry::LogFormat::Text, "warn");
-    let app = Application::build(settings(dir, extra)).await.expect("the app builds");
+    let app = Application::build(settings(dir, extra))
+        .await
+        .expect("the app builds");
     let addr = app.local_addr();
     let store = app.store();
     let shutdown = CancellationToken::new();
@@ -61,12 +66,26 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(&body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get_json(&self, path: &str) -> Value {
-        let response = self.client.get(self.url(path)).send().await.expect("request");
-        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        let response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
         response.json().await.expect("json")
     }
 
@@ -86,7 +105,8 @@ impl TestApp {
     }
 
     pub async fn history(&self, id: &str) -> Vec<Value> {
-        self.get_json(&format!("/api/v1/sites/{id}/history?limit=1000")).await["items"]
+        self.get_json(&format!("/api/v1/sites/{id}/history?limit=1000"))
+            .await["items"]
             .as_array()
             .unwrap()
             .clone()
@@ -95,7 +115,10 @@ impl TestApp {
     /// Stops the application and waits for it to finish draining.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        tokio::time::timeout(DEADLINE, self.task).await.expect("stops within the deadline").expect("task")
+        tokio::time::timeout(DEADLINE, self.task)
+            .await
+            .expect("stops within the deadline")
+            .expect("task")
     }
 }
 
@@ -110,7 +133,10 @@ where
         if let Some(value) = condition().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1,0 +1,46 @@
+//! Liveness, readiness and metrics: unauthenticated, for orchestrators and scrapers.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::{chain, ApiError};
+use crate::ApiState;
+
+/// The content type of the metrics exposition.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the database and the status cache both answer.
+pub async fn readyz(
+    State(state): State<ApiState>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let (store, cache) = tokio::join!(state.store.ping(), state.cache.ping());
+    if let Err(error) = &store {
+        tracing::warn!(error = %chain(error), "readiness: the database is unreachable");
+    }
+    if let Err(error) = &cache {
+        tracing::warn!(error = %chain(error), "readiness: the status cache is unreachable");
+    }
+    let detail = match (store.is_ok(), cache.is_ok()) {
+        (true, true) => return Ok(axum::Json(json!({"status": "ready"}))),
+        (false, true) => "The database is unreachable.",
+        (true, false) => "The status cache is unreachable.",
+        (false, false) => "The database and the status cache are unreachable.",
+    };
+    Err(ApiError::Unavailable(detail.to_string()))
+}
+
+/// `GET /metrics`: every metric in the OpenMetrics text format.
+pub async fn metrics(State(state): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, OPENMETRICS)],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,157 @@
+//! A monitor's check history, newest first, with opaque cursors.
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use upwatch_core::{CheckError, CheckStatus};
+use upwatch_store::{HistoryCursor, HistoryEntry, HistoryQuery};
+use uuid::Uuid;
+
+use crate::error::{quote, ApiError};
+use crate::extract::{parse_limit, IdPath, Query};
+use crate::sites::{no_site, Page};
+use crate::ApiState;
+
+/// Default page size of a history listing.
+const DEFAULT_LIMIT: u32 = 100;
+/// Largest page size of a history listing.
+const MAX_LIMIT: u32 = 1000;
+
+/// The query of `GET /api/v1/sites/{id}/history`.
+#[derive(Debug, Default, Deserialize)]
+pub struct HistoryParams {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// One check result as history shows it.
+#[derive(Debug, Serialize)]
+pub struct HistoryItem {
+    pub checked_at: DateTime<Utc>,
+    pub status: CheckStatus,
+    pub response_time_ms: u32,
+    pub status_code: Option<u16>,
+    pub error: Option<CheckError>,
+}
+
+impl From<HistoryEntry> for HistoryItem {
+    fn from(e: HistoryEntry) -> Self {
+        HistoryItem {
+            checked_at: e.checked_at,
+            status: e.status,
+            response_time_ms: e.response_time_ms,
+            status_code: e.status_code,
+            error: e.error,
+        }
+    }
+}
+
+/// `GET /api/v1/sites/{id}/history`.
+pub async fn list(
+    State(state): State<ApiState>,
+    IdPath(id): IdPath,
+    Query(params): Query<HistoryParams>,
+) -> Result<axum::Json<Page<HistoryItem>>, ApiError> {
+    let since = parse_time("since", params.since.as_deref())?;
+    let until = parse_time("until", params.until.as_deref())?;
+    if let (Some(since), Some(until)) = (since, until) {
+        if since > until {
+            return Err(ApiError::BadRequest(
+                "`since` must not be later than `until`.".to_string(),
+            ));
+        }
+    }
+    let limit = parse_limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
+    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    if state.store.get_monitor(id).await?.is_none() {
+        return Err(no_site(id));
+    }
+    let query = HistoryQuery {
+        since,
+        until,
+        after,
+        limit: limit + 1,
+    };
+    let mut entries = state.store.history(id, &query).await?;
+    let next_cursor = if entries.len() > limit as usize {
+        entries.truncate(limit as usize);
+        entries.last().map(|e| encode_cursor(e.checked_at, e.id))
+    } else {
+        None
+    };
+    Ok(axum::Json(Page {
+        items: entries.into_iter().map(HistoryItem::from).collect(),
+        next_cursor,
+    }))
+}
+
+fn parse_time(name: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    raw.map(|raw| {
+        DateTime::parse_from_rfc3339(raw.trim())
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "`{name}` must be an RFC 3339 time such as 2024-05-01T12:00:00Z, not `{}`.",
+                    quote(raw)
+                ))
+            })
+    })
+    .transpose()
+}
+
+/// The cursor after an entry: its check time in Unix milliseconds and its id.
+fn encode_cursor(checked_at: DateTime<Utc>, id: Uuid) -> String {
+    format!("{}_{}", checked_at.timestamp_millis(), id.simple())
+}
+
+fn decode_cursor(raw: &str) -> Result<HistoryCursor, ApiError> {
+    let parsed = raw.split_once('_').and_then(|(ms, id)| {
+        let checked_at = DateTime::from_timestamp_millis(ms.parse::<i64>().ok()?)?;
+        let id = Uuid::try_parse(id).ok()?;
+        Some(HistoryCursor { checked_at, id })
+    });
+    parsed.ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "`cursor` must be the `next_cursor` of a previous page, passed unchanged, not `{}`.",
+            quote(raw)
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        let at = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
+        let id = Uuid::now_v7();
+        let cursor = decode_cursor(&encode_cursor(at, id)).unwrap();
+        assert_eq!((cursor.checked_at, cursor.id), (at, id));
+    }
+
+    #[test]
+    fn malformed_cursors_are_refused() {
+        for bad in [
+            "",
+            "abc",
+            "12_",
+            "_0190f5a4-6a47-7c1e-9a8b-3c2d1e0f9a7b",
+            "x_0190f5a46a477c1e9a8b3c2d1e0f9a7b",
+            "99999999999999999999_0190f5a46a477c1e9a8b3c2d1e0f9a7b",
+        ] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn times_must_be_rfc_3339() {
+        assert!(parse_time("since", Some("2024-05-01T12:00:00Z"))
+            .unwrap()
+            .is_some());
+        assert!(parse_time("since", Some("yesterday")).is_err());
+        assert!(parse_time("since", None).unwrap().is_none());
+    }
+}

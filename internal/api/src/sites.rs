@@ -1,0 +1,167 @@
+//! Monitors ("sites"): create, list, read, patch and delete.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use upwatch_cache::LiveStatus;
+use upwatch_core::{Monitor, MonitorInput, MonitorState};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{from_object, parse_id_cursor, parse_limit, IdPath, Json, Query};
+use crate::ApiState;
+
+/// Default page size of the monitor listing.
+const DEFAULT_LIMIT: u32 = 100;
+/// Largest page size of the monitor listing.
+const MAX_LIMIT: u32 = 1000;
+
+/// The query of a paged listing; values are parsed by hand for precise messages.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// A page of items and where the next one starts.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// The 404 of an unknown monitor id.
+pub fn no_site(id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("There is no site with id {id}."))
+}
+
+/// `POST /api/v1/sites`.
+pub async fn create(
+    State(state): State<ApiState>,
+    Json(body): Json<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let input: MonitorInput = from_object(&body, "the monitor's settings")?;
+    let monitor = Monitor::create(input, Utc::now())?;
+    state.store.insert_monitor(&monitor).await?;
+    let mut live = MonitorState::new(monitor.id);
+    if !monitor.enabled {
+        live.pause(monitor.created_at);
+    }
+    put_cache(&state, &LiveStatus::new(&monitor, live)).await;
+    state.monitors_changed.notify_one();
+    tracing::info!(monitor_id = %monitor.id, name = %monitor.name, "monitor created");
+    let location = format!("/api/v1/sites/{}", monitor.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(monitor),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/sites`.
+pub async fn list(
+    State(state): State<ApiState>,
+    Query(query): Query<PageQuery>,
+) -> Result<axum::Json<Page<Monitor>>, ApiError> {
+    let limit = parse_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
+    let after = parse_id_cursor(query.cursor.as_deref())?;
+    let mut items = state.store.list_monitors(after, limit + 1).await?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|m| m.id.to_string())
+    } else {
+        None
+    };
+    Ok(axum::Json(Page { items, next_cursor }))
+}
+
+/// `GET /api/v1/sites/{id}`.
+pub async fn get(
+    State(state): State<ApiState>,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<Monitor>, ApiError> {
+    let monitor = state
+        .store
+        .get_monitor(id)
+        .await?
+        .ok_or_else(|| no_site(id))?;
+    Ok(axum::Json(monitor))
+}
+
+/// `PATCH /api/v1/sites/{id}` with a JSON merge patch.
+pub async fn patch(
+    State(state): State<ApiState>,
+    IdPath(id): IdPath,
+    Json(patch): Json<serde_json::Value>,
+) -> Result<axum::Json<Monitor>, ApiError> {
+    // Checking the patch's own shape first names the field of a type error or an unknown
+    // field; the merged result is validated as a whole below.
+    from_object::<MonitorInput>(&patch, "the fields to change")?;
+    let existing = state
+        .store
+        .get_monitor(id)
+        .await?
+        .ok_or_else(|| no_site(id))?;
+    let now = Utc::now();
+    let updated = existing.apply_patch(&patch, now)?;
+    if !state.store.update_monitor(&updated).await? {
+        return Err(no_site(id));
+    }
+    let mut live = match cached_state(&state, id).await {
+        Some(live) => live,
+        None => state
+            .store
+            .get_state(id)
+            .await?
+            .unwrap_or_else(|| MonitorState::new(id)),
+    };
+    if updated.enabled != existing.enabled {
+        if updated.enabled {
+            live.resume(now);
+        } else {
+            live.pause(now);
+        }
+    }
+    put_cache(&state, &LiveStatus::new(&updated, live)).await;
+    state.monitors_changed.notify_one();
+    tracing::info!(monitor_id = %id, enabled = updated.enabled, "monitor updated");
+    Ok(axum::Json(updated))
+}
+
+/// `DELETE /api/v1/sites/{id}`.
+pub async fn delete(
+    State(state): State<ApiState>,
+    IdPath(id): IdPath,
+) -> Result<StatusCode, ApiError> {
+    if !state.store.delete_monitor(id).await? {
+        return Err(no_site(id));
+    }
+    if let Err(error) = state.cache.remove(id).await {
+        tracing::warn!(monitor_id = %id, error = %crate::error::chain(&error), "could not remove a deleted monitor from the status cache");
+    }
+    state.monitors_changed.notify_one();
+    tracing::info!(monitor_id = %id, "monitor deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The cached state of a monitor; `None` on a miss or a cache failure (logged).
+async fn cached_state(state: &ApiState, id: Uuid) -> Option<MonitorState> {
+    match state.cache.get(id).await {
+        Ok(entry) => entry.map(|e| e.state),
+        Err(error) => {
+            tracing::warn!(monitor_id = %id, error = %crate::error::chain(&error), "status cache read failed; using the store");
+            None
+        }
+    }
+}
+
+/// Writes a cache entry. The store already holds the truth, so a cache failure is logged and
+/// the request still succeeds; the cache updater refreshes the entry with the next result.
+async fn put_cache(state: &ApiState, entry: &LiveStatus) {
+    if let Err(error) = state.cache.put(entry).await {
+        tracing::warn!(monitor_id = %entry.id(), error = %crate::error::chain(&error), "status cache write failed");
+    }
+}

@@ -1,0 +1,175 @@
+//! Live status, from the cache and, when the cache fails, from the store.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::http::StatusCode;
+use serde_json::json;
+use upwatch_cache::{CacheError, CacheResult, LiveStatus, StatusCache};
+use upwatch_store::Store;
+use uuid::Uuid;
+
+use crate::helpers::{id_of, result, spawn_app, spawn_app_with, t, Options};
+
+/// A cache whose every call fails, as an unreachable cache server would.
+pub struct BrokenCache;
+
+#[async_trait]
+impl StatusCache for BrokenCache {
+    async fn ping(&self) -> CacheResult<()> {
+        Err(CacheError::Unavailable("connection refused".into()))
+    }
+    async fn get(&self, _id: Uuid) -> CacheResult<Option<LiveStatus>> {
+        Err(CacheError::Unavailable("connection refused".into()))
+    }
+    async fn list(&self) -> CacheResult<Vec<LiveStatus>> {
+        Err(CacheError::Unavailable("connection refused".into()))
+    }
+    async fn put(&self, _entry: &LiveStatus) -> CacheResult<bool> {
+        Err(CacheError::Unavailable("connection refused".into()))
+    }
+    async fn remove(&self, _id: Uuid) -> CacheResult<()> {
+        Err(CacheError::Unavailable("connection refused".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_new_monitor_is_pending_with_nulls() {
+    let app = spawn_app().await;
+    let site = app
+        .create_site(json!({"url": "http://a.test/", "name": "A"}))
+        .await;
+    let id = id_of(&site);
+    let response = app.get(&format!("/api/v1/sites/{id}/status")).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    assert_eq!(
+        response.json(),
+        json!({
+            "id": id.to_string(),
+            "name": "A",
+            "url": "http://a.test/",
+            "status": "pending",
+            "response_time_ms": null,
+            "last_checked": null,
+            "last_status_change": null,
+            "status_code": null,
+            "error": null,
+        })
+    );
+}
+
+#[tokio::test]
+async fn status_shows_the_latest_result_from_the_cache() {
+    let app = spawn_app().await;
+    let id = id_of(&app.create_site(json!({"url": "http://a.test/"})).await);
+    // What the cache updater does with each result.
+    let mut entry = app
+        .cache
+        .get(id)
+        .await
+        .unwrap()
+        .expect("created monitors are cached");
+    entry.state.apply(&result(id, 10, false));
+    assert!(app.cache.put(&entry).await.unwrap());
+
+    let status = app.get(&format!("/api/v1/sites/{id}/status")).await.json();
+    assert_eq!(status["status"], "down");
+    assert_eq!(status["status_code"], 503);
+    assert_eq!(status["response_time_ms"], 110);
+    assert_eq!(status["error"]["kind"], "status_mismatch");
+    assert_eq!(status["error"]["message"], "got HTTP 503, expected 2xx");
+    let checked = chrono::DateTime::parse_from_rfc3339(status["last_checked"].as_str().unwrap())
+        .expect("RFC 3339");
+    assert_eq!(checked, t(10));
+}
+
+#[tokio::test]
+async fn status_lists_every_monitor_in_id_order_with_paging() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(id_of(
+            &app.create_site(json!({"url": format!("http://s{n}.test/")}))
+                .await,
+        ));
+    }
+    let all = app.get("/api/v1/status").await.json();
+    let listed: Vec<Uuid> = all["items"].as_array().unwrap().iter().map(id_of).collect();
+    assert_eq!(listed, ids);
+    assert!(all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["status"] == "pending"));
+    assert!(all["next_cursor"].is_null());
+
+    let first = app.get("/api/v1/status?limit=2").await.json();
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().expect("a next cursor");
+    let second = app
+        .get(&format!("/api/v1/status?limit=2&cursor={cursor}"))
+        .await
+        .json();
+    let rest: Vec<Uuid> = second["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id_of)
+        .collect();
+    assert_eq!(rest, [ids[2]]);
+    assert!(second["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn a_failing_cache_falls_back_to_the_store() {
+    let app = spawn_app_with(Options {
+        cache: Some(Arc::new(BrokenCache)),
+        ..Options::default()
+    })
+    .await;
+    let down = id_of(&app.create_site(json!({"url": "http://a.test/"})).await);
+    let paused = id_of(
+        &app.create_site(json!({"url": "http://b.test/", "enabled": false}))
+            .await,
+    );
+    app.store
+        .apply_result(&result(down, 5, false))
+        .await
+        .unwrap();
+
+    let status = app.get(&format!("/api/v1/sites/{down}/status")).await;
+    assert_eq!(status.status, StatusCode::OK, "{}", status.text());
+    assert_eq!(status.json()["status"], "down");
+    assert_eq!(status.json()["status_code"], 503);
+
+    let all = app.get("/api/v1/status").await.json();
+    let items = all["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let by_id = |id: Uuid| items.iter().find(|s| id_of(s) == id).unwrap()["status"].clone();
+    assert_eq!(by_id(down), "down");
+    assert_eq!(by_id(paused), "paused");
+
+    // Editing still works: the store holds the truth.
+    let response = app
+        .patch_json(&format!("/api/v1/sites/{down}"), &json!({"enabled": false}))
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let status = app
+        .get(&format!("/api/v1/sites/{down}/status"))
+        .await
+        .json();
+    assert_eq!(status["status"], "paused");
+}
+
+#[tokio::test]
+async fn status_of_an_unknown_monitor_is_404() {
+    let app = spawn_app().await;
+    let problem = app
+        .get(&format!("/api/v1/sites/{}/status", Uuid::now_v7()))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("no site"),
+        "{problem}"
+    );
+}
