@@ -111,6 +111,54 @@ pub const SETTINGS: &[Setting] = &[
         expected: "a whole number of bytes from 1024 to 104857600",
     },
     Setting {
+        key: "kafka_brokers",
+        env: "KAFKA_BROKERS",
+        default: None,
+        expected: "comma-separated host:port pairs such as 127.0.0.1:9092",
+    },
+    Setting {
+        key: "kafka_jobs_topic",
+        env: "UPWATCH_KAFKA_JOBS_TOPIC",
+        default: Some("upwatch.jobs"),
+        expected: "a Kafka topic name (letters, digits, `.`, `_`, `-`)",
+    },
+    Setting {
+        key: "kafka_results_topic",
+        env: "UPWATCH_KAFKA_RESULTS_TOPIC",
+        default: Some("upwatch.results"),
+        expected: "a Kafka topic name (letters, digits, `.`, `_`, `-`)",
+    },
+    Setting {
+        key: "kafka_partitions",
+        env: "UPWATCH_KAFKA_PARTITIONS",
+        default: Some("12"),
+        expected: "a whole number of partitions from 1 to 1000",
+    },
+    Setting {
+        key: "kafka_group_prefix",
+        env: "UPWATCH_KAFKA_GROUP_PREFIX",
+        default: Some(""),
+        expected: "a prefix for consumer group names (letters, digits, `.`, `_`, `-`)",
+    },
+    Setting {
+        key: "kafka_properties",
+        env: "UPWATCH_KAFKA_PROPERTIES",
+        default: None,
+        expected: "librdkafka properties as key=value pairs separated by `;`",
+    },
+    Setting {
+        key: "redis_url",
+        env: "REDIS_URL",
+        default: None,
+        expected: "a Redis URL such as redis://127.0.0.1:6379",
+    },
+    Setting {
+        key: "redis_prefix",
+        env: "UPWATCH_REDIS_PREFIX",
+        default: Some("upwatch:"),
+        expected: "a key prefix such as upwatch:",
+    },
+    Setting {
         key: "log_format",
         env: "UPWATCH_LOG_FORMAT",
         default: Some("text"),
@@ -178,6 +226,31 @@ pub struct Settings {
     pub api_max_body_bytes: usize,
     pub log_format: LogFormat,
     pub log_filter: String,
+    /// The Kafka bus of the distributed mode, when `KAFKA_BROKERS` is set.
+    pub kafka: Option<KafkaSettings>,
+    /// The Redis cache of the distributed mode, when `REDIS_URL` is set.
+    pub redis: Option<RedisSettings>,
+}
+
+/// Kafka settings of the distributed mode.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub jobs_topic: String,
+    pub results_topic: String,
+    pub partitions: i32,
+    /// Prepended to every consumer group name, to run two deployments on one cluster.
+    pub group_prefix: String,
+    /// Extra librdkafka properties (SASL, TLS); values may be secrets.
+    pub properties: Vec<(String, SecretString)>,
+}
+
+/// Redis settings of the distributed mode.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// May hold a password.
+    pub url: SecretString,
+    pub prefix: String,
 }
 
 struct Raw {
@@ -215,6 +288,55 @@ impl Raw {
             Ok(n) if (min..=max).contains(&n) => Ok(n),
             _ => Err(self.invalid(key)),
         }
+    }
+
+    fn name_or_empty(&self, key: &str) -> Result<String, ConfigError> {
+        let text = self.text(key).unwrap_or("").trim();
+        if text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            && text.len() <= 200
+        {
+            Ok(text.to_string())
+        } else {
+            Err(self.invalid(key))
+        }
+    }
+
+    fn name(&self, key: &str) -> Result<String, ConfigError> {
+        match self.name_or_empty(key)? {
+            name if name.is_empty() => Err(self.invalid(key)),
+            name => Ok(name),
+        }
+    }
+
+    fn properties(&self, key: &str) -> Result<Vec<(String, SecretString)>, ConfigError> {
+        let mut out = Vec::new();
+        for pair in self
+            .text(key)
+            .unwrap_or("")
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            match pair.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => out.push((
+                    k.trim().to_string(),
+                    SecretString::from(v.trim().to_string()),
+                )),
+                _ => {
+                    let s = Raw::setting(key);
+                    return Err(ConfigError::Invalid {
+                        env: s.env,
+                        key: s.key,
+                        expected: s.expected,
+                        // Values may be passwords: show only the start of the malformed pair.
+                        value: format!("{}…", pair.chars().take(12).collect::<String>()),
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn list(&self, key: &str) -> Vec<String> {
@@ -360,7 +482,40 @@ impl Settings {
             Some(v) if v == "json" => LogFormat::Json,
             _ => return Err(raw.invalid("log_format")),
         };
+        let kafka = match raw.text("kafka_brokers") {
+            None => None,
+            Some(brokers) => Some(KafkaSettings {
+                brokers: brokers.trim().to_string(),
+                jobs_topic: raw.name("kafka_jobs_topic")?,
+                results_topic: raw.name("kafka_results_topic")?,
+                partitions: raw.number("kafka_partitions", 1, 1000)? as i32,
+                group_prefix: raw.name_or_empty("kafka_group_prefix")?,
+                properties: raw.properties("kafka_properties")?,
+            }),
+        };
+        let redis = match raw.text("redis_url") {
+            None => None,
+            Some(url)
+                if url.trim().starts_with("redis://") || url.trim().starts_with("rediss://") =>
+            {
+                Some(RedisSettings {
+                    url: SecretString::from(url.trim().to_string()),
+                    prefix: raw.text("redis_prefix").unwrap_or("").to_string(),
+                })
+            }
+            Some(_) => {
+                let s = Raw::setting("redis_url");
+                return Err(ConfigError::Invalid {
+                    env: s.env,
+                    key: s.key,
+                    expected: s.expected,
+                    value: "(hidden: it may hold a password)".into(),
+                });
+            }
+        };
         Ok(Settings {
+            kafka,
+            redis,
             listen,
             database_url,
             discord_webhook_urls: webhooks.into_iter().map(SecretString::from).collect(),
@@ -507,6 +662,55 @@ mod tests {
     }
 
     #[test]
+    fn distributed_backends_are_read_when_set() {
+        let s = Settings::defaults();
+        assert!(s.kafka.is_none() && s.redis.is_none());
+        let s = load(&[
+            ("KAFKA_BROKERS", "127.0.0.1:9092"),
+            ("UPWATCH_KAFKA_PARTITIONS", "3"),
+            (
+                "UPWATCH_KAFKA_PROPERTIES",
+                "security.protocol=SASL_SSL; sasl.password=hunter2",
+            ),
+            ("REDIS_URL", "redis://:pw@127.0.0.1:6379/0"),
+        ])
+        .unwrap();
+        let kafka = s.kafka.unwrap();
+        assert_eq!(
+            (
+                kafka.jobs_topic.as_str(),
+                kafka.results_topic.as_str(),
+                kafka.partitions
+            ),
+            ("upwatch.jobs", "upwatch.results", 3)
+        );
+        assert_eq!(kafka.properties.len(), 2);
+        assert_eq!(kafka.properties[1].1.expose_secret(), "hunter2");
+        assert_eq!(s.redis.unwrap().prefix, "upwatch:");
+        let err = load(&[
+            ("KAFKA_BROKERS", "x"),
+            ("UPWATCH_KAFKA_PROPERTIES", "sasl.password"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("UPWATCH_KAFKA_PROPERTIES"), "{err}");
+        let err = load(&[("REDIS_URL", "http://:secret@x")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("REDIS_URL") && !err.contains("secret"),
+            "{err}"
+        );
+        let err = load(&[
+            ("KAFKA_BROKERS", "x"),
+            ("UPWATCH_KAFKA_JOBS_TOPIC", "bad topic"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("UPWATCH_KAFKA_JOBS_TOPIC"), "{err}");
+    }
+
+    #[test]
     fn a_missing_config_file_is_an_error_naming_it() {
         let overrides = Overrides {
             config_file: Some("/nonexistent/upwatch.toml".into()),
@@ -524,7 +728,14 @@ mod tests {
             assert!(!s.env.is_empty() && !s.expected.is_empty());
             assert!(
                 s.env.starts_with("UPWATCH_")
-                    || ["DATABASE_URL", "DISCORD_WEBHOOK_URL", "SITES_TO_MONITOR"].contains(&s.env)
+                    || [
+                        "DATABASE_URL",
+                        "DISCORD_WEBHOOK_URL",
+                        "SITES_TO_MONITOR",
+                        "KAFKA_BROKERS",
+                        "REDIS_URL"
+                    ]
+                    .contains(&s.env)
             );
         }
     }
