@@ -1,21 +1,99 @@
 #!/usr/bin/env bash
 # Runs every check and test of upwatch on a fresh Debian machine.
 #
-# It installs what the tests need when it is missing, then runs formatting and lint checks
-# and the whole test suite. This is the README's test command and exactly what CI runs
-# (.ci/run), so what CI proves is what a new user gets.
+# It makes sure what the tests need is there, installing and starting what is missing:
+# the C build tools of rdkafka, PostgreSQL (127.0.0.1:5432), Redis (127.0.0.1:6379) and the
+# Kafka-protocol broker tansu (on a free loopback port). It stops what it started when done.
+# Then it runs the formatting and lint checks and the whole test suite.
+#
+# This is the README's test command and exactly what CI runs (.ci/run), so what CI proves is
+# what a new user gets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '\n==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+  local port=$1 what=$2 i
+  for i in $(seq 1 120); do port_open "$port" && return 0; sleep 0.5; done
+  echo "error: $what did not start listening on 127.0.0.1:$port within 60 s" >&2
+  return 1
+}
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo is missing; install Rust with rustup (https://rustup.rs) and run this again" >&2
   exit 1
 fi
+export PATH="$HOME/.cargo/bin:$PATH"
 
-# The embedded mode needs no service: SQLite is compiled in, the bus and cache are in process.
-# Loopback target sites and the Discord receiver are started by the tests themselves.
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+say "build tools for rdkafka (cmake, libcurl, libssl, zlib, pkg-config)"
+missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+for pkg in libcurl4-openssl-dev libssl-dev zlib1g-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then echo "installing ${missing[*]}"; apt_install "${missing[@]}"; else echo "present"; fi
+
+started_pids=()
+stop_redis=0
+cleanup() {
+  for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ "$stop_redis" = 1 ]; then redis-cli -p 6379 shutdown nosave >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+say "PostgreSQL on 127.0.0.1:5432"
+if port_open 5432; then
+  echo "already running"
+else
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then apt_install postgresql; fi
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if [ -z "$version" ]; then echo "error: no PostgreSQL cluster found after installing postgresql" >&2; exit 1; fi
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  wait_port 5432 PostgreSQL
+  # Test databases are throwaway: give the postgres user the password the tests use.
+  as_root su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+fi
+export UPWATCH_TEST_DATABASE_URL="${UPWATCH_TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}"
+
+say "Redis on 127.0.0.1:6379"
+if port_open 6379; then
+  echo "already running"
+else
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+  stop_redis=1
+  wait_port 6379 Redis
+fi
+export UPWATCH_TEST_REDIS_URL="${UPWATCH_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+
+say "Kafka-protocol broker (tansu)"
+if ! command -v tansu >/dev/null 2>&1; then
+  echo "installing tansu 0.6.0 (a one-time build of about 15 minutes)"
+  cargo install tansu --locked --version 0.6.0 --features dynostore
+fi
+if [ -z "${UPWATCH_TEST_KAFKA_BROKERS:-}" ]; then
+  port=$(( 20000 + RANDOM % 20000 ))
+  while port_open "$port"; do port=$(( 20000 + RANDOM % 20000 )); done
+  mkdir -p target
+  tansu broker \
+    --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine memory://tansu/ >target/tansu.log 2>&1 &
+  started_pids+=($!)
+  wait_port "$port" tansu
+  export UPWATCH_TEST_KAFKA_BROKERS="127.0.0.1:$port"
+  echo "started on $UPWATCH_TEST_KAFKA_BROKERS (log: target/tansu.log)"
+fi
 
 say "formatting (cargo fmt --check)"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

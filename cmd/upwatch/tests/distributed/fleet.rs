@@ -1,0 +1,238 @@
+//! A fleet of `upwatch` processes sharing one fresh database, topic pair and key prefix.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+/// How long a test waits for a condition before failing. Consumer groups take seconds to
+/// rebalance, so this is generous.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+fn service(var: &str, default: Option<&str>) -> String {
+    match (std::env::var(var), default) {
+        (Ok(v), _) => v,
+        (Err(_), Some(d)) => d.to_string(),
+        (Err(_), None) => panic!("{var} is not set: run the tests with `bash deploy/test.sh`, which starts the Kafka-protocol broker"),
+    }
+}
+
+/// One running `upwatch` process.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Everything the process has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `kill -9`: no drain, no goodbye.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "{} exited with {status}:\n{}", self.name, self.log());
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{} did not stop after SIGTERM", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The address in the process's "upwatch is running" log line.
+    pub async fn listen_addr(&self) -> String {
+        let line = eventually(&format!("{} to start", self.name), || async {
+            self.log().lines().find(|l| l.contains("upwatch is running")).map(str::to_string)
+        })
+        .await;
+        let log: Value = serde_json::from_str(&line).unwrap();
+        log["listen"].as_str().expect("a listen address").to_string()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The shared configuration of one test's fleet and the processes it started.
+pub struct Fleet {
+    env: HashMap<String, String>,
+    pub database_url: String,
+    admin_url: String,
+    database: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    dir: tempfile::TempDir,
+    counter: usize,
+}
+
+impl Fleet {
+    /// A fresh database (migrated with `upwatch migrate`), fresh topics, groups and prefix.
+    pub async fn new(discord_url: Option<&str>) -> Fleet {
+        let admin_url = service("UPWATCH_TEST_DATABASE_URL", Some("postgres://postgres:postgres@127.0.0.1:5432/postgres"));
+        let redis_url = service("UPWATCH_TEST_REDIS_URL", Some("redis://127.0.0.1:6379"));
+        let brokers = service("UPWATCH_TEST_KAFKA_BROKERS", None);
+        let tag = Uuid::new_v4().simple().to_string();
+        let database = format!("upwatch_e2e_{tag}");
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await.expect("PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {database}")).execute(&mut admin).await.unwrap();
+        let database_url = match admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{database}"),
+            None => panic!("UPWATCH_TEST_DATABASE_URL must end with a database name"),
+        };
+        let redis_prefix = format!("upwatch-e2e:{tag}:");
+        let mut env = HashMap::from([
+            ("DATABASE_URL".to_string(), database_url.clone()),
+            ("KAFKA_BROKERS".into(), brokers),
+            ("UPWATCH_KAFKA_JOBS_TOPIC".into(), format!("e2e.{tag}.jobs")),
+            ("UPWATCH_KAFKA_RESULTS_TOPIC".into(), format!("e2e.{tag}.results")),
+            ("UPWATCH_KAFKA_PARTITIONS".into(), "3".into()),
+            ("UPWATCH_KAFKA_GROUP_PREFIX".into(), format!("e2e-{tag}-")),
+            ("REDIS_URL".into(), redis_url.clone()),
+            ("UPWATCH_REDIS_PREFIX".into(), redis_prefix.clone()),
+            ("UPWATCH_LOGGER_BATCH_MS".into(), "50".into()),
+            ("UPWATCH_SCHEDULER_RELOAD_MS".into(), "200".into()),
+            ("UPWATCH_DRAIN_TIMEOUT_SECONDS".into(), "10".into()),
+            ("UPWATCH_LOG".into(), "info,upwatch_notify=debug".into()),
+        ]);
+        if let Some(url) = discord_url {
+            env.insert("DISCORD_WEBHOOK_URL".into(), url.to_string());
+        }
+        let fleet = Fleet {
+            env,
+            database_url,
+            admin_url,
+            database,
+            redis_url,
+            redis_prefix,
+            dir: tempfile::tempdir().unwrap(),
+            counter: 0,
+        };
+        let out = fleet.command("migrate").output().unwrap();
+        assert!(out.status.success(), "upwatch migrate: {}", String::from_utf8_lossy(&out.stderr));
+        fleet
+    }
+
+    fn command(&self, role: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_upwatch"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("UPWATCH_") || ["DATABASE_URL", "DISCORD_WEBHOOK_URL", "SITES_TO_MONITOR", "KAFKA_BROKERS", "REDIS_URL"].contains(&key.as_str()) {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.envs(&self.env).arg("--log-format").arg("json").arg(role);
+        cmd
+    }
+
+    /// Starts `upwatch <role>`; the API and roles given `--listen` bind a free port.
+    pub fn spawn(&mut self, role: &str) -> Proc {
+        self.counter += 1;
+        let name = format!("{role}#{}", self.counter);
+        let log = self.dir.path().join(format!("{name}.log"));
+        let file = File::create(&log).unwrap();
+        let mut cmd = self.command(role);
+        if role == "api" {
+            cmd.arg("--listen").arg("127.0.0.1:0");
+        }
+        let child = cmd
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap();
+        Proc { name, child, log }
+    }
+
+    /// A store on the fleet's database, to look at what the fleet wrote.
+    pub async fn store(&self) -> upwatch_store::PostgresStore {
+        upwatch_store::PostgresStore::connect(&self.database_url).await.unwrap()
+    }
+
+    /// A cache reader on the fleet's Redis prefix.
+    pub async fn cache(&self) -> upwatch_cache::RedisCache {
+        upwatch_cache::RedisCache::connect(&self.redis_url, &self.redis_prefix).await.unwrap()
+    }
+
+    /// Drops the test database (best effort; processes must be gone).
+    pub async fn cleanup(self) {
+        if let Ok(mut admin) = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin_url).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database))
+                .execute(&mut admin)
+                .await;
+        }
+    }
+}
+
+/// Waits until `condition` returns `Some`, polling every 100 ms, failing after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = condition().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A client of one API process.
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    pub async fn of(proc: &Proc) -> Api {
+        Api {
+            base: format!("http://{}", proc.listen_addr().await),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Creates a monitor and returns its id.
+    pub async fn create_site(&self, body: Value) -> Uuid {
+        let response = self.client.post(format!("{}/api/v1/sites", self.base)).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        let created: Value = response.json().await.unwrap();
+        created["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn status(&self, id: Uuid) -> Value {
+        self.client
+            .get(format!("{}/api/v1/sites/{id}/status", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// Number of stored results of `id`.
+pub async fn stored(store: &dyn upwatch_store::Store, id: Uuid) -> usize {
+    let query = upwatch_store::HistoryQuery { limit: 100_000, ..Default::default() };
+    store.history(id, &query).await.map(|h| h.len()).unwrap_or(0)
+}
