@@ -81,3 +81,78 @@ pub async fn older_never_overwrites_newer(cache: &dyn StatusCache) {
         MonitorStatus::Paused
     );
 }
+
+/// Version `v` of one monitor's entry: checked `v` seconds after a fixed instant and named
+/// after `v`, so a reader can tell whether its fields were written together.
+fn version(id: Uuid, v: i64) -> LiveStatus {
+    let mut entry = entry(id, MonitorStatus::Up, Some(v));
+    entry.name = format!("v{v}");
+    entry
+}
+
+/// The version an entry written by [`version`] claims to be, checking that its name and
+/// `last_checked` agree.
+fn version_of(entry: &LiveStatus) -> i64 {
+    let checked = entry.state.last_checked.expect("versions are checked");
+    let v = checked.timestamp() - 1_700_000_000;
+    assert_eq!(
+        entry.name,
+        format!("v{v}"),
+        "name and last_checked of one write"
+    );
+    v
+}
+
+/// Two writers (two cache updaters, possibly two handles on one cache) race newer and
+/// redelivered older versions of one entry: the newest always wins, a reader never sees the
+/// entry go back in time, and every write of the newest version is accepted.
+pub async fn concurrent_writers_keep_newest(first: &dyn StatusCache, second: &dyn StatusCache) {
+    const ROUNDS: usize = 5;
+    const NEWEST: i64 = 120;
+    for _ in 0..ROUNDS {
+        let id = Uuid::now_v7();
+        // The first writer goes up through the even versions; the second through the odd
+        // ones, each followed by a redelivery of a version ten older.
+        let evens = async {
+            let mut newest_accepted = false;
+            for v in (2..=NEWEST).step_by(2) {
+                let written = first.put(&version(id, v)).await.unwrap();
+                if v == NEWEST {
+                    newest_accepted = written;
+                }
+            }
+            newest_accepted
+        };
+        let odds = async {
+            for v in (1..NEWEST).step_by(2) {
+                second.put(&version(id, v)).await.unwrap();
+                if v > 10 {
+                    second.put(&version(id, v - 10)).await.unwrap();
+                }
+            }
+        };
+        let reader = async {
+            let mut seen = i64::MIN;
+            let mut reads = 0;
+            while seen < NEWEST {
+                if let Some(entry) = first.get(id).await.unwrap() {
+                    let v = version_of(&entry);
+                    assert!(v >= seen, "read version {v} after version {seen}");
+                    seen = v;
+                }
+                reads += 1;
+                assert!(reads < 100_000, "the newest version never showed up");
+                tokio::task::yield_now().await;
+            }
+        };
+        let (newest_accepted, (), ()) = tokio::join!(evens, odds, reader);
+        assert!(newest_accepted, "a write of the newest version was refused");
+        for cache in [first, second] {
+            let stored = cache.get(id).await.unwrap().expect("entry written");
+            assert_eq!(version_of(&stored), NEWEST);
+        }
+        // A late redelivery of the newest version is still accepted (same age), an older one not.
+        assert!(second.put(&version(id, NEWEST)).await.unwrap());
+        assert!(!second.put(&version(id, NEWEST - 1)).await.unwrap());
+    }
+}

@@ -5,11 +5,12 @@
 //! The cache updater runs the state machine on each result over the cached entry; the API
 //! writes entries when monitors are created, edited, paused or deleted.
 //!
-//! Layout: this file has the trait; [`memory`] the embedded implementation; [`contract`] the
-//! behaviour every implementation must show.
+//! Layout: this file has the trait; [`memory`] the embedded implementation; [`redis_cache`] the
+//! distributed one; [`contract`] the behaviour every implementation must show.
 
 pub mod contract;
 pub mod memory;
+pub mod redis_cache;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ use upwatch_core::{Monitor, MonitorState};
 use uuid::Uuid;
 
 pub use memory::MemoryCache;
+pub use redis_cache::RedisCache;
 
 /// What the cache knows of one monitor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
