@@ -3,6 +3,8 @@
 //! Layout:
 //! - this file: the trait, its value types and errors;
 //! - [`sqlite`]: the embedded implementation (SQLite through sqlx, bundled);
+//! - [`postgres`]: the distributed implementation (PostgreSQL through sqlx), and the leader
+//!   lock that elects one process of a role;
 //! - [`contract`]: the behaviour every implementation must show, as async functions that the
 //!   tests of each implementation call.
 //!
@@ -10,6 +12,7 @@
 //! one transaction, so a crash leaves either all of a method's effects or none.
 
 pub mod contract;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -17,6 +20,7 @@ use chrono::{DateTime, Utc};
 use upwatch_core::{Alert, CheckError, CheckResult, CheckStatus, Monitor, MonitorState, Webhook};
 use uuid::Uuid;
 
+pub use postgres::{LeaderLock, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// What can go wrong in a store.

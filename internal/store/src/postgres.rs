@@ -1,0 +1,1103 @@
+//! The distributed implementation of [`Store`]: PostgreSQL through sqlx, shared by every
+//! process of the distributed mode, and [`LeaderLock`], which elects one process of a role.
+//!
+//! The schema lives in `migrations/postgres/` at the root of the repository and is compiled
+//! into the binary. Unlike the embedded store, [`PostgresStore::connect`] never changes the
+//! schema: several processes share one database and may run different builds during an
+//! upgrade, so the schema is changed by one deliberate step, `upwatch migrate`
+//! ([`PostgresStore::migrate`]), and every process checks at start that it was taken.
+//!
+//! Conventions: ids are `uuid`, times `timestamptz` cut to the millisecond (as the SQLite
+//! store keeps them, so that both give back the same values), and whole domain values (a
+//! monitor, a state, an alert) `jsonb`, written and read as JSON text so that a value that
+//! does not parse is reported as [`StoreError::Corrupt`] with what it belongs to. PostgreSQL
+//! cannot store the NUL character in text or JSON; the store writes U+FFFD in its place.
+//!
+//! Concurrency: transactions run at PostgreSQL's default isolation, read committed, and take
+//! row locks where a decision depends on a row staying as read. Every transaction that locks
+//! both a monitor and its state locks the monitor first, so they cannot deadlock:
+//! - applying a result locks the monitor against deletion (`FOR KEY SHARE`), then its state
+//!   row (`FOR UPDATE`), so that processes applying results of one monitor take turns and a
+//!   transition alerts once; it also share-locks the webhooks it creates deliveries for, so
+//!   that a webhook being disabled or deleted at that moment gets none left pending;
+//! - storing results locks their monitors against deletion (`FOR KEY SHARE`), so that a
+//!   result cannot be stored after its monitor's history was deleted;
+//! - updating a monitor locks its row (`FOR NO KEY UPDATE`, which does not block the two
+//!   above), then its state when it pauses or resumes it;
+//! - every write of a monitor then updates the one `monitors_version` row, so such writes
+//!   take turns at their end.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
+use upwatch_core::{
+    Alert, CheckError, CheckResult, CheckStatus, ErrorKind, Monitor, MonitorState, Webhook,
+    WebhookSource,
+};
+use uuid::Uuid;
+
+use crate::{Delivery, HistoryEntry, HistoryQuery, Store, StoreError, StoreResult};
+
+/// The schema, embedded at build time from `migrations/postgres/`.
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Connections of a store's pool: enough for a role's concurrent work without crowding the
+/// server, which every process of the distributed mode shares.
+const POOL_SIZE: u32 = 10;
+
+/// How long a method waits for a free connection before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The name connections give the server (seen in `pg_stat_activity`) when the URL sets none.
+const APPLICATION_NAME: &str = "upwatch";
+
+/// The `meta` key of the monitors' version counter.
+const MONITORS_VERSION: &str = "monitors_version";
+
+/// The channel notified, with the monitor's id as payload, whenever a monitor is written.
+pub const MONITORS_CHANNEL: &str = "upwatch_monitors";
+
+/// What every schema error that a migration fixes ends with.
+const RUN_MIGRATE: &str = "run `upwatch migrate` first";
+
+/// A [`Store`] in a PostgreSQL database, shared by the processes of the distributed mode.
+///
+/// Cloning is cheap: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Brings the schema of the database at `url` up to date, applying the migrations it
+    /// lacks; this is what `upwatch migrate` does.
+    ///
+    /// Safe to run again (it then changes nothing) and from several processes at once: the
+    /// migrations are applied under an advisory lock, each in its own transaction. Fails with
+    /// [`StoreError::Database`] when the database cannot be reached (the message names it,
+    /// without any password), and with [`StoreError::Schema`] when a migration fails or the
+    /// database was migrated by a build whose migrations differ from this one's.
+    pub async fn migrate(url: &str) -> StoreResult<()> {
+        let options = connect_options(url)?;
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| open_error(&options, e))?;
+        let outcome = MIGRATOR.run(&mut conn).await;
+        // Closing politely is a courtesy to the server; dropping the connection would do.
+        let _ = conn.close().await;
+        outcome.map_err(|e| {
+            StoreError::Schema(format!(
+                "could not migrate the database {}: {e}",
+                describe(&options)
+            ))
+        })?;
+        tracing::info!(database = %describe(&options), "postgres schema up to date");
+        Ok(())
+    }
+
+    /// Connects to the database at `url` (a `postgres://` URL, as libpq takes them) with a
+    /// pool of up to ten connections, opened as needed, each method waiting at most five
+    /// seconds for one.
+    ///
+    /// The schema is not changed: every migration of this build must already be applied,
+    /// else this fails with [`StoreError::Schema`] saying to run `upwatch migrate`. Migrations
+    /// of a newer build are accepted (migrations only add to the schema, so that processes of
+    /// the previous build keep working during an upgrade) and logged. Fails with
+    /// [`StoreError::Database`] when the database cannot be reached; the message names it,
+    /// without any password.
+    pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
+        let options = connect_options(url)?;
+        // A connection of its own checks the schema first: a failure to connect then says
+        // why at once, rather than after the pool's acquire timeout.
+        let mut probe = PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| open_error(&options, e))?;
+        let checked = check_schema(&mut probe).await;
+        let _ = probe.close().await;
+        checked?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options.clone());
+        tracing::debug!(database = %describe(&options), "postgres store ready");
+        Ok(PostgresStore { pool })
+    }
+
+    /// Closes every connection after the statements in flight. Calls made afterwards fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Parses `url`, naming this program to the server unless the URL names another.
+fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
+    let options = PgConnectOptions::from_str(url).map_err(|e| {
+        // The URL itself is not repeated: it may hold a password.
+        StoreError::Database(sqlx::Error::Configuration(
+            format!("the postgresql database url is not valid: {e}").into(),
+        ))
+    })?;
+    Ok(if options.get_application_name().is_none() {
+        options.application_name(APPLICATION_NAME)
+    } else {
+        options
+    })
+}
+
+/// Names a database for messages and logs, as `user@host:port/database` (never a password).
+fn describe(options: &PgConnectOptions) -> String {
+    let server = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    format!(
+        "`{}@{server}/{}`",
+        options.get_username(),
+        options.get_database().unwrap_or(options.get_username())
+    )
+}
+
+/// Wraps a failure to connect to the database of `options` so that its message says which
+/// database, and why.
+fn open_error(options: &PgConnectOptions, e: sqlx::Error) -> StoreError {
+    // The cause is part of the message: `StoreError::Database` shows its error's message but
+    // does not pass it on as a source, so a chain of sources would end before the cause.
+    let message = format!(
+        "cannot connect to the postgresql database {}: {e}",
+        describe(options)
+    );
+    StoreError::Database(sqlx::Error::Io(std::io::Error::other(message)))
+}
+
+/// The schema error for a database that lacks migrations of this build.
+fn schema_behind(what: &str) -> StoreError {
+    StoreError::Schema(format!(
+        "{what}: the schema is missing or older than this build; {RUN_MIGRATE}"
+    ))
+}
+
+/// Checks that every migration embedded in this build was applied, unchanged, to the
+/// database of `conn`.
+async fn check_schema(conn: &mut PgConnection) -> StoreResult<()> {
+    // `to_regclass` resolves the name on the search path, as sqlx does when it creates the
+    // table, and gives NULL instead of an error when there is no such table.
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .fetch_one(&mut *conn)
+        .await?;
+    if table.is_none() {
+        return Err(schema_behind(
+            "no migration was ever applied to the database",
+        ));
+    }
+    let rows: Vec<(i64, bool, Vec<u8>)> =
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations")
+            .fetch_all(&mut *conn)
+            .await?;
+    let applied: HashMap<i64, (bool, Vec<u8>)> = rows
+        .into_iter()
+        .map(|(version, success, checksum)| (version, (success, checksum)))
+        .collect();
+    for migration in MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+    {
+        let name = format!(
+            "migration {} ({})",
+            migration.version, migration.description
+        );
+        match applied.get(&migration.version) {
+            None => return Err(schema_behind(&format!("{name} is not applied"))),
+            Some((false, _)) => {
+                return Err(schema_behind(&format!("{name} did not complete")));
+            }
+            Some((true, checksum)) if checksum.as_slice() != &*migration.checksum => {
+                return Err(StoreError::Schema(format!(
+                    "{name} was applied from a different text than this build's; the database \
+                     belongs to another version of upwatch"
+                )));
+            }
+            Some((true, _)) => {}
+        }
+    }
+    let mut newer: Vec<i64> = applied
+        .keys()
+        .copied()
+        .filter(|v| !MIGRATOR.version_exists(*v))
+        .collect();
+    if !newer.is_empty() {
+        newer.sort_unstable();
+        tracing::warn!(
+            migrations = ?newer,
+            "the database has migrations that this build does not know; a newer upwatch \
+             migrated it"
+        );
+    }
+    Ok(())
+}
+
+/// A time as the store keeps it, cut to the millisecond.
+fn ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+/// The current time, as the store keeps it.
+fn now_ms() -> DateTime<Utc> {
+    ms(Utc::now())
+}
+
+/// Text that PostgreSQL can store: it refuses the NUL character, which becomes U+FFFD.
+fn text(value: &str) -> Cow<'_, str> {
+    if value.contains('\0') {
+        Cow::Owned(value.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+/// Replaces the NUL characters of every string (and key) in a JSON value with U+FFFD.
+fn scrub_nul(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => {
+            if let Cow::Owned(clean) = text(s) {
+                *s = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(scrub_nul),
+        Value::Object(map) => {
+            let entries = std::mem::take(map);
+            *map = entries
+                .into_iter()
+                .map(|(key, mut item)| {
+                    scrub_nul(&mut item);
+                    (text(&key).into_owned(), item)
+                })
+                .collect();
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// The JSON text of a value, which `jsonb` accepts.
+fn to_json<T: Serialize>(value: &T) -> StoreResult<String> {
+    // The domain types serialize infallibly (no maps with non-string keys, no custom
+    // serializers that fail); an error here would be a bug, reported rather than hidden.
+    let failed = |e: serde_json::Error| {
+        StoreError::Corrupt(format!("cannot serialize a value to store: {e}"))
+    };
+    let json = serde_json::to_string(value).map_err(failed)?;
+    // `jsonb` refuses the escape `\u0000`; the rare value with a NUL in a string is rebuilt
+    // without it (replacing the escape in the text could split an escaped backslash).
+    if !json.contains("\\u0000") {
+        return Ok(json);
+    }
+    let mut tree = serde_json::to_value(value).map_err(failed)?;
+    scrub_nul(&mut tree);
+    serde_json::to_string(&tree).map_err(failed)
+}
+
+fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn u32_column(value: i32, what: &str) -> StoreResult<u32> {
+    u32::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("{what}: {value} is out of range")))
+}
+
+/// A response time as the `integer` column keeps it. Timeouts are bounded far below the
+/// column's range (24 days), so saturating never changes a real measurement; it only keeps
+/// a nonsensical one from failing the whole batch it came in.
+fn response_time_column(ms: u32) -> i32 {
+    i32::try_from(ms).unwrap_or(i32::MAX)
+}
+
+/// An HTTP status code as the `smallint` column keeps it. HTTP status codes have three
+/// digits; a number beyond the column's range is no status code and is stored as none.
+fn status_code_column(code: Option<u16>) -> Option<i16> {
+    code.and_then(|c| i16::try_from(c).ok())
+}
+
+/// A row of `webhooks`, in column order of [`WEBHOOK_COLUMNS`].
+type WebhookRow = (
+    Uuid,
+    String,
+    String,
+    bool,
+    Option<String>,
+    String,
+    DateTime<Utc>,
+);
+
+const WEBHOOK_COLUMNS: &str = "id, name, url, enabled, disabled_reason, source, created_at";
+
+fn webhook_from_row(row: WebhookRow) -> StoreResult<Webhook> {
+    let (id, name, url, enabled, disabled_reason, source, created_at) = row;
+    let source = match source.as_str() {
+        "config" => WebhookSource::Config,
+        "api" => WebhookSource::Api,
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "webhook {id}: unknown source `{other}`"
+            )))
+        }
+    };
+    Ok(Webhook {
+        id,
+        name,
+        url,
+        enabled,
+        disabled_reason,
+        source,
+        created_at,
+    })
+}
+
+async fn load_monitor(conn: &mut PgConnection, id: Uuid) -> StoreResult<Option<Monitor>> {
+    let spec: Option<String> = sqlx::query_scalar("SELECT spec::text FROM monitors WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    spec.map(|s| from_json(&s, &format!("monitor {id}")))
+        .transpose()
+}
+
+/// Reads a monitor's state and locks its row until the end of the transaction.
+async fn lock_state(conn: &mut PgConnection, id: Uuid) -> StoreResult<Option<MonitorState>> {
+    let state: Option<String> = sqlx::query_scalar(
+        "SELECT state::text FROM monitor_state WHERE monitor_id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    state
+        .map(|s| from_json(&s, &format!("state of monitor {id}")))
+        .transpose()
+}
+
+async fn save_state(conn: &mut PgConnection, state: &MonitorState) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO monitor_state (monitor_id, state) VALUES ($1, $2::jsonb) \
+         ON CONFLICT (monitor_id) DO UPDATE SET state = excluded.state",
+    )
+    .bind(state.monitor_id)
+    .bind(to_json(state)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Counts a change of monitor `id` and notifies [`MONITORS_CHANNEL`]; the notification goes
+/// out when (and if) the transaction commits.
+async fn bump_monitors_version(conn: &mut PgConnection, id: Uuid) -> StoreResult<()> {
+    let bumped = sqlx::query(
+        "WITH bumped AS (UPDATE meta SET value = value + 1 WHERE key = $1 RETURNING value) \
+         SELECT pg_notify($2, $3) FROM bumped",
+    )
+    .bind(MONITORS_VERSION)
+    .bind(MONITORS_CHANNEL)
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    bumped.map(|_| ()).ok_or_else(missing_version)
+}
+
+fn missing_version() -> StoreError {
+    StoreError::Schema(format!("the meta table lacks the `{MONITORS_VERSION}` row"))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_monitor(&self, monitor: &Monitor) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO monitors (id, url, spec, created_at, updated_at) \
+             VALUES ($1, $2, $3::jsonb, $4, $5) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(monitor.id)
+        .bind(text(&monitor.url))
+        .bind(to_json(monitor)?)
+        .bind(ms(monitor.created_at))
+        .bind(ms(monitor.updated_at))
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "a monitor with id {} already exists",
+                monitor.id
+            )));
+        }
+        let mut state = MonitorState::new(monitor.id);
+        if !monitor.enabled {
+            state.pause(Utc::now());
+        }
+        save_state(&mut tx, &state).await?;
+        bump_monitors_version(&mut tx, monitor.id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_monitor(&self, id: Uuid) -> StoreResult<Option<Monitor>> {
+        let mut conn = self.pool.acquire().await?;
+        load_monitor(&mut conn, id).await
+    }
+
+    async fn list_monitors(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<Monitor>> {
+        // Two statements rather than one with `$1 IS NULL OR id > $1`, so that each has a
+        // plan that starts the scan of the key at the cursor.
+        let specs: Vec<String> = match after {
+            Some(after) => {
+                sqlx::query_scalar(
+                    "SELECT spec::text FROM monitors WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_scalar("SELECT spec::text FROM monitors ORDER BY id LIMIT $1")
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        specs.iter().map(|s| from_json(s, "monitor")).collect()
+    }
+
+    async fn all_monitors(&self) -> StoreResult<Vec<Monitor>> {
+        let specs: Vec<String> = sqlx::query_scalar("SELECT spec::text FROM monitors ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        specs.iter().map(|s| from_json(s, "monitor")).collect()
+    }
+
+    async fn find_monitor_by_url(&self, url: &str) -> StoreResult<Option<Monitor>> {
+        let spec: Option<String> = sqlx::query_scalar(
+            "SELECT spec::text FROM monitors WHERE url = $1 ORDER BY id LIMIT 1",
+        )
+        .bind(text(url))
+        .fetch_optional(&self.pool)
+        .await?;
+        spec.map(|s| from_json(&s, "monitor")).transpose()
+    }
+
+    async fn update_monitor(&self, monitor: &Monitor) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // Locked so that two updates of one monitor take turns and each sees what the other
+        // wrote; `NO KEY` lets results of the monitor be stored and applied meanwhile.
+        let old: Option<String> =
+            sqlx::query_scalar("SELECT spec::text FROM monitors WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(monitor.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(old) = old else {
+            return Ok(false);
+        };
+        let old: Monitor = from_json(&old, &format!("monitor {}", monitor.id))?;
+        sqlx::query(
+            "UPDATE monitors SET url = $1, spec = $2::jsonb, updated_at = $3 WHERE id = $4",
+        )
+        .bind(text(&monitor.url))
+        .bind(to_json(monitor)?)
+        .bind(ms(monitor.updated_at))
+        .bind(monitor.id)
+        .execute(&mut *tx)
+        .await?;
+        if old.enabled != monitor.enabled {
+            let mut state = lock_state(&mut tx, monitor.id)
+                .await?
+                .unwrap_or_else(|| MonitorState::new(monitor.id));
+            if monitor.enabled {
+                state.resume(Utc::now());
+            } else {
+                state.pause(Utc::now());
+            }
+            save_state(&mut tx, &state).await?;
+        }
+        bump_monitors_version(&mut tx, monitor.id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_monitor(&self, id: Uuid) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // The foreign key deletes the state with the monitor; the results, which have no
+        // foreign key, are deleted explicitly. The monitor's row stays locked until the
+        // commit, so results of it stored meanwhile wait and are then dropped.
+        let deleted = sqlx::query("DELETE FROM monitors WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM results WHERE monitor_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        bump_monitors_version(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn monitors_version(&self) -> StoreResult<i64> {
+        let version: Option<i64> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(MONITORS_VERSION)
+            .fetch_optional(&self.pool)
+            .await?;
+        version.ok_or_else(missing_version)
+    }
+
+    async fn insert_results(&self, results: &[CheckResult]) -> StoreResult<u64> {
+        if results.is_empty() {
+            return Ok(0);
+        }
+        let count = results.len();
+        let mut monitor_ids = Vec::with_capacity(count);
+        let mut checked_at = Vec::with_capacity(count);
+        let mut ids = Vec::with_capacity(count);
+        let mut response_times = Vec::with_capacity(count);
+        let mut status_codes = Vec::with_capacity(count);
+        let mut ups = Vec::with_capacity(count);
+        let mut error_kinds = Vec::with_capacity(count);
+        let mut error_messages = Vec::with_capacity(count);
+        for r in results {
+            monitor_ids.push(r.monitor_id);
+            checked_at.push(ms(r.checked_at));
+            ids.push(r.id);
+            response_times.push(response_time_column(r.response_time_ms));
+            status_codes.push(status_code_column(r.status_code));
+            ups.push(r.status == CheckStatus::Up);
+            error_kinds.push(r.error.as_ref().map(|e| e.kind.as_str()));
+            error_messages.push(r.error.as_ref().map(|e| text(&e.message)));
+        }
+        // One statement for the whole batch, its columns sent as arrays. Results of monitors
+        // that do not exist (any more) are dropped, so that a late result cannot bring back
+        // part of a deleted monitor's history; the monitors kept are locked against deletion
+        // (`FOR KEY SHARE`, in id order) until the commit. A result stored before, or twice
+        // in the batch, conflicts on the key and is skipped.
+        let inserted = sqlx::query(
+            "WITH live AS ( \
+                 SELECT id FROM monitors WHERE id = ANY($1) ORDER BY id FOR KEY SHARE \
+             ) \
+             INSERT INTO results \
+             (monitor_id, checked_at, id, response_time_ms, status_code, up, error_kind, error_message) \
+             SELECT r.* FROM UNNEST( \
+                 $1::uuid[], $2::timestamptz[], $3::uuid[], $4::integer[], $5::smallint[], \
+                 $6::boolean[], $7::text[], $8::text[] \
+             ) AS r (monitor_id, checked_at, id, response_time_ms, status_code, up, \
+                     error_kind, error_message) \
+             WHERE r.monitor_id IN (SELECT id FROM live) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&monitor_ids)
+        .bind(&checked_at)
+        .bind(&ids)
+        .bind(&response_times)
+        .bind(&status_codes)
+        .bind(&ups)
+        .bind(&error_kinds)
+        .bind(&error_messages)
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected())
+    }
+
+    async fn history(
+        &self,
+        monitor_id: Uuid,
+        query: &HistoryQuery,
+    ) -> StoreResult<Vec<HistoryEntry>> {
+        // Built for the bounds given, so that each form gets a plan that reads one range of
+        // the results' key backwards.
+        let mut sql = QueryBuilder::<Postgres>::new(
+            "SELECT checked_at, id, response_time_ms, status_code, up, error_kind, error_message \
+             FROM results WHERE monitor_id = ",
+        );
+        sql.push_bind(monitor_id);
+        if let Some(since) = query.since {
+            sql.push(" AND checked_at >= ").push_bind(ms(since));
+        }
+        if let Some(until) = query.until {
+            sql.push(" AND checked_at < ").push_bind(ms(until));
+        }
+        if let Some(after) = query.after {
+            // Row-value comparison: strictly older than the cursor in (checked_at, id) order,
+            // which PostgreSQL answers as a bound of the key's range.
+            sql.push(" AND (checked_at, id) < (")
+                .push_bind(ms(after.checked_at))
+                .push(", ")
+                .push_bind(after.id)
+                .push(")");
+        }
+        sql.push(" ORDER BY checked_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(query.limit));
+        type Row = (
+            DateTime<Utc>,
+            Uuid,
+            i32,
+            Option<i16>,
+            bool,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(
+                |(checked_at, id, response_time_ms, status_code, up, kind, message)| {
+                    let status_code = status_code
+                        .map(|c| {
+                            u16::try_from(c).map_err(|_| {
+                                StoreError::Corrupt(format!(
+                                    "result {id}: status code {c} is out of range"
+                                ))
+                            })
+                        })
+                        .transpose()?;
+                    let error = kind.map(|kind| CheckError {
+                        kind: ErrorKind::parse(&kind),
+                        message: message.unwrap_or_default(),
+                    });
+                    Ok(HistoryEntry {
+                        id,
+                        checked_at,
+                        status: if up {
+                            CheckStatus::Up
+                        } else {
+                            CheckStatus::Down
+                        },
+                        response_time_ms: u32_column(response_time_ms, "result response time")?,
+                        status_code,
+                        error,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn get_state(&self, monitor_id: Uuid) -> StoreResult<Option<MonitorState>> {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state::text FROM monitor_state WHERE monitor_id = $1")
+                .bind(monitor_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        state
+            .map(|s| from_json(&s, &format!("state of monitor {monitor_id}")))
+            .transpose()
+    }
+
+    async fn list_states(&self) -> StoreResult<Vec<MonitorState>> {
+        let states: Vec<String> =
+            sqlx::query_scalar("SELECT state::text FROM monitor_state ORDER BY monitor_id")
+                .fetch_all(&self.pool)
+                .await?;
+        states
+            .iter()
+            .map(|s| from_json(s, "monitor state"))
+            .collect()
+    }
+
+    async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
+        let id = result.monitor_id;
+        let mut tx = self.pool.begin().await?;
+        // The monitor is locked against deletion only: an update of its settings may go on.
+        let spec: Option<String> =
+            sqlx::query_scalar("SELECT spec::text FROM monitors WHERE id = $1 FOR KEY SHARE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(spec) = spec else {
+            return Ok(None);
+        };
+        let monitor: Monitor = from_json(&spec, &format!("monitor {id}"))?;
+        // The state row stays locked until the commit, so that processes applying results of
+        // this monitor at once take turns, each reading what the previous one wrote: a
+        // transition is seen, and alerted, once.
+        let mut state = match lock_state(&mut tx, id).await? {
+            Some(state) => state,
+            None => {
+                // The row is created with the monitor; should it be missing, it is created
+                // here first, so that concurrent callers still have one row to take turns on.
+                sqlx::query(
+                    "INSERT INTO monitor_state (monitor_id, state) VALUES ($1, $2::jsonb) \
+                     ON CONFLICT (monitor_id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(to_json(&MonitorState::new(id))?)
+                .execute(&mut *tx)
+                .await?;
+                lock_state(&mut tx, id)
+                    .await?
+                    .unwrap_or_else(|| MonitorState::new(id))
+            }
+        };
+        if !state.accepts(result) {
+            return Ok(None);
+        }
+        let transition = state.apply(result);
+        save_state(&mut tx, &state).await?;
+        let Some(transition) = transition else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+
+        let mut alert = Alert::new(&transition, result);
+        // The result carries the name and URL the monitor had when the job was emitted; the
+        // alert shows what the monitor is called now.
+        alert.monitor_name = monitor.name.clone();
+        alert.monitor_url = monitor.url.clone();
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO alerts (id, monitor_id, kind, payload, created_at) \
+             VALUES ($1, $2, $3, $4::jsonb, $5)",
+        )
+        .bind(alert.id)
+        .bind(alert.monitor_id)
+        .bind(alert.kind.as_str())
+        .bind(to_json(&alert)?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // One pending delivery per applicable enabled webhook: the monitor's, or all when it
+        // names none. The webhooks are share-locked, so that one being disabled or deleted
+        // meanwhile either waits for this commit (and then fails or deletes the delivery
+        // too) or has committed first (and is then skipped, its row read again).
+        sqlx::query(
+            "WITH targets AS ( \
+                 SELECT id, created_at FROM webhooks \
+                 WHERE enabled AND (cardinality($2::uuid[]) = 0 OR id = ANY($2)) \
+                 ORDER BY created_at, id FOR SHARE \
+             ) \
+             INSERT INTO alert_deliveries \
+             (alert_id, webhook_id, state, attempts, next_attempt_at, created_at) \
+             SELECT $1, id, 'pending', 0, $3, $3 FROM targets ORDER BY created_at, id",
+        )
+        .bind(alert.id)
+        .bind(&monitor.webhook_ids)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(alert))
+    }
+
+    async fn upsert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO webhooks (id, name, url, enabled, disabled_reason, source, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO UPDATE SET \
+             name = excluded.name, url = excluded.url, source = excluded.source",
+        )
+        .bind(webhook.id)
+        .bind(text(&webhook.name))
+        .bind(text(&webhook.url))
+        .bind(webhook.enabled)
+        .bind(webhook.disabled_reason.as_deref().map(text))
+        .bind(webhook.source.as_str())
+        .bind(ms(webhook.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_webhook(&self, id: Uuid) -> StoreResult<Option<Webhook>> {
+        let row: Option<WebhookRow> = sqlx::query_as(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(webhook_from_row).transpose()
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        let rows: Vec<WebhookRow> = sqlx::query_as(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(webhook_from_row).collect()
+    }
+
+    async fn delete_webhook(&self, id: Uuid) -> StoreResult<bool> {
+        // One statement: the foreign key's cascade deletes the webhook's deliveries, whatever
+        // their state, with it (they would refer to nothing).
+        let deleted = sqlx::query("DELETE FROM webhooks WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn disable_webhook(&self, id: Uuid, reason: &str) -> StoreResult<()> {
+        let reason = text(reason);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE webhooks SET enabled = false, disabled_reason = $1 WHERE id = $2")
+            .bind(&reason)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE alert_deliveries SET state = 'failed', last_error = $1 \
+             WHERE webhook_id = $2 AND state = 'pending'",
+        )
+        .bind(format!("webhook disabled: {reason}"))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn webhooks_with_pending(&self) -> StoreResult<Vec<Uuid>> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT w.id FROM webhooks w WHERE w.enabled AND EXISTS \
+             (SELECT 1 FROM alert_deliveries d WHERE d.webhook_id = w.id AND d.state = 'pending') \
+             ORDER BY w.created_at, w.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
+    async fn next_delivery(&self, webhook_id: Uuid) -> StoreResult<Option<Delivery>> {
+        type Row = (
+            i64,
+            i32,
+            DateTime<Utc>,
+            String,
+            Uuid,
+            String,
+            String,
+            bool,
+            Option<String>,
+            String,
+            DateTime<Utc>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT d.id, d.attempts, d.next_attempt_at, a.payload::text, \
+             w.id, w.name, w.url, w.enabled, w.disabled_reason, w.source, w.created_at \
+             FROM alert_deliveries d \
+             JOIN alerts a ON a.id = d.alert_id \
+             JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.webhook_id = $1 AND d.state = 'pending' \
+             ORDER BY d.id LIMIT 1",
+        )
+        .bind(webhook_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((id, attempts, next_attempt_at, payload, w0, w1, w2, w3, w4, w5, w6)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Delivery {
+            id,
+            alert: from_json(&payload, &format!("alert of delivery {id}"))?,
+            webhook: webhook_from_row((w0, w1, w2, w3, w4, w5, w6))?,
+            attempts: u32_column(attempts, "delivery attempts")?,
+            next_attempt_at,
+        }))
+    }
+
+    async fn delivery_sent(&self, delivery_id: i64) -> StoreResult<()> {
+        // Whatever its state: a delivery that was failed meanwhile (its webhook disabled) did
+        // reach the endpoint, and the outbox should say so.
+        sqlx::query(
+            "UPDATE alert_deliveries SET state = 'sent', attempts = attempts + 1, sent_at = $1 \
+             WHERE id = $2",
+        )
+        .bind(now_ms())
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delivery_retry(
+        &self,
+        delivery_id: i64,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> StoreResult<()> {
+        // Only a pending delivery is retried; one failed meanwhile stays failed.
+        sqlx::query(
+            "UPDATE alert_deliveries \
+             SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 \
+             WHERE id = $3 AND state = 'pending'",
+        )
+        .bind(ms(next_attempt_at))
+        .bind(text(error))
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delivery_failed(&self, delivery_id: i64, error: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE alert_deliveries SET state = 'failed', attempts = attempts + 1, last_error = $1 \
+             WHERE id = $2 AND state = 'pending'",
+        )
+        .bind(text(error))
+        .bind(delivery_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn pending_deliveries(&self) -> StoreResult<u64> {
+        // Counted webhook by webhook (the lateral subquery runs once per webhook), so that
+        // each count is a range of the (webhook_id, state, id) index and the sent and failed
+        // deliveries, which pile up, are never scanned. Every delivery has its webhook: the
+        // foreign key sees to it.
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(p.n), 0)::bigint FROM webhooks w CROSS JOIN LATERAL \
+             (SELECT COUNT(*) AS n FROM alert_deliveries d \
+              WHERE d.webhook_id = w.id AND d.state = 'pending') p",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+/// How often a leader checks that its session, and so its lock, is still there.
+const LEADER_POLL: Duration = Duration::from_secs(1);
+
+/// How long a leader waits for the server to answer a check before it gives leadership up.
+const LEADER_PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Leadership among the processes of one role: a PostgreSQL session advisory lock, held on a
+/// connection of its own for as long as the process leads.
+///
+/// At most one session holds the lock of a key at a time. When the leader process dies or
+/// loses its connection, the server ends its session and releases the lock, and a standby's
+/// next [`LeaderLock::try_acquire`] succeeds. The leader's connection asks the server to
+/// probe it with TCP keepalives every few seconds, so that a leader whose host vanished
+/// without closing the connection loses the lock within about half a minute rather than
+/// the system default of hours.
+///
+/// Keys are chosen by the caller, one constant per role; they share their space with every
+/// other advisory lock in the database (sqlx's migrations take one derived from the
+/// database's name).
+///
+/// Dropping the lock closes its connection, which releases it too; [`LeaderLock::release`]
+/// does so without waiting for the server to notice.
+#[derive(Debug)]
+pub struct LeaderLock {
+    conn: PgConnection,
+    key: i64,
+    /// Set once leadership is known to be lost, so that [`LeaderLock::lost`] then resolves
+    /// at once.
+    lost: bool,
+}
+
+impl LeaderLock {
+    /// Tries, without waiting, to take the lock `key` on the database at `url`.
+    ///
+    /// Returns `None` when another session holds it, and fails with
+    /// [`StoreError::Database`] when the database cannot be reached.
+    pub async fn try_acquire(url: &str, key: i64) -> StoreResult<Option<LeaderLock>> {
+        let options = connect_options(url)?;
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| open_error(&options, e))?;
+        // Server-side keepalives: a dead peer is noticed after 10 s of silence and three
+        // unanswered probes 5 s apart. Ignored on Unix sockets, where death is seen at once.
+        sqlx::query(
+            "SELECT set_config('tcp_keepalives_idle', '10', false), \
+                    set_config('tcp_keepalives_interval', '5', false), \
+                    set_config('tcp_keepalives_count', '3', false)",
+        )
+        .execute(&mut conn)
+        .await?;
+        let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut conn)
+            .await?;
+        if !acquired {
+            let _ = conn.close().await;
+            return Ok(None);
+        }
+        tracing::info!(key, database = %describe(&options), "leadership acquired");
+        Ok(Some(LeaderLock {
+            conn,
+            key,
+            lost: false,
+        }))
+    }
+
+    /// Resolves when leadership is lost: when the lock's connection fails, or the server
+    /// does not answer a check within five seconds. Checks once a second; until leadership
+    /// is lost it never resolves.
+    ///
+    /// Meant for `tokio::select!` against the leader's work: it can be cancelled at any point
+    /// and called again. Once it has resolved it resolves at once; the caller should stop
+    /// acting as leader, and drop or release the lock.
+    pub async fn lost(&mut self) {
+        while !self.lost {
+            tokio::time::sleep(LEADER_POLL).await;
+            let check = sqlx::query("SELECT 1").execute(&mut self.conn);
+            match tokio::time::timeout(LEADER_PING_TIMEOUT, check).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(key = self.key, error = %e, "leadership lost: the lock's connection failed");
+                    self.lost = true;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        key = self.key,
+                        timeout_seconds = LEADER_PING_TIMEOUT.as_secs(),
+                        "leadership lost: the database did not answer in time"
+                    );
+                    self.lost = true;
+                }
+            }
+        }
+    }
+
+    /// Gives leadership up: unlocks and closes the connection, so that a standby can take
+    /// over at once. Failures are logged only; the lock goes with the session anyway.
+    pub async fn release(self) {
+        let LeaderLock {
+            mut conn,
+            key,
+            lost,
+        } = self;
+        if lost {
+            // The session may be gone or unresponsive: dropping the connection closes its
+            // socket without waiting for the server.
+            drop(conn);
+        } else {
+            let polite = async move {
+                sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
+                    .bind(key)
+                    .fetch_one(&mut conn)
+                    .await?;
+                conn.close().await
+            };
+            match tokio::time::timeout(LEADER_PING_TIMEOUT, polite).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(key, error = %e, "could not unlock and close politely");
+                }
+                Err(_) => tracing::debug!(key, "the database did not answer the unlock in time"),
+            }
+        }
+        tracing::info!(key, "leadership released");
+    }
+}
