@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use upwatch_checker::{Checker, CheckerConfig};
-use upwatch_config::{Overrides, Settings};
+use upwatch_config::{DatabaseUrl, Overrides, Settings};
+use upwatch_store::{PostgresStore, SqliteStore};
 use upwatch_core::CheckStatus;
 
-use crate::Application;
+use crate::{Application, Role};
 
 /// A distributed website uptime monitor.
 #[derive(Debug, Parser)]
@@ -26,20 +27,55 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Options of a long-running process.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// HTTP address: the REST API for `serve` and `api`; `/healthz`, `/readyz` and `/metrics`
+    /// only for the other roles (which listen only when this is given).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
 /// What to run.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run every role in one process: scheduler, workers, logger, cache, alerter and the API.
-    Serve {
-        /// Address of the REST API.
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<String>,
-    },
+    Serve(ServeArgs),
+    /// Distributed mode: emit due checks onto Kafka (one active scheduler; others stand by).
+    Scheduler(ServeArgs),
+    /// Distributed mode: perform checks from Kafka and publish their results.
+    Worker(ServeArgs),
+    /// Distributed mode: store results from Kafka in PostgreSQL, in batches.
+    Logger(ServeArgs),
+    /// Distributed mode: write the latest status of each monitor to Redis.
+    CacheUpdater(ServeArgs),
+    /// Distributed mode: run the up/down state machine and deliver alerts to Discord.
+    Alerter(ServeArgs),
+    /// Distributed mode: serve the REST API from PostgreSQL and Redis.
+    Api(ServeArgs),
+    /// Apply the PostgreSQL migrations (DATABASE_URL), then exit.
+    Migrate,
     /// Check one URL now and print status, code, latency and error (exit 0 when up, 1 when down).
     Check {
         /// The http(s) URL to check with the default settings (GET, expects 200, 10 s timeout).
         url: String,
     },
+}
+
+impl Command {
+    /// The roles a long-running command runs, and its `--listen` flag.
+    fn roles(&self) -> Option<(&'static [Role], &ServeArgs)> {
+        Some(match self {
+            Command::Serve(a) => (&Role::ALL, a),
+            Command::Scheduler(a) => (&[Role::Scheduler], a),
+            Command::Worker(a) => (&[Role::Worker], a),
+            Command::Logger(a) => (&[Role::Logger], a),
+            Command::CacheUpdater(a) => (&[Role::CacheUpdater], a),
+            Command::Alerter(a) => (&[Role::Alerter], a),
+            Command::Api(a) => (&[Role::Api], a),
+            Command::Migrate | Command::Check { .. } => return None,
+        })
+    }
 }
 
 /// Parses the command line and runs it.
@@ -48,10 +84,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let overrides = Overrides {
         config_file: cli.config.clone(),
-        listen: match &cli.command {
-            Command::Serve { listen } => listen.clone(),
-            Command::Check { .. } => None,
-        },
+        listen: cli.command.roles().and_then(|(_, args)| args.listen.clone()),
         log_format: cli.log_format.clone(),
     };
     let env: HashMap<String, String> = std::env::vars().collect();
@@ -73,14 +106,46 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some((roles, args)) = cli.command.roles() {
+        // The API listens by default; other roles only when asked to.
+        let listen = (roles.contains(&Role::Api) || args.listen.is_some()).then_some(settings.listen);
+        return runtime.block_on(serve(settings, roles, listen));
+    }
     match cli.command {
-        Command::Serve { .. } => runtime.block_on(serve(settings)),
+        Command::Migrate => runtime.block_on(migrate(settings)),
         Command::Check { url } => runtime.block_on(check(settings, &url)),
+        _ => unreachable!("long-running commands are handled above"),
     }
 }
 
-async fn serve(settings: Settings) -> ExitCode {
-    let app = match Application::build(settings).await {
+async fn migrate(settings: Settings) -> ExitCode {
+    match &settings.database_url {
+        DatabaseUrl::Postgres(url) => match PostgresStore::migrate(url).await {
+            Ok(()) => {
+                println!("migrations applied");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot migrate {}: {e}", upwatch_core::redact_url(url));
+                ExitCode::FAILURE
+            }
+        },
+        DatabaseUrl::Sqlite(url) => match SqliteStore::connect(url).await {
+            // SQLite is migrated whenever it is opened; this only makes that explicit.
+            Ok(_) => {
+                println!("migrations applied");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot migrate {url}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn serve(settings: Settings, roles: &[Role], listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let app = match Application::build_roles(settings, roles, listen).await {
         Ok(app) => app,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "cannot start");

@@ -1,183 +1,318 @@
 //! Running upwatch: [`Application`] wires the stores, the bus, the roles and the API into one
 //! process, and [`cli`] is the command line of the `upwatch` binary.
 //!
-//! Start-up order matters and is kept in one place ([`Application::build`] then
-//! [`Application::run_until_stopped`]): storage first, then configured webhooks and seeded
-//! sites, then the cache is warmed, consumers subscribe before the scheduler publishes, and
-//! shutdown runs the pipeline dry from the scheduler to the alert dispatcher.
+//! A process runs a set of [`Role`]s: all of them (`upwatch serve`) or one (`upwatch worker`,
+//! ...). The backends follow the configuration: SQLite or PostgreSQL (`DATABASE_URL`), the
+//! in-process bus or Kafka (`KAFKA_BROKERS`), the in-memory cache or Redis (`REDIS_URL`).
+//!
+//! Start-up and shutdown order are kept here only: storage first, then configured webhooks
+//! and seeded sites, then the cache is warmed; consumers subscribe before the scheduler
+//! publishes; shutdown runs the pipeline dry from the scheduler to the alert dispatcher.
 
 pub mod cli;
+mod ops;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use chrono::Utc;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use upwatch_api::ApiState;
-use upwatch_bus::{groups, Bus, InProcessBus, Topic};
-use upwatch_cache::{LiveStatus, MemoryCache, StatusCache};
+use upwatch_bus::{groups, Bus, InProcessBus, KafkaBus, KafkaConfig, Topic};
+use upwatch_cache::{LiveStatus, MemoryCache, RedisCache, StatusCache};
 use upwatch_checker::{Checker, CheckerConfig};
 use upwatch_config::{DatabaseUrl, Settings};
-use upwatch_core::{redact_url, Monitor, MonitorInput, MonitorState, Webhook, WebhookSource};
+use upwatch_core::{redact_url, MonitorInput, MonitorState, Webhook, WebhookSource};
 use upwatch_notify::{DiscordNotifier, Dispatcher, RetryPolicy};
 use upwatch_pipeline::alerter::Alerter;
 use upwatch_pipeline::cache_updater::CacheUpdater;
 use upwatch_pipeline::logger::Logger;
 use upwatch_pipeline::scheduler::{Scheduler, StoreMonitors};
 use upwatch_pipeline::worker::WorkerPool;
-use upwatch_store::{SqliteStore, Store};
+use upwatch_store::postgres::LeaderLock;
+use upwatch_store::{PostgresStore, SqliteStore, Store, StoreError};
 use upwatch_telemetry::Metrics;
+use uuid::Uuid;
 
-/// One embedded upwatch process: every role, the API, SQLite, the in-process bus and the
-/// in-memory cache.
+/// The PostgreSQL advisory lock key that elects the one active scheduler ("upwatch" in ASCII).
+pub const SCHEDULER_LOCK_KEY: i64 = 0x0075_7077_6174_6368;
+
+/// A part of the pipeline that a process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Emits due checks (one active at a time; others stand by).
+    Scheduler,
+    /// Performs checks.
+    Worker,
+    /// Stores results.
+    Logger,
+    /// Keeps live status in the cache.
+    CacheUpdater,
+    /// Runs the state machine and delivers alerts.
+    Alerter,
+    /// Serves the REST API.
+    Api,
+}
+
+impl Role {
+    /// Every role: what `upwatch serve` runs.
+    pub const ALL: [Role; 6] = [
+        Role::Scheduler,
+        Role::Worker,
+        Role::Logger,
+        Role::CacheUpdater,
+        Role::Alerter,
+        Role::Api,
+    ];
+
+    /// The role's subcommand name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Scheduler => "scheduler",
+            Role::Worker => "worker",
+            Role::Logger => "logger",
+            Role::CacheUpdater => "cache-updater",
+            Role::Alerter => "alerter",
+            Role::Api => "api",
+        }
+    }
+
+    fn needs_store(self) -> bool {
+        matches!(self, Role::Scheduler | Role::Logger | Role::Alerter | Role::Api)
+    }
+
+    fn needs_cache(self) -> bool {
+        matches!(self, Role::CacheUpdater | Role::Api)
+    }
+
+    fn needs_bus(self) -> bool {
+        !matches!(self, Role::Api)
+    }
+}
+
+/// One upwatch process: some roles, their backends, and an HTTP listener.
 pub struct Application {
-    listener: TcpListener,
+    roles: Vec<Role>,
+    listener: Option<TcpListener>,
     settings: Settings,
-    store: Arc<dyn Store>,
-    cache: Arc<dyn StatusCache>,
-    bus: InProcessBus,
+    store: Option<Arc<dyn Store>>,
+    cache: Option<Arc<dyn StatusCache>>,
+    bus: Option<Arc<dyn Bus>>,
+    /// The in-process bus, when that is the bus, for its queue-depth gauge.
+    local_bus: Option<InProcessBus>,
     metrics: Arc<Metrics>,
 }
 
 impl Application {
-    /// Opens storage, applies configuration (webhooks, seeded sites), warms the cache and
-    /// binds the listener (port 0 picks a free port; see [`Application::local_addr`]).
+    /// Every role in one process, with the API on `settings.listen` (port 0 picks a free
+    /// port; see [`Application::local_addr`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let store: Arc<dyn Store> = match &settings.database_url {
-            DatabaseUrl::Sqlite(url) => Arc::new(
-                SqliteStore::connect(url)
-                    .await
-                    .with_context(|| format!("cannot open the database at DATABASE_URL={url}"))?,
-            ),
-            DatabaseUrl::Postgres(_) => anyhow::bail!(
-                "DATABASE_URL points at PostgreSQL, which is the distributed mode; this build runs the embedded mode only (use sqlite://PATH)"
-            ),
+        let listen = settings.listen;
+        Application::build_roles(settings, &Role::ALL, Some(listen)).await
+    }
+
+    /// The given roles in one process. `listen` is the API's address when the roles include
+    /// the API; otherwise, when given, it serves `/healthz`, `/readyz` and `/metrics` only.
+    pub async fn build_roles(
+        settings: Settings,
+        roles: &[Role],
+        listen: Option<SocketAddr>,
+    ) -> anyhow::Result<Application> {
+        let all = Role::ALL.iter().all(|r| roles.contains(r));
+        if !all {
+            check_distributed(&settings, roles)?;
+        }
+        let store = if roles.iter().any(|r| r.needs_store()) {
+            Some(open_store(&settings.database_url).await?)
+        } else {
+            None
         };
-        sync_config_webhooks(store.as_ref(), &settings).await?;
-        seed_sites(store.as_ref(), &settings.sites_to_monitor).await?;
-        let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::new());
-        warm_cache(store.as_ref(), cache.as_ref()).await?;
-        let listener = TcpListener::bind(settings.listen).await.with_context(|| {
-            format!(
-                "cannot listen on {} (UPWATCH_LISTEN or --listen)",
-                settings.listen
-            )
-        })?;
+        let cache: Option<Arc<dyn StatusCache>> = match (&settings.redis, roles.iter().any(|r| r.needs_cache())) {
+            (_, false) => None,
+            (Some(redis), true) => Some(Arc::new(
+                RedisCache::connect(redis.url.expose_secret(), &redis.prefix)
+                    .await
+                    .context("cannot reach Redis at REDIS_URL")?,
+            )),
+            (None, true) => Some(Arc::new(MemoryCache::new())),
+        };
+        let mut local_bus = None;
+        let bus: Option<Arc<dyn Bus>> = match (&settings.kafka, roles.iter().any(|r| r.needs_bus())) {
+            (_, false) => None,
+            (Some(kafka), true) => Some(Arc::new(
+                KafkaBus::connect(KafkaConfig {
+                    brokers: kafka.brokers.clone(),
+                    jobs_topic: kafka.jobs_topic.clone(),
+                    results_topic: kafka.results_topic.clone(),
+                    partitions: kafka.partitions,
+                    group_prefix: kafka.group_prefix.clone(),
+                    properties: kafka
+                        .properties
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.expose_secret().to_string()))
+                        .collect(),
+                    client_id: format!("upwatch-{}", roles.iter().map(|r| r.name()).collect::<Vec<_>>().join("-")),
+                    ..KafkaConfig::default()
+                })
+                .await
+                .context("cannot reach Kafka at KAFKA_BROKERS")?,
+            )),
+            (None, true) => {
+                let bus = InProcessBus::new(settings.queue_capacity);
+                local_bus = Some(bus.clone());
+                Some(Arc::new(bus))
+            }
+        };
+        if let Some(store) = &store {
+            if roles.iter().any(|r| matches!(r, Role::Api | Role::Alerter)) {
+                sync_config_webhooks(store.as_ref(), &settings).await?;
+            }
+            if roles.contains(&Role::Api) {
+                seed_sites(store.as_ref(), &settings.sites_to_monitor).await?;
+                if let Some(cache) = &cache {
+                    warm_cache(store.as_ref(), cache.as_ref()).await?;
+                }
+            }
+        }
+        let listener = match listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (UPWATCH_LISTEN or --listen)"))?,
+            ),
+            None => None,
+        };
         Ok(Application {
+            roles: roles.to_vec(),
             listener,
-            bus: InProcessBus::new(settings.queue_capacity),
             settings,
             store,
             cache,
+            bus,
+            local_bus,
             metrics: Metrics::new(),
         })
     }
 
-    /// The address the API listens on.
+    /// The address the HTTP listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .expect("this process has a listener")
     }
 
-    /// The port the API listens on.
+    /// The port of the HTTP listener.
     pub fn port(&self) -> u16 {
         self.local_addr().port()
     }
 
     /// The store, for tests and tools that inspect what the process wrote.
     pub fn store(&self) -> Arc<dyn Store> {
-        self.store.clone()
+        self.store.clone().expect("this process has a store")
     }
 
-    /// Runs every role and the API until `shutdown` is cancelled, then drains: the scheduler
-    /// stops, in-flight checks finish (bounded by the drain timeout), every result is stored
-    /// and applied, and due alerts are delivered (bounded by the drain timeout).
+    /// Runs the roles until `shutdown` is cancelled, then drains: the scheduler stops,
+    /// in-flight checks finish (bounded by the drain timeout), every result received is
+    /// stored and applied, and due alerts are delivered (bounded by the drain timeout).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Application {
-            listener,
-            settings,
-            store,
-            cache,
-            bus,
-            metrics,
-        } = self;
-        let bus_dyn: Arc<dyn Bus> = Arc::new(bus.clone());
+        let Application { roles, listener, settings, store, cache, bus, local_bus, metrics } = self;
+        let has = |role: Role| roles.contains(&role);
         let changed = Arc::new(Notify::new());
+        let store_of = |role: Role| store.clone().with_context(|| format!("the {} role needs a store", role.name()));
 
         // Every consumer joins its group before the scheduler publishes anything.
-        let jobs = bus.subscribe(Topic::Jobs, groups::WORKERS).await?;
-        let for_logger = bus.subscribe(Topic::Results, groups::LOGGER).await?;
-        let for_cache = bus.subscribe(Topic::Results, groups::CACHE).await?;
-        let for_alerter = bus.subscribe(Topic::Results, groups::ALERTER).await?;
+        let mut subscriptions = std::collections::HashMap::new();
+        if let Some(bus) = &bus {
+            for (role, topic, group) in [
+                (Role::Worker, Topic::Jobs, groups::WORKERS),
+                (Role::Logger, Topic::Results, groups::LOGGER),
+                (Role::CacheUpdater, Topic::Results, groups::CACHE),
+                (Role::Alerter, Topic::Results, groups::ALERTER),
+            ] {
+                if has(role) {
+                    let sub = bus
+                        .subscribe(topic, group)
+                        .await
+                        .with_context(|| format!("cannot join the consumer group {group}"))?;
+                    subscriptions.insert(role, sub);
+                }
+            }
+        }
 
-        let dispatcher = Dispatcher::new(
-            store.clone(),
-            Arc::new(DiscordNotifier::new().context("cannot build the HTTP client for Discord")?),
-            metrics.clone(),
-            RetryPolicy::default(),
-        );
-        let dispatch_waker = dispatcher.waker();
-        let dispatch_stop = CancellationToken::new();
-        let dispatcher =
-            tokio::spawn(dispatcher.run(dispatch_stop.clone(), settings.drain_timeout));
-
-        let logger = tokio::spawn(
-            Logger {
-                store: store.clone(),
+        let mut dispatcher: Option<(JoinHandle<()>, CancellationToken)> = None;
+        let mut consumers: Vec<JoinHandle<()>> = Vec::new();
+        if has(Role::Alerter) {
+            let store = store_of(Role::Alerter)?;
+            let d = Dispatcher::new(
+                store.clone(),
+                Arc::new(DiscordNotifier::new().context("cannot build the HTTP client for Discord")?),
+                metrics.clone(),
+                RetryPolicy::default(),
+            );
+            let waker = d.waker();
+            let stop = CancellationToken::new();
+            dispatcher = Some((tokio::spawn(d.run(stop.clone(), settings.drain_timeout)), stop));
+            let sub = subscriptions.remove(&Role::Alerter).expect("subscribed");
+            consumers.push(tokio::spawn(Alerter { store, dispatch: waker }.run(sub)));
+        }
+        if has(Role::Logger) {
+            let logger = Logger {
+                store: store_of(Role::Logger)?,
                 metrics: metrics.clone(),
                 batch_size: settings.logger_batch_size,
                 batch_wait: settings.logger_batch_wait,
-            }
-            .run(for_logger),
-        );
-        let cache_updater = tokio::spawn(
-            CacheUpdater {
-                cache: cache.clone(),
-            }
-            .run(for_cache),
-        );
-        let alerter = tokio::spawn(
-            Alerter {
-                store: store.clone(),
-                dispatch: dispatch_waker,
-            }
-            .run(for_alerter),
-        );
-        let checker = Checker::new(CheckerConfig {
-            max_body_bytes: settings.check_max_body_bytes,
-            max_redirects: settings.check_max_redirects,
-            ..CheckerConfig::default()
-        })
-        .context("cannot build the HTTP client for checks")?;
-        let workers = tokio::spawn(
-            WorkerPool {
-                bus: bus_dyn.clone(),
+            };
+            consumers.push(tokio::spawn(logger.run(subscriptions.remove(&Role::Logger).expect("subscribed"))));
+        }
+        if has(Role::CacheUpdater) {
+            let cache = cache.clone().context("the cache-updater role needs a cache")?;
+            let sub = subscriptions.remove(&Role::CacheUpdater).expect("subscribed");
+            consumers.push(tokio::spawn(CacheUpdater { cache }.run(sub)));
+        }
+        let workers = if has(Role::Worker) {
+            let checker = Checker::new(CheckerConfig {
+                max_body_bytes: settings.check_max_body_bytes,
+                max_redirects: settings.check_max_redirects,
+                ..CheckerConfig::default()
+            })
+            .context("cannot build the HTTP client for checks")?;
+            let pool = WorkerPool {
+                bus: bus.clone().expect("a bus for workers"),
                 checker,
                 metrics: metrics.clone(),
                 concurrency: settings.workers,
                 drain_timeout: settings.drain_timeout,
-            }
-            .run(jobs, shutdown.clone()),
-        );
-        let scheduler = tokio::spawn(
-            Scheduler {
-                source: Arc::new(StoreMonitors(store.clone())),
-                bus: bus_dyn.clone(),
+            };
+            let sub = subscriptions.remove(&Role::Worker).expect("subscribed");
+            Some(tokio::spawn(pool.run(sub, shutdown.clone())))
+        } else {
+            None
+        };
+        let scheduler = if has(Role::Scheduler) {
+            let scheduler = Scheduler {
+                source: Arc::new(StoreMonitors(store_of(Role::Scheduler)?)),
+                bus: bus.clone().expect("a bus for the scheduler"),
                 metrics: metrics.clone(),
                 reload_every: settings.scheduler_reload,
                 changed: changed.clone(),
-            }
-            .run(shutdown.clone()),
-        );
-        let gauges = tokio::spawn({
-            let (bus, metrics, shutdown) = (bus.clone(), metrics.clone(), shutdown.clone());
-            async move {
+            };
+            Some(match &settings.database_url {
+                DatabaseUrl::Postgres(url) => tokio::spawn(lead_then_schedule(url.clone(), scheduler, shutdown.clone())),
+                DatabaseUrl::Sqlite(_) => tokio::spawn(scheduler.run(shutdown.clone())),
+            })
+        } else {
+            None
+        };
+        let gauges = local_bus.map(|bus| {
+            let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
+            tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
                 loop {
                     tokio::select! {
@@ -187,49 +322,173 @@ impl Application {
                         }
                     }
                 }
-            }
+            })
         });
 
-        let state = ApiState {
-            store: store.clone(),
-            cache: cache.clone(),
-            metrics: metrics.clone(),
-            api_token: settings.api_token.clone(),
-            monitors_changed: changed,
-            max_body_bytes: settings.api_max_body_bytes,
-        };
-        let addr = listener.local_addr()?;
-        let api = axum::serve(listener, upwatch_api::router(state))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let mut api = tokio::spawn(async move { api.await });
-        tracing::info!(listen = %addr, url = %format!("http://{addr}/api/v1/status"), "upwatch is running");
+        let mut http = None;
+        if let Some(listener) = listener {
+            let addr = listener.local_addr()?;
+            let router = if has(Role::Api) {
+                upwatch_api::router(ApiState {
+                    store: store_of(Role::Api)?,
+                    cache: cache.clone().context("the api role needs a cache")?,
+                    metrics: metrics.clone(),
+                    api_token: settings.api_token.clone(),
+                    monitors_changed: changed,
+                    max_body_bytes: settings.api_max_body_bytes,
+                })
+            } else {
+                ops::router(metrics.clone(), store.clone(), cache.clone())
+            };
+            let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+            http = Some(tokio::spawn(async move { server.await }));
+            tracing::info!(
+                listen = %addr,
+                url = %format!("http://{addr}/"),
+                roles = %roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(","),
+                "upwatch is running"
+            );
+        } else {
+            tracing::info!(roles = %roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(","), "upwatch is running");
+        }
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 
-        let api_result = tokio::select! {
-            _ = shutdown.cancelled() => None,
-            result = &mut api => {
-                shutdown.cancel();
-                Some(result)
+        let http_failed = match &mut http {
+            Some(task) => tokio::select! {
+                _ = shutdown.cancelled() => None,
+                result = task => {
+                    shutdown.cancel();
+                    Some(result)
+                }
+            },
+            None => {
+                shutdown.cancelled().await;
+                None
             }
         };
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         tracing::info!("shutting down: stopping the scheduler and draining in-flight checks");
-        let _ = scheduler.await;
-        bus.close(Topic::Jobs).await;
-        let _ = workers.await;
-        bus.close(Topic::Results).await;
-        let _ = tokio::join!(logger, cache_updater, alerter);
-        tracing::info!("results stored; delivering due alerts");
-        dispatch_stop.cancel();
-        let _ = dispatcher.await;
-        let _ = gauges.await;
-        let api_result = match api_result {
-            Some(result) => result,
-            None => api.await,
+        if let Some(task) = scheduler {
+            let _ = task.await;
+        }
+        if let Some(task) = workers {
+            let _ = task.await;
+        }
+        if let Some(bus) = &bus {
+            bus.close(Topic::Jobs).await;
+            bus.close(Topic::Results).await;
+        }
+        for task in consumers {
+            let _ = task.await;
+        }
+        if let Some((task, stop)) = dispatcher {
+            tracing::info!("results applied; delivering due alerts");
+            stop.cancel();
+            let _ = task.await;
+        }
+        if let Some(task) = gauges {
+            let _ = task.await;
+        }
+        let http_result = match (http_failed, http) {
+            (Some(result), _) => Some(result),
+            (None, Some(task)) => Some(task.await),
+            (None, None) => None,
         };
-        api_result
-            .context("the API task failed")?
-            .context("the API server failed")?;
+        if let Some(result) = http_result {
+            result.context("the HTTP task failed")?.context("the HTTP server failed")?;
+        }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Checks that a process running only some roles has the networked backends they need:
+/// separate processes can only share a broker, a database server and a cache server.
+fn check_distributed(settings: &Settings, roles: &[Role]) -> anyhow::Result<()> {
+    for role in roles {
+        if role.needs_bus() && settings.kafka.is_none() {
+            bail!(
+                "the {} role on its own needs the distributed mode: set KAFKA_BROKERS (or run `upwatch serve` for every role in one process)",
+                role.name()
+            );
+        }
+        if role.needs_cache() && settings.redis.is_none() {
+            bail!(
+                "the {} role on its own needs the distributed mode: set REDIS_URL (or run `upwatch serve` for every role in one process)",
+                role.name()
+            );
+        }
+        if role.needs_store() && matches!(settings.database_url, DatabaseUrl::Sqlite(_)) {
+            bail!(
+                "the {} role on its own needs the distributed mode: set DATABASE_URL to a postgres:// URL (or run `upwatch serve` for every role in one process)",
+                role.name()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Opens the store named by `DATABASE_URL`. SQLite is migrated on open; PostgreSQL must have
+/// been migrated with `upwatch migrate`.
+pub async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match url {
+        DatabaseUrl::Sqlite(url) => Arc::new(
+            SqliteStore::connect(url)
+                .await
+                .with_context(|| format!("cannot open the database at DATABASE_URL={url}"))?,
+        ),
+        DatabaseUrl::Postgres(url) => match PostgresStore::connect(url).await {
+            Ok(store) => Arc::new(store),
+            Err(StoreError::Schema(message)) => bail!("{message}"),
+            Err(e) => return Err(e).context(format!("cannot reach PostgreSQL at {}", redact_url(url))),
+        },
+    })
+}
+
+/// Runs the scheduler while this process holds the scheduler lock; stands by otherwise, and
+/// takes over within about a second of the leader's session ending.
+async fn lead_then_schedule(url: String, scheduler: Scheduler, shutdown: CancellationToken) {
+    let mut failures = 0u32;
+    let mut standing_by = false;
+    loop {
+        let attempt = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            attempt = LeaderLock::try_acquire(&url, SCHEDULER_LOCK_KEY) => attempt,
+        };
+        match attempt {
+            Ok(Some(mut lock)) => {
+                failures = 0;
+                standing_by = false;
+                tracing::info!("this scheduler is the leader");
+                let stop = shutdown.child_token();
+                let task = tokio::spawn(scheduler.clone().run(stop.clone()));
+                tokio::select! {
+                    _ = lock.lost() => tracing::warn!("scheduler leadership lost; standing by"),
+                    _ = shutdown.cancelled() => {}
+                }
+                stop.cancel();
+                let _ = task.await;
+                lock.release().await;
+                if shutdown.is_cancelled() {
+                    return;
+                }
+            }
+            Ok(None) => {
+                if !standing_by {
+                    tracing::info!("another scheduler is the leader; standing by");
+                    standing_by = true;
+                }
+            }
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(%error, attempt = failures, "cannot take part in the scheduler election; retrying");
+            }
+        }
+        let wait = Duration::from_millis(if failures == 0 { 1000 } else { 1000 * u64::from(failures.min(10)) });
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
     }
 }
 
@@ -248,10 +507,7 @@ async fn sync_config_webhooks(store: &dyn Store, settings: &Settings) -> anyhow:
             source: WebhookSource::Config,
             created_at: Utc::now(),
         };
-        store
-            .upsert_webhook(&webhook)
-            .await
-            .context("cannot store the configured webhooks")?;
+        store.upsert_webhook(&webhook).await.context("cannot store the configured webhooks")?;
         tracing::info!(webhook = %redact_url(&webhook.url), id = %webhook.id, "webhook configured");
         wanted.push(webhook.id);
     }
@@ -267,20 +523,28 @@ async fn sync_config_webhooks(store: &dyn Store, settings: &Settings) -> anyhow:
     Ok(())
 }
 
-/// Adds each `SITES_TO_MONITOR` URL that no monitor watches yet, with default settings.
+/// Adds each `SITES_TO_MONITOR` URL that no monitor watches yet, with default settings. The
+/// id is derived from the URL, so API processes starting together add a site once.
 async fn seed_sites(store: &dyn Store, sites: &[String]) -> anyhow::Result<()> {
     for site in sites {
-        let monitor = Monitor::create(MonitorInput::for_url(site), Utc::now())
+        let now = Utc::now();
+        let monitor = MonitorInput::for_url(site)
+            .into_monitor(Uuid::new_v5(&Uuid::NAMESPACE_URL, site.as_bytes()), now, now)
             .map_err(|e| anyhow::anyhow!("SITES_TO_MONITOR: {e}"))?;
-        if store.find_monitor_by_url(&monitor.url).await?.is_none() {
-            store.insert_monitor(&monitor).await?;
-            tracing::info!(url = %monitor.url, id = %monitor.id, "site from SITES_TO_MONITOR added");
+        if store.find_monitor_by_url(&monitor.url).await?.is_some() {
+            continue;
+        }
+        match store.insert_monitor(&monitor).await {
+            Ok(()) => tracing::info!(url = %monitor.url, id = %monitor.id, "site from SITES_TO_MONITOR added"),
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
 }
 
-/// Loads every monitor's stored state into the live-status cache.
+/// Writes every monitor's stored state into the live-status cache, where the cache has
+/// nothing newer.
 async fn warm_cache(store: &dyn Store, cache: &dyn StatusCache) -> anyhow::Result<()> {
     let states: std::collections::HashMap<_, _> = store
         .list_states()
@@ -289,11 +553,11 @@ async fn warm_cache(store: &dyn Store, cache: &dyn StatusCache) -> anyhow::Resul
         .map(|s| (s.monitor_id, s))
         .collect();
     for monitor in store.all_monitors().await? {
-        let state = states
-            .get(&monitor.id)
-            .cloned()
-            .unwrap_or_else(|| MonitorState::new(monitor.id));
-        cache.put(&LiveStatus::new(&monitor, state)).await?;
+        let state = states.get(&monitor.id).cloned().unwrap_or_else(|| MonitorState::new(monitor.id));
+        if let Err(error) = cache.put(&LiveStatus::new(&monitor, state)).await {
+            tracing::warn!(%error, "cannot warm the live-status cache; the API falls back to the database");
+            break;
+        }
     }
     Ok(())
 }

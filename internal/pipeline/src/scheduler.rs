@@ -59,6 +59,7 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// The scheduler role.
+#[derive(Clone)]
 pub struct Scheduler {
     pub source: Arc<dyn MonitorSource>,
     pub bus: Arc<dyn Bus>,
@@ -185,7 +186,12 @@ impl Scheduler {
         let backoff = Backoff::default();
         let mut attempt = 0;
         loop {
-            match publish_json(self.bus.as_ref(), Topic::Jobs, job.monitor_id, job).await {
+            // The bus may hold the publish back (a full queue); shutdown must still get through.
+            let published = tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                published = publish_json(self.bus.as_ref(), Topic::Jobs, job.monitor_id, job) => published,
+            };
+            match published {
                 Ok(()) => return true,
                 Err(BusError::Closed(_)) => return false,
                 Err(error) => {
