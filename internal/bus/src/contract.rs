@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use uuid::Uuid;
 
-use crate::{Bus, Subscription, Topic};
+use crate::{Bus, BusError, Subscription, Topic};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -102,4 +102,44 @@ pub async fn one_key_keeps_its_order(bus: &dyn Bus) {
         .map(|(_, p)| std::str::from_utf8(&p).unwrap().parse().unwrap())
         .collect();
     assert_eq!(got, (0..50).collect::<Vec<_>>());
+}
+
+/// A message without payload arrives with an empty payload and its key.
+pub async fn an_empty_payload_arrives_empty(bus: &dyn Bus) {
+    let mut sub = bus
+        .subscribe(Topic::Results, "contract-empty")
+        .await
+        .unwrap();
+    let key = Uuid::now_v7();
+    bus.publish(Topic::Results, key, Bytes::new())
+        .await
+        .unwrap();
+    let got = recv_n(sub.as_mut(), 1).await;
+    assert_eq!(got, vec![(key, Bytes::new())]);
+}
+
+/// Closing a topic ends its subscriptions (a waiting `recv` returns `None`) and makes publishing
+/// and subscribing fail with `Closed`; the other topic is unaffected.
+pub async fn close_ends_the_topic(bus: &dyn Bus) {
+    let mut sub = bus.subscribe(Topic::Jobs, "contract-close").await.unwrap();
+    let waiting = tokio::spawn(async move { sub.recv().await });
+    tokio::task::yield_now().await;
+    bus.close(Topic::Jobs).await;
+    let got = tokio::time::timeout(WAIT, waiting)
+        .await
+        .expect("recv ends within the deadline after close")
+        .expect("recv task")
+        .expect("recv");
+    assert!(got.is_none(), "recv after close returned a message");
+    assert!(matches!(
+        bus.publish(Topic::Jobs, Uuid::now_v7(), Bytes::new()).await,
+        Err(BusError::Closed("jobs"))
+    ));
+    assert!(matches!(
+        bus.subscribe(Topic::Jobs, "contract-close").await,
+        Err(BusError::Closed("jobs"))
+    ));
+    bus.publish(Topic::Results, Uuid::now_v7(), Bytes::new())
+        .await
+        .expect("the other topic stays open");
 }

@@ -8,9 +8,10 @@
 //! - a consumer acknowledges a message after its side effect is durable (at-least-once).
 //!
 //! Layout: this file has the trait and helpers; [`memory`] the in-process implementation;
-//! [`contract`] the behaviour every implementation must show.
+//! [`kafka`] the Kafka implementation; [`contract`] the behaviour every implementation must show.
 
 pub mod contract;
+pub mod kafka;
 pub mod memory;
 
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use kafka::{KafkaBus, KafkaConfig};
 pub use memory::InProcessBus;
 
 /// The streams of the pipeline.
