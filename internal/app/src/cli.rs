@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use upwatch_checker::{Checker, CheckerConfig};
 use upwatch_config::{DatabaseUrl, Overrides, Settings};
-use upwatch_store::{PostgresStore, SqliteStore};
 use upwatch_core::CheckStatus;
+use upwatch_store::{PostgresStore, SqliteStore};
 
 use crate::{Application, Role};
 
@@ -84,7 +84,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let overrides = Overrides {
         config_file: cli.config.clone(),
-        listen: cli.command.roles().and_then(|(_, args)| args.listen.clone()),
+        listen: cli
+            .command
+            .roles()
+            .and_then(|(_, args)| args.listen.clone()),
         log_format: cli.log_format.clone(),
     };
     let env: HashMap<String, String> = std::env::vars().collect();
@@ -108,7 +111,8 @@ pub fn main() -> ExitCode {
     };
     if let Some((roles, args)) = cli.command.roles() {
         // The API listens by default; other roles only when asked to.
-        let listen = (roles.contains(&Role::Api) || args.listen.is_some()).then_some(settings.listen);
+        let listen =
+            (roles.contains(&Role::Api) || args.listen.is_some()).then_some(settings.listen);
         return runtime.block_on(serve(settings, roles, listen));
     }
     match cli.command {
@@ -126,7 +130,10 @@ async fn migrate(settings: Settings) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: cannot migrate {}: {e}", upwatch_core::redact_url(url));
+                eprintln!(
+                    "error: cannot migrate {}: {e}",
+                    upwatch_core::redact_url(url)
+                );
                 ExitCode::FAILURE
             }
         },
@@ -144,7 +151,11 @@ async fn migrate(settings: Settings) -> ExitCode {
     }
 }
 
-async fn serve(settings: Settings, roles: &[Role], listen: Option<std::net::SocketAddr>) -> ExitCode {
+async fn serve(
+    settings: Settings,
+    roles: &[Role],
+    listen: Option<std::net::SocketAddr>,
+) -> ExitCode {
     let app = match Application::build_roles(settings, roles, listen).await {
         Ok(app) => app,
         Err(e) => {

@@ -84,7 +84,10 @@ impl Role {
     }
 
     fn needs_store(self) -> bool {
-        matches!(self, Role::Scheduler | Role::Logger | Role::Alerter | Role::Api)
+        matches!(
+            self,
+            Role::Scheduler | Role::Logger | Role::Alerter | Role::Api
+        )
     }
 
     fn needs_cache(self) -> bool {
@@ -133,17 +136,19 @@ impl Application {
         } else {
             None
         };
-        let cache: Option<Arc<dyn StatusCache>> = match (&settings.redis, roles.iter().any(|r| r.needs_cache())) {
-            (_, false) => None,
-            (Some(redis), true) => Some(Arc::new(
-                RedisCache::connect(redis.url.expose_secret(), &redis.prefix)
-                    .await
-                    .context("cannot reach Redis at REDIS_URL")?,
-            )),
-            (None, true) => Some(Arc::new(MemoryCache::new())),
-        };
+        let cache: Option<Arc<dyn StatusCache>> =
+            match (&settings.redis, roles.iter().any(|r| r.needs_cache())) {
+                (_, false) => None,
+                (Some(redis), true) => Some(Arc::new(
+                    RedisCache::connect(redis.url.expose_secret(), &redis.prefix)
+                        .await
+                        .context("cannot reach Redis at REDIS_URL")?,
+                )),
+                (None, true) => Some(Arc::new(MemoryCache::new())),
+            };
         let mut local_bus = None;
-        let bus: Option<Arc<dyn Bus>> = match (&settings.kafka, roles.iter().any(|r| r.needs_bus())) {
+        let bus: Option<Arc<dyn Bus>> = match (&settings.kafka, roles.iter().any(|r| r.needs_bus()))
+        {
             (_, false) => None,
             (Some(kafka), true) => Some(Arc::new(
                 KafkaBus::connect(KafkaConfig {
@@ -157,7 +162,10 @@ impl Application {
                         .iter()
                         .map(|(k, v)| (k.clone(), v.expose_secret().to_string()))
                         .collect(),
-                    client_id: format!("upwatch-{}", roles.iter().map(|r| r.name()).collect::<Vec<_>>().join("-")),
+                    client_id: format!(
+                        "upwatch-{}",
+                        roles.iter().map(|r| r.name()).collect::<Vec<_>>().join("-")
+                    ),
                     ..KafkaConfig::default()
                 })
                 .await
@@ -181,11 +189,9 @@ impl Application {
             }
         }
         let listener = match listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr} (UPWATCH_LISTEN or --listen)"))?,
-            ),
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen on {addr} (UPWATCH_LISTEN or --listen)")
+            })?),
             None => None,
         };
         Ok(Application {
@@ -222,10 +228,23 @@ impl Application {
     /// in-flight checks finish (bounded by the drain timeout), every result received is
     /// stored and applied, and due alerts are delivered (bounded by the drain timeout).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Application { roles, listener, settings, store, cache, bus, local_bus, metrics } = self;
+        let Application {
+            roles,
+            listener,
+            settings,
+            store,
+            cache,
+            bus,
+            local_bus,
+            metrics,
+        } = self;
         let has = |role: Role| roles.contains(&role);
         let changed = Arc::new(Notify::new());
-        let store_of = |role: Role| store.clone().with_context(|| format!("the {} role needs a store", role.name()));
+        let store_of = |role: Role| {
+            store
+                .clone()
+                .with_context(|| format!("the {} role needs a store", role.name()))
+        };
 
         // Every consumer joins its group before the scheduler publishes anything.
         let mut subscriptions = std::collections::HashMap::new();
@@ -252,15 +271,26 @@ impl Application {
             let store = store_of(Role::Alerter)?;
             let d = Dispatcher::new(
                 store.clone(),
-                Arc::new(DiscordNotifier::new().context("cannot build the HTTP client for Discord")?),
+                Arc::new(
+                    DiscordNotifier::new().context("cannot build the HTTP client for Discord")?,
+                ),
                 metrics.clone(),
                 RetryPolicy::default(),
             );
             let waker = d.waker();
             let stop = CancellationToken::new();
-            dispatcher = Some((tokio::spawn(d.run(stop.clone(), settings.drain_timeout)), stop));
+            dispatcher = Some((
+                tokio::spawn(d.run(stop.clone(), settings.drain_timeout)),
+                stop,
+            ));
             let sub = subscriptions.remove(&Role::Alerter).expect("subscribed");
-            consumers.push(tokio::spawn(Alerter { store, dispatch: waker }.run(sub)));
+            consumers.push(tokio::spawn(
+                Alerter {
+                    store,
+                    dispatch: waker,
+                }
+                .run(sub),
+            ));
         }
         if has(Role::Logger) {
             let logger = Logger {
@@ -269,11 +299,17 @@ impl Application {
                 batch_size: settings.logger_batch_size,
                 batch_wait: settings.logger_batch_wait,
             };
-            consumers.push(tokio::spawn(logger.run(subscriptions.remove(&Role::Logger).expect("subscribed"))));
+            consumers.push(tokio::spawn(
+                logger.run(subscriptions.remove(&Role::Logger).expect("subscribed")),
+            ));
         }
         if has(Role::CacheUpdater) {
-            let cache = cache.clone().context("the cache-updater role needs a cache")?;
-            let sub = subscriptions.remove(&Role::CacheUpdater).expect("subscribed");
+            let cache = cache
+                .clone()
+                .context("the cache-updater role needs a cache")?;
+            let sub = subscriptions
+                .remove(&Role::CacheUpdater)
+                .expect("subscribed");
             consumers.push(tokio::spawn(CacheUpdater { cache }.run(sub)));
         }
         let workers = if has(Role::Worker) {
@@ -304,7 +340,9 @@ impl Application {
                 changed: changed.clone(),
             };
             Some(match &settings.database_url {
-                DatabaseUrl::Postgres(url) => tokio::spawn(lead_then_schedule(url.clone(), scheduler, shutdown.clone())),
+                DatabaseUrl::Postgres(url) => {
+                    tokio::spawn(lead_then_schedule(url.clone(), scheduler, shutdown.clone()))
+                }
                 DatabaseUrl::Sqlite(_) => tokio::spawn(scheduler.run(shutdown.clone())),
             })
         } else {
@@ -340,7 +378,8 @@ impl Application {
             } else {
                 ops::router(metrics.clone(), store.clone(), cache.clone())
             };
-            let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+            let server = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned());
             http = Some(tokio::spawn(async move { server.await }));
             tracing::info!(
                 listen = %addr,
@@ -395,7 +434,9 @@ impl Application {
             (None, None) => None,
         };
         if let Some(result) = http_result {
-            result.context("the HTTP task failed")?.context("the HTTP server failed")?;
+            result
+                .context("the HTTP task failed")?
+                .context("the HTTP server failed")?;
         }
         tracing::info!("stopped");
         Ok(())
@@ -440,7 +481,9 @@ pub async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
         DatabaseUrl::Postgres(url) => match PostgresStore::connect(url).await {
             Ok(store) => Arc::new(store),
             Err(StoreError::Schema(message)) => bail!("{message}"),
-            Err(e) => return Err(e).context(format!("cannot reach PostgreSQL at {}", redact_url(url))),
+            Err(e) => {
+                return Err(e).context(format!("cannot reach PostgreSQL at {}", redact_url(url)))
+            }
         },
     })
 }
@@ -484,7 +527,11 @@ async fn lead_then_schedule(url: String, scheduler: Scheduler, shutdown: Cancell
                 tracing::warn!(%error, attempt = failures, "cannot take part in the scheduler election; retrying");
             }
         }
-        let wait = Duration::from_millis(if failures == 0 { 1000 } else { 1000 * u64::from(failures.min(10)) });
+        let wait = Duration::from_millis(if failures == 0 {
+            1000
+        } else {
+            1000 * u64::from(failures.min(10))
+        });
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
@@ -507,7 +554,10 @@ async fn sync_config_webhooks(store: &dyn Store, settings: &Settings) -> anyhow:
             source: WebhookSource::Config,
             created_at: Utc::now(),
         };
-        store.upsert_webhook(&webhook).await.context("cannot store the configured webhooks")?;
+        store
+            .upsert_webhook(&webhook)
+            .await
+            .context("cannot store the configured webhooks")?;
         tracing::info!(webhook = %redact_url(&webhook.url), id = %webhook.id, "webhook configured");
         wanted.push(webhook.id);
     }
@@ -529,13 +579,19 @@ async fn seed_sites(store: &dyn Store, sites: &[String]) -> anyhow::Result<()> {
     for site in sites {
         let now = Utc::now();
         let monitor = MonitorInput::for_url(site)
-            .into_monitor(Uuid::new_v5(&Uuid::NAMESPACE_URL, site.as_bytes()), now, now)
+            .into_monitor(
+                Uuid::new_v5(&Uuid::NAMESPACE_URL, site.as_bytes()),
+                now,
+                now,
+            )
             .map_err(|e| anyhow::anyhow!("SITES_TO_MONITOR: {e}"))?;
         if store.find_monitor_by_url(&monitor.url).await?.is_some() {
             continue;
         }
         match store.insert_monitor(&monitor).await {
-            Ok(()) => tracing::info!(url = %monitor.url, id = %monitor.id, "site from SITES_TO_MONITOR added"),
+            Ok(()) => {
+                tracing::info!(url = %monitor.url, id = %monitor.id, "site from SITES_TO_MONITOR added")
+            }
             Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -553,7 +609,10 @@ async fn warm_cache(store: &dyn Store, cache: &dyn StatusCache) -> anyhow::Resul
         .map(|s| (s.monitor_id, s))
         .collect();
     for monitor in store.all_monitors().await? {
-        let state = states.get(&monitor.id).cloned().unwrap_or_else(|| MonitorState::new(monitor.id));
+        let state = states
+            .get(&monitor.id)
+            .cloned()
+            .unwrap_or_else(|| MonitorState::new(monitor.id));
         if let Err(error) = cache.put(&LiveStatus::new(&monitor, state)).await {
             tracing::warn!(%error, "cannot warm the live-status cache; the API falls back to the database");
             break;

@@ -20,25 +20,42 @@ struct Ops {
 }
 
 /// `/healthz`, `/readyz` and `/metrics`.
-pub fn router(metrics: Arc<Metrics>, store: Option<Arc<dyn Store>>, cache: Option<Arc<dyn StatusCache>>) -> Router {
+pub fn router(
+    metrics: Arc<Metrics>,
+    store: Option<Arc<dyn Store>>,
+    cache: Option<Arc<dyn StatusCache>>,
+) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))
-        .with_state(Ops { metrics, store, cache })
+        .with_state(Ops {
+            metrics,
+            store,
+            cache,
+        })
 }
 
 async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
     if let Some(store) = &ops.store {
         if let Err(error) = store.ping().await {
             tracing::warn!(%error, "readiness: the database is unreachable");
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "the database is unreachable"})));
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "the database is unreachable"})),
+            );
         }
     }
     if let Some(cache) = &ops.cache {
         if let Err(error) = cache.ping().await {
             tracing::warn!(%error, "readiness: the cache is unreachable");
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "the cache is unreachable"})));
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "the cache is unreachable"})),
+            );
         }
     }
     (StatusCode::OK, Json(serde_json::json!({"status": "ready"})))
@@ -46,7 +63,10 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
 
 async fn metrics_text(State(ops): State<Ops>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         ops.metrics.render(),
     )
 }

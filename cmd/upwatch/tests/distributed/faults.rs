@@ -7,7 +7,7 @@ use upwatch_testkit::discord::{DiscordReceiver, Reply};
 use upwatch_testkit::target::TargetServer;
 use uuid::Uuid;
 
-use crate::fleet::{eventually, stored, Api, Fleet};
+use crate::fleet::{eventually, replace_after_eviction, stored, Api, Fleet};
 
 async fn total_stored(store: &dyn upwatch_store::Store, ids: &[Uuid]) -> usize {
     let mut n = 0;
@@ -29,16 +29,28 @@ async fn checks_go_on_when_one_of_two_workers_is_killed() {
     let api = Api::of(&api_proc).await;
     let mut ids = Vec::new();
     for _ in 0..6 {
-        ids.push(api.create_site(json!({"url": target.url("/slow/100"), "interval_seconds": 1})).await);
+        ids.push(
+            api.create_site(json!({"url": target.url("/slow/100"), "interval_seconds": 1}))
+                .await,
+        );
     }
-    eventually("checks to flow", || async { (target.hits("/slow/100") >= 12).then_some(()) }).await;
-    first.kill9();
-    let at_kill = target.hits("/slow/100");
-    // Every monitor keeps being checked: the survivor takes the dead worker's partitions.
-    eventually("checks to go on after the kill", || async {
-        (target.hits("/slow/100") >= at_kill + 30).then_some(())
+    eventually("both workers to check", || async {
+        (first.log().contains("kafka partitions assigned")
+            && second.log().contains("kafka partitions assigned")
+            && target.hits("/slow/100") >= 12)
+            .then_some(())
     })
     .await;
+    let revocations = second.revocations();
+    first.kill9();
+    let at_kill = target.hits("/slow/100");
+    // The surviving worker keeps checking.
+    eventually("checks to go on after the kill", || async {
+        (target.hits("/slow/100") >= at_kill + 10).then_some(())
+    })
+    .await;
+    // Once the broker has noticed, a replacement joins and every monitor is checked again.
+    let mut replacement = replace_after_eviction(&mut fleet, &second, revocations, "worker").await;
     let store = fleet.store().await;
     for id in &ids {
         let before = stored(&store, *id).await;
@@ -47,32 +59,53 @@ async fn checks_go_on_when_one_of_two_workers_is_killed() {
         })
         .await;
     }
-    for p in [&mut scheduler, &mut second, &mut logger, &mut api_proc] {
+    for p in [
+        &mut scheduler,
+        &mut second,
+        &mut replacement,
+        &mut logger,
+        &mut api_proc,
+    ] {
         p.stop();
     }
     fleet.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_logger_stores_every_result_exactly_once() {
+async fn a_killed_and_replaced_logger_stores_every_result_exactly_once() {
     let target = TargetServer::start().await;
     let mut fleet = Fleet::new(None).await;
-    let mut logger = fleet.spawn("logger");
+    let mut doomed = fleet.spawn("logger");
+    let mut survivor = fleet.spawn("logger");
     let mut worker = fleet.spawn("worker");
     let mut scheduler = fleet.spawn("scheduler");
     let mut api_proc = fleet.spawn("api");
     let api = Api::of(&api_proc).await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(api.create_site(json!({"url": target.url("/ok"), "interval_seconds": 1})).await);
+        ids.push(
+            api.create_site(json!({"url": target.url("/ok"), "interval_seconds": 1}))
+                .await,
+        );
     }
     let store = fleet.store().await;
-    eventually("results to be stored", || async { (total_stored(&store, &ids).await >= 10).then_some(()) }).await;
-    logger.kill9();
-    let at_kill = target.hits("/ok");
-    eventually("checks while the logger is down", || async { (target.hits("/ok") >= at_kill + 10).then_some(()) }).await;
-    let mut logger = fleet.spawn("logger");
-    eventually("more checks after the restart", || async { (target.hits("/ok") >= at_kill + 20).then_some(()) }).await;
+    eventually("both loggers to store results", || async {
+        (doomed.log().contains("kafka partitions assigned")
+            && survivor.log().contains("kafka partitions assigned")
+            && total_stored(&store, &ids).await >= 10)
+            .then_some(())
+    })
+    .await;
+    let revocations = survivor.revocations();
+    // Killed mid-stream: whatever it had received but not committed is delivered again.
+    doomed.kill9();
+    let mut replacement =
+        replace_after_eviction(&mut fleet, &survivor, revocations, "logger").await;
+    let at_restart = target.hits("/ok");
+    eventually("more checks after the restart", || async {
+        (target.hits("/ok") >= at_restart + 10).then_some(())
+    })
+    .await;
     // Stop producing: the scheduler first, then the worker drains and publishes what it has.
     scheduler.stop();
     worker.stop();
@@ -81,8 +114,13 @@ async fn a_restarted_logger_stores_every_result_exactly_once() {
         (total_stored(&store, &ids).await == produced).then_some(())
     })
     .await;
-    logger.stop();
-    assert_eq!(total_stored(&store, &ids).await, produced, "exactly once: no loss, no duplicate");
+    survivor.stop();
+    replacement.stop();
+    assert_eq!(
+        total_stored(&store, &ids).await,
+        produced,
+        "exactly once: no loss, no duplicate"
+    );
     api_proc.stop();
     fleet.cleanup().await;
 }
@@ -93,23 +131,50 @@ async fn a_standby_scheduler_takes_over_when_the_leader_dies() {
     let mut fleet = Fleet::new(None).await;
     let mut worker = fleet.spawn("worker");
     let mut a = fleet.spawn("scheduler");
-    eventually("the first scheduler to lead", || async { a.log().contains("this scheduler is the leader").then_some(()) }).await;
+    eventually("the first scheduler to lead", || async {
+        a.log()
+            .contains("this scheduler is the leader")
+            .then_some(())
+    })
+    .await;
     let mut b = fleet.spawn("scheduler");
-    eventually("the second scheduler to stand by", || async { b.log().contains("standing by").then_some(()) }).await;
+    eventually("the second scheduler to stand by", || async {
+        b.log().contains("standing by").then_some(())
+    })
+    .await;
     let mut api_proc = fleet.spawn("api");
     let api = Api::of(&api_proc).await;
-    api.create_site(json!({"url": target.url("/ok"), "interval_seconds": 1})).await;
-    eventually("checks to flow", || async { (target.hits("/ok") >= 3).then_some(()) }).await;
+    api.create_site(json!({"url": target.url("/ok"), "interval_seconds": 1}))
+        .await;
+    eventually("checks to flow", || async {
+        (target.hits("/ok") >= 3).then_some(())
+    })
+    .await;
     a.kill9();
     let killed_at = std::time::Instant::now();
-    eventually("the standby to lead", || async { b.log().contains("this scheduler is the leader").then_some(()) }).await;
-    assert!(killed_at.elapsed() < Duration::from_secs(30), "took over in {:?}", killed_at.elapsed());
+    eventually("the standby to lead", || async {
+        b.log()
+            .contains("this scheduler is the leader")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(30),
+        "took over in {:?}",
+        killed_at.elapsed()
+    );
     let at_takeover = target.hits("/ok");
-    eventually("checks to go on", || async { (target.hits("/ok") >= at_takeover + 3).then_some(()) }).await;
+    eventually("checks to go on", || async {
+        (target.hits("/ok") >= at_takeover + 3).then_some(())
+    })
+    .await;
     // No burst of duplicates: over the next seconds, about one check per second.
     let start = target.hits("/ok");
     let t0 = std::time::Instant::now();
-    eventually("five more checks", || async { (target.hits("/ok") >= start + 5).then_some(()) }).await;
+    eventually("five more checks", || async {
+        (target.hits("/ok") >= start + 5).then_some(())
+    })
+    .await;
     let rate = (target.hits("/ok") - start) as f64 / t0.elapsed().as_secs_f64();
     assert!(rate < 2.5, "{rate} checks/s of a 1 s monitor");
     for p in [&mut b, &mut worker, &mut api_proc] {
@@ -134,18 +199,36 @@ async fn an_alert_pending_when_the_alerter_dies_arrives_exactly_once() {
     let mut scheduler = fleet.spawn("scheduler");
     let mut api_proc = fleet.spawn("api");
     let api = Api::of(&api_proc).await;
-    api.create_site(json!({"name": "Down Site", "url": target.url("/switch"), "interval_seconds": 1})).await;
+    api.create_site(
+        json!({"name": "Down Site", "url": target.url("/switch"), "interval_seconds": 1}),
+    )
+    .await;
     discord.wait_for_attempts(1, Duration::from_secs(90)).await;
     alerter.kill9();
-    assert!(discord.messages().is_empty(), "not delivered before the kill");
+    assert!(
+        discord.messages().is_empty(),
+        "not delivered before the kill"
+    );
     let mut alerter = fleet.spawn("alerter");
     let messages = discord.wait_for_messages(1, Duration::from_secs(90)).await;
-    assert!(messages[0]["content"].as_str().unwrap().starts_with("🔴 Website Down Alert"));
+    assert!(messages[0]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("🔴 Website Down Alert"));
     // The new alerter re-reads results the old one had not acknowledged: still one alert.
     let at = target.hits("/switch");
-    eventually("five more checks", || async { (target.hits("/switch") >= at + 5).then_some(()) }).await;
+    eventually("five more checks", || async {
+        (target.hits("/switch") >= at + 5).then_some(())
+    })
+    .await;
     assert_eq!(discord.messages().len(), 1, "exactly once");
-    for p in [&mut scheduler, &mut worker, &mut logger, &mut alerter, &mut api_proc] {
+    for p in [
+        &mut scheduler,
+        &mut worker,
+        &mut logger,
+        &mut alerter,
+        &mut api_proc,
+    ] {
         p.stop();
     }
     fleet.cleanup().await;

@@ -34,6 +34,11 @@ impl Proc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// How many times this process has lost partitions in a rebalance.
+    pub fn revocations(&self) -> usize {
+        self.log().matches("kafka partitions revoked").count()
+    }
+
     /// `kill -9`: no drain, no goodbye.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -47,10 +52,19 @@ impl Proc {
         let deadline = std::time::Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "{} exited with {status}:\n{}", self.name, self.log());
+                assert!(
+                    status.success(),
+                    "{} exited with {status}:\n{}",
+                    self.name,
+                    self.log()
+                );
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "{} did not stop after SIGTERM", self.name);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} did not stop after SIGTERM",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -58,11 +72,17 @@ impl Proc {
     /// The address in the process's "upwatch is running" log line.
     pub async fn listen_addr(&self) -> String {
         let line = eventually(&format!("{} to start", self.name), || async {
-            self.log().lines().find(|l| l.contains("upwatch is running")).map(str::to_string)
+            self.log()
+                .lines()
+                .find(|l| l.contains("upwatch is running"))
+                .map(str::to_string)
         })
         .await;
         let log: Value = serde_json::from_str(&line).unwrap();
-        log["listen"].as_str().expect("a listen address").to_string()
+        log["listen"]
+            .as_str()
+            .expect("a listen address")
+            .to_string()
     }
 }
 
@@ -97,13 +117,21 @@ pub struct Fleet {
 impl Fleet {
     /// A fresh database (migrated with `upwatch migrate`), fresh topics, groups and prefix.
     pub async fn new(discord_url: Option<&str>) -> Fleet {
-        let admin_url = service("UPWATCH_TEST_DATABASE_URL", Some("postgres://postgres:postgres@127.0.0.1:5432/postgres"));
+        let admin_url = service(
+            "UPWATCH_TEST_DATABASE_URL",
+            Some("postgres://postgres:postgres@127.0.0.1:5432/postgres"),
+        );
         let redis_url = service("UPWATCH_TEST_REDIS_URL", Some("redis://127.0.0.1:6379"));
         let brokers = service("UPWATCH_TEST_KAFKA_BROKERS", None);
         let tag = Uuid::new_v4().simple().to_string();
         let database = format!("upwatch_e2e_{tag}");
-        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await.expect("PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {database}")).execute(&mut admin).await.unwrap();
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+            .await
+            .expect("PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
         let database_url = match admin_url.rsplit_once('/') {
             Some((base, _)) => format!("{base}/{database}"),
             None => panic!("UPWATCH_TEST_DATABASE_URL must end with a database name"),
@@ -113,7 +141,10 @@ impl Fleet {
             ("DATABASE_URL".to_string(), database_url.clone()),
             ("KAFKA_BROKERS".into(), brokers),
             ("UPWATCH_KAFKA_JOBS_TOPIC".into(), format!("e2e.{tag}.jobs")),
-            ("UPWATCH_KAFKA_RESULTS_TOPIC".into(), format!("e2e.{tag}.results")),
+            (
+                "UPWATCH_KAFKA_RESULTS_TOPIC".into(),
+                format!("e2e.{tag}.results"),
+            ),
             ("UPWATCH_KAFKA_PARTITIONS".into(), "3".into()),
             ("UPWATCH_KAFKA_GROUP_PREFIX".into(), format!("e2e-{tag}-")),
             ("REDIS_URL".into(), redis_url.clone()),
@@ -137,18 +168,34 @@ impl Fleet {
             counter: 0,
         };
         let out = fleet.command("migrate").output().unwrap();
-        assert!(out.status.success(), "upwatch migrate: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "upwatch migrate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         fleet
     }
 
     fn command(&self, role: &str) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_upwatch"));
         for (key, _) in std::env::vars() {
-            if key.starts_with("UPWATCH_") || ["DATABASE_URL", "DISCORD_WEBHOOK_URL", "SITES_TO_MONITOR", "KAFKA_BROKERS", "REDIS_URL"].contains(&key.as_str()) {
+            if key.starts_with("UPWATCH_")
+                || [
+                    "DATABASE_URL",
+                    "DISCORD_WEBHOOK_URL",
+                    "SITES_TO_MONITOR",
+                    "KAFKA_BROKERS",
+                    "REDIS_URL",
+                ]
+                .contains(&key.as_str())
+            {
                 cmd.env_remove(key);
             }
         }
-        cmd.envs(&self.env).arg("--log-format").arg("json").arg(role);
+        cmd.envs(&self.env)
+            .arg("--log-format")
+            .arg("json")
+            .arg(role);
         cmd
     }
 
@@ -172,22 +219,51 @@ impl Fleet {
 
     /// A store on the fleet's database, to look at what the fleet wrote.
     pub async fn store(&self) -> upwatch_store::PostgresStore {
-        upwatch_store::PostgresStore::connect(&self.database_url).await.unwrap()
+        upwatch_store::PostgresStore::connect(&self.database_url)
+            .await
+            .unwrap()
     }
 
     /// A cache reader on the fleet's Redis prefix.
     pub async fn cache(&self) -> upwatch_cache::RedisCache {
-        upwatch_cache::RedisCache::connect(&self.redis_url, &self.redis_prefix).await.unwrap()
+        upwatch_cache::RedisCache::connect(&self.redis_url, &self.redis_prefix)
+            .await
+            .unwrap()
     }
 
     /// Drops the test database (best effort; processes must be gone).
     pub async fn cleanup(self) {
-        if let Ok(mut admin) = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin_url).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database))
-                .execute(&mut admin)
-                .await;
+        if let Ok(mut admin) =
+            <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin_url).await
+        {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.database
+            ))
+            .execute(&mut admin)
+            .await;
         }
     }
+}
+
+/// After a group member was killed, waits until the broker has noticed (a survivor of the
+/// group is made to rebalance) and starts a replacement, as systemd's `Restart=` would.
+///
+/// Waiting for the survivor matters with tansu 0.6.0: a member that joins while the killed
+/// one still holds its session gets no partitions, and tansu keeps that assignment after it
+/// expires the dead member; a member that joins afterwards gets a fair share.
+pub async fn replace_after_eviction(
+    fleet: &mut Fleet,
+    survivor: &Proc,
+    revocations_before: usize,
+    role: &str,
+) -> Proc {
+    eventually(
+        &format!("the broker to notice the killed {role}"),
+        || async { (survivor.revocations() > revocations_before).then_some(()) },
+    )
+    .await;
+    fleet.spawn(role)
 }
 
 /// Waits until `condition` returns `Some`, polling every 100 ms, failing after [`DEADLINE`].
@@ -201,7 +277,10 @@ where
         if let Some(value) = condition().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -222,7 +301,13 @@ impl Api {
 
     /// Creates a monitor and returns its id.
     pub async fn create_site(&self, body: Value) -> Uuid {
-        let response = self.client.post(format!("{}/api/v1/sites", self.base)).json(&body).send().await.unwrap();
+        let response = self
+            .client
+            .post(format!("{}/api/v1/sites", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 201);
         let created: Value = response.json().await.unwrap();
         created["id"].as_str().unwrap().parse().unwrap()
@@ -242,6 +327,13 @@ impl Api {
 
 /// Number of stored results of `id`.
 pub async fn stored(store: &dyn upwatch_store::Store, id: Uuid) -> usize {
-    let query = upwatch_store::HistoryQuery { limit: 100_000, ..Default::default() };
-    store.history(id, &query).await.map(|h| h.len()).unwrap_or(0)
+    let query = upwatch_store::HistoryQuery {
+        limit: 100_000,
+        ..Default::default()
+    };
+    store
+        .history(id, &query)
+        .await
+        .map(|h| h.len())
+        .unwrap_or(0)
 }

@@ -26,32 +26,56 @@ async fn a_monitor_flows_through_every_role_with_alerts() {
     ];
     let api = Api::of(procs.last().unwrap()).await;
     let id = api
-        .create_site(json!({"name": "My Website", "url": target.url("/switch"), "interval_seconds": 1}))
+        .create_site(
+            json!({"name": "My Website", "url": target.url("/switch"), "interval_seconds": 1}),
+        )
         .await;
 
     let store = fleet.store().await;
-    eventually("results in PostgreSQL", || async { (stored(&store, id).await >= 2).then_some(()) }).await;
+    eventually("results in PostgreSQL", || async {
+        (stored(&store, id).await >= 2).then_some(())
+    })
+    .await;
     let cache = fleet.cache().await;
     eventually("an up status in Redis", || async {
         let entry = cache.get(id).await.ok()??;
         (entry.state.status == MonitorStatus::Up).then_some(())
     })
     .await;
-    eventually("the API to show up", || async { (api.status(id).await["status"] == "up").then_some(()) }).await;
+    eventually("the API to show up", || async {
+        (api.status(id).await["status"] == "up").then_some(())
+    })
+    .await;
 
     target.set_status(500);
     let down = discord.wait_for_messages(1, Duration::from_secs(90)).await;
     let content = down[0]["content"].as_str().unwrap();
-    assert!(content.starts_with("🔴 Website Down Alert\nSite: My Website ("), "{content}");
+    assert!(
+        content.starts_with("🔴 Website Down Alert\nSite: My Website ("),
+        "{content}"
+    );
     assert!(content.contains("\nStatus: DOWN\n"), "{content}");
-    eventually("the API to show down", || async { (api.status(id).await["status"] == "down").then_some(()) }).await;
+    eventually("the API to show down", || async {
+        (api.status(id).await["status"] == "down").then_some(())
+    })
+    .await;
 
     target.set_status(200);
     let both = discord.wait_for_messages(2, Duration::from_secs(90)).await;
-    assert!(both[1]["content"].as_str().unwrap().starts_with("🟢 Website Recovery Alert\n"));
+    assert!(both[1]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("🟢 Website Recovery Alert\n"));
     let seen = stored(&store, id).await;
-    eventually("three more results", || async { (stored(&store, id).await >= seen + 3).then_some(()) }).await;
-    assert_eq!(discord.messages().len(), 2, "one down and one recovery message");
+    eventually("three more results", || async {
+        (stored(&store, id).await >= seen + 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        discord.messages().len(),
+        2,
+        "one down and one recovery message"
+    );
 
     for p in procs.iter_mut().rev() {
         p.stop();
