@@ -42,6 +42,9 @@ use uuid::Uuid;
 
 /// The PostgreSQL advisory lock key that elects the one active scheduler ("upwatch" in ASCII).
 pub const SCHEDULER_LOCK_KEY: i64 = 0x0075_7077_6174_6368;
+/// The lock key that elects the one alerter process that delivers the outbox, so that two
+/// alerters never send the same delivery.
+pub const DISPATCHER_LOCK_KEY: i64 = SCHEDULER_LOCK_KEY + 1;
 
 /// A part of the pipeline that a process can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -269,20 +272,41 @@ impl Application {
         let mut consumers: Vec<JoinHandle<()>> = Vec::new();
         if has(Role::Alerter) {
             let store = store_of(Role::Alerter)?;
-            let d = Dispatcher::new(
-                store.clone(),
-                Arc::new(
-                    DiscordNotifier::new().context("cannot build the HTTP client for Discord")?,
-                ),
-                metrics.clone(),
-                RetryPolicy::default(),
+            let notifier: Arc<dyn upwatch_notify::Notifier> = Arc::new(
+                DiscordNotifier::new().context("cannot build the HTTP client for Discord")?,
             );
-            let waker = d.waker();
+            let waker = Arc::new(Notify::new());
             let stop = CancellationToken::new();
-            dispatcher = Some((
-                tokio::spawn(d.run(stop.clone(), settings.drain_timeout)),
-                stop,
-            ));
+            let make = {
+                let (store, metrics, waker, drain) = (
+                    store.clone(),
+                    metrics.clone(),
+                    waker.clone(),
+                    settings.drain_timeout,
+                );
+                move |stop: CancellationToken| {
+                    let d = Dispatcher::new(
+                        store.clone(),
+                        notifier.clone(),
+                        metrics.clone(),
+                        RetryPolicy::default(),
+                    )
+                    .with_waker(waker.clone());
+                    tokio::spawn(d.run(stop, drain))
+                }
+            };
+            let task = match &settings.database_url {
+                // Alerters scale out for the results stream, but one delivers the outbox.
+                DatabaseUrl::Postgres(url) => tokio::spawn(while_leader(
+                    url.clone(),
+                    DISPATCHER_LOCK_KEY,
+                    "alert dispatcher",
+                    stop.clone(),
+                    make,
+                )),
+                DatabaseUrl::Sqlite(_) => make(stop.clone()),
+            };
+            dispatcher = Some((task, stop));
             let sub = subscriptions.remove(&Role::Alerter).expect("subscribed");
             consumers.push(tokio::spawn(
                 Alerter {
@@ -340,9 +364,13 @@ impl Application {
                 changed: changed.clone(),
             };
             Some(match &settings.database_url {
-                DatabaseUrl::Postgres(url) => {
-                    tokio::spawn(lead_then_schedule(url.clone(), scheduler, shutdown.clone()))
-                }
+                DatabaseUrl::Postgres(url) => tokio::spawn(while_leader(
+                    url.clone(),
+                    SCHEDULER_LOCK_KEY,
+                    "scheduler",
+                    shutdown.clone(),
+                    move |stop| tokio::spawn(scheduler.clone().run(stop)),
+                )),
                 DatabaseUrl::Sqlite(_) => tokio::spawn(scheduler.run(shutdown.clone())),
             })
         } else {
@@ -488,25 +516,33 @@ pub async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
     })
 }
 
-/// Runs the scheduler while this process holds the scheduler lock; stands by otherwise, and
-/// takes over within about a second of the leader's session ending.
-async fn lead_then_schedule(url: String, scheduler: Scheduler, shutdown: CancellationToken) {
+/// Runs the task `start` makes while this process holds the advisory lock `key`; stands by
+/// otherwise, and takes over within about a second of the holder's session ending.
+async fn while_leader<F>(
+    url: String,
+    key: i64,
+    what: &'static str,
+    shutdown: CancellationToken,
+    start: F,
+) where
+    F: Fn(CancellationToken) -> JoinHandle<()>,
+{
     let mut failures = 0u32;
     let mut standing_by = false;
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
-            attempt = LeaderLock::try_acquire(&url, SCHEDULER_LOCK_KEY) => attempt,
+            attempt = LeaderLock::try_acquire(&url, key) => attempt,
         };
         match attempt {
             Ok(Some(mut lock)) => {
                 failures = 0;
                 standing_by = false;
-                tracing::info!("this scheduler is the leader");
-                let stop = shutdown.child_token();
-                let task = tokio::spawn(scheduler.clone().run(stop.clone()));
+                tracing::info!(role = what, "this {what} is the leader");
+                let stop = CancellationToken::new();
+                let task = start(stop.clone());
                 tokio::select! {
-                    _ = lock.lost() => tracing::warn!("scheduler leadership lost; standing by"),
+                    _ = lock.lost() => tracing::warn!(role = what, "leadership lost; standing by"),
                     _ = shutdown.cancelled() => {}
                 }
                 stop.cancel();
@@ -518,20 +554,16 @@ async fn lead_then_schedule(url: String, scheduler: Scheduler, shutdown: Cancell
             }
             Ok(None) => {
                 if !standing_by {
-                    tracing::info!("another scheduler is the leader; standing by");
+                    tracing::info!(role = what, "another {what} is the leader; standing by");
                     standing_by = true;
                 }
             }
             Err(error) => {
                 failures += 1;
-                tracing::warn!(%error, attempt = failures, "cannot take part in the scheduler election; retrying");
+                tracing::warn!(role = what, %error, attempt = failures, "cannot take part in the election; retrying");
             }
         }
-        let wait = Duration::from_millis(if failures == 0 {
-            1000
-        } else {
-            1000 * u64::from(failures.min(10))
-        });
+        let wait = Duration::from_millis(1000 * u64::from(failures.clamp(1, 10)));
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}

@@ -127,6 +127,13 @@ impl Dispatcher {
         self.wake.clone()
     }
 
+    /// Uses `wake` as the waker, so that one handle survives a dispatcher being replaced (a
+    /// new leadership term in the distributed mode).
+    pub fn with_waker(mut self, wake: Arc<Notify>) -> Self {
+        self.wake = wake;
+        self
+    }
+
     /// Delivers until `shutdown` is cancelled, then keeps delivering what falls due for up
     /// to `drain_timeout` and returns. Deliveries not made stay pending in the store.
     pub async fn run(self, shutdown: CancellationToken, drain_timeout: Duration) {

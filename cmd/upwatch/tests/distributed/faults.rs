@@ -193,7 +193,8 @@ async fn an_alert_pending_when_the_alerter_dies_arrives_exactly_once() {
         discord.push_response(Reply::Status(503));
     }
     let mut fleet = Fleet::new(Some(&discord.url())).await;
-    let mut alerter = fleet.spawn("alerter");
+    // Two alerters: both consume results, one delivers the outbox.
+    let alerters = [fleet.spawn("alerter"), fleet.spawn("alerter")];
     let mut logger = fleet.spawn("logger");
     let mut worker = fleet.spawn("worker");
     let mut scheduler = fleet.spawn("scheduler");
@@ -204,18 +205,28 @@ async fn an_alert_pending_when_the_alerter_dies_arrives_exactly_once() {
     )
     .await;
     discord.wait_for_attempts(1, Duration::from_secs(90)).await;
-    alerter.kill9();
+    let [mut a, mut b] = alerters;
+    let a_leads = a.log().contains("this alert dispatcher is the leader");
+    let (mut leader, mut other) = if a_leads { (a, b) } else { (b, a) };
+    assert!(
+        leader.log().contains("this alert dispatcher is the leader"),
+        "one alerter delivers"
+    );
+    leader.kill9();
     assert!(
         discord.messages().is_empty(),
         "not delivered before the kill"
     );
-    let mut alerter = fleet.spawn("alerter");
     let messages = discord.wait_for_messages(1, Duration::from_secs(90)).await;
     assert!(messages[0]["content"]
         .as_str()
         .unwrap()
         .starts_with("🔴 Website Down Alert"));
-    // The new alerter re-reads results the old one had not acknowledged: still one alert.
+    assert!(
+        other.log().contains("this alert dispatcher is the leader"),
+        "the other alerter took over"
+    );
+    // Later results of the still-down site change nothing: still one alert.
     let at = target.hits("/switch");
     eventually("five more checks", || async {
         (target.hits("/switch") >= at + 5).then_some(())
@@ -226,10 +237,11 @@ async fn an_alert_pending_when_the_alerter_dies_arrives_exactly_once() {
         &mut scheduler,
         &mut worker,
         &mut logger,
-        &mut alerter,
+        &mut other,
         &mut api_proc,
     ] {
         p.stop();
     }
+    drop(leader);
     fleet.cleanup().await;
 }

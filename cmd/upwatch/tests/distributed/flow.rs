@@ -16,7 +16,7 @@ async fn a_monitor_flows_through_every_role_with_alerts() {
     let target = TargetServer::start().await;
     let discord = DiscordReceiver::start().await;
     let mut fleet = Fleet::new(Some(&discord.url())).await;
-    let mut procs = vec![
+    let mut procs = [
         fleet.spawn("alerter"),
         fleet.spawn("logger"),
         fleet.spawn("cache-updater"),
