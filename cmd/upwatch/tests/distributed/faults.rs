@@ -205,7 +205,7 @@ async fn an_alert_pending_when_the_alerter_dies_arrives_exactly_once() {
     )
     .await;
     discord.wait_for_attempts(1, Duration::from_secs(90)).await;
-    let [mut a, mut b] = alerters;
+    let [a, b] = alerters;
     let a_leads = a.log().contains("this alert dispatcher is the leader");
     let (mut leader, mut other) = if a_leads { (a, b) } else { (b, a) };
     assert!(
