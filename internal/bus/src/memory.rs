@@ -161,6 +161,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn contract_an_empty_payload_arrives_empty() {
+        contract::an_empty_payload_arrives_empty(&InProcessBus::new(64)).await;
+    }
+
+    #[tokio::test]
+    async fn contract_close_ends_the_topic() {
+        contract::close_ends_the_topic(&InProcessBus::new(64)).await;
+    }
+
+    #[tokio::test]
     async fn close_drains_then_ends() {
         let bus = InProcessBus::new(8);
         let mut sub = bus.subscribe(Topic::Jobs, "g").await.unwrap();

@@ -68,6 +68,12 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn contract_concurrent_writers_keep_newest() {
+        let cache = MemoryCache::new();
+        contract::concurrent_writers_keep_newest(&cache, &cache).await;
+    }
+
+    #[tokio::test]
     async fn contract_older_never_overwrites_newer() {
         contract::older_never_overwrites_newer(&MemoryCache::new()).await;
     }

@@ -206,7 +206,7 @@ impl Fleet {
         let log = self.dir.path().join(format!("{name}.log"));
         let file = File::create(&log).unwrap();
         let mut cmd = self.command(role);
-        if role == "api" {
+        if role == "api" || role == "serve" {
             cmd.arg("--listen").arg("127.0.0.1:0");
         }
         let child = cmd

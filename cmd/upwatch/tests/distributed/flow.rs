@@ -82,3 +82,27 @@ async fn a_monitor_flows_through_every_role_with_alerts() {
     }
     fleet.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_every_role_on_the_distributed_backends() {
+    let target = TargetServer::start().await;
+    let mut fleet = Fleet::new(None).await;
+    let mut serve = fleet.spawn("serve");
+    let api = Api::of(&serve).await;
+    let id = api
+        .create_site(json!({"url": target.url("/ok"), "interval_seconds": 1}))
+        .await;
+    let store = fleet.store().await;
+    eventually("results in PostgreSQL", || async {
+        (stored(&store, id).await >= 2).then_some(())
+    })
+    .await;
+    let cache = fleet.cache().await;
+    eventually("an up status in Redis", || async {
+        let entry = cache.get(id).await.ok()??;
+        (entry.state.status == MonitorStatus::Up).then_some(())
+    })
+    .await;
+    serve.stop();
+    fleet.cleanup().await;
+}
