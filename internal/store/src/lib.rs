@@ -97,6 +97,34 @@ pub struct Delivery {
     pub next_attempt_at: DateTime<Utc>,
 }
 
+/// What applying a result did to a monitor's state.
+pub(crate) enum Applied {
+    /// Nothing: the monitor is paused, or the result is not newer than the last one applied.
+    Ignored,
+    /// The state changed; on a transition, here is its alert.
+    Changed(Option<Alert>),
+}
+
+/// The pure part of [`Store::apply_result`], shared by every implementation: runs the state
+/// machine and builds a transition's alert. The result carries the name and URL the monitor
+/// had when its job was emitted; the alert shows what the monitor is called now.
+pub(crate) fn apply_to_state(
+    monitor: &Monitor,
+    state: &mut MonitorState,
+    result: &CheckResult,
+) -> Applied {
+    if !state.accepts(result) {
+        return Applied::Ignored;
+    }
+    let alert = state.apply(result).map(|transition| {
+        let mut alert = Alert::new(&transition, result);
+        alert.monitor_name.clone_from(&monitor.name);
+        alert.monitor_url.clone_from(&monitor.url);
+        alert
+    });
+    Applied::Changed(alert)
+}
+
 /// Durable storage of everything upwatch must not forget.
 ///
 /// Times are kept to the millisecond: a time read back may lack the microseconds it was

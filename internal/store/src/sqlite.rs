@@ -28,7 +28,9 @@ use upwatch_core::{
 };
 use uuid::Uuid;
 
-use crate::{Delivery, HistoryEntry, HistoryQuery, Store, StoreError, StoreResult};
+use crate::{
+    apply_to_state, Applied, Delivery, HistoryEntry, HistoryQuery, Store, StoreError, StoreResult,
+};
 
 /// The schema, embedded at build time from `migrations/sqlite/`.
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -497,21 +499,14 @@ impl Store for SqliteStore {
         let mut state = load_state(&mut tx, monitor.id)
             .await?
             .unwrap_or_else(|| MonitorState::new(monitor.id));
-        if !state.accepts(result) {
+        let Applied::Changed(alert) = apply_to_state(&monitor, &mut state, result) else {
             return Ok(None);
-        }
-        let transition = state.apply(result);
+        };
         save_state(&mut tx, &state).await?;
-        let Some(transition) = transition else {
+        let Some(alert) = alert else {
             tx.commit().await?;
             return Ok(None);
         };
-
-        let mut alert = Alert::new(&transition, result);
-        // The result carries the name and URL the monitor had when the job was emitted; the
-        // alert shows what the monitor is called now.
-        alert.monitor_name = monitor.name.clone();
-        alert.monitor_url = monitor.url.clone();
         let now = now_ms();
         sqlx::query(
             "INSERT INTO alerts (id, monitor_id, kind, payload, created_at) VALUES (?, ?, ?, ?, ?)",
