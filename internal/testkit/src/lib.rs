@@ -3,6 +3,8 @@
 //! - [`target`]: a site to monitor, whose behaviour each test can switch at run time.
 //! - [`discord`]: a Discord-compatible webhook receiver that records every message and can be
 //!   told to answer 429, 5xx or 404.
+//! - [`wait`]: waiting on a condition with a deadline.
 
 pub mod discord;
 pub mod target;
+pub mod wait;

@@ -267,22 +267,12 @@ pub async fn replace_after_eviction(
 }
 
 /// Waits until `condition` returns `Some`, polling every 100 ms, failing after [`DEADLINE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut condition: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, condition: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = condition().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    upwatch_testkit::wait::until(what, DEADLINE, Duration::from_millis(100), condition).await
 }
 
 /// A client of one API process.

@@ -1,7 +1,6 @@
 //! `spawn_app()`: the real application on a free port with a fresh database.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,20 +122,10 @@ impl TestApp {
 }
 
 /// Waits until `condition` returns `Some`, polling every 50 ms, failing after [`DEADLINE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut condition: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, condition: F) -> T
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
+    Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = condition().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    upwatch_testkit::wait::until(what, DEADLINE, Duration::from_millis(50), condition).await
 }
