@@ -43,13 +43,10 @@ async fn checks_go_on_when_one_of_two_workers_is_killed() {
     .await;
     let revocations = second.revocations();
     first.kill9();
-    let at_kill = target.hits("/slow/100");
-    // The surviving worker keeps checking.
-    eventually("checks to go on after the kill", || async {
-        (target.hits("/slow/100") >= at_kill + 10).then_some(())
-    })
-    .await;
-    // Once the broker has noticed, a replacement joins and every monitor is checked again.
+    // Once the broker has noticed, a replacement joins (as systemd's `Restart=` would) and
+    // every monitor is checked again, whichever worker's partitions it was on. (How many
+    // monitors the survivor alone keeps checking depends on how their keys hash to
+    // partitions, so it is not asserted.)
     let mut replacement = replace_after_eviction(&mut fleet, &second, revocations, "worker").await;
     let store = fleet.store().await;
     for id in &ids {
