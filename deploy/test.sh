@@ -11,8 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\n==> %s\n' "$*"; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+. deploy/common.sh
 # True when something accepts TCP connections on 127.0.0.1:$1.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
@@ -22,26 +21,8 @@ wait_port() {
   return 1
 }
 
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "error: cargo is missing; install Rust with rustup (https://rustup.rs) and run this again" >&2
-  exit 1
-fi
-export PATH="$HOME/.cargo/bin:$PATH"
-
-apt_updated=0
-apt_install() {
-  if [ "$apt_updated" = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
-
-say "build tools for rdkafka (cmake, libcurl, libssl, zlib, pkg-config)"
-missing=()
-command -v cmake >/dev/null 2>&1 || missing+=(cmake)
-command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-for pkg in libcurl4-openssl-dev libssl-dev zlib1g-dev; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then echo "installing ${missing[*]}"; apt_install "${missing[@]}"; else echo "present"; fi
+require_cargo
+ensure_build_tools
 
 started_pids=()
 stop_redis=0
