@@ -10,12 +10,14 @@
 //! - [`schedule`]: the fixed-rate, spread-out schedule of many monitors.
 //! - [`state`]: the up/down state machine with thresholds, and the transitions that alert.
 //! - [`alert`]: what an alert says, independent of where it is sent.
+//! - [`rollup`]: per-minute, hour and day rollups of results, with a mergeable latency sketch.
 //! - [`webhook`]: alert destinations and how their secret URLs are shown.
 
 pub mod alert;
 pub mod check;
 pub mod expected;
 pub mod monitor;
+pub mod rollup;
 pub mod schedule;
 pub mod state;
 pub mod webhook;
