@@ -24,6 +24,13 @@ impl WebhookSource {
             WebhookSource::Api => "api",
         }
     }
+
+    /// The source named by [`WebhookSource::as_str`], for stores that keep it as text.
+    pub fn parse(text: &str) -> Option<WebhookSource> {
+        [WebhookSource::Config, WebhookSource::Api]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
 }
 
 /// A Discord (or Discord-compatible) webhook.

@@ -174,15 +174,8 @@ const WEBHOOK_COLUMNS: &str = "id, name, url, enabled, disabled_reason, source, 
 fn webhook_from_row(row: WebhookRow) -> StoreResult<Webhook> {
     let (id, name, url, enabled, disabled_reason, source, created_at) = row;
     let id = uuid(&id, "webhook id")?;
-    let source = match source.as_str() {
-        "config" => WebhookSource::Config,
-        "api" => WebhookSource::Api,
-        other => {
-            return Err(StoreError::Corrupt(format!(
-                "webhook {id}: unknown source `{other}`"
-            )))
-        }
-    };
+    let source = WebhookSource::parse(&source)
+        .ok_or_else(|| StoreError::Corrupt(format!("webhook {id}: unknown source `{source}`")))?;
     Ok(Webhook {
         id,
         name,
