@@ -2,6 +2,7 @@
 //!
 //! Endpoints:
 //! - `POST/GET /api/v1/sites`, `GET/PATCH/DELETE /api/v1/sites/{id}`: monitors;
+//! - `POST /api/v1/sites/bulk`: many monitors at once, all or none;
 //! - `GET /api/v1/sites/{id}/status`, `GET /api/v1/status`: live status, from the cache;
 //! - `GET /api/v1/sites/{id}/history`: stored results, newest first;
 //! - `POST/GET /api/v1/webhooks`, `DELETE /api/v1/webhooks/{id}`: alert destinations.
@@ -16,6 +17,7 @@ pub mod error;
 pub mod extract;
 
 mod auth;
+mod bulk;
 mod health;
 mod history;
 mod sites;
@@ -64,6 +66,7 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     let api = Router::new()
         .route("/sites", post(sites::create).get(sites::list))
+        .route("/sites/bulk", post(bulk::create))
         .route(
             "/sites/{id}",
             get(sites::get).patch(sites::patch).delete(sites::delete),

@@ -44,14 +44,8 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let input: MonitorInput = from_object(&body, "the monitor's settings")?;
     let monitor = Monitor::create(input, Utc::now())?;
-    state.store.insert_monitor(&monitor).await?;
-    let mut live = MonitorState::new(monitor.id);
-    if !monitor.enabled {
-        live.pause(monitor.created_at);
-    }
-    put_cache(&state, &LiveStatus::new(&monitor, live)).await;
+    insert_new(&state, &monitor).await?;
     state.monitors_changed.notify_one();
-    tracing::info!(monitor_id = %monitor.id, name = %monitor.name, "monitor created");
     let location = format!("/api/v1/sites/{}", monitor.id);
     Ok((
         StatusCode::CREATED,
@@ -59,6 +53,19 @@ pub async fn create(
         axum::Json(monitor),
     )
         .into_response())
+}
+
+/// Stores a newly created monitor and caches its first live status (`pending`, or `paused`
+/// when it is disabled). The caller tells the scheduler, once for all it created.
+pub(crate) async fn insert_new(state: &ApiState, monitor: &Monitor) -> Result<(), ApiError> {
+    state.store.insert_monitor(monitor).await?;
+    let mut live = MonitorState::new(monitor.id);
+    if !monitor.enabled {
+        live.pause(monitor.created_at);
+    }
+    put_cache(state, &LiveStatus::new(monitor, live)).await;
+    tracing::info!(monitor_id = %monitor.id, name = %monitor.name, "monitor created");
+    Ok(())
 }
 
 /// `GET /api/v1/sites`.

@@ -1,7 +1,7 @@
 //! The `upwatch` command line.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -60,6 +60,18 @@ pub enum Command {
         /// The http(s) URL to check with the default settings (GET, expects 200, 10 s timeout).
         url: String,
     },
+    /// Write every monitor's settings (DATABASE_URL) as YAML, to stdout or to --output.
+    Export {
+        /// The file to write instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Create or update monitors from a YAML file as `upwatch export` writes it (exit 2 when
+    /// a site is invalid, and then nothing is written).
+    Import {
+        /// The YAML file to apply.
+        file: PathBuf,
+    },
 }
 
 impl Command {
@@ -73,7 +85,10 @@ impl Command {
             Command::CacheUpdater(a) => (&[Role::CacheUpdater], a),
             Command::Alerter(a) => (&[Role::Alerter], a),
             Command::Api(a) => (&[Role::Api], a),
-            Command::Migrate | Command::Check { .. } => return None,
+            Command::Migrate
+            | Command::Check { .. }
+            | Command::Export { .. }
+            | Command::Import { .. } => return None,
         })
     }
 }
@@ -98,7 +113,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    upwatch_telemetry::init_tracing(settings.log_format, &settings.log_filter);
+    // Logs go to stdout, where `export` writes its document; its errors go to stderr instead.
+    if !matches!(cli.command, Command::Export { .. }) {
+        upwatch_telemetry::init_tracing(settings.log_format, &settings.log_filter);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -118,6 +136,8 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Migrate => runtime.block_on(migrate(settings)),
         Command::Check { url } => runtime.block_on(check(settings, &url)),
+        Command::Export { output } => runtime.block_on(export(settings, output.as_deref())),
+        Command::Import { file } => runtime.block_on(import(settings, &file)),
         _ => unreachable!("long-running commands are handled above"),
     }
 }
@@ -148,6 +168,67 @@ async fn migrate(settings: Settings) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+async fn export(settings: Settings, output: Option<&Path>) -> ExitCode {
+    let store = match crate::open_store(&settings.database_url).await {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = match crate::yaml::export(store.as_ref()).await {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read the monitors: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match output {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn import(settings: Settings, file: &Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let store = match crate::open_store(&settings.database_url).await {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match crate::yaml::import(store.as_ref(), &text).await {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ crate::yaml::ImportError::Store(_)) => {
+            eprintln!("error: {}: {e}", file.display());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}; nothing was written", file.display());
+            ExitCode::from(2)
+        }
     }
 }
 

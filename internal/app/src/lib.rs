@@ -11,6 +11,7 @@
 
 pub mod cli;
 mod ops;
+pub mod yaml;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -2,5 +2,6 @@
 //! target sites and a real loopback Discord receiver. One test binary, several modules.
 
 mod helpers;
+mod import;
 mod lifecycle;
 mod monitoring;

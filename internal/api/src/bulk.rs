@@ -1,0 +1,122 @@
+//! Bulk creation of monitors: `POST /api/v1/sites/bulk` with a JSON array of settings.
+//!
+//! Every item is validated before anything is written, so that one bad item refuses the
+//! whole request with a problem naming its index and field, and creates nothing.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::Serialize;
+use upwatch_core::{Monitor, MonitorInput};
+
+use crate::error::{sentence, ApiError};
+use crate::extract::{from_object, Json};
+use crate::sites::insert_new;
+use crate::ApiState;
+
+/// The most monitors one bulk request may create.
+pub const MAX_BULK_ITEMS: usize = 10_000;
+
+/// The answer to a bulk creation: the created monitors, in the order they were sent.
+#[derive(Debug, Serialize)]
+pub struct Created {
+    /// The created monitors.
+    pub items: Vec<Monitor>,
+}
+
+/// `POST /api/v1/sites/bulk`.
+pub async fn create(
+    State(state): State<ApiState>,
+    Json(body): Json<serde_json::Value>,
+) -> Result<(StatusCode, axum::Json<Created>), ApiError> {
+    let serde_json::Value::Array(items) = body else {
+        return Err(ApiError::validation(
+            "",
+            "The body must be a JSON array of monitor settings.",
+        ));
+    };
+    if items.len() > MAX_BULK_ITEMS {
+        return Err(ApiError::Other {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            detail: format!(
+                "A bulk request may create at most {MAX_BULK_ITEMS} sites, and this one has {}; \
+                 split it into smaller requests.",
+                items.len()
+            ),
+        });
+    }
+    let now = Utc::now();
+    let monitors = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| validate(index, item, now))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut created: Vec<Monitor> = Vec::with_capacity(monitors.len());
+    for monitor in monitors {
+        if let Err(error) = insert_new(&state, &monitor).await {
+            undo(&state, &created).await;
+            if !created.is_empty() {
+                state.monitors_changed.notify_one();
+            }
+            return Err(error);
+        }
+        created.push(monitor);
+    }
+    if !created.is_empty() {
+        state.monitors_changed.notify_one();
+    }
+    tracing::info!(count = created.len(), "monitors created in bulk");
+    Ok((StatusCode::CREATED, axum::Json(Created { items: created })))
+}
+
+/// Reads and validates item `index` into a new monitor, naming the item in any error.
+fn validate(
+    index: usize,
+    item: &serde_json::Value,
+    now: chrono::DateTime<Utc>,
+) -> Result<Monitor, ApiError> {
+    if !item.is_object() {
+        return Err(ApiError::Validation {
+            field: Some(format!("[{index}]")),
+            message: format!("Item {index} must be a JSON object of a monitor's settings."),
+        });
+    }
+    let input: MonitorInput =
+        from_object(item, "the monitor's settings").map_err(|e| at_item(index, e))?;
+    Monitor::create(input, now).map_err(|e| at_item(index, e.into()))
+}
+
+/// Prefixes a validation error with the index of the item it is about.
+fn at_item(index: usize, error: ApiError) -> ApiError {
+    match error {
+        ApiError::Validation { field, message } => {
+            let mut chars = message.chars();
+            let message: String = match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect(),
+                None => "it is not valid".to_string(),
+            };
+            ApiError::Validation {
+                field: Some(match field {
+                    Some(field) => format!("[{index}].{field}"),
+                    None => format!("[{index}]"),
+                }),
+                message: sentence(&format!("item {index}: {message}")),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Deletes the monitors a failed bulk request had already created, so that the request
+/// leaves nothing behind; a failure here is logged, as the request fails anyway.
+async fn undo(state: &ApiState, created: &[Monitor]) {
+    for monitor in created {
+        if let Err(error) = state.store.delete_monitor(monitor.id).await {
+            tracing::error!(monitor_id = %monitor.id, error = %crate::error::chain(&error), "could not undo a monitor of a failed bulk request");
+        }
+        if let Err(error) = state.cache.remove(monitor.id).await {
+            tracing::warn!(monitor_id = %monitor.id, error = %crate::error::chain(&error), "could not remove an undone monitor from the status cache");
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Config as code: `upwatch export` and `upwatch import`, through the functions they call,
+//! over SQLite stores in temporary directories.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use tempfile::TempDir;
+use upwatch_app::yaml::{export, import, ImportError, Summary};
+use upwatch_core::{Monitor, MonitorInput};
+use upwatch_store::{SqliteStore, Store};
+
+/// A fresh store in its own directory.
+async fn fresh_store() -> (SqliteStore, TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("upwatch.db").display());
+    let store = SqliteStore::connect(&url).await.expect("the store opens");
+    (store, dir)
+}
+
+/// Three monitors with settings that differ from the defaults in many ways.
+async fn seed(store: &dyn Store) {
+    let inputs = [
+        MonitorInput {
+            name: Some("home".into()),
+            interval_seconds: Some(60),
+            keyword: Some("Welcome".into()),
+            ..MonitorInput::for_url("https://example.com/")
+        },
+        MonitorInput {
+            name: Some("api".into()),
+            method: Some("post".into()),
+            body: Some("{\"ping\":true}".into()),
+            headers: Some(BTreeMap::from([("X-Probe".into(), "1".into())])),
+            expected_status_code: Some(serde_json::from_str("204").expect("a code")),
+            failure_threshold: Some(3),
+            follow_redirects: Some(false),
+            ..MonitorInput::for_url("https://api.example.com/health")
+        },
+        MonitorInput {
+            enabled: Some(false),
+            timeout_seconds: Some(5),
+            ..MonitorInput::for_url("http://paused.example.org/status")
+        },
+    ];
+    for input in inputs {
+        let monitor = Monitor::create(input, Utc::now()).expect("a valid monitor");
+        store.insert_monitor(&monitor).await.expect("the insert");
+    }
+}
+
+/// Every monitor's settings, without ids and times, in creation order.
+async fn settings_of(store: &dyn Store) -> Vec<MonitorInput> {
+    store
+        .all_monitors()
+        .await
+        .expect("the store answers")
+        .iter()
+        .map(Monitor::to_input)
+        .collect()
+}
+
+#[tokio::test]
+async fn export_then_import_reproduces_the_settings() {
+    let (source, _source_dir) = fresh_store().await;
+    seed(&source).await;
+    let text = export(&source).await.expect("the export");
+    assert!(text.starts_with("version: 1\n"), "{text}");
+    assert!(!text.contains("id:"), "ids are not exported: {text}");
+    assert!(
+        !text.contains("created_at"),
+        "times are not exported: {text}"
+    );
+
+    let (target, _target_dir) = fresh_store().await;
+    let summary = import(&target, &text).await.expect("the import");
+    assert_eq!(
+        summary,
+        Summary {
+            created: 3,
+            updated: 0,
+            unchanged: 0
+        }
+    );
+    assert_eq!(settings_of(&target).await, settings_of(&source).await);
+    assert_eq!(export(&target).await.expect("the export"), text);
+}
+
+#[tokio::test]
+async fn importing_twice_changes_nothing_the_second_time() {
+    let (source, _source_dir) = fresh_store().await;
+    seed(&source).await;
+    let text = export(&source).await.expect("the export");
+    let (target, _target_dir) = fresh_store().await;
+    import(&target, &text).await.expect("the first import");
+    let before = target.all_monitors().await.expect("the store answers");
+
+    let summary = import(&target, &text).await.expect("the second import");
+    assert_eq!(summary.to_string(), "created 0, updated 0, unchanged 3");
+    assert_eq!(
+        target.all_monitors().await.expect("the store answers"),
+        before
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_site_aborts_with_its_index_and_writes_nothing() {
+    let (store, _dir) = fresh_store().await;
+    let existing = Monitor::create(
+        MonitorInput {
+            name: Some("home".into()),
+            ..MonitorInput::for_url("https://example.com/")
+        },
+        Utc::now(),
+    )
+    .expect("a valid monitor");
+    store.insert_monitor(&existing).await.expect("the insert");
+    let text = "\
+version: 1
+sites:
+  - name: home
+    url: https://example.com/
+    interval_seconds: 30
+  - url: https://new.example.com/
+  - name: files
+    url: ftp://files.example.com/
+";
+    let error = import(&store, text).await.expect_err("an invalid site");
+    assert!(
+        matches!(error, ImportError::Invalid { index: 2, .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "sites[2]: `url` must use http or https, not `ftp`"
+    );
+    assert_eq!(
+        store.all_monitors().await.expect("the store answers"),
+        [existing],
+        "neither the update nor the creation before the invalid site is written"
+    );
+}
+
+#[tokio::test]
+async fn a_misspelt_field_is_named_with_its_site() {
+    let (store, _dir) = fresh_store().await;
+    let text =
+        "- url: https://a.example.com/\n- url: https://b.example.com/\n  intervall_seconds: 5\n";
+    let error = import(&store, text).await.expect_err("an unknown field");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("sites[1]: unknown field `intervall_seconds`"),
+        "{message}"
+    );
+    assert!(store
+        .all_monitors()
+        .await
+        .expect("the store answers")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn an_edited_interval_updates_the_existing_monitor() {
+    let (store, _dir) = fresh_store().await;
+    seed(&store).await;
+    let before = store.all_monitors().await.expect("the store answers");
+    let text = export(&store).await.expect("the export");
+    assert_eq!(text.matches("interval_seconds: 60\n").count(), 1, "{text}");
+    let edited = text.replace("interval_seconds: 60\n", "interval_seconds: 120\n");
+
+    let summary = import(&store, &edited).await.expect("the import");
+    assert_eq!(summary.to_string(), "created 0, updated 1, unchanged 2");
+    let after = store.all_monitors().await.expect("the store answers");
+    assert_eq!(after.len(), 3);
+    let home = after
+        .iter()
+        .find(|m| m.name == "home")
+        .expect("home is kept");
+    let old_home = before
+        .iter()
+        .find(|m| m.name == "home")
+        .expect("home was there");
+    assert_eq!(home.id, old_home.id, "the monitor is updated, not replaced");
+    assert_eq!(home.interval_seconds, 120);
+    assert_eq!(home.keyword.as_deref(), Some("Welcome"));
+    assert!(home.updated_at > old_home.updated_at);
+}
+
+#[tokio::test]
+async fn a_bare_list_matches_by_name_then_by_url() {
+    let (store, _dir) = fresh_store().await;
+    seed(&store).await;
+    let before = store.all_monitors().await.expect("the store answers");
+    let text = "\
+- name: home
+  url: https://www.example.com/
+  interval_seconds: 60
+  keyword: Welcome
+- name: health
+  url: https://api.example.com/health
+- url: https://brand-new.example.com/
+";
+    let summary = import(&store, text).await.expect("the import");
+    assert_eq!(summary.to_string(), "created 1, updated 2, unchanged 0");
+    let after = store.all_monitors().await.expect("the store answers");
+    assert_eq!(after.len(), 4);
+    let moved = after.iter().find(|m| m.id == before[0].id).expect("home");
+    assert_eq!(moved.url, "https://www.example.com/");
+    let renamed = after.iter().find(|m| m.id == before[1].id).expect("api");
+    assert_eq!(renamed.name, "health");
+    assert_eq!(
+        renamed.method, "GET",
+        "the file's settings replace the old ones"
+    );
+    assert_eq!(after[3].name, "brand-new.example.com");
+}
