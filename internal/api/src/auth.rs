@@ -43,14 +43,35 @@ fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Compares in time that does not depend on where the tokens differ.
+/// Compares in time that depends only on the expected token's length: neither where the
+/// tokens differ nor the given token's length shows in the timing.
 fn tokens_match(expected: &str, given: &str) -> bool {
-    expected.as_bytes().ct_eq(given.as_bytes()).into()
+    let (expected, given) = (expected.as_bytes(), given.as_bytes());
+    let same_length = (expected.len() as u64).ct_eq(&(given.len() as u64));
+    let aligned: Vec<u8> = (0..expected.len())
+        .map(|i| given.get(i).copied().unwrap_or(0))
+        .collect();
+    (expected.ct_eq(&aligned) & same_length).into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_match_only_when_equal() {
+        let token = "0123456789abcdef";
+        assert!(tokens_match(token, token));
+        for other in [
+            "",
+            "0123456789abcde",
+            "0123456789abcdef0",
+            "0123456789abcdeF",
+            "x",
+        ] {
+            assert!(!tokens_match(token, other), "{other}");
+        }
+    }
 
     #[test]
     fn bearer_values_are_parsed() {
