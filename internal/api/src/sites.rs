@@ -59,10 +59,7 @@ pub async fn create(
 /// when it is disabled). The caller tells the scheduler, once for all it created.
 pub(crate) async fn insert_new(state: &ApiState, monitor: &Monitor) -> Result<(), ApiError> {
     state.store.insert_monitor(monitor).await?;
-    let mut live = MonitorState::new(monitor.id);
-    if !monitor.enabled {
-        live.pause(monitor.created_at);
-    }
+    let live = MonitorState::initial(monitor.id, monitor.enabled, monitor.created_at);
     put_cache(state, &LiveStatus::new(monitor, live)).await;
     tracing::info!(monitor_id = %monitor.id, name = %monitor.name, "monitor created");
     Ok(())
@@ -126,11 +123,7 @@ pub async fn patch(
             .unwrap_or_else(|| MonitorState::new(id)),
     };
     if updated.enabled != existing.enabled {
-        if updated.enabled {
-            live.resume(now);
-        } else {
-            live.pause(now);
-        }
+        live.set_enabled(updated.enabled, now);
     }
     put_cache(&state, &LiveStatus::new(&updated, live)).await;
     state.monitors_changed.notify_one();

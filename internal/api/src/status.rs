@@ -50,11 +50,7 @@ impl From<LiveStatus> for StatusView {
 
 /// The state of a monitor the store has no state for: pending, or paused when disabled.
 fn fresh_state(monitor: &Monitor) -> MonitorState {
-    let mut state = MonitorState::new(monitor.id);
-    if !monitor.enabled {
-        state.pause(monitor.updated_at);
-    }
-    state
+    MonitorState::initial(monitor.id, monitor.enabled, monitor.updated_at)
 }
 
 /// `GET /api/v1/sites/{id}/status`.

@@ -99,6 +99,23 @@ impl MonitorState {
         }
     }
 
+    /// The state of a new monitor: pending, or paused since `at` when it is disabled.
+    pub fn initial(monitor_id: Uuid, enabled: bool, at: DateTime<Utc>) -> Self {
+        let mut state = MonitorState::new(monitor_id);
+        state.set_enabled(enabled, at);
+        state
+    }
+
+    /// Resumes the monitor when `enabled`, pauses it otherwise; either is a no-op when the
+    /// monitor already is that way.
+    pub fn set_enabled(&mut self, enabled: bool, at: DateTime<Utc>) {
+        if enabled {
+            self.resume(at);
+        } else {
+            self.pause(at);
+        }
+    }
+
     /// Whether `result` may change this state: it belongs to this monitor, the monitor is not
     /// paused, and it is newer than the last result applied (a redelivered or reordered result
     /// is ignored, which makes applying idempotent).
@@ -328,6 +345,16 @@ mod tests {
             Some(t(3)),
             "resuming a running monitor is a no-op"
         );
+    }
+
+    #[test]
+    fn new_monitors_start_pending_or_paused() {
+        let id = Uuid::now_v7();
+        assert_eq!(MonitorState::initial(id, true, t(0)), MonitorState::new(id));
+        let paused = MonitorState::initial(id, false, t(1));
+        assert_eq!(paused.status, MonitorStatus::Paused);
+        assert_eq!(paused.paused_from, Some(MonitorStatus::Pending));
+        assert_eq!(paused.last_status_change, Some(t(1)));
     }
 
     #[test]

@@ -436,10 +436,7 @@ impl Store for PostgresStore {
                 monitor.id
             )));
         }
-        let mut state = MonitorState::new(monitor.id);
-        if !monitor.enabled {
-            state.pause(Utc::now());
-        }
+        let state = MonitorState::initial(monitor.id, monitor.enabled, Utc::now());
         save_state(&mut tx, &state).await?;
         bump_monitors_version(&mut tx, monitor.id).await?;
         tx.commit().await?;
@@ -517,11 +514,7 @@ impl Store for PostgresStore {
             let mut state = lock_state(&mut tx, monitor.id)
                 .await?
                 .unwrap_or_else(|| MonitorState::new(monitor.id));
-            if monitor.enabled {
-                state.resume(Utc::now());
-            } else {
-                state.pause(Utc::now());
-            }
+            state.set_enabled(monitor.enabled, Utc::now());
             save_state(&mut tx, &state).await?;
         }
         bump_monitors_version(&mut tx, monitor.id).await?;

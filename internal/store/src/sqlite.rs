@@ -261,10 +261,7 @@ impl Store for SqliteStore {
                 monitor.id
             )));
         }
-        let mut state = MonitorState::new(monitor.id);
-        if !monitor.enabled {
-            state.pause(Utc::now());
-        }
+        let state = MonitorState::initial(monitor.id, monitor.enabled, Utc::now());
         save_state(&mut tx, &state).await?;
         bump_monitors_version(&mut tx).await?;
         tx.commit().await?;
@@ -320,11 +317,7 @@ impl Store for SqliteStore {
             let mut state = load_state(&mut tx, monitor.id)
                 .await?
                 .unwrap_or_else(|| MonitorState::new(monitor.id));
-            if monitor.enabled {
-                state.resume(Utc::now());
-            } else {
-                state.pause(Utc::now());
-            }
+            state.set_enabled(monitor.enabled, Utc::now());
             save_state(&mut tx, &state).await?;
         }
         bump_monitors_version(&mut tx).await?;
