@@ -11,6 +11,24 @@ use upwatch_testkit::target::TargetServer;
 
 use crate::fleet::{eventually, stored, Api, Fleet};
 
+/// Waits until `id` has results in PostgreSQL and an up status in Redis.
+async fn wait_stored_and_cached_up(
+    fleet: &Fleet,
+    store: &dyn upwatch_store::Store,
+    id: uuid::Uuid,
+) {
+    eventually("results in PostgreSQL", || async {
+        (stored(store, id).await >= 2).then_some(())
+    })
+    .await;
+    let cache = fleet.cache().await;
+    eventually("an up status in Redis", || async {
+        let entry = cache.get(id).await.ok()??;
+        (entry.state.status == MonitorStatus::Up).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_monitor_flows_through_every_role_with_alerts() {
     let target = TargetServer::start().await;
@@ -32,16 +50,7 @@ async fn a_monitor_flows_through_every_role_with_alerts() {
         .await;
 
     let store = fleet.store().await;
-    eventually("results in PostgreSQL", || async {
-        (stored(&store, id).await >= 2).then_some(())
-    })
-    .await;
-    let cache = fleet.cache().await;
-    eventually("an up status in Redis", || async {
-        let entry = cache.get(id).await.ok()??;
-        (entry.state.status == MonitorStatus::Up).then_some(())
-    })
-    .await;
+    wait_stored_and_cached_up(&fleet, &store, id).await;
     eventually("the API to show up", || async {
         (api.status(id).await["status"] == "up").then_some(())
     })
@@ -93,16 +102,7 @@ async fn serve_runs_every_role_on_the_distributed_backends() {
         .create_site(json!({"url": target.url("/ok"), "interval_seconds": 1}))
         .await;
     let store = fleet.store().await;
-    eventually("results in PostgreSQL", || async {
-        (stored(&store, id).await >= 2).then_some(())
-    })
-    .await;
-    let cache = fleet.cache().await;
-    eventually("an up status in Redis", || async {
-        let entry = cache.get(id).await.ok()??;
-        (entry.state.status == MonitorStatus::Up).then_some(())
-    })
-    .await;
+    wait_stored_and_cached_up(&fleet, &store, id).await;
     serve.stop();
     fleet.cleanup().await;
 }
