@@ -4,7 +4,9 @@
 # It makes sure what the tests need is there, installing and starting what is missing:
 # the C build tools of rdkafka, PostgreSQL (127.0.0.1:5432), Redis (127.0.0.1:6379) and the
 # Kafka-protocol broker tansu (on a free loopback port). It stops what it started when done.
-# Then it runs the formatting and lint checks and the whole test suite.
+# Then it runs the formatting and lint checks, the whole test suite, and the browser tests of
+# the web pages (Debian's chromium driven by Playwright; chromium is installed with apt and the
+# test's npm packages with `npm ci` when missing).
 #
 # This is the README's test command and exactly what CI runs (.ci/run), so what CI proves is
 # what a new user gets.
@@ -90,3 +92,17 @@ else
   echo "cargo-nextest not found; using cargo test"
   cargo test --workspace --locked --no-fail-fast
 fi
+
+say "browser tests of the web pages (headless chromium)"
+command -v chromium >/dev/null 2>&1 || apt_install chromium
+if ! command -v npm >/dev/null 2>&1; then
+  echo "error: the browser tests need Node.js 18 or later with npm (apt-get install nodejs npm)" >&2
+  exit 1
+fi
+if [ ! -d tests/browser/node_modules ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund)
+fi
+cargo build -p upwatch --locked
+bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/upwatch"
+(cd tests/browser && UPWATCH_BIN="$bin" node --test --test-concurrency=1 .)
+echo "screenshots: target/browser-artifacts/"

@@ -122,6 +122,10 @@ fn encoding(c: &mut Criterion) {
     group.bench_function("encode job", |b| {
         b.iter(|| black_box(serde_json::to_vec(black_box(&job)).unwrap()))
     });
+    let encoded_job = serde_json::to_vec(&job).unwrap();
+    group.bench_function("decode job", |b| {
+        b.iter(|| black_box(serde_json::from_slice::<CheckJob>(black_box(&encoded_job)).unwrap()))
+    });
     group.finish();
 }
 

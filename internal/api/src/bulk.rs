@@ -17,6 +17,10 @@ use crate::ApiState;
 /// The most monitors one bulk request may create.
 pub const MAX_BULK_ITEMS: usize = 10_000;
 
+/// The body limit of a bulk request (or `UPWATCH_API_MAX_BODY_BYTES` when that is larger):
+/// room for 10,000 monitors with headers and keywords.
+pub const MAX_BULK_BODY_BYTES: usize = 32 * 1024 * 1024;
+
 /// The answer to a bulk creation: the created monitors, in the order they were sent.
 #[derive(Debug, Serialize)]
 pub struct Created {
@@ -52,22 +56,13 @@ pub async fn create(
         .map(|(index, item)| validate(index, item, now))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let mut created: Vec<Monitor> = Vec::with_capacity(monitors.len());
-    for monitor in monitors {
-        if let Err(error) = insert_new(&state, &monitor).await {
-            undo(&state, &created).await;
-            if !created.is_empty() {
-                state.monitors_changed.notify_one();
-            }
-            return Err(error);
-        }
-        created.push(monitor);
-    }
-    if !created.is_empty() {
+    // One transaction: all are stored, or none.
+    insert_new(&state, &monitors).await?;
+    if !monitors.is_empty() {
         state.monitors_changed.notify_one();
     }
-    tracing::info!(count = created.len(), "monitors created in bulk");
-    Ok((StatusCode::CREATED, axum::Json(Created { items: created })))
+    tracing::info!(count = monitors.len(), "monitors created in bulk");
+    Ok((StatusCode::CREATED, axum::Json(Created { items: monitors })))
 }
 
 /// Reads and validates item `index` into a new monitor, naming the item in any error.
@@ -105,18 +100,5 @@ fn at_item(index: usize, error: ApiError) -> ApiError {
             }
         }
         other => other,
-    }
-}
-
-/// Deletes the monitors a failed bulk request had already created, so that the request
-/// leaves nothing behind; a failure here is logged, as the request fails anyway.
-async fn undo(state: &ApiState, created: &[Monitor]) {
-    for monitor in created {
-        if let Err(error) = state.store.delete_monitor(monitor.id).await {
-            tracing::error!(monitor_id = %monitor.id, error = %crate::error::chain(&error), "could not undo a monitor of a failed bulk request");
-        }
-        if let Err(error) = state.cache.remove(monitor.id).await {
-            tracing::warn!(monitor_id = %monitor.id, error = %crate::error::chain(&error), "could not remove an undone monitor from the status cache");
-        }
     }
 }

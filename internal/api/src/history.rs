@@ -87,7 +87,8 @@ pub async fn list(
     }))
 }
 
-fn parse_time(name: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+/// An optional RFC 3339 time parameter; a 400 naming `name` when it is not one.
+pub(crate) fn parse_time(name: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     raw.map(|raw| {
         DateTime::parse_from_rfc3339(raw.trim())
             .map(|t| t.with_timezone(&Utc))

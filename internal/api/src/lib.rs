@@ -5,6 +5,11 @@
 //! - `POST /api/v1/sites/bulk`: many monitors at once, all or none;
 //! - `GET /api/v1/sites/{id}/status`, `GET /api/v1/status`: live status, from the cache;
 //! - `GET /api/v1/sites/{id}/history`: stored results, newest first;
+//! - `GET /api/v1/sites/{id}/uptime`, `GET /api/v1/sites/{id}/response-times`: statistics
+//!   read from rollups, never from raw results;
+//! - `GET /api/v1/sites/{id}/incidents`, `GET /api/v1/incidents`: DOWN periods, newest first;
+//! - `GET /api/v1/sites/{id}/badge/uptime.svg` and `.../badge/status.svg`: SVG badges, the
+//!   only routes under `/api/v1` that need no token (README images cannot send one);
 //! - `POST/GET /api/v1/webhooks`, `DELETE /api/v1/webhooks/{id}`: alert destinations.
 //!
 //! Every error, whatever produced it (a handler, an extractor, routing, authentication or a
@@ -17,17 +22,21 @@ pub mod error;
 pub mod extract;
 
 mod auth;
+mod badge;
 mod bulk;
 mod health;
 mod history;
+mod incidents;
+mod response_times;
 mod sites;
 mod status;
+mod uptime;
 mod webhooks;
 
 use std::any::Any;
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,6 +49,7 @@ use upwatch_store::Store;
 use upwatch_telemetry::Metrics;
 
 use crate::error::ApiError;
+use crate::uptime::UptimeMemo;
 
 /// The default of [`ApiState::max_body_bytes`]: one MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -59,20 +69,60 @@ pub struct ApiState {
     pub monitors_changed: Arc<tokio::sync::Notify>,
     /// Largest accepted request body in bytes (default 1 MiB).
     pub max_body_bytes: usize,
+    /// How long each kind of history is kept, so that reads of long ranges use the rollups
+    /// that still exist.
+    pub retention: upwatch_core::rollup::Retention,
+}
+
+/// What the router's handlers share: the [`ApiState`] given to [`router`], and what the
+/// router keeps for itself (the memo of recent uptimes), so that building the state stays the
+/// caller's business alone.
+#[derive(Clone)]
+struct RouterState {
+    api: ApiState,
+    uptime: Arc<UptimeMemo>,
+}
+
+impl FromRef<RouterState> for ApiState {
+    fn from_ref(state: &RouterState) -> Self {
+        state.api.clone()
+    }
+}
+
+impl FromRef<RouterState> for Arc<UptimeMemo> {
+    fn from_ref(state: &RouterState) -> Self {
+        state.uptime.clone()
+    }
 }
 
 /// The complete application: `/api/v1/*`, `/healthz`, `/readyz`, `/metrics`, and fallbacks
 /// that answer unknown routes (404) and wrong methods (405) with problem documents.
 pub fn router(state: ApiState) -> Router {
+    // Badges are images for READMEs, which cannot send a token: these two routes are merged
+    // in after the token layer, so that it does not apply to them.
+    let badges = Router::new()
+        .route("/sites/{id}/badge/uptime.svg", get(badge::uptime))
+        .route("/sites/{id}/badge/status.svg", get(badge::status))
+        .method_not_allowed_fallback(method_not_allowed);
     let api = Router::new()
         .route("/sites", post(sites::create).get(sites::list))
-        .route("/sites/bulk", post(bulk::create))
+        .route(
+            "/sites/bulk",
+            // Up to 10,000 monitors: a larger body than other requests need.
+            post(bulk::create).layer(DefaultBodyLimit::max(
+                state.max_body_bytes.max(bulk::MAX_BULK_BODY_BYTES),
+            )),
+        )
         .route(
             "/sites/{id}",
             get(sites::get).patch(sites::patch).delete(sites::delete),
         )
         .route("/sites/{id}/status", get(status::one))
         .route("/sites/{id}/history", get(history::list))
+        .route("/sites/{id}/uptime", get(uptime::get))
+        .route("/sites/{id}/response-times", get(response_times::get))
+        .route("/sites/{id}/incidents", get(incidents::of_site))
+        .route("/incidents", get(incidents::all))
         .route("/status", get(status::all))
         .route("/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
@@ -81,7 +131,8 @@ pub fn router(state: ApiState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
-        ));
+        ))
+        .merge(badges);
 
     Router::new()
         .route("/healthz", get(health::healthz))
@@ -98,7 +149,10 @@ pub fn router(state: ApiState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
         .layer(CatchPanicLayer::custom(panicked))
-        .with_state(state)
+        .with_state(RouterState {
+            api: state,
+            uptime: Arc::new(UptimeMemo::default()),
+        })
 }
 
 /// The answer to a path no route matches.

@@ -44,7 +44,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let input: MonitorInput = from_object(&body, "the monitor's settings")?;
     let monitor = Monitor::create(input, Utc::now())?;
-    insert_new(&state, &monitor).await?;
+    insert_new(&state, std::slice::from_ref(&monitor)).await?;
     state.monitors_changed.notify_one();
     let location = format!("/api/v1/sites/{}", monitor.id);
     Ok((
@@ -55,13 +55,16 @@ pub async fn create(
         .into_response())
 }
 
-/// Stores a newly created monitor and caches its first live status (`pending`, or `paused`
-/// when it is disabled). The caller tells the scheduler, once for all it created.
-pub(crate) async fn insert_new(state: &ApiState, monitor: &Monitor) -> Result<(), ApiError> {
-    state.store.insert_monitor(monitor).await?;
-    let live = MonitorState::initial(monitor.id, monitor.enabled, monitor.created_at);
-    put_cache(state, &LiveStatus::new(monitor, live)).await;
-    tracing::info!(monitor_id = %monitor.id, name = %monitor.name, "monitor created");
+/// Stores newly created monitors, all or none, and caches their first live status
+/// (`pending`, or `paused` when disabled). The caller tells the scheduler, once for all it
+/// created.
+pub(crate) async fn insert_new(state: &ApiState, monitors: &[Monitor]) -> Result<(), ApiError> {
+    state.store.insert_monitors(monitors).await?;
+    for monitor in monitors {
+        let live = MonitorState::initial(monitor.id, monitor.enabled, monitor.created_at);
+        put_cache(state, &LiveStatus::new(monitor, live)).await;
+        tracing::info!(monitor_id = %monitor.id, name = %monitor.name, "monitor created");
+    }
     Ok(())
 }
 

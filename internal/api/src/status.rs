@@ -1,17 +1,18 @@
 //! Live status: one monitor's or every monitor's, from the cache with the store as fallback.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use upwatch_cache::LiveStatus;
-use upwatch_core::{CheckError, Monitor, MonitorState, MonitorStatus};
+use upwatch_core::{CheckError, MonitorStatus};
 use uuid::Uuid;
 
 use crate::error::{chain, ApiError};
 use crate::extract::{parse_id_cursor, parse_limit, IdPath, Query};
 use crate::sites::{no_site, Page, PageQuery};
+use crate::uptime::UptimeMemo;
 use crate::ApiState;
 
 /// Largest page size of the status listing (which lists everything when no limit is given).
@@ -29,6 +30,9 @@ pub struct StatusView {
     pub last_status_change: Option<DateTime<Utc>>,
     pub status_code: Option<u16>,
     pub error: Option<CheckError>,
+    /// The share of up checks over the last 24 hours in percent (from rollups, at most a
+    /// minute old); `None` when no check ran in that time.
+    pub uptime_24h: Option<f64>,
 }
 
 impl From<LiveStatus> for StatusView {
@@ -44,22 +48,26 @@ impl From<LiveStatus> for StatusView {
             last_status_change: state.last_status_change,
             status_code: state.status_code,
             error: state.error,
+            uptime_24h: None,
         }
     }
-}
-
-/// The state of a monitor the store has no state for: pending, or paused when disabled.
-fn fresh_state(monitor: &Monitor) -> MonitorState {
-    MonitorState::initial(monitor.id, monitor.enabled, monitor.updated_at)
 }
 
 /// `GET /api/v1/sites/{id}/status`.
 pub async fn one(
     State(state): State<ApiState>,
+    State(memo): State<Arc<UptimeMemo>>,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<StatusView>, ApiError> {
+    let mut view = StatusView::from(live_status(&state, id).await?);
+    view.uptime_24h = memo.last_24h(&state, &[id]).await.get(&id).copied();
+    Ok(axum::Json(view))
+}
+
+/// A monitor's live status: from the cache, else from the store; 404 when it does not exist.
+pub(crate) async fn live_status(state: &ApiState, id: Uuid) -> Result<LiveStatus, ApiError> {
     match state.cache.get(id).await {
-        Ok(Some(live)) => return Ok(axum::Json(live.into())),
+        Ok(Some(live)) => return Ok(live),
         Ok(None) => {}
         Err(error) => {
             tracing::warn!(monitor_id = %id, error = %chain(&error), "status cache read failed; using the store");
@@ -72,14 +80,15 @@ pub async fn one(
         .ok_or_else(|| no_site(id))?;
     let live = match state.store.get_state(id).await? {
         Some(live) => live,
-        None => fresh_state(&monitor),
+        None => LiveStatus::fresh_state(&monitor),
     };
-    Ok(axum::Json(LiveStatus::new(&monitor, live).into()))
+    Ok(LiveStatus::new(&monitor, live))
 }
 
 /// `GET /api/v1/status`.
 pub async fn all(
     State(state): State<ApiState>,
+    State(memo): State<Arc<UptimeMemo>>,
     Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page<StatusView>>, ApiError> {
     let limit = match query.limit.as_deref() {
@@ -87,16 +96,18 @@ pub async fn all(
         None => None,
     };
     let after = parse_id_cursor(query.cursor.as_deref())?;
-    let mut entries = match state.cache.list().await {
+    // One more than the page, to know whether another follows.
+    let wanted = limit.map_or(usize::MAX, |limit| limit + 1);
+    let mut page = match state.cache.page(after, wanted).await {
         Ok(entries) => entries,
         Err(error) => {
             tracing::warn!(error = %chain(&error), "status cache listing failed; using the store");
-            from_store(&state).await?
+            let mut entries = from_store(&state).await?;
+            entries.sort_by_key(LiveStatus::id);
+            let start = after.map_or(0, |after| entries.partition_point(|e| e.id() <= after));
+            entries.drain(start..).take(wanted).collect()
         }
     };
-    entries.sort_by_key(LiveStatus::id);
-    let start = after.map_or(0, |after| entries.partition_point(|e| e.id() <= after));
-    let mut page: Vec<LiveStatus> = entries.drain(start..).collect();
     let next_cursor = match limit {
         Some(limit) if page.len() > limit => {
             page.truncate(limit);
@@ -104,27 +115,22 @@ pub async fn all(
         }
         _ => None,
     };
-    Ok(axum::Json(Page {
-        items: page.into_iter().map(StatusView::from).collect(),
-        next_cursor,
-    }))
+    let ids: Vec<Uuid> = page.iter().map(LiveStatus::id).collect();
+    let uptimes = memo.last_24h(&state, &ids).await;
+    let items = page
+        .into_iter()
+        .map(|live| {
+            let mut view = StatusView::from(live);
+            view.uptime_24h = uptimes.get(&view.id).copied();
+            view
+        })
+        .collect();
+    Ok(axum::Json(Page { items, next_cursor }))
 }
 
 /// Every monitor's status as the store has it.
 async fn from_store(state: &ApiState) -> Result<Vec<LiveStatus>, ApiError> {
     let monitors = state.store.all_monitors().await?;
-    let mut states: HashMap<Uuid, MonitorState> = state
-        .store
-        .list_states()
-        .await?
-        .into_iter()
-        .map(|s| (s.monitor_id, s))
-        .collect();
-    Ok(monitors
-        .iter()
-        .map(|m| {
-            let live = states.remove(&m.id).unwrap_or_else(|| fresh_state(m));
-            LiveStatus::new(m, live)
-        })
-        .collect())
+    let states = state.store.list_states().await?;
+    Ok(LiveStatus::join(&monitors, states))
 }

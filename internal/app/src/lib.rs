@@ -33,7 +33,9 @@ use upwatch_core::{redact_url, MonitorInput, MonitorState, Webhook, WebhookSourc
 use upwatch_notify::{DiscordNotifier, Dispatcher, RetryPolicy};
 use upwatch_pipeline::alerter::Alerter;
 use upwatch_pipeline::cache_updater::CacheUpdater;
+use upwatch_pipeline::consume::Batching;
 use upwatch_pipeline::logger::Logger;
+use upwatch_pipeline::pruner::Pruner;
 use upwatch_pipeline::scheduler::{Scheduler, StoreMonitors};
 use upwatch_pipeline::worker::WorkerPool;
 use upwatch_store::postgres::LeaderLock;
@@ -46,6 +48,9 @@ pub const SCHEDULER_LOCK_KEY: i64 = 0x0075_7077_6174_6368;
 /// The lock key that elects the one alerter process that delivers the outbox, so that two
 /// alerters never send the same delivery.
 pub const DISPATCHER_LOCK_KEY: i64 = SCHEDULER_LOCK_KEY + 1;
+
+/// The advisory lock that elects the one logger that prunes old history.
+pub const PRUNER_LOCK_KEY: i64 = SCHEDULER_LOCK_KEY + 2;
 
 /// A part of the pipeline that a process can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -313,10 +318,15 @@ impl Application {
                 Alerter {
                     store,
                     dispatch: waker,
+                    batching: Batching {
+                        size: settings.logger_batch_size,
+                        wait: settings.logger_batch_wait,
+                    },
                 }
                 .run(sub),
             ));
         }
+        let mut pruning = None;
         if has(Role::Logger) {
             let logger = Logger {
                 store: store_of(Role::Logger)?,
@@ -327,6 +337,24 @@ impl Application {
             consumers.push(tokio::spawn(
                 logger.run(subscriptions.remove(&Role::Logger).expect("subscribed")),
             ));
+            // Loggers scale out for the results stream, but one prunes.
+            let pruner = Pruner {
+                store: store_of(Role::Logger)?,
+                metrics: metrics.clone(),
+                retention: settings.retention,
+                every: settings.prune_interval,
+                batch_monitors: settings.prune_batch_monitors,
+            };
+            pruning = Some(match &settings.database_url {
+                DatabaseUrl::Postgres(url) => tokio::spawn(while_leader(
+                    url.clone(),
+                    PRUNER_LOCK_KEY,
+                    "pruner",
+                    shutdown.clone(),
+                    move |stop| tokio::spawn(pruner.clone().run(stop)),
+                )),
+                DatabaseUrl::Sqlite(_) => tokio::spawn(pruner.run(shutdown.clone())),
+            });
         }
         if has(Role::CacheUpdater) {
             let cache = cache
@@ -396,14 +424,27 @@ impl Application {
         if let Some(listener) = listener {
             let addr = listener.local_addr()?;
             let router = if has(Role::Api) {
+                let store = store_of(Role::Api)?;
+                let cache = cache.clone().context("the api role needs a cache")?;
+                // The pages sit next to the API on the same listener, over the same store
+                // and cache; they stop their live streams when the process shuts down.
+                let web = upwatch_web::WebState::start(upwatch_web::WebConfig {
+                    store: store.clone(),
+                    cache: cache.clone(),
+                    retention: settings.retention,
+                    dashboard: settings.api_token.is_none() || settings.dashboard_public,
+                    stop: shutdown.clone(),
+                });
                 upwatch_api::router(ApiState {
-                    store: store_of(Role::Api)?,
-                    cache: cache.clone().context("the api role needs a cache")?,
+                    store,
+                    cache,
                     metrics: metrics.clone(),
                     api_token: settings.api_token.clone(),
                     monitors_changed: changed,
                     max_body_bytes: settings.api_max_body_bytes,
+                    retention: settings.retention,
                 })
+                .merge(upwatch_web::router(web))
             } else {
                 ops::router(metrics.clone(), store.clone(), cache.clone())
             };
@@ -455,6 +496,9 @@ impl Application {
             let _ = task.await;
         }
         if let Some(task) = gauges {
+            let _ = task.await;
+        }
+        if let Some(task) = pruning {
             let _ = task.await;
         }
         let http_result = match (http_failed, http) {

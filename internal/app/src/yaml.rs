@@ -93,11 +93,13 @@ pub async fn export(store: &dyn Store) -> Result<String, StoreError> {
     Ok(serde_yaml::to_string(&document).expect("monitor settings serialize as YAML"))
 }
 
-/// A monitor's settings without its empty collections, which are the defaults anyway.
+/// A monitor's settings without its empty collections and `public: false`, which are the
+/// defaults anyway.
 fn portable_settings(monitor: &Monitor) -> MonitorInput {
     let mut input = monitor.to_input();
     input.headers = input.headers.filter(|h| !h.is_empty());
     input.webhook_ids = input.webhook_ids.filter(|w| !w.is_empty());
+    input.public = input.public.filter(|&public| public);
     input
 }
 

@@ -109,7 +109,8 @@ pub trait Bus: Send + Sync + 'static {
 pub trait Subscription: Send {
     /// The next message, or `None` once the topic is closed and drained.
     async fn recv(&mut self) -> BusResult<Option<Message>>;
-    /// Records that `message`, and every message before it in its partition, is processed.
+    /// Records that `message` is processed. Acknowledgements may come in any order; a bus
+    /// resumes a group after the oldest message not yet acknowledged.
     async fn ack(&mut self, message: &Message) -> BusResult<()>;
 }
 

@@ -44,6 +44,20 @@ pub async fn entries_round_trip(cache: &dyn StatusCache) {
         .map(LiveStatus::id)
         .collect();
     assert_eq!(listed, ids);
+    // Pages: in id order, after a cursor, at most a limit.
+    let page = |after: Option<Uuid>, limit: usize| async move {
+        cache
+            .page(after, limit)
+            .await
+            .unwrap()
+            .iter()
+            .map(LiveStatus::id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(page(None, 2).await, ids[..2]);
+    assert_eq!(page(Some(ids[0]), 10).await, ids[1..]);
+    assert_eq!(page(Some(ids[2]), 10).await, Vec::<Uuid>::new());
+    assert_eq!(page(None, 0).await, Vec::<Uuid>::new());
     cache.remove(ids[1]).await.unwrap();
     assert_eq!(cache.get(ids[1]).await.unwrap(), None);
     assert_eq!(cache.list().await.unwrap().len(), 2);

@@ -38,6 +38,27 @@ impl LiveStatus {
         }
     }
 
+    /// The state of `monitor` before any result: pending, or paused when it is disabled.
+    pub fn fresh_state(monitor: &Monitor) -> MonitorState {
+        MonitorState::initial(monitor.id, monitor.enabled, monitor.updated_at)
+    }
+
+    /// An entry per monitor, in the monitors' order, each with its state from `states` or,
+    /// when it has none, [`LiveStatus::fresh_state`]: the live status as the store has it.
+    pub fn join(monitors: &[Monitor], states: Vec<MonitorState>) -> Vec<LiveStatus> {
+        let mut states: std::collections::HashMap<Uuid, MonitorState> =
+            states.into_iter().map(|s| (s.monitor_id, s)).collect();
+        monitors
+            .iter()
+            .map(|m| {
+                let state = states
+                    .remove(&m.id)
+                    .unwrap_or_else(|| LiveStatus::fresh_state(m));
+                LiveStatus::new(m, state)
+            })
+            .collect()
+    }
+
     pub fn id(&self) -> Uuid {
         self.state.monitor_id
     }
@@ -66,6 +87,13 @@ pub trait StatusCache: Send + Sync + 'static {
     async fn get(&self, id: Uuid) -> CacheResult<Option<LiveStatus>>;
     /// Every entry, ordered by monitor id.
     async fn list(&self) -> CacheResult<Vec<LiveStatus>>;
+    /// The entries after `after` in monitor-id order, at most `limit` of them: one page of
+    /// [`StatusCache::list`], without reading every entry where the cache can avoid it.
+    async fn page(&self, after: Option<Uuid>, limit: usize) -> CacheResult<Vec<LiveStatus>> {
+        let entries = self.list().await?;
+        let start = after.map_or(0, |after| entries.partition_point(|e| e.id() <= after));
+        Ok(entries.into_iter().skip(start).take(limit).collect())
+    }
     /// Writes an entry unless the cached one was checked more recently (a redelivered, older
     /// result never overwrites a newer status). Returns whether it was written.
     async fn put(&self, entry: &LiveStatus) -> CacheResult<bool>;

@@ -40,6 +40,17 @@ impl StatusCache for MemoryCache {
             .collect())
     }
 
+    async fn page(&self, after: Option<Uuid>, limit: usize) -> CacheResult<Vec<LiveStatus>> {
+        use std::ops::Bound;
+        let entries = self.entries.read().expect("cache lock");
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(entries
+            .range((from, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, entry)| entry.clone())
+            .collect())
+    }
+
     async fn put(&self, entry: &LiveStatus) -> CacheResult<bool> {
         let mut entries = self.entries.write().expect("cache lock");
         match entries.get(&entry.id()) {

@@ -217,6 +217,42 @@ impl StatusCache for RedisCache {
         Ok(entries)
     }
 
+    /// The ids alone are listed and sorted (36 bytes each), then only the page's entries are
+    /// read and decoded.
+    async fn page(&self, after: Option<Uuid>, limit: usize) -> CacheResult<Vec<LiveStatus>> {
+        let mut conn = self.conn().await?;
+        let keys: Vec<String> = redis::cmd("HKEYS")
+            .arg(&self.status_key)
+            .query_async(&mut *conn)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        let mut ids: Vec<Uuid> = keys.iter().filter_map(|k| k.parse().ok()).collect();
+        ids.sort_unstable();
+        let start = after.map_or(0, |after| ids.partition_point(|id| *id <= after));
+        let wanted: Vec<String> = ids
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(Uuid::to_string)
+            .collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(&self.status_key)
+            .arg(&wanted)
+            .query_async(&mut *conn)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        drop(conn);
+        // An entry removed between the two commands is simply left out.
+        Ok(values
+            .into_iter()
+            .flatten()
+            .map(|json| serde_json::from_str::<LiveStatus>(&json))
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
     async fn put(&self, entry: &LiveStatus) -> CacheResult<bool> {
         let json = serde_json::to_string(entry)?;
         let checked_ms = entry

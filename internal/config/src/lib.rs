@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use upwatch_core::rollup::Retention;
+
 use secrecy::SecretString;
 use upwatch_telemetry::LogFormat;
 
@@ -105,10 +107,52 @@ pub const SETTINGS: &[Setting] = &[
         expected: "a whole number of milliseconds from 10 to 600000",
     },
     Setting {
+        key: "retention_raw",
+        env: "UPWATCH_RETENTION_RAW",
+        default: Some("7d"),
+        expected: "a length of time such as 7d, 48h or 90m, or `forever`",
+    },
+    Setting {
+        key: "retention_minute",
+        env: "UPWATCH_RETENTION_MINUTE",
+        default: Some("48h"),
+        expected: "a length of time such as 7d, 48h or 90m, or `forever`",
+    },
+    Setting {
+        key: "retention_hour",
+        env: "UPWATCH_RETENTION_HOUR",
+        default: Some("90d"),
+        expected: "a length of time such as 7d, 48h or 90m, or `forever`",
+    },
+    Setting {
+        key: "retention_day",
+        env: "UPWATCH_RETENTION_DAY",
+        default: Some("forever"),
+        expected: "a length of time such as 7d, 48h or 90m, or `forever`",
+    },
+    Setting {
+        key: "prune_interval_seconds",
+        env: "UPWATCH_PRUNE_INTERVAL_SECONDS",
+        default: Some("600"),
+        expected: "a whole number of seconds from 1 to 86400",
+    },
+    Setting {
+        key: "prune_batch_monitors",
+        env: "UPWATCH_PRUNE_BATCH_MONITORS",
+        default: Some("50"),
+        expected: "a whole number of monitors per transaction from 1 to 10000",
+    },
+    Setting {
         key: "api_max_body_bytes",
         env: "UPWATCH_API_MAX_BODY_BYTES",
         default: Some("1048576"),
         expected: "a whole number of bytes from 1024 to 104857600",
+    },
+    Setting {
+        key: "dashboard_public",
+        env: "UPWATCH_DASHBOARD_PUBLIC",
+        default: Some("false"),
+        expected: "true or false",
     },
     Setting {
         key: "kafka_brokers",
@@ -224,6 +268,15 @@ pub struct Settings {
     pub logger_batch_wait: Duration,
     pub scheduler_reload: Duration,
     pub api_max_body_bytes: usize,
+    /// Whether the dashboard (`/`, `/sites/{id}`) is served while `api_token` is set. Without
+    /// a token it always is; the public status page (`/status`) always is.
+    pub dashboard_public: bool,
+    /// How long raw results and each resolution of rollups are kept.
+    pub retention: Retention,
+    /// How often history older than the retention is pruned.
+    pub prune_interval: Duration,
+    /// Monitors pruned per transaction.
+    pub prune_batch_monitors: usize,
     pub log_format: LogFormat,
     pub log_filter: String,
     /// The Kafka bus of the distributed mode, when `KAFKA_BROKERS` is set.
@@ -288,6 +341,27 @@ impl Raw {
             Ok(n) if (min..=max).contains(&n) => Ok(n),
             _ => Err(self.invalid(key)),
         }
+    }
+
+    /// `true` or `false` (also `1`/`0`, `yes`/`no`, `on`/`off`, in any case).
+    fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
+        let text = self.text(key).ok_or_else(|| self.invalid(key))?;
+        match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(self.invalid(key)),
+        }
+    }
+
+    /// A retention: a span such as `7d`, or `forever` (kept without limit).
+    fn retention(&self, key: &str) -> Result<Option<chrono::TimeDelta>, ConfigError> {
+        let text = self.text(key).ok_or_else(|| self.invalid(key))?.trim();
+        if text.eq_ignore_ascii_case("forever") {
+            return Ok(None);
+        }
+        upwatch_core::parse_span(text)
+            .map(Some)
+            .ok_or_else(|| self.invalid(key))
     }
 
     fn name_or_empty(&self, key: &str) -> Result<String, ConfigError> {
@@ -534,6 +608,15 @@ impl Settings {
                 600_000,
             )?),
             api_max_body_bytes: raw.number("api_max_body_bytes", 1024, 100 * 1024 * 1024)? as usize,
+            dashboard_public: raw.boolean("dashboard_public")?,
+            retention: Retention {
+                raw: raw.retention("retention_raw")?,
+                minute: raw.retention("retention_minute")?,
+                hour: raw.retention("retention_hour")?,
+                day: raw.retention("retention_day")?,
+            },
+            prune_interval: Duration::from_secs(raw.number("prune_interval_seconds", 1, 86_400)?),
+            prune_batch_monitors: raw.number("prune_batch_monitors", 1, 10_000)? as usize,
             log_format,
             log_filter: raw.text("log").unwrap_or("info").to_string(),
         })

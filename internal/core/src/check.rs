@@ -277,6 +277,30 @@ impl CheckResult {
         }
     }
 
+    /// What a check of `monitor` due and started at `at` reports when it took
+    /// `response_time_ms` and the site answered HTTP 200 (`up`) or HTTP 503. For simulations
+    /// and tests, which need results without running checks.
+    pub fn simulated(
+        monitor: &Monitor,
+        at: DateTime<Utc>,
+        up: bool,
+        response_time_ms: u32,
+    ) -> Self {
+        let job = CheckJob::for_monitor(monitor, at);
+        let (code, outcome) = if up {
+            (200, Ok(()))
+        } else {
+            (
+                503,
+                Err(CheckError::new(
+                    ErrorKind::StatusMismatch,
+                    "got HTTP 503, expected 2xx",
+                )),
+            )
+        };
+        CheckResult::for_job(&job, at, response_time_ms, Some(code), outcome)
+    }
+
     /// Milliseconds from due time to the start of the check.
     pub fn schedule_lag_ms(&self) -> i64 {
         (self.checked_at - self.due_at).num_milliseconds().max(0)

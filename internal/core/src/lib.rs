@@ -10,7 +10,9 @@
 //! - [`schedule`]: the fixed-rate, spread-out schedule of many monitors.
 //! - [`state`]: the up/down state machine with thresholds, and the transitions that alert.
 //! - [`alert`]: what an alert says, independent of where it is sent.
-//! - [`rollup`]: per-minute, hour and day rollups of results, with a mergeable latency sketch.
+//! - [`rollup`]: per-minute, hour and day rollups of results, with a mergeable latency sketch,
+//!   and the retention that bounds how long each is kept.
+//! - [`span`]: lengths of time as people write them (`24h`, `7d`).
 //! - [`webhook`]: alert destinations and how their secret URLs are shown.
 
 pub mod alert;
@@ -19,6 +21,7 @@ pub mod expected;
 pub mod monitor;
 pub mod rollup;
 pub mod schedule;
+pub mod span;
 pub mod state;
 pub mod webhook;
 
@@ -28,5 +31,6 @@ pub use check::{
 };
 pub use expected::{ExpectedStatus, StatusMatcher};
 pub use monitor::{Monitor, MonitorInput, ValidationError};
+pub use span::{format_span, parse_span};
 pub use state::{MonitorState, MonitorStatus, Transition};
 pub use webhook::{redact_url, Webhook, WebhookSource, WebhookView};

@@ -23,6 +23,8 @@ pub const MAX_INTERVAL_SECONDS: u32 = 86_400;
 pub const MAX_TIMEOUT_SECONDS: u32 = 300;
 /// The most consecutive results a threshold may ask for.
 pub const MAX_THRESHOLD: u32 = 100;
+/// The longest group name accepted, in characters.
+pub const MAX_GROUP_CHARS: usize = 100;
 /// HTTP methods a check may use.
 pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
@@ -59,6 +61,14 @@ pub struct Monitor {
     pub enabled: bool,
     /// Webhooks that receive this monitor's alerts; empty means all of them.
     pub webhook_ids: Vec<Uuid>,
+    /// Whether the public status page shows this monitor (its name, status and uptime only).
+    /// Monitors stored before the field existed read as not public.
+    #[serde(default)]
+    pub public: bool,
+    /// The group the dashboard and status page list this monitor under; ungrouped when
+    /// `None`.
+    #[serde(default)]
+    pub group: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -131,6 +141,10 @@ pub struct MonitorInput {
     pub enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_ids: Option<Vec<Uuid>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl MonitorInput {
@@ -258,6 +272,7 @@ impl MonitorInput {
         }
         let failure_threshold = threshold("failure_threshold", self.failure_threshold)?;
         let success_threshold = threshold("success_threshold", self.success_threshold)?;
+        let group = validate_group(self.group)?;
         let mut webhook_ids = self.webhook_ids.unwrap_or_default();
         webhook_ids.sort();
         webhook_ids.dedup();
@@ -277,10 +292,35 @@ impl MonitorInput {
             success_threshold,
             enabled: self.enabled.unwrap_or(true),
             webhook_ids,
+            public: self.public.unwrap_or(false),
+            group,
             created_at,
             updated_at,
         })
     }
+}
+
+/// A group name trimmed, with an empty one meaning no group.
+fn validate_group(group: Option<String>) -> Result<Option<String>, ValidationError> {
+    let Some(group) = group
+        .map(|g| g.trim().to_string())
+        .filter(|g| !g.is_empty())
+    else {
+        return Ok(None);
+    };
+    if group.chars().count() > MAX_GROUP_CHARS {
+        return Err(ValidationError::new(
+            "group",
+            format!("must be at most {MAX_GROUP_CHARS} characters"),
+        ));
+    }
+    if group.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            "group",
+            "must not contain control characters",
+        ));
+    }
+    Ok(Some(group))
 }
 
 fn threshold(field: &str, value: Option<u32>) -> Result<u32, ValidationError> {
@@ -355,6 +395,8 @@ impl Monitor {
             success_threshold: Some(self.success_threshold),
             enabled: Some(self.enabled),
             webhook_ids: Some(self.webhook_ids.clone()),
+            public: Some(self.public),
+            group: self.group.clone(),
         }
     }
 
@@ -444,6 +486,38 @@ mod tests {
     }
 
     #[test]
+    fn public_and_group_default_to_private_and_ungrouped() {
+        let m = create(json!({"url": "http://a.test"})).unwrap();
+        assert!(!m.public);
+        assert_eq!(m.group, None);
+        let m =
+            create(json!({"url": "http://a.test", "public": true, "group": "  API  "})).unwrap();
+        assert!(m.public);
+        assert_eq!(m.group.as_deref(), Some("API"));
+        let m = create(json!({"url": "http://a.test", "group": "   "})).unwrap();
+        assert_eq!(m.group, None);
+        let m = create(json!({"url": "http://a.test", "group": "é".repeat(100)})).unwrap();
+        assert_eq!(m.group.map(|g| g.chars().count()), Some(100));
+        let p = create(json!({"url": "http://a.test", "public": true, "group": "API"}))
+            .unwrap()
+            .apply_patch(&json!({"group": null, "public": false}), now())
+            .unwrap();
+        assert!(!p.public);
+        assert_eq!(p.group, None);
+    }
+
+    #[test]
+    fn monitors_stored_before_public_and_group_existed_still_read() {
+        let m = create(json!({"url": "http://a.test"})).unwrap();
+        let mut stored = serde_json::to_value(&m).unwrap();
+        let map = stored.as_object_mut().unwrap();
+        map.remove("public");
+        map.remove("group");
+        let read: Monitor = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, m);
+    }
+
+    #[test]
     fn short_interval_lowers_the_default_timeout() {
         let m = create(json!({"url": "http://127.0.0.1:1/", "interval_seconds": 2})).unwrap();
         assert_eq!(m.timeout_seconds, 2);
@@ -500,6 +574,11 @@ mod tests {
                 json!({"url": "http://a.test", "expected_status_codes": []}),
                 "expected_status_codes",
             ),
+            (
+                json!({"url": "http://a.test", "group": "g".repeat(101)}),
+                "group",
+            ),
+            (json!({"url": "http://a.test", "group": "a\nb"}), "group"),
         ];
         for (input, field) in cases {
             let err = create(input.clone()).unwrap_err();

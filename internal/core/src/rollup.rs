@@ -562,6 +562,189 @@ pub fn uptime_over(
     ratio(up, down)
 }
 
+/// How long each kind of history is kept; `None` keeps it forever.
+///
+/// The defaults keep raw results 7 days, minute rollups 48 hours, hour rollups 90 days and day
+/// rollups forever: at a 60 s interval that is about 10,000 raw rows, 2,900 minute rows and
+/// 2,200 hour rows per monitor at steady state, plus one day row per day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub raw: Option<TimeDelta>,
+    pub minute: Option<TimeDelta>,
+    pub hour: Option<TimeDelta>,
+    pub day: Option<TimeDelta>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            raw: Some(TimeDelta::days(7)),
+            minute: Some(TimeDelta::hours(48)),
+            hour: Some(TimeDelta::days(90)),
+            day: None,
+        }
+    }
+}
+
+/// The times before which history may be deleted, from a [`Retention`] at one instant; `None`
+/// where everything is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoffs {
+    /// Raw results checked before this.
+    pub raw: Option<DateTime<Utc>>,
+    /// Rollups of each resolution whose bucket starts before this, finest first.
+    pub rollups: [(Resolution, Option<DateTime<Utc>>); 3],
+}
+
+impl Retention {
+    /// How long rollups of `resolution` are kept.
+    pub fn of(&self, resolution: Resolution) -> Option<TimeDelta> {
+        match resolution {
+            Resolution::Minute => self.minute,
+            Resolution::Hour => self.hour,
+            Resolution::Day => self.day,
+        }
+    }
+
+    /// What may be deleted at `now`.
+    pub fn cutoffs(&self, now: DateTime<Utc>) -> Cutoffs {
+        let before = |keep: Option<TimeDelta>| keep.and_then(|k| now.checked_sub_signed(k));
+        Cutoffs {
+            raw: before(self.raw),
+            rollups: Resolution::ALL.map(|r| (r, before(self.of(r)))),
+        }
+    }
+}
+
+/// `[from, to)` widened at either end to whole hours where minute rollups are no longer kept
+/// at `now`, and to whole days where hour rollups are not, so that every bucket [`cover`]
+/// picks for the result still exists. Recent edges are left as they are.
+pub fn readable_range(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+    retention: &Retention,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let (mut from, mut to) = (from, to);
+    for (finer, coarser) in [
+        (Resolution::Minute, Resolution::Hour),
+        (Resolution::Hour, Resolution::Day),
+    ] {
+        let Some(kept_since) = retention
+            .of(finer)
+            .and_then(|keep| now.checked_sub_signed(keep))
+        else {
+            continue;
+        };
+        if from < kept_since {
+            from = coarser.bucket_start(from);
+        }
+        // The last bucket of the range starts just before `to`.
+        let last = to
+            .checked_sub_signed(TimeDelta::milliseconds(1))
+            .unwrap_or(to);
+        if last < kept_since {
+            to = ceil(coarser, to);
+        }
+    }
+    (from, to)
+}
+
+/// `at` rounded up to a whole bucket of `resolution`.
+fn ceil(resolution: Resolution, at: DateTime<Utc>) -> DateTime<Utc> {
+    let start = resolution.bucket_start(at);
+    if start == at {
+        at
+    } else {
+        start
+            .checked_add_signed(resolution.duration())
+            .unwrap_or(start)
+    }
+}
+
+/// A contiguous range of buckets of one resolution, which a store reads with one range scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollupRun {
+    pub resolution: Resolution,
+    /// The first bucket's start.
+    pub from: DateTime<Utc>,
+    /// The end of the last bucket (exclusive).
+    pub to: DateTime<Utc>,
+}
+
+/// The buckets of [`cover`] grouped into contiguous runs of one resolution, in time order.
+/// A cover has at most five runs (minutes, hours, days, hours, minutes), so reading a range
+/// costs the same however long ago it starts.
+pub fn runs(pieces: &[(Resolution, DateTime<Utc>)]) -> Vec<RollupRun> {
+    let mut runs: Vec<RollupRun> = Vec::new();
+    for &(resolution, start) in pieces {
+        let end = start
+            .checked_add_signed(resolution.duration())
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        match runs.last_mut() {
+            Some(run) if run.resolution == resolution && run.to == start => run.to = end,
+            _ => runs.push(RollupRun {
+                resolution,
+                from: start,
+                to: end,
+            }),
+        }
+    }
+    runs
+}
+
+impl Resolution {
+    /// The coarsest resolution whose buckets tile buckets of length `bucket` exactly; `None`
+    /// when `bucket` is not a whole number of minutes.
+    pub fn tiling(bucket: TimeDelta) -> Option<Resolution> {
+        let seconds = bucket.num_seconds();
+        if seconds <= 0 || bucket.subsec_nanos() != 0 {
+            return None;
+        }
+        [Resolution::Day, Resolution::Hour, Resolution::Minute]
+            .into_iter()
+            .find(|r| seconds % r.seconds() == 0)
+    }
+}
+
+/// Merges rollups into consecutive buckets of length `bucket`, aligned on the Unix epoch,
+/// from the one holding `from` to the one holding the instant before `to`; buckets without
+/// rollups are present and empty, so a chart shows gaps where nothing was checked. The
+/// rollups should be of a resolution that tiles `bucket` (see [`Resolution::tiling`]); one
+/// that straddles two buckets counts in the one where it starts.
+pub fn series(
+    rollups: &[(DateTime<Utc>, Resolution, Rollup)],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    bucket: TimeDelta,
+) -> Vec<(DateTime<Utc>, Rollup)> {
+    let size = bucket.num_seconds().max(1);
+    let floor = |at: DateTime<Utc>| {
+        let s = at.timestamp();
+        s - s.rem_euclid(size)
+    };
+    if to <= from {
+        return Vec::new();
+    }
+    let first = floor(from);
+    let last = floor(to - TimeDelta::milliseconds(1));
+    let count = ((last - first) / size + 1) as usize;
+    let mut out: Vec<(DateTime<Utc>, Rollup)> = (0..count)
+        .map(|i| {
+            let start = DateTime::from_timestamp(first + i as i64 * size, 0)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            (start, Rollup::default())
+        })
+        .collect();
+    for (start, _, rollup) in rollups {
+        let index = (floor(*start) - first) / size;
+        if let Some((_, total)) = usize::try_from(index).ok().and_then(|i| out.get_mut(i)) {
+            total.merge(rollup);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -1085,6 +1268,152 @@ mod tests {
             assert_eq!(combined.uptime_ratio(), want, "{from} .. {to}");
         }
         assert_eq!(uptime_over(&[], h(0), h(1)), None);
+    }
+
+    // --- Retention and reading ---
+
+    #[test]
+    fn default_retention_is_the_documented_one() {
+        let r = Retention::default();
+        assert_eq!(r.raw, Some(TimeDelta::days(7)));
+        assert_eq!(r.of(Resolution::Minute), Some(TimeDelta::hours(48)));
+        assert_eq!(r.of(Resolution::Hour), Some(TimeDelta::days(90)));
+        assert_eq!(r.of(Resolution::Day), None);
+        let now = utc(2026, 3, 10, 12, 0, 0, 0);
+        let c = r.cutoffs(now);
+        assert_eq!(c.raw, Some(utc(2026, 3, 3, 12, 0, 0, 0)));
+        assert_eq!(
+            c.rollups,
+            [
+                (Resolution::Minute, Some(utc(2026, 3, 8, 12, 0, 0, 0))),
+                (Resolution::Hour, Some(utc(2025, 12, 10, 12, 0, 0, 0))),
+                (Resolution::Day, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn recent_ranges_are_read_as_asked() {
+        let now = utc(2026, 3, 10, 12, 34, 56, 0);
+        let from = now - TimeDelta::hours(24);
+        assert_eq!(
+            readable_range(from, now, now, &Retention::default()),
+            (from, now)
+        );
+    }
+
+    #[test]
+    fn edges_beyond_minute_retention_widen_to_hours_and_beyond_hour_retention_to_days() {
+        let now = utc(2026, 3, 10, 12, 34, 56, 0);
+        let r = Retention::default();
+        // 7 days back: minutes are gone there, hours are not.
+        let (from, to) = readable_range(now - TimeDelta::days(7), now, now, &r);
+        assert_eq!(from, utc(2026, 3, 3, 12, 0, 0, 0));
+        assert_eq!(to, now);
+        // 120 days back: hours are gone too.
+        let (from, _) = readable_range(now - TimeDelta::days(120), now, now, &r);
+        assert_eq!(from, utc(2025, 11, 10, 0, 0, 0, 0));
+        // An old end widens up to the next whole hour (or day).
+        let (_, to) = readable_range(
+            utc(2026, 3, 1, 0, 0, 0, 0),
+            utc(2026, 3, 2, 5, 30, 0, 0),
+            now,
+            &r,
+        );
+        assert_eq!(to, utc(2026, 3, 2, 6, 0, 0, 0));
+        // Keeping everything changes nothing.
+        let all = Retention {
+            raw: None,
+            minute: None,
+            hour: None,
+            day: None,
+        };
+        let from = now - TimeDelta::days(400);
+        assert_eq!(readable_range(from, now, now, &all), (from, now));
+    }
+
+    #[test]
+    fn a_thirty_day_cover_reads_in_at_most_five_runs() {
+        let now = utc(2026, 3, 10, 12, 34, 56, 0);
+        let (from, to) = readable_range(now - TimeDelta::days(30), now, now, &Retention::default());
+        let pieces = cover(from, to);
+        let runs = runs(&pieces);
+        assert!(runs.len() <= 5, "{runs:?}");
+        // The runs tile the range with no gap or overlap.
+        assert_eq!(runs.first().unwrap().from, from);
+        for pair in runs.windows(2) {
+            assert_eq!(pair[0].to, pair[1].from);
+            assert_ne!(pair[0].resolution, pair[1].resolution);
+        }
+        assert_eq!(
+            runs.last().unwrap().to,
+            Resolution::Minute.bucket_start(now) + TimeDelta::minutes(1)
+        );
+        // Days do the bulk of the work: the row count does not grow with the range.
+        assert!(pieces.len() < 30 + 2 * (24 + 60), "{} pieces", pieces.len());
+    }
+
+    #[test]
+    fn tiling_picks_the_coarsest_resolution_that_divides_the_bucket() {
+        assert_eq!(
+            Resolution::tiling(TimeDelta::days(2)),
+            Some(Resolution::Day)
+        );
+        assert_eq!(
+            Resolution::tiling(TimeDelta::hours(6)),
+            Some(Resolution::Hour)
+        );
+        assert_eq!(
+            Resolution::tiling(TimeDelta::minutes(90)),
+            Some(Resolution::Minute)
+        );
+        assert_eq!(Resolution::tiling(TimeDelta::seconds(90)), None);
+        assert_eq!(Resolution::tiling(TimeDelta::zero()), None);
+    }
+
+    #[test]
+    fn series_has_every_bucket_and_merges_what_falls_in_each() {
+        let from = utc(2026, 3, 10, 10, 30, 0, 0);
+        let to = utc(2026, 3, 10, 13, 0, 0, 0);
+        let mut a = Rollup::default();
+        a.add(&result(utc(2026, 3, 10, 10, 40, 0, 0), true, 100));
+        let mut b = Rollup::default();
+        b.add(&result(utc(2026, 3, 10, 12, 10, 0, 0), false, 300));
+        let mut c = Rollup::default();
+        c.add(&result(utc(2026, 3, 10, 12, 50, 0, 0), true, 200));
+        let rows = vec![
+            (
+                utc(2026, 3, 10, 10, 40, 0, 0),
+                Resolution::Minute,
+                a.clone(),
+            ),
+            (
+                utc(2026, 3, 10, 12, 10, 0, 0),
+                Resolution::Minute,
+                b.clone(),
+            ),
+            (
+                utc(2026, 3, 10, 12, 50, 0, 0),
+                Resolution::Minute,
+                c.clone(),
+            ),
+        ];
+        let s = series(&rows, from, to, TimeDelta::hours(1));
+        let starts: Vec<_> = s.iter().map(|(start, _)| *start).collect();
+        assert_eq!(
+            starts,
+            vec![
+                utc(2026, 3, 10, 10, 0, 0, 0),
+                utc(2026, 3, 10, 11, 0, 0, 0),
+                utc(2026, 3, 10, 12, 0, 0, 0),
+            ]
+        );
+        assert_eq!(s[0].1, a);
+        assert_eq!(s[1].1, Rollup::default());
+        let mut bc = b;
+        bc.merge(&c);
+        assert_eq!(s[2].1, bc);
+        assert!(series(&rows, to, from, TimeDelta::hours(1)).is_empty());
     }
 
     // --- Properties ---

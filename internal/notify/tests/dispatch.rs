@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -14,14 +13,13 @@ use tokio_util::sync::CancellationToken;
 use upwatch_core::check::SCHEMA_VERSION;
 use upwatch_core::{
     Alert, AlertKind, CheckError, CheckResult, CheckStatus, ErrorKind, Monitor, MonitorInput,
-    MonitorState, Webhook, WebhookSource,
+    Webhook, WebhookSource,
 };
 use upwatch_notify::discord::message;
 use upwatch_notify::dispatch::GONE_REASON;
 use upwatch_notify::{DiscordNotifier, Dispatcher, RetryPolicy};
-use upwatch_store::{
-    Delivery, HistoryEntry, HistoryQuery, SqliteStore, Store, StoreError, StoreResult,
-};
+use upwatch_store::intercept::Intercepted;
+use upwatch_store::{SqliteStore, Store, StoreError};
 use upwatch_telemetry::Metrics;
 use upwatch_testkit::discord::{DiscordReceiver, Reply};
 use uuid::Uuid;
@@ -486,115 +484,12 @@ async fn shutdown_abandons_a_delivery_slower_than_the_drain_and_keeps_it_pending
     assert_eq!(env.metrics.alerts_sent.get(), 0);
 }
 
-/// A store whose outbox operations fail a set number of times before working.
-struct FlakyStore {
-    inner: SqliteStore,
-    list_failures: AtomicU32,
-    next_failures: AtomicU32,
-    sent_failures: AtomicU32,
-}
-
-fn fail_once(counter: &AtomicU32) -> StoreResult<()> {
-    let left = counter.load(Ordering::SeqCst);
-    if left > 0 {
-        counter.store(left - 1, Ordering::SeqCst);
-        return Err(StoreError::Corrupt("injected failure".into()));
-    }
-    Ok(())
-}
-
-#[async_trait]
-impl Store for FlakyStore {
-    async fn ping(&self) -> StoreResult<()> {
-        self.inner.ping().await
-    }
-    async fn insert_monitor(&self, monitor: &Monitor) -> StoreResult<()> {
-        self.inner.insert_monitor(monitor).await
-    }
-    async fn get_monitor(&self, id: Uuid) -> StoreResult<Option<Monitor>> {
-        self.inner.get_monitor(id).await
-    }
-    async fn list_monitors(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<Monitor>> {
-        self.inner.list_monitors(after, limit).await
-    }
-    async fn all_monitors(&self) -> StoreResult<Vec<Monitor>> {
-        self.inner.all_monitors().await
-    }
-    async fn find_monitor_by_url(&self, url: &str) -> StoreResult<Option<Monitor>> {
-        self.inner.find_monitor_by_url(url).await
-    }
-    async fn update_monitor(&self, monitor: &Monitor) -> StoreResult<bool> {
-        self.inner.update_monitor(monitor).await
-    }
-    async fn delete_monitor(&self, id: Uuid) -> StoreResult<bool> {
-        self.inner.delete_monitor(id).await
-    }
-    async fn monitors_version(&self) -> StoreResult<i64> {
-        self.inner.monitors_version().await
-    }
-    async fn insert_results(&self, results: &[CheckResult]) -> StoreResult<u64> {
-        self.inner.insert_results(results).await
-    }
-    async fn history(
-        &self,
-        monitor_id: Uuid,
-        query: &HistoryQuery,
-    ) -> StoreResult<Vec<HistoryEntry>> {
-        self.inner.history(monitor_id, query).await
-    }
-    async fn get_state(&self, monitor_id: Uuid) -> StoreResult<Option<MonitorState>> {
-        self.inner.get_state(monitor_id).await
-    }
-    async fn list_states(&self) -> StoreResult<Vec<MonitorState>> {
-        self.inner.list_states().await
-    }
-    async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
-        self.inner.apply_result(result).await
-    }
-    async fn upsert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
-        self.inner.upsert_webhook(webhook).await
-    }
-    async fn get_webhook(&self, id: Uuid) -> StoreResult<Option<Webhook>> {
-        self.inner.get_webhook(id).await
-    }
-    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        self.inner.list_webhooks().await
-    }
-    async fn delete_webhook(&self, id: Uuid) -> StoreResult<bool> {
-        self.inner.delete_webhook(id).await
-    }
-    async fn disable_webhook(&self, id: Uuid, reason: &str) -> StoreResult<()> {
-        self.inner.disable_webhook(id, reason).await
-    }
-    async fn webhooks_with_pending(&self) -> StoreResult<Vec<Uuid>> {
-        fail_once(&self.list_failures)?;
-        self.inner.webhooks_with_pending().await
-    }
-    async fn next_delivery(&self, webhook_id: Uuid) -> StoreResult<Option<Delivery>> {
-        fail_once(&self.next_failures)?;
-        self.inner.next_delivery(webhook_id).await
-    }
-    async fn delivery_sent(&self, delivery_id: i64) -> StoreResult<()> {
-        fail_once(&self.sent_failures)?;
-        self.inner.delivery_sent(delivery_id).await
-    }
-    async fn delivery_retry(
-        &self,
-        delivery_id: i64,
-        next_attempt_at: DateTime<Utc>,
-        error: &str,
-    ) -> StoreResult<()> {
-        self.inner
-            .delivery_retry(delivery_id, next_attempt_at, error)
-            .await
-    }
-    async fn delivery_failed(&self, delivery_id: i64, error: &str) -> StoreResult<()> {
-        self.inner.delivery_failed(delivery_id, error).await
-    }
-    async fn pending_deliveries(&self) -> StoreResult<u64> {
-        self.inner.pending_deliveries().await
-    }
-}
+/// The outbox operations that fail, each a set number of times, before working.
+const FLAKY: [(&str, u32); 3] = [
+    ("webhooks_with_pending", 1),
+    ("next_delivery", 1),
+    ("delivery_sent", 2),
+];
 
 #[tokio::test]
 async fn store_errors_are_retried_without_sending_twice() {
@@ -602,12 +497,21 @@ async fn store_errors_are_retried_without_sending_twice() {
     let mut env = Env::new().await;
     env.webhook(&receiver).await;
     let alert = env.check(false).await;
-    let store = Arc::new(FlakyStore {
-        inner: (*env.store).clone(),
-        list_failures: AtomicU32::new(1),
-        next_failures: AtomicU32::new(1),
-        sent_failures: AtomicU32::new(2),
-    });
+    let left: Arc<Vec<AtomicU32>> =
+        Arc::new(FLAKY.iter().map(|&(_, n)| AtomicU32::new(n)).collect());
+    let counters = left.clone();
+    let store = Arc::new(Intercepted::new(
+        env.store.clone() as Arc<dyn Store>,
+        move |call| {
+            if let Some(i) = FLAKY.iter().position(|&(m, _)| m == call.method) {
+                if counters[i].load(Ordering::SeqCst) > 0 {
+                    counters[i].fetch_sub(1, Ordering::SeqCst);
+                    return Err(StoreError::Corrupt("injected failure".into()));
+                }
+            }
+            Ok(())
+        },
+    ));
 
     let dispatcher = Dispatcher::new(
         store.clone(),
@@ -627,9 +531,10 @@ async fn store_errors_are_retried_without_sending_twice() {
     tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
 
     // Every injected failure was hit and got past.
-    assert_eq!(store.list_failures.load(Ordering::SeqCst), 0);
-    assert_eq!(store.next_failures.load(Ordering::SeqCst), 0);
-    assert_eq!(store.sent_failures.load(Ordering::SeqCst), 0);
+    assert!(
+        left.iter().all(|c| c.load(Ordering::SeqCst) == 0),
+        "every injected failure happened"
+    );
     assert_eq!(
         receiver.attempts(),
         1,

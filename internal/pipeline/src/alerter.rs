@@ -7,7 +7,7 @@ use tokio::sync::Notify;
 use upwatch_bus::Subscription;
 use upwatch_store::Store;
 
-use crate::consume::each_result;
+use crate::consume::{each_batch, Batching};
 use crate::retry::{until_ok, Backoff};
 
 /// The alerter role.
@@ -15,31 +15,32 @@ pub struct Alerter {
     pub store: Arc<dyn Store>,
     /// Woken after an alert is stored, so delivery starts at once.
     pub dispatch: Arc<Notify>,
+    /// Results are applied in batches, one store transaction each.
+    pub batching: Batching,
 }
 
 impl Alerter {
     /// Runs until the results subscription ends.
     pub async fn run(self, results: Box<dyn Subscription>) {
-        each_result("alerter", results, |result| {
-            let store = self.store.clone();
-            let dispatch = self.dispatch.clone();
-            async move {
-                let alert = until_ok(
-                    "apply a result to the state machine",
-                    Backoff::default(),
-                    || store.apply_result(&result),
-                )
-                .await;
-                if let Some(alert) = alert {
-                    tracing::info!(
-                        monitor_id = %alert.monitor_id,
-                        monitor = %alert.monitor_name,
-                        kind = alert.kind.as_str(),
-                        alert_id = %alert.id,
-                        "monitor changed state"
-                    );
-                    dispatch.notify_one();
-                }
+        let (store, dispatch) = (&self.store, &self.dispatch);
+        each_batch("alerter", results, self.batching, |batch| async move {
+            let alerts = until_ok(
+                "apply results to the state machine",
+                Backoff::default(),
+                || store.apply_results(&batch),
+            )
+            .await;
+            for alert in &alerts {
+                tracing::info!(
+                    monitor_id = %alert.monitor_id,
+                    monitor = %alert.monitor_name,
+                    kind = alert.kind.as_str(),
+                    alert_id = %alert.id,
+                    "monitor changed state"
+                );
+            }
+            if !alerts.is_empty() {
+                dispatch.notify_one();
             }
         })
         .await;

@@ -9,6 +9,7 @@
 //! - [`scheduler`]: emits each enabled monitor's due checks at a fixed rate.
 //! - [`worker`]: a bounded pool that performs checks and publishes results.
 //! - [`logger`]: batches results into the store.
+//! - [`pruner`]: deletes history older than its retention, a few monitors at a time.
 //! - [`cache_updater`]: runs the state machine over the cached live status.
 //! - [`alerter`]: runs the state machine in the store and wakes the alert dispatcher.
 //!
@@ -22,6 +23,7 @@ pub mod alerter;
 pub mod cache_updater;
 pub mod consume;
 pub mod logger;
+pub mod pruner;
 pub mod retry;
 pub mod scheduler;
 pub mod worker;

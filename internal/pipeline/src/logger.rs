@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-use upwatch_bus::{Message, Subscription};
+use upwatch_bus::Subscription;
 use upwatch_core::CheckResult;
 use upwatch_store::Store;
 use upwatch_telemetry::Metrics;
 
+use crate::consume::{each_batch, Batching};
 use crate::retry::{until_ok, Backoff};
 
 /// The logger role.
@@ -24,74 +24,31 @@ pub struct Logger {
 
 impl Logger {
     /// Runs until the results subscription ends, then writes the last batch.
-    pub async fn run(self, mut results: Box<dyn Subscription>) {
-        let mut batch: Vec<CheckResult> = Vec::with_capacity(self.batch_size);
-        let mut last: Option<Message> = None;
-        let mut deadline: Option<Instant> = None;
-        let mut failures = 0u32;
-        loop {
-            let received = match deadline {
-                Some(at) => tokio::select! {
-                    r = results.recv() => r,
-                    _ = tokio::time::sleep_until(at) => {
-                        self.flush(&mut batch, &mut last, results.as_mut()).await;
-                        deadline = None;
-                        continue;
-                    }
-                },
-                None => results.recv().await,
-            };
-            match received {
-                Ok(Some(message)) => {
-                    failures = 0;
-                    match message.decode::<CheckResult>() {
-                        Ok(result) => batch.push(result),
-                        Err(error) => {
-                            tracing::error!(%error, key = %message.key, "skipping a result that cannot be decoded")
-                        }
-                    }
-                    last = Some(message);
-                    if deadline.is_none() {
-                        deadline = Some(Instant::now() + self.batch_wait);
-                    }
-                    if batch.len() >= self.batch_size {
-                        self.flush(&mut batch, &mut last, results.as_mut()).await;
-                        deadline = None;
-                    }
-                }
-                Ok(None) => {
-                    self.flush(&mut batch, &mut last, results.as_mut()).await;
-                    return;
-                }
-                Err(error) => {
-                    failures += 1;
-                    let wait = Backoff::default().delay(failures);
-                    tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot receive results; retrying");
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        }
+    pub async fn run(self, results: Box<dyn Subscription>) {
+        let batching = Batching {
+            size: self.batch_size,
+            wait: self.batch_wait,
+        };
+        let stored = std::sync::atomic::AtomicU64::new(0);
+        each_batch("logger", results, batching, |batch| async {
+            let n = self.store_batch(batch).await;
+            stored.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        })
+        .await;
+        // Read by the load benchmark to check that every result produced was stored.
+        tracing::info!(results_stored = stored.into_inner(), "logger stopped");
     }
 
-    async fn flush(
-        &self,
-        batch: &mut Vec<CheckResult>,
-        last: &mut Option<Message>,
-        results: &mut dyn Subscription,
-    ) {
-        if !batch.is_empty() {
-            let stored = until_ok("store a batch of results", Backoff::default(), || {
-                self.store.insert_results(batch)
-            })
-            .await;
-            self.metrics.results_stored.inc_by(stored);
-            tracing::debug!(batch = batch.len(), stored, "results stored");
-            batch.clear();
-        }
-        if let Some(message) = last.take() {
-            if let Err(error) = results.ack(&message).await {
-                tracing::warn!(%error, "cannot acknowledge stored results");
-            }
-        }
+    /// Writes a batch, retrying until it is stored; returns how many results were new.
+    async fn store_batch(&self, batch: Vec<CheckResult>) -> u64 {
+        let stored = until_ok("store a batch of results", Backoff::default(), || {
+            self.store.insert_results(&batch)
+        })
+        .await;
+        self.metrics.results_stored.inc_by(stored);
+        self.metrics
+            .record_stored(&batch, chrono::Utc::now().timestamp_millis());
+        tracing::debug!(batch = batch.len(), stored, "results stored");
+        stored
     }
 }

@@ -23,6 +23,10 @@ use uuid::Uuid;
 
 use crate::retry::Backoff;
 
+/// The most jobs published at once. Each monitor is due at most once per decision, so the
+/// jobs of one batch have different keys and their order does not matter.
+const PUBLISH_BATCH: usize = 1000;
+
 /// Where the scheduler reads monitors from (the store, or a fixed list in tests).
 #[async_trait]
 pub trait MonitorSource: Send + Sync + 'static {
@@ -118,17 +122,26 @@ impl Scheduler {
                 force = false;
             }
             let now = clock.now_ms();
-            while let Some(due) = schedule.pop_due(now) {
-                let Some(monitor) = loaded.monitors.get(&due.monitor_id) else {
-                    continue;
-                };
-                self.metrics.schedule_missed.inc_by(due.missed);
-                let due_at = DateTime::from_timestamp_millis(due.due_ms).unwrap_or_else(Utc::now);
-                let job = CheckJob::for_monitor(monitor, due_at);
-                if !self.publish(&job, &shutdown).await {
-                    return;
+            let mut jobs = Vec::new();
+            loop {
+                let due = schedule.pop_due(now);
+                if let Some(due) = &due {
+                    if let Some(monitor) = loaded.monitors.get(&due.monitor_id) {
+                        self.metrics.schedule_missed.inc_by(due.missed);
+                        let due_at =
+                            DateTime::from_timestamp_millis(due.due_ms).unwrap_or_else(Utc::now);
+                        jobs.push(CheckJob::for_monitor(monitor, due_at));
+                    }
                 }
-                self.metrics.jobs_emitted.inc();
+                if jobs.len() >= PUBLISH_BATCH || (due.is_none() && !jobs.is_empty()) {
+                    if !self.publish_all(&jobs, &shutdown).await {
+                        return;
+                    }
+                    jobs.clear();
+                }
+                if due.is_none() {
+                    break;
+                }
             }
             let wake_at = schedule
                 .next_due_ms()
@@ -178,6 +191,16 @@ impl Scheduler {
         self.metrics.monitors_scheduled.set(next.len() as i64);
         loaded.monitors = next;
         loaded.version = Some(version);
+    }
+
+    /// Publishes jobs of different monitors at once, so that a networked bus's round trips
+    /// overlap instead of adding up. Returns false when the scheduler must stop.
+    async fn publish_all(&self, jobs: &[CheckJob], shutdown: &CancellationToken) -> bool {
+        let published =
+            futures::future::join_all(jobs.iter().map(|job| self.publish(job, shutdown))).await;
+        let ok = published.iter().filter(|p| **p).count();
+        self.metrics.jobs_emitted.inc_by(ok as u64);
+        ok == published.len()
     }
 
     /// Publishes a job, retrying while the bus is unavailable. Returns false when the

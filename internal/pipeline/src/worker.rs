@@ -40,13 +40,19 @@ impl WorkerPool {
         let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let in_flight: Arc<Mutex<HashSet<Uuid>>> = Arc::default();
         let tracker = TaskTracker::new();
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Message>();
+        // Each finished check sends its job back to be acknowledged, and whether its result
+        // was published.
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Message, bool)>();
         let mut recv_failures = 0u32;
+        let mut published = 0u64;
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                Some(done) = done_rx.recv() => ack(jobs.as_mut(), &done).await,
+                Some((done, ok)) = done_rx.recv() => {
+                    published += u64::from(ok);
+                    ack(jobs.as_mut(), &done).await;
+                }
                 received = jobs.recv(), if permits.available_permits() > 0 => match received {
                     Ok(Some(message)) => {
                         recv_failures = 0;
@@ -77,9 +83,12 @@ impl WorkerPool {
             );
         }
         drop(done_tx);
-        while let Ok(done) = done_rx.try_recv() {
+        while let Ok((done, ok)) = done_rx.try_recv() {
+            published += u64::from(ok);
             ack(jobs.as_mut(), &done).await;
         }
+        // Read by the load benchmark to check that every result produced was stored.
+        tracing::info!(results_published = published, "worker pool stopped");
     }
 
     async fn start(
@@ -88,7 +97,7 @@ impl WorkerPool {
         permits: &Arc<Semaphore>,
         in_flight: &Arc<Mutex<HashSet<Uuid>>>,
         tracker: &TaskTracker,
-        done_tx: &mpsc::UnboundedSender<Message>,
+        done_tx: &mpsc::UnboundedSender<(Message, bool)>,
         jobs: &mut dyn Subscription,
     ) {
         let job: CheckJob = match message.decode() {
@@ -132,14 +141,14 @@ impl WorkerPool {
         tracker.spawn(async move {
             let result = checker.check(&job).await;
             metrics.record_check(&result);
-            publish_result(bus.as_ref(), &metrics, &result).await;
+            let ok = publish_result(bus.as_ref(), &metrics, &result).await;
             metrics.checks_in_flight.dec();
             in_flight
                 .lock()
                 .expect("in-flight lock")
                 .remove(&job.monitor_id);
             drop(permit);
-            let _ = done_tx.send(message);
+            let _ = done_tx.send((message, ok));
         });
     }
 }
@@ -151,16 +160,16 @@ async fn ack(jobs: &mut dyn Subscription, message: &Message) {
 }
 
 /// Publishes a result, retrying while the bus is unavailable: a result is never dropped
-/// while the process runs.
-async fn publish_result(bus: &dyn Bus, metrics: &Metrics, result: &CheckResult) {
+/// while the process runs. Returns false when the results topic closed first.
+async fn publish_result(bus: &dyn Bus, metrics: &Metrics, result: &CheckResult) -> bool {
     let backoff = Backoff::default();
     let mut attempt = 0;
     loop {
         match publish_json(bus, Topic::Results, result.monitor_id, result).await {
-            Ok(()) => return,
+            Ok(()) => return true,
             Err(BusError::Closed(_)) => {
                 tracing::error!(result_id = %result.id, "results topic closed before a result was published");
-                return;
+                return false;
             }
             Err(error) => {
                 attempt += 1;

@@ -5,15 +5,51 @@
 //! Times used here are whole seconds, which every store keeps exactly (stores may keep times
 //! to the millisecond only).
 
+/// Calls the macro `$run` with the name of every contract function, so that each store's
+/// test file makes one test per function from its own setup, and a new function is tested
+/// on every store.
+#[macro_export]
+macro_rules! for_each_contract_test {
+    ($run:ident) => {
+        $run!(
+            monitors_crud_and_version,
+            monitors_list_in_id_order,
+            monitor_found_by_url,
+            new_monitors_start_pending_or_paused,
+            delete_removes_history_and_state,
+            results_are_idempotent,
+            history_pages_newest_first,
+            apply_result_alerts_on_transitions,
+            apply_result_uses_the_monitors_webhooks,
+            apply_result_ignores_paused_and_unknown,
+            apply_result_is_atomic,
+            pause_and_resume_via_update,
+            webhooks_upsert_keeps_enabled,
+            disable_webhook_fails_pending,
+            delete_webhook_removes_pending,
+            outbox_delivers_in_order,
+            rollups_equal_the_raw_rows_they_summarize,
+            concurrent_batches_add_up,
+            retention_prunes_exactly_what_is_older,
+            incidents_open_and_close_with_transitions,
+            delete_removes_rollups_and_incidents,
+            apply_results_in_batches_equals_one_by_one,
+            insert_monitors_is_all_or_nothing,
+        );
+    };
+}
+
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
-use upwatch_core::check::SCHEMA_VERSION;
+use upwatch_core::rollup::{rollup_keys, Cutoffs, Resolution, Rollup, RollupRun};
 use upwatch_core::{
     AlertKind, CheckError, CheckResult, CheckStatus, ErrorKind, Monitor, MonitorInput,
     MonitorStatus, Webhook, WebhookSource,
 };
 use uuid::Uuid;
 
-use crate::{HistoryCursor, HistoryEntry, HistoryQuery, Store, StoreError};
+use crate::{HistoryCursor, HistoryEntry, HistoryQuery, IncidentQuery, Pruned, Store, StoreError};
 
 /// A fixed time, `s` seconds after 2023-11-14T22:13:20Z.
 fn t(s: i64) -> DateTime<Utc> {
@@ -42,26 +78,7 @@ fn disabled_monitor(url: &str) -> Monitor {
 
 /// A result of `m` checked at `t(at)`: up with HTTP 200, or down with HTTP 503.
 fn result(m: &Monitor, at: i64, up: bool) -> CheckResult {
-    CheckResult {
-        v: SCHEMA_VERSION,
-        id: Uuid::now_v7(),
-        job_id: Uuid::now_v7(),
-        monitor_id: m.id,
-        monitor_name: m.name.clone(),
-        url: m.url.clone(),
-        due_at: t(at),
-        checked_at: t(at),
-        response_time_ms: 40 + at.unsigned_abs() as u32,
-        status_code: Some(if up { 200 } else { 503 }),
-        status: if up {
-            CheckStatus::Up
-        } else {
-            CheckStatus::Down
-        },
-        error: (!up)
-            .then(|| CheckError::new(ErrorKind::StatusMismatch, "got HTTP 503, expected 2xx")),
-        rules: m.rules(),
-    }
+    CheckResult::simulated(m, t(at), up, 40 + at.unsigned_abs() as u32)
 }
 
 /// What history shows of `r`.
@@ -933,4 +950,440 @@ pub async fn outbox_delivers_in_order(store: &dyn Store) {
     }
     assert_eq!(store.pending_deliveries().await.unwrap(), 0);
     assert!(store.webhooks_with_pending().await.unwrap().is_empty());
+}
+
+// --- History at scale: rollups, incidents, retention ---
+
+/// A small deterministic generator, so that "random" sequences are the same on every run and
+/// a failure names its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Every rollup a store holds for `m` in `[t(from), t(to))`, by (resolution, start).
+async fn rollups_of(
+    store: &dyn Store,
+    m: Uuid,
+    from: i64,
+    to: i64,
+) -> BTreeMap<(Resolution, DateTime<Utc>), Rollup> {
+    let runs: Vec<RollupRun> = Resolution::ALL
+        .into_iter()
+        .map(|resolution| RollupRun {
+            resolution,
+            from: resolution.bucket_start(t(from)),
+            to: t(to),
+        })
+        .collect();
+    store
+        .rollups(&[m], &runs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.monitor_id, m);
+            ((r.resolution, r.start), r.rollup)
+        })
+        .collect()
+}
+
+/// The rollups the raw rows of `m`'s history add up to, computed from history alone.
+async fn rollups_from_history(
+    store: &dyn Store,
+    m: &Monitor,
+) -> BTreeMap<(Resolution, DateTime<Utc>), Rollup> {
+    let mut expected: BTreeMap<(Resolution, DateTime<Utc>), Rollup> = BTreeMap::new();
+    for e in store.history(m.id, &query(100_000)).await.unwrap() {
+        let mut r = result(m, 0, e.status == CheckStatus::Up);
+        r.checked_at = e.checked_at;
+        r.response_time_ms = e.response_time_ms;
+        for key in rollup_keys(e.checked_at) {
+            expected.entry(key).or_default().add(&r);
+        }
+    }
+    expected
+}
+
+/// For random sequences of results (random times over three days, up or down, response
+/// times from 0 ms to minutes), written in random batches with redeliveries mixed in, every
+/// minute, hour and day rollup equals the aggregate of the raw rows it summarizes.
+pub async fn rollups_equal_the_raw_rows_they_summarize(store: &dyn Store) {
+    for seed in 1..=12u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let m = monitor(&format!("http://127.0.0.1:{}/", 1000 + seed));
+        store.insert_monitor(&m).await.unwrap();
+        let count = 1 + rng.below(300) as usize;
+        let mut all: Vec<CheckResult> = (0..count)
+            .map(|_| {
+                let mut r = result(&m, rng.below(3 * 86_400) as i64, rng.below(4) != 0);
+                r.checked_at += Duration::milliseconds(rng.below(1000) as i64);
+                r.response_time_ms = match rng.below(10) {
+                    0 => rng.below(300_000) as u32,
+                    _ => rng.below(2_000) as u32,
+                };
+                r
+            })
+            .collect();
+        // Redeliveries: some results come again, in a later batch or the same one.
+        for _ in 0..rng.below(30) {
+            let again = all[rng.below(all.len() as u64) as usize].clone();
+            all.push(again);
+        }
+        let mut stored = 0;
+        let mut rest = &all[..];
+        while !rest.is_empty() {
+            let n = (1 + rng.below(50) as usize).min(rest.len());
+            stored += store.insert_results(&rest[..n]).await.unwrap();
+            rest = &rest[n..];
+        }
+        assert_eq!(stored, count as u64, "seed {seed}: each result stored once");
+        let expected = rollups_from_history(store, &m).await;
+        let actual = rollups_of(store, m.id, -86_400, 5 * 86_400).await;
+        assert_eq!(actual.len(), expected.len(), "seed {seed}: rollup keys");
+        for (key, rollup) in &expected {
+            assert_eq!(actual.get(key), Some(rollup), "seed {seed}: rollup {key:?}");
+        }
+    }
+}
+
+/// Batches written at the same time that add to the same rollups lose no count.
+pub async fn concurrent_batches_add_up(store: &dyn Store) {
+    let m = monitor("http://127.0.0.1:1100/");
+    store.insert_monitor(&m).await.unwrap();
+    let batches: Vec<Vec<CheckResult>> = (0..8)
+        .map(|b| {
+            (0..25)
+                .map(|i| result(&m, b * 25 + i, i % 5 != 0))
+                .collect()
+        })
+        .collect();
+    let writes = batches.iter().map(|batch| store.insert_results(batch));
+    let stored: u64 = futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .sum();
+    assert_eq!(stored, 200);
+    let day = rollups_of(store, m.id, 0, 1)
+        .await
+        .into_iter()
+        .find(|((r, _), _)| *r == Resolution::Day)
+        .expect("a day rollup")
+        .1;
+    assert_eq!((day.checks, day.up, day.down), (200, 160, 40));
+    assert_eq!(day.sketch.count(), 200);
+}
+
+/// Pruning deletes the given monitors' raw results checked before the cutoff and the rollups
+/// whose bucket ended before their cutoff, and nothing newer, nor other monitors' history.
+pub async fn retention_prunes_exactly_what_is_older(store: &dyn Store) {
+    let pruned_monitor = monitor("http://127.0.0.1:1200/");
+    let other = monitor("http://127.0.0.1:1201/");
+    for m in [&pruned_monitor, &other] {
+        store.insert_monitor(m).await.unwrap();
+        // One result every 10 minutes over two days.
+        let results: Vec<CheckResult> = (0..288).map(|i| result(m, i * 600, true)).collect();
+        assert_eq!(store.insert_results(&results).await.unwrap(), 288);
+    }
+    let before_raw = t(86_400); // raw results before day 1 go
+    let before_minute = t(86_400 + 3_600 + 30); // minute buckets ended before this go
+    let before_hour = t(2 * 3_600); // hour buckets ended before this go
+    let cutoffs = Cutoffs {
+        raw: Some(before_raw),
+        rollups: [
+            (Resolution::Minute, Some(before_minute)),
+            (Resolution::Hour, Some(before_hour)),
+            (Resolution::Day, None),
+        ],
+    };
+    let before = rollups_of(store, pruned_monitor.id, -86_400, 3 * 86_400).await;
+    let pruned = store.prune(&[pruned_monitor.id], &cutoffs).await.unwrap();
+
+    let history = store
+        .history(pruned_monitor.id, &query(1000))
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 144, "the second day's results stay");
+    assert!(history.iter().all(|e| e.checked_at >= before_raw));
+    assert_eq!(pruned.raw, 144);
+
+    let after = rollups_of(store, pruned_monitor.id, -86_400, 3 * 86_400).await;
+    let mut gone = 0;
+    for (resolution, start) in before.keys() {
+        // A bucket goes when it ended before its resolution's cutoff.
+        let should_go = match resolution {
+            Resolution::Minute => *start + resolution.duration() < before_minute,
+            Resolution::Hour => *start + resolution.duration() < before_hour,
+            Resolution::Day => false,
+        };
+        let went = !after.contains_key(&(*resolution, *start));
+        assert_eq!(went, should_go, "{resolution:?} bucket at {start}");
+        gone += u64::from(went);
+    }
+    assert_eq!(pruned.rollups, gone);
+    assert_eq!(
+        after.len() as u64,
+        before.len() as u64 - gone,
+        "nothing added"
+    );
+    // At the edges: the minute of the result at 89,400 s ended before the cutoff (90,030 s);
+    // the minute of the one at 90,000 s ends after it, and stays.
+    let minute = |s: i64| (Resolution::Minute, Resolution::Minute.bucket_start(t(s)));
+    let hour = |s: i64| (Resolution::Hour, Resolution::Hour.bucket_start(t(s)));
+    assert!(!after.contains_key(&minute(89_400)));
+    assert!(after.contains_key(&minute(90_000)));
+    assert!(!after.contains_key(&hour(0)));
+    assert!(after.contains_key(&hour(7_200)));
+
+    // The other monitor keeps everything; pruning again finds nothing more.
+    assert_eq!(
+        store.history(other.id, &query(1000)).await.unwrap().len(),
+        288
+    );
+    assert_eq!(
+        store.prune(&[pruned_monitor.id], &cutoffs).await.unwrap(),
+        Pruned::default()
+    );
+    assert_eq!(store.prune(&[], &cutoffs).await.unwrap(), Pruned::default());
+}
+
+/// A transition to down opens an incident with the error that took the monitor down; the
+/// recovery closes it; deliveries sent for its alerts are counted; listings are newest first
+/// and page, filter by monitor and by being open.
+pub async fn incidents_open_and_close_with_transitions(store: &dyn Store) {
+    let hook = webhook("incidents", 1);
+    store.upsert_webhook(&hook).await.unwrap();
+    let a = monitor("http://127.0.0.1:1300/");
+    let b = monitor("http://127.0.0.1:1301/");
+    for m in [&a, &b] {
+        store.insert_monitor(m).await.unwrap();
+        store.apply_result(&result(m, 10, true)).await.unwrap();
+    }
+    let all = IncidentQuery {
+        limit: 10,
+        ..IncidentQuery::default()
+    };
+    assert!(store.incidents(&all).await.unwrap().is_empty(), "up: none");
+
+    let down = store.apply_result(&result(&a, 20, false)).await.unwrap();
+    assert_eq!(down.map(|x| x.kind), Some(AlertKind::Down));
+    let open = store.incidents(&all).await.unwrap();
+    assert_eq!(open.len(), 1);
+    let first = &open[0];
+    assert_eq!(first.monitor_id, a.id);
+    assert_eq!(first.started_at, t(20));
+    assert_eq!(first.ended_at, None);
+    assert_eq!(first.status_code, Some(503));
+    assert_eq!(
+        first.first_error,
+        Some(CheckError::new(
+            ErrorKind::StatusMismatch,
+            "got HTTP 503, expected 2xx"
+        ))
+    );
+    assert_eq!(first.alerts_sent, 0);
+    assert_eq!(first.duration(t(80)), Duration::seconds(60));
+
+    // Still down: no second incident. The down alert's delivery is sent.
+    store.apply_result(&result(&a, 30, false)).await.unwrap();
+    let delivery = store.next_delivery(hook.id).await.unwrap().unwrap();
+    store.delivery_sent(delivery.id).await.unwrap();
+    assert_eq!(store.incidents(&all).await.unwrap().len(), 1);
+    assert_eq!(store.incidents(&all).await.unwrap()[0].alerts_sent, 1);
+
+    store.apply_result(&result(&b, 35, false)).await.unwrap();
+    let recovery = store.apply_result(&result(&a, 40, true)).await.unwrap();
+    assert_eq!(recovery.map(|x| x.kind), Some(AlertKind::Recovery));
+    // Deliveries go out in order: b's down alert, then a's recovery.
+    while let Some(delivery) = store.next_delivery(hook.id).await.unwrap() {
+        store.delivery_sent(delivery.id).await.unwrap();
+    }
+
+    let listed = store.incidents(&all).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|i| i.monitor_id).collect::<Vec<_>>(),
+        vec![b.id, a.id],
+        "newest first"
+    );
+    let closed = &listed[1];
+    assert_eq!(closed.id, first.id);
+    assert_eq!(closed.ended_at, Some(t(40)));
+    assert_eq!(closed.duration(t(1_000)), Duration::seconds(20));
+    assert_eq!(closed.alerts_sent, 2, "down and recovery delivered");
+    assert_eq!(listed[0].alerts_sent, 1, "b's down alert delivered");
+
+    let open_only = IncidentQuery {
+        open_only: true,
+        ..all.clone()
+    };
+    let open = store.incidents(&open_only).await.unwrap();
+    assert_eq!(
+        open.iter().map(|i| i.monitor_id).collect::<Vec<_>>(),
+        vec![b.id]
+    );
+    let of_a = IncidentQuery {
+        monitor_id: Some(a.id),
+        ..all.clone()
+    };
+    assert_eq!(store.incidents(&of_a).await.unwrap(), vec![closed.clone()]);
+    // Pages: one at a time, continuing before the last one seen.
+    let page = IncidentQuery {
+        limit: 1,
+        ..all.clone()
+    };
+    let p1 = store.incidents(&page).await.unwrap();
+    let p2 = store
+        .incidents(&IncidentQuery {
+            before: Some(p1[0].id),
+            ..page.clone()
+        })
+        .await
+        .unwrap();
+    let p3 = store
+        .incidents(&IncidentQuery {
+            before: Some(p2[0].id),
+            ..page.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!((p1[0].monitor_id, p2[0].monitor_id), (b.id, a.id));
+    assert!(p3.is_empty());
+
+    // A second outage of `a` is a second incident.
+    store.apply_result(&result(&a, 50, false)).await.unwrap();
+    assert_eq!(store.incidents(&of_a).await.unwrap().len(), 2);
+    assert_eq!(store.incidents(&open_only).await.unwrap().len(), 2);
+}
+
+/// Deleting a monitor deletes its rollups and incidents, and no other monitor's.
+pub async fn delete_removes_rollups_and_incidents(store: &dyn Store) {
+    let gone = monitor("http://127.0.0.1:1400/");
+    let kept = monitor("http://127.0.0.1:1401/");
+    for m in [&gone, &kept] {
+        store.insert_monitor(m).await.unwrap();
+        let results = [result(m, 1, true), result(m, 2, false)];
+        store.insert_results(&results).await.unwrap();
+        for r in &results {
+            store.apply_result(r).await.unwrap();
+        }
+    }
+    let all = IncidentQuery {
+        limit: 10,
+        ..IncidentQuery::default()
+    };
+    assert_eq!(store.incidents(&all).await.unwrap().len(), 2);
+    assert!(store.delete_monitor(gone.id).await.unwrap());
+    assert!(rollups_of(store, gone.id, 0, 86_400).await.is_empty());
+    assert_eq!(rollups_of(store, kept.id, 0, 86_400).await.len(), 3);
+    let left = store.incidents(&all).await.unwrap();
+    assert_eq!(
+        left.iter().map(|i| i.monitor_id).collect::<Vec<_>>(),
+        vec![kept.id]
+    );
+}
+
+/// Applying results in batches gives the states and alerts that applying them one by one
+/// gives: the transitions of each monitor, in order, with results of several monitors, of an
+/// unknown monitor and a repeated result mixed in; applying a batch again changes nothing.
+pub async fn apply_results_in_batches_equals_one_by_one(store: &dyn Store) {
+    let hook = webhook("batched", 1);
+    store.upsert_webhook(&hook).await.unwrap();
+    let a = monitor("http://127.0.0.1:1500/");
+    let b = monitor("http://127.0.0.1:1501/");
+    let gone = monitor("http://127.0.0.1:1502/");
+    for m in [&a, &b] {
+        store.insert_monitor(m).await.unwrap();
+    }
+    // a: up, down, down, up; b: down, down (thresholds of 1 by default alert at once).
+    let batch = vec![
+        result(&a, 10, true),
+        result(&b, 10, false),
+        result(&gone, 10, false),
+        result(&a, 20, false),
+        result(&b, 20, false),
+        result(&a, 30, false),
+        result(&a, 40, true),
+    ];
+    let mut with_repeat = batch.clone();
+    with_repeat.push(batch[3].clone());
+    let alerts = store.apply_results(&with_repeat).await.unwrap();
+    let kinds: Vec<(Uuid, AlertKind)> = alerts.iter().map(|x| (x.monitor_id, x.kind)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (b.id, AlertKind::Down),
+            (a.id, AlertKind::Down),
+            (a.id, AlertKind::Recovery)
+        ]
+    );
+    assert_eq!(store.pending_deliveries().await.unwrap(), 3);
+    let state_a = store.get_state(a.id).await.unwrap().unwrap();
+    assert_eq!(state_a.status, MonitorStatus::Up);
+    assert_eq!(state_a.last_checked, Some(t(40)));
+    assert_eq!(
+        store
+            .get_state(b.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .consecutive_failures,
+        2
+    );
+    assert_eq!(store.get_state(gone.id).await.unwrap(), None);
+    let all = IncidentQuery {
+        limit: 10,
+        ..IncidentQuery::default()
+    };
+    assert_eq!(store.incidents(&all).await.unwrap().len(), 2);
+
+    assert!(
+        store.apply_results(&batch).await.unwrap().is_empty(),
+        "again: nothing"
+    );
+    assert!(store.apply_results(&[]).await.unwrap().is_empty());
+    assert_eq!(store.pending_deliveries().await.unwrap(), 3);
+}
+
+/// Several monitors are added in one call, all or none: a duplicate id adds nothing.
+pub async fn insert_monitors_is_all_or_nothing(store: &dyn Store) {
+    let version = store.monitors_version().await.unwrap();
+    let batch: Vec<Monitor> = (0..5)
+        .map(|i| monitor(&format!("http://127.0.0.1:{}/", 1600 + i)))
+        .collect();
+    store.insert_monitors(&batch).await.unwrap();
+    assert_ne!(store.monitors_version().await.unwrap(), version);
+    for m in &batch {
+        assert_eq!(store.get_monitor(m.id).await.unwrap().as_ref(), Some(m));
+        assert_eq!(
+            store.get_state(m.id).await.unwrap().unwrap().status,
+            MonitorStatus::Pending
+        );
+    }
+    let version = store.monitors_version().await.unwrap();
+    let fresh = monitor("http://127.0.0.1:1610/");
+    let refused = store
+        .insert_monitors(&[fresh.clone(), batch[2].clone()])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.get_monitor(fresh.id).await.unwrap(),
+        None,
+        "none added"
+    );
+    assert_eq!(store.monitors_version().await.unwrap(), version);
+    store.insert_monitors(&[]).await.unwrap();
 }

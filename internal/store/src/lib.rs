@@ -5,6 +5,7 @@
 //! - [`sqlite`]: the embedded implementation (SQLite through sqlx, bundled);
 //! - [`postgres`]: the distributed implementation (PostgreSQL through sqlx), and the leader
 //!   lock that elects one process of a role;
+//! - [`intercept`]: a wrapper that lets tests count or fail the calls made to a store;
 //! - [`contract`]: the behaviour every implementation must show, as async functions that the
 //!   tests of each implementation call.
 //!
@@ -12,12 +13,20 @@
 //! one transaction, so a crash leaves either all of a method's effects or none.
 
 pub mod contract;
+pub mod intercept;
 pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use upwatch_core::{Alert, CheckError, CheckResult, CheckStatus, Monitor, MonitorState, Webhook};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use upwatch_core::rollup::{
+    cover, readable_range, rollup_keys, runs, Cutoffs, Resolution, Retention, Rollup, RollupRun,
+};
+use upwatch_core::{
+    Alert, AlertKind, CheckError, CheckResult, CheckStatus, Monitor, MonitorState, Webhook,
+};
 use uuid::Uuid;
 
 pub use postgres::{LeaderLock, PostgresStore};
@@ -97,12 +106,172 @@ pub struct Delivery {
     pub next_attempt_at: DateTime<Utc>,
 }
 
+/// The rollup of one monitor over one bucket of time, as a store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRollup {
+    pub monitor_id: Uuid,
+    pub resolution: Resolution,
+    /// The start of the bucket.
+    pub start: DateTime<Utc>,
+    pub rollup: Rollup,
+}
+
+/// One DOWN period of a monitor: opened by the transition to down, closed by the recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incident {
+    /// A UUIDv7 made when the incident opened, so that id order is opening order.
+    pub id: Uuid,
+    pub monitor_id: Uuid,
+    /// When the monitor went down (the time of the down alert).
+    pub started_at: DateTime<Utc>,
+    /// When it recovered; `None` while the incident is open.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The error of the check that took the monitor down.
+    pub first_error: Option<CheckError>,
+    /// The HTTP status of that check, when there was a response.
+    pub status_code: Option<u16>,
+    /// Notifications delivered for this incident (down and recovery, every webhook).
+    pub alerts_sent: u32,
+}
+
+impl Incident {
+    /// How long the monitor was (or, while open, has been so far) down.
+    pub fn duration(&self, now: DateTime<Utc>) -> TimeDelta {
+        (self.ended_at.unwrap_or(now) - self.started_at).max(TimeDelta::zero())
+    }
+}
+
+/// A page request over incidents, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IncidentQuery {
+    /// Only this monitor's incidents; all monitors' when `None`.
+    pub monitor_id: Option<Uuid>,
+    /// Only incidents that have not ended.
+    pub open_only: bool,
+    /// Continue after this incident (the last one of the previous page).
+    pub before: Option<Uuid>,
+    /// At most this many incidents.
+    pub limit: u32,
+}
+
+/// What one call to [`Store::prune`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub raw: u64,
+    pub rollups: u64,
+}
+
+/// The rollups a batch of new results adds to, keyed by (monitor, resolution, bucket start)
+/// in key order, which is also the order in which stores lock rollup rows.
+pub(crate) fn rollup_deltas<'a>(
+    new_results: impl IntoIterator<Item = &'a CheckResult>,
+) -> BTreeMap<(Uuid, Resolution, DateTime<Utc>), Rollup> {
+    let mut deltas: BTreeMap<(Uuid, Resolution, DateTime<Utc>), Rollup> = BTreeMap::new();
+    for result in new_results {
+        for (resolution, start) in rollup_keys(result.checked_at) {
+            deltas
+                .entry((result.monitor_id, resolution, start))
+                .or_default()
+                .add(result);
+        }
+    }
+    deltas
+}
+
+/// A check error read back from its two columns (both NULL for a result that was up).
+pub(crate) fn stored_error(kind: Option<String>, message: Option<String>) -> Option<CheckError> {
+    kind.map(|kind| CheckError {
+        kind: upwatch_core::ErrorKind::parse(&kind),
+        message: message.unwrap_or_default(),
+    })
+}
+
+/// A rollup read back from its columns, which both stores lay out alike.
+pub(crate) fn rollup_from_columns<N: Into<i64>>(
+    up: N,
+    down: N,
+    rt_sum: i64,
+    rt_min: Option<N>,
+    rt_max: Option<N>,
+    sketch: &[u8],
+) -> StoreResult<Rollup> {
+    let count = |v: N, what: &str| {
+        let v: i64 = v.into();
+        u32::try_from(v)
+            .map_err(|_| StoreError::Corrupt(format!("rollup {what} {v} is out of range")))
+    };
+    let (up, down) = (count(up, "up count")?, count(down, "down count")?);
+    Ok(Rollup {
+        checks: up.saturating_add(down),
+        up,
+        down,
+        response_time_sum_ms: u64::try_from(rt_sum).map_err(|_| {
+            StoreError::Corrupt(format!("rollup response time sum {rt_sum} is negative"))
+        })?,
+        response_time_min_ms: rt_min
+            .map(|v| count(v, "minimum response time"))
+            .transpose()?,
+        response_time_max_ms: rt_max
+            .map(|v| count(v, "maximum response time"))
+            .transpose()?,
+        sketch: upwatch_core::rollup::LatencySketch::from_bytes(sketch)
+            .map_err(|e| StoreError::Corrupt(format!("rollup sketch: {e}")))?,
+    })
+}
+
+/// The resolution stored as its bucket length in seconds.
+pub(crate) fn resolution_from_seconds(seconds: i64) -> StoreResult<Resolution> {
+    Resolution::ALL
+        .into_iter()
+        .find(|r| r.duration().num_seconds() == seconds)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown rollup resolution {seconds}")))
+}
+
+/// The rollups of `monitor_ids` that cover `[from, to)` as closely as what is still kept at
+/// `now` allows: whole days in the middle, hours and minutes at the edges (see
+/// [`cover`] and [`readable_range`]). At most a few hundred rows per monitor, however long the
+/// range and the history. Returns the range actually covered with the rollups.
+pub async fn read_rollups(
+    store: &dyn Store,
+    monitor_ids: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+    retention: &Retention,
+) -> StoreResult<(DateTime<Utc>, DateTime<Utc>, Vec<StoredRollup>)> {
+    let (from, to) = readable_range(from, to, now, retention);
+    let runs = runs(&cover(from, to));
+    let rows = store.rollups(monitor_ids, &runs).await?;
+    Ok((from, to, rows))
+}
+
 /// What applying a result did to a monitor's state.
 pub(crate) enum Applied {
     /// Nothing: the monitor is paused, or the result is not newer than the last one applied.
     Ignored,
     /// The state changed; on a transition, here is its alert.
     Changed(Option<Alert>),
+}
+
+/// The incident change a transition's alert makes.
+pub(crate) fn incident_change(alert: &Alert) -> IncidentChange {
+    match alert.kind {
+        AlertKind::Down => IncidentChange::Open(Incident {
+            id: Uuid::now_v7(),
+            monitor_id: alert.monitor_id,
+            started_at: alert.at,
+            ended_at: None,
+            first_error: alert.error.clone(),
+            status_code: alert.status_code,
+            alerts_sent: 0,
+        }),
+        AlertKind::Recovery => IncidentChange::Close { at: alert.at },
+    }
+}
+
+pub(crate) enum IncidentChange {
+    Open(Incident),
+    Close { at: DateTime<Utc> },
 }
 
 /// The pure part of [`Store::apply_result`], shared by every implementation: runs the state
@@ -136,7 +305,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds a monitor, with a `pending` state (or `paused` when it is disabled).
     /// A duplicate id is a [`StoreError::Conflict`].
-    async fn insert_monitor(&self, monitor: &Monitor) -> StoreResult<()>;
+    async fn insert_monitor(&self, monitor: &Monitor) -> StoreResult<()> {
+        self.insert_monitors(std::slice::from_ref(monitor)).await
+    }
+    /// Adds several monitors in one transaction, all or none: a duplicate id among them (or
+    /// with a stored monitor) is a [`StoreError::Conflict`] and adds nothing.
+    async fn insert_monitors(&self, monitors: &[Monitor]) -> StoreResult<()>;
     async fn get_monitor(&self, id: Uuid) -> StoreResult<Option<Monitor>>;
     /// Monitors in id order (which is creation order), those after `after`, at most `limit`.
     async fn list_monitors(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<Monitor>>;
@@ -171,7 +345,39 @@ pub trait Store: Send + Sync + 'static {
     /// new state and, on a transition, the alert with one pending delivery per applicable
     /// enabled webhook (the monitor's `webhook_ids`, or all when empty). Results of unknown or
     /// paused monitors, and results already applied, change nothing and return `None`.
+    /// A transition to down also opens an [`Incident`], and a recovery closes the open one.
     async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>>;
+
+    /// [`Store::apply_result`] on each result in order, returning the alerts made. A store may
+    /// do it in one transaction; either way a batch applied again changes nothing, since
+    /// results already applied are ignored.
+    async fn apply_results(&self, results: &[CheckResult]) -> StoreResult<Vec<Alert>> {
+        let mut alerts = Vec::new();
+        for result in results {
+            if let Some(alert) = self.apply_result(result).await? {
+                alerts.push(alert);
+            }
+        }
+        Ok(alerts)
+    }
+
+    /// The rollups of the given monitors in the given runs of buckets (a run holds the
+    /// buckets of its resolution that start in `[from, to)`), in no particular order. The
+    /// stores keep them up to date in [`Store::insert_results`], in the same transaction as
+    /// the results, counting each new result once in its minute, hour and day.
+    async fn rollups(
+        &self,
+        monitor_ids: &[Uuid],
+        runs: &[RollupRun],
+    ) -> StoreResult<Vec<StoredRollup>>;
+
+    /// Incidents, newest first.
+    async fn incidents(&self, query: &IncidentQuery) -> StoreResult<Vec<Incident>>;
+
+    /// Deletes the given monitors' raw results and rollups older than the cutoffs, in one
+    /// short transaction. Pruning is meant to be called for a few monitors at a time, so that
+    /// writers never wait long.
+    async fn prune(&self, monitor_ids: &[Uuid], cutoffs: &Cutoffs) -> StoreResult<Pruned>;
 
     /// Inserts a webhook, or updates name, URL and source of the one with the same id
     /// (keeping whether it is enabled).

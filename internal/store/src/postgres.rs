@@ -28,7 +28,7 @@
 //!   take turns at their end.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -40,13 +40,16 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
 use upwatch_core::{
-    Alert, CheckError, CheckResult, CheckStatus, ErrorKind, Monitor, MonitorState, Webhook,
-    WebhookSource,
+    Alert, CheckResult, CheckStatus, Monitor, MonitorState, Webhook, WebhookSource,
 };
 use uuid::Uuid;
 
+use upwatch_core::rollup::{Cutoffs, Resolution, Rollup, RollupRun};
+
 use crate::{
-    apply_to_state, Applied, Delivery, HistoryEntry, HistoryQuery, Store, StoreError, StoreResult,
+    apply_to_state, incident_change, resolution_from_seconds, rollup_deltas, rollup_from_columns,
+    stored_error, Applied, Delivery, HistoryEntry, HistoryQuery, Incident, IncidentChange,
+    IncidentQuery, Pruned, Store, StoreError, StoreResult, StoredRollup,
 };
 
 /// The schema, embedded at build time from `migrations/postgres/`.
@@ -410,6 +413,152 @@ fn missing_version() -> StoreError {
     StoreError::Schema(format!("the meta table lacks the `{MONITORS_VERSION}` row"))
 }
 
+/// The first key of the transaction-level advisory locks that serialize writers of one
+/// monitor's rollups (the second key is taken from the monitor's id). The two-key space does
+/// not overlap the single-key space of the leader locks.
+const ROLLUP_LOCK_CLASS: i32 = 0x7570_7772; // "upwr"
+
+/// Adds each delta to its stored rollup, creating the missing ones.
+///
+/// Two loggers may add to the same rollups at once (while a consumer group rebalances, say).
+/// So each monitor's rollups are first locked for the transaction with an advisory lock, taken
+/// in monitor order so that two writers never wait on each other in a cycle; then the rows are
+/// read, merged in Rust (the latency sketch cannot be merged in SQL) and written back with one
+/// upsert, a single new row version each, which keeps the table from bloating.
+async fn add_to_rollups(
+    conn: &mut PgConnection,
+    deltas: BTreeMap<(Uuid, Resolution, DateTime<Utc>), Rollup>,
+) -> StoreResult<()> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let mut lock_keys: Vec<i32> = deltas
+        .keys()
+        .map(|(monitor_id, _, _)| rollup_lock_key(*monitor_id))
+        .collect();
+    lock_keys.sort_unstable();
+    lock_keys.dedup();
+    sqlx::query(
+        "SELECT count(pg_advisory_xact_lock($1, k)) \
+         FROM (SELECT k FROM UNNEST($2::integer[]) AS k ORDER BY k) AS keys",
+    )
+    .bind(ROLLUP_LOCK_CLASS)
+    .bind(&lock_keys)
+    .execute(&mut *conn)
+    .await?;
+
+    let mut monitor_ids = Vec::with_capacity(deltas.len());
+    let mut resolutions = Vec::with_capacity(deltas.len());
+    let mut starts = Vec::with_capacity(deltas.len());
+    for (monitor_id, resolution, start) in deltas.keys() {
+        monitor_ids.push(*monitor_id);
+        resolutions.push(resolution.duration().num_seconds() as i32);
+        starts.push(*start);
+    }
+    type Row = (
+        Uuid,
+        i32,
+        DateTime<Utc>,
+        i32,
+        i32,
+        i64,
+        Option<i32>,
+        Option<i32>,
+        Vec<u8>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT r.monitor_id, r.resolution, r.bucket_start, r.up, r.down, r.rt_sum, r.rt_min, \
+                r.rt_max, r.sketch \
+         FROM rollups r \
+         JOIN UNNEST($1::uuid[], $2::integer[], $3::timestamptz[]) AS k (m, res, b) \
+           ON r.monitor_id = k.m AND r.resolution = k.res AND r.bucket_start = k.b",
+    )
+    .bind(&monitor_ids)
+    .bind(&resolutions)
+    .bind(&starts)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut totals = deltas;
+    for (monitor_id, seconds, start, up, down, sum, min, max, sketch) in rows {
+        let resolution = resolution_from_seconds(i64::from(seconds))?;
+        let stored = rollup_from_columns(up, down, sum, min, max, &sketch)?;
+        if let Some(total) = totals.get_mut(&(monitor_id, resolution, start)) {
+            total.merge(&stored);
+        }
+    }
+    let (mut ups, mut downs, mut sums, mut mins, mut maxs, mut sketches) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for total in totals.values() {
+        ups.push(i32::try_from(total.up).unwrap_or(i32::MAX));
+        downs.push(i32::try_from(total.down).unwrap_or(i32::MAX));
+        sums.push(i64::try_from(total.response_time_sum_ms).unwrap_or(i64::MAX));
+        mins.push(total.response_time_min_ms.map(response_time_column));
+        maxs.push(total.response_time_max_ms.map(response_time_column));
+        sketches.push(total.sketch.to_bytes());
+    }
+    sqlx::query(
+        "INSERT INTO rollups \
+         (monitor_id, resolution, bucket_start, up, down, rt_sum, rt_min, rt_max, sketch) \
+         SELECT * FROM UNNEST($1::uuid[], $2::integer[], $3::timestamptz[], $4::integer[], \
+                              $5::integer[], $6::bigint[], $7::integer[], $8::integer[], \
+                              $9::bytea[]) \
+         ON CONFLICT (monitor_id, resolution, bucket_start) DO UPDATE SET \
+             up = excluded.up, down = excluded.down, rt_sum = excluded.rt_sum, \
+             rt_min = excluded.rt_min, rt_max = excluded.rt_max, sketch = excluded.sketch",
+    )
+    .bind(&monitor_ids)
+    .bind(&resolutions)
+    .bind(&starts)
+    .bind(&ups)
+    .bind(&downs)
+    .bind(&sums)
+    .bind(&mins)
+    .bind(&maxs)
+    .bind(&sketches)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The second key of a monitor's rollup lock: 32 bits of its id's random tail.
+fn rollup_lock_key(monitor_id: Uuid) -> i32 {
+    let b = monitor_id.as_bytes();
+    i32::from_be_bytes([b[12], b[13], b[14], b[15]])
+}
+
+/// Opens an incident for a down alert, or closes the monitor's open one for a recovery.
+async fn change_incident(conn: &mut PgConnection, alert: &Alert) -> StoreResult<()> {
+    match incident_change(alert) {
+        IncidentChange::Open(incident) => {
+            sqlx::query(
+                "INSERT INTO incidents (id, monitor_id, started_at, error_kind, error_message, \
+                 status_code, down_alert_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(incident.id)
+            .bind(incident.monitor_id)
+            .bind(ms(incident.started_at))
+            .bind(incident.first_error.as_ref().map(|e| e.kind.as_str()))
+            .bind(incident.first_error.as_ref().map(|e| text(&e.message)))
+            .bind(status_code_column(incident.status_code))
+            .bind(alert.id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        IncidentChange::Close { at } => {
+            sqlx::query(
+                "UPDATE incidents SET ended_at = $1, recovery_alert_id = $2 \
+                 WHERE monitor_id = $3 AND ended_at IS NULL",
+            )
+            .bind(ms(at))
+            .bind(alert.id)
+            .bind(alert.monitor_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -417,28 +566,33 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn insert_monitor(&self, monitor: &Monitor) -> StoreResult<()> {
+    async fn insert_monitors(&self, monitors: &[Monitor]) -> StoreResult<()> {
+        let Some(last) = monitors.last() else {
+            return Ok(());
+        };
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO monitors (id, url, spec, created_at, updated_at) \
-             VALUES ($1, $2, $3::jsonb, $4, $5) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(monitor.id)
-        .bind(text(&monitor.url))
-        .bind(to_json(monitor)?)
-        .bind(ms(monitor.created_at))
-        .bind(ms(monitor.updated_at))
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!(
-                "a monitor with id {} already exists",
-                monitor.id
-            )));
+        for monitor in monitors {
+            let inserted = sqlx::query(
+                "INSERT INTO monitors (id, url, spec, created_at, updated_at) \
+                 VALUES ($1, $2, $3::jsonb, $4, $5) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(monitor.id)
+            .bind(text(&monitor.url))
+            .bind(to_json(monitor)?)
+            .bind(ms(monitor.created_at))
+            .bind(ms(monitor.updated_at))
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "a monitor with id {} already exists",
+                    monitor.id
+                )));
+            }
+            let state = MonitorState::initial(monitor.id, monitor.enabled, Utc::now());
+            save_state(&mut tx, &state).await?;
         }
-        let state = MonitorState::initial(monitor.id, monitor.enabled, Utc::now());
-        save_state(&mut tx, &state).await?;
-        bump_monitors_version(&mut tx, monitor.id).await?;
+        bump_monitors_version(&mut tx, last.id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -534,10 +688,12 @@ impl Store for PostgresStore {
         if deleted.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM results WHERE monitor_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["results", "rollups", "incidents"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE monitor_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         bump_monitors_version(&mut tx, id).await?;
         tx.commit().await?;
         Ok(true)
@@ -579,7 +735,8 @@ impl Store for PostgresStore {
         // part of a deleted monitor's history; the monitors kept are locked against deletion
         // (`FOR KEY SHARE`, in id order) until the commit. A result stored before, or twice
         // in the batch, conflicts on the key and is skipped.
-        let inserted = sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let inserted: Vec<Uuid> = sqlx::query_scalar(
             "WITH live AS ( \
                  SELECT id FROM monitors WHERE id = ANY($1) ORDER BY id FOR KEY SHARE \
              ) \
@@ -591,7 +748,8 @@ impl Store for PostgresStore {
              ) AS r (monitor_id, checked_at, id, response_time_ms, status_code, up, \
                      error_kind, error_message) \
              WHERE r.monitor_id IN (SELECT id FROM live) \
-             ON CONFLICT DO NOTHING",
+             ON CONFLICT DO NOTHING \
+             RETURNING id",
         )
         .bind(&monitor_ids)
         .bind(&checked_at)
@@ -601,9 +759,16 @@ impl Store for PostgresStore {
         .bind(&ups)
         .bind(&error_kinds)
         .bind(&error_messages)
-        .execute(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(inserted.rows_affected())
+        // Only results stored now count in the rollups: a redelivered one is counted once.
+        // A result given twice in the batch was stored, and is counted, once.
+        let stored = inserted.len() as u64;
+        let mut fresh: HashSet<Uuid> = inserted.into_iter().collect();
+        let deltas = rollup_deltas(results.iter().filter(|r| fresh.remove(&r.id)));
+        add_to_rollups(&mut tx, deltas).await?;
+        tx.commit().await?;
+        Ok(stored)
     }
 
     async fn history(
@@ -657,10 +822,7 @@ impl Store for PostgresStore {
                             })
                         })
                         .transpose()?;
-                    let error = kind.map(|kind| CheckError {
-                        kind: ErrorKind::parse(&kind),
-                        message: message.unwrap_or_default(),
-                    });
+                    let error = stored_error(kind, message);
                     Ok(HistoryEntry {
                         id,
                         checked_at,
@@ -754,6 +916,7 @@ impl Store for PostgresStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        change_incident(&mut tx, &alert).await?;
         // One pending delivery per applicable enabled webhook: the monitor's, or all when it
         // names none. The webhooks are share-locked, so that one being disabled or deleted
         // meanwhile either waits for this commit (and then fails or deletes the delivery
@@ -775,6 +938,131 @@ impl Store for PostgresStore {
         .await?;
         tx.commit().await?;
         Ok(Some(alert))
+    }
+
+    async fn rollups(
+        &self,
+        monitor_ids: &[Uuid],
+        runs: &[RollupRun],
+    ) -> StoreResult<Vec<StoredRollup>> {
+        let mut out = Vec::new();
+        if monitor_ids.is_empty() {
+            return Ok(out);
+        }
+        for run in runs {
+            type Row = (
+                Uuid,
+                DateTime<Utc>,
+                i32,
+                i32,
+                i64,
+                Option<i32>,
+                Option<i32>,
+                Vec<u8>,
+            );
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT monitor_id, bucket_start, up, down, rt_sum, rt_min, rt_max, sketch \
+                 FROM rollups \
+                 WHERE monitor_id = ANY($1) AND resolution = $2 \
+                   AND bucket_start >= $3 AND bucket_start < $4",
+            )
+            .bind(monitor_ids)
+            .bind(run.resolution.duration().num_seconds() as i32)
+            .bind(run.from)
+            .bind(run.to)
+            .fetch_all(&self.pool)
+            .await?;
+            for (monitor_id, start, up, down, sum, min, max, sketch) in rows {
+                out.push(StoredRollup {
+                    monitor_id,
+                    resolution: run.resolution,
+                    start,
+                    rollup: rollup_from_columns(up, down, sum, min, max, &sketch)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn incidents(&self, query: &IncidentQuery) -> StoreResult<Vec<Incident>> {
+        let mut sql = QueryBuilder::<Postgres>::new(
+            "SELECT i.id, i.monitor_id, i.started_at, i.ended_at, i.error_kind, i.error_message, \
+             i.status_code, (SELECT count(*) FROM alert_deliveries d \
+               WHERE d.alert_id IN (i.down_alert_id, i.recovery_alert_id) AND d.state = 'sent') \
+             FROM incidents i WHERE true",
+        );
+        if let Some(monitor_id) = query.monitor_id {
+            sql.push(" AND i.monitor_id = ").push_bind(monitor_id);
+        }
+        if query.open_only {
+            sql.push(" AND i.ended_at IS NULL");
+        }
+        if let Some(before) = query.before {
+            sql.push(" AND i.id < ").push_bind(before);
+        }
+        sql.push(" ORDER BY i.id DESC LIMIT ")
+            .push_bind(i64::from(query.limit));
+        type Row = (
+            Uuid,
+            Uuid,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            Option<String>,
+            Option<String>,
+            Option<i16>,
+            i64,
+        );
+        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, monitor_id, started_at, ended_at, kind, message, status_code, sent)| {
+                    Incident {
+                        id,
+                        monitor_id,
+                        started_at,
+                        ended_at,
+                        first_error: stored_error(kind, message),
+                        status_code: status_code.and_then(|c| u16::try_from(c).ok()),
+                        alerts_sent: u32::try_from(sent).unwrap_or(u32::MAX),
+                    }
+                },
+            )
+            .collect())
+    }
+
+    async fn prune(&self, monitor_ids: &[Uuid], cutoffs: &Cutoffs) -> StoreResult<Pruned> {
+        let mut pruned = Pruned::default();
+        if monitor_ids.is_empty() {
+            return Ok(pruned);
+        }
+        let mut tx = self.pool.begin().await?;
+        if let Some(before) = cutoffs.raw {
+            // Per monitor, a range of the primary key: the monitor's oldest results.
+            let done =
+                sqlx::query("DELETE FROM results WHERE monitor_id = ANY($1) AND checked_at < $2")
+                    .bind(monitor_ids)
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await?;
+            pruned.raw += done.rows_affected();
+        }
+        for (resolution, before) in cutoffs.rollups {
+            let Some(before) = before else { continue };
+            let done = sqlx::query(
+                "DELETE FROM rollups \
+                 WHERE monitor_id = ANY($1) AND resolution = $2 AND bucket_start < $3",
+            )
+            .bind(monitor_ids)
+            .bind(resolution.duration().num_seconds() as i32)
+            // A bucket goes once it has ended before the cutoff.
+            .bind(before - resolution.duration())
+            .execute(&mut *tx)
+            .await?;
+            pruned.rollups += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(pruned)
     }
 
     async fn upsert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {

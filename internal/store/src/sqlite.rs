@@ -10,6 +10,7 @@
 //! once: a transaction that read first and asked for the lock later could fail with "database
 //! is locked" when another writer committed in between, whatever the busy timeout.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -23,13 +24,16 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use upwatch_core::{
-    Alert, CheckError, CheckResult, CheckStatus, ErrorKind, Monitor, MonitorState, Webhook,
-    WebhookSource,
+    Alert, CheckResult, CheckStatus, Monitor, MonitorState, Webhook, WebhookSource,
 };
 use uuid::Uuid;
 
+use upwatch_core::rollup::{Cutoffs, Resolution, Rollup, RollupRun};
+
 use crate::{
-    apply_to_state, Applied, Delivery, HistoryEntry, HistoryQuery, Store, StoreError, StoreResult,
+    apply_to_state, incident_change, rollup_deltas, rollup_from_columns, stored_error, Applied,
+    Delivery, HistoryEntry, HistoryQuery, Incident, IncidentChange, IncidentQuery, Pruned, Store,
+    StoreError, StoreResult, StoredRollup,
 };
 
 /// The schema, embedded at build time from `migrations/sqlite/`.
@@ -74,7 +78,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // 64 MiB of page cache per connection (the default is 2 MiB): the states and
+            // rollups of 100,000 monitors are read and written at random.
+            .pragma("cache_size", "-65536");
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let pool_options = if in_memory {
             // The database disappears with its last connection: keep exactly one, forever.
@@ -235,6 +242,167 @@ fn missing_version() -> StoreError {
     StoreError::Schema(format!("the meta table lacks the `{MONITORS_VERSION}` row"))
 }
 
+/// Pushes `(?, ?, ...)` binding the ids, for `... IN` followed by it.
+fn push_ids(sql: &mut QueryBuilder<'_, Sqlite>, ids: &[Uuid]) {
+    sql.push("(");
+    let mut list = sql.separated(", ");
+    for id in ids {
+        list.push_bind(id.as_bytes().to_vec());
+    }
+    sql.push(")");
+}
+
+/// Adds each delta to its stored rollup, creating the missing ones: the existing rows are
+/// read and written back merged a chunk at a time. The caller holds the write lock, so
+/// reading and writing back cannot interleave with another writer.
+async fn add_to_rollups(
+    conn: &mut SqliteConnection,
+    deltas: BTreeMap<(Uuid, Resolution, DateTime<Utc>), Rollup>,
+) -> StoreResult<()> {
+    let mut totals: Vec<((Uuid, i64, i64), Rollup)> = deltas
+        .into_iter()
+        .map(|((id, resolution, start), rollup)| {
+            (
+                (id, resolution.duration().num_seconds(), start.timestamp()),
+                rollup,
+            )
+        })
+        .collect();
+    for chunk in totals.chunks_mut(100) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "SELECT monitor_id, resolution, start, up, down, rt_sum, rt_min, rt_max, sketch \
+             FROM rollups WHERE (monitor_id, resolution, start) IN (",
+        );
+        sql.push_values(chunk.iter(), |mut row, ((id, resolution, start), _)| {
+            row.push_bind(id.as_bytes().to_vec())
+                .push_bind(*resolution)
+                .push_bind(*start);
+        });
+        sql.push(")");
+        type Row = (
+            Vec<u8>,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Vec<u8>,
+        );
+        let rows: Vec<Row> = sql.build_query_as().fetch_all(&mut *conn).await?;
+        let mut stored: HashMap<(Uuid, i64, i64), Rollup> = HashMap::with_capacity(rows.len());
+        for (id, resolution, start, up, down, sum, min, max, sketch) in rows {
+            stored.insert(
+                (uuid(&id, "rollup monitor id")?, resolution, start),
+                rollup_from_columns(up, down, sum, min, max, &sketch)?,
+            );
+        }
+        for (key, total) in chunk.iter_mut() {
+            if let Some(before) = stored.get(key) {
+                total.merge(before);
+            }
+        }
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT OR REPLACE INTO rollups \
+             (monitor_id, resolution, start, up, down, rt_sum, rt_min, rt_max, sketch) ",
+        );
+        sql.push_values(chunk.iter(), |mut row, ((id, resolution, start), total)| {
+            row.push_bind(id.as_bytes().to_vec())
+                .push_bind(*resolution)
+                .push_bind(*start)
+                .push_bind(i64::from(total.up))
+                .push_bind(i64::from(total.down))
+                .push_bind(i64::try_from(total.response_time_sum_ms).unwrap_or(i64::MAX))
+                .push_bind(total.response_time_min_ms.map(i64::from))
+                .push_bind(total.response_time_max_ms.map(i64::from))
+                .push_bind(total.sketch.to_bytes());
+        });
+        sql.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Stores an alert with its incident change and one pending delivery per applicable enabled
+/// webhook (the monitor's, or all when it names none), in the caller's transaction.
+async fn record_alert(
+    conn: &mut SqliteConnection,
+    monitor: &Monitor,
+    alert: &Alert,
+) -> StoreResult<()> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO alerts (id, monitor_id, kind, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(alert.id.as_bytes().as_slice())
+    .bind(alert.monitor_id.as_bytes().as_slice())
+    .bind(alert.kind.as_str())
+    .bind(to_json(alert)?)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    change_incident(conn, alert).await?;
+    let enabled: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT id FROM webhooks WHERE enabled = 1 ORDER BY created_at, id")
+            .fetch_all(&mut *conn)
+            .await?;
+    for webhook in enabled {
+        let applies = monitor.webhook_ids.is_empty()
+            || monitor
+                .webhook_ids
+                .iter()
+                .any(|id| id.as_bytes().as_slice() == webhook);
+        if !applies {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO alert_deliveries \
+             (alert_id, webhook_id, state, attempts, next_attempt_at, created_at) \
+             VALUES (?, ?, 'pending', 0, ?, ?)",
+        )
+        .bind(alert.id.as_bytes().as_slice())
+        .bind(webhook)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Opens an incident for a down alert, or closes the monitor's open one for a recovery.
+async fn change_incident(conn: &mut SqliteConnection, alert: &Alert) -> StoreResult<()> {
+    match incident_change(alert) {
+        IncidentChange::Open(incident) => {
+            sqlx::query(
+                "INSERT INTO incidents (id, monitor_id, started_at, error_kind, error_message, \
+                 status_code, down_alert_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(incident.id.as_bytes().as_slice())
+            .bind(incident.monitor_id.as_bytes().as_slice())
+            .bind(ms(incident.started_at))
+            .bind(incident.first_error.as_ref().map(|e| e.kind.as_str()))
+            .bind(incident.first_error.as_ref().map(|e| e.message.as_str()))
+            .bind(incident.status_code.map(i64::from))
+            .bind(alert.id.as_bytes().as_slice())
+            .execute(&mut *conn)
+            .await?;
+        }
+        IncidentChange::Close { at } => {
+            sqlx::query(
+                "UPDATE incidents SET ended_at = ?, recovery_alert_id = ? \
+                 WHERE monitor_id = ? AND ended_at IS NULL",
+            )
+            .bind(ms(at))
+            .bind(alert.id.as_bytes().as_slice())
+            .bind(alert.monitor_id.as_bytes().as_slice())
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -242,27 +410,32 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn insert_monitor(&self, monitor: &Monitor) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO monitors (id, url, spec, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(monitor.id.as_bytes().as_slice())
-        .bind(&monitor.url)
-        .bind(to_json(monitor)?)
-        .bind(ms(monitor.created_at))
-        .bind(ms(monitor.updated_at))
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!(
-                "a monitor with id {} already exists",
-                monitor.id
-            )));
+    async fn insert_monitors(&self, monitors: &[Monitor]) -> StoreResult<()> {
+        if monitors.is_empty() {
+            return Ok(());
         }
-        let state = MonitorState::initial(monitor.id, monitor.enabled, Utc::now());
-        save_state(&mut tx, &state).await?;
+        let mut tx = self.write_tx().await?;
+        for monitor in monitors {
+            let inserted = sqlx::query(
+                "INSERT INTO monitors (id, url, spec, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(monitor.id.as_bytes().as_slice())
+            .bind(&monitor.url)
+            .bind(to_json(monitor)?)
+            .bind(ms(monitor.created_at))
+            .bind(ms(monitor.updated_at))
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "a monitor with id {} already exists",
+                    monitor.id
+                )));
+            }
+            let state = MonitorState::initial(monitor.id, monitor.enabled, Utc::now());
+            save_state(&mut tx, &state).await?;
+        }
         bump_monitors_version(&mut tx).await?;
         tx.commit().await?;
         Ok(())
@@ -335,10 +508,12 @@ impl Store for SqliteStore {
         if deleted.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM results WHERE monitor_id = ?")
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["results", "rollups", "incidents"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE monitor_id = ?"))
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
         // The foreign key cascades too; deleting explicitly does not depend on it being on.
         sqlx::query("DELETE FROM monitor_state WHERE monitor_id = ?")
             .bind(key)
@@ -362,30 +537,39 @@ impl Store for SqliteStore {
             return Ok(0);
         }
         let mut tx = self.write_tx().await?;
-        let mut inserted = 0;
-        for r in results {
+        // Multi-row statements: a round trip to SQLite's thread costs more than a row.
+        let mut inserted: HashSet<Uuid> = HashSet::with_capacity(results.len());
+        for chunk in results.chunks(100) {
             // Results of a monitor that does not exist (any more) are dropped, so that a late
-            // result cannot bring back part of a deleted monitor's history.
-            let done = sqlx::query(
+            // result cannot bring back part of a deleted monitor's history. `OR IGNORE` skips
+            // a result stored before (or twice in the batch); RETURNING names those stored.
+            let mut sql = QueryBuilder::<Sqlite>::new(
                 "INSERT OR IGNORE INTO results \
                  (monitor_id, checked_at, id, response_time_ms, status_code, up, error_kind, error_message) \
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 \
-                 WHERE EXISTS (SELECT 1 FROM monitors WHERE id = ?1)",
-            )
-            .bind(r.monitor_id.as_bytes().as_slice())
-            .bind(ms(r.checked_at))
-            .bind(r.id.as_bytes().as_slice())
-            .bind(i64::from(r.response_time_ms))
-            .bind(r.status_code.map(i64::from))
-            .bind(r.status == CheckStatus::Up)
-            .bind(r.error.as_ref().map(|e| e.kind.as_str()))
-            .bind(r.error.as_ref().map(|e| e.message.as_str()))
-            .execute(&mut *tx)
-            .await?;
-            inserted += done.rows_affected();
+                 SELECT * FROM (",
+            );
+            sql.push_values(chunk, |mut row, r| {
+                row.push_bind(r.monitor_id.as_bytes().to_vec())
+                    .push_bind(ms(r.checked_at))
+                    .push_bind(r.id.as_bytes().to_vec())
+                    .push_bind(i64::from(r.response_time_ms))
+                    .push_bind(r.status_code.map(i64::from))
+                    .push_bind(r.status == CheckStatus::Up)
+                    .push_bind(r.error.as_ref().map(|e| e.kind.as_str().to_string()))
+                    .push_bind(r.error.as_ref().map(|e| e.message.clone()));
+            });
+            sql.push(") AS v WHERE v.column1 IN (SELECT id FROM monitors) RETURNING id");
+            let ids: Vec<Vec<u8>> = sql.build_query_scalar().fetch_all(&mut *tx).await?;
+            for id in ids {
+                inserted.insert(uuid(&id, "result id")?);
+            }
         }
+        let stored = inserted.len() as u64;
+        // Only results stored now count in the rollups: a redelivered one is counted once.
+        let deltas = rollup_deltas(results.iter().filter(|r| inserted.remove(&r.id)));
+        add_to_rollups(&mut tx, deltas).await?;
         tx.commit().await?;
-        Ok(inserted)
+        Ok(stored)
     }
 
     async fn history(
@@ -438,10 +622,7 @@ impl Store for SqliteStore {
                             })
                         })
                         .transpose()?;
-                    let error = kind.map(|kind| CheckError {
-                        kind: ErrorKind::parse(&kind),
-                        message: message.unwrap_or_default(),
-                    });
+                    let error = stored_error(kind, message);
                     Ok(HistoryEntry {
                         id,
                         checked_at: time(checked_at, "result check time")?,
@@ -476,62 +657,212 @@ impl Store for SqliteStore {
     }
 
     async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
+        Ok(self
+            .apply_results(std::slice::from_ref(result))
+            .await?
+            .pop())
+    }
+
+    async fn apply_results(&self, results: &[CheckResult]) -> StoreResult<Vec<Alert>> {
+        let mut alerts = Vec::new();
+        if results.is_empty() {
+            return Ok(alerts);
+        }
         // The write lock is held from the first read, so that two consumers applying results
         // of the same monitor at once cannot both read the old state (and both alert).
         let mut tx = self.write_tx().await?;
-        let Some(monitor) = load_monitor(&mut tx, result.monitor_id).await? else {
-            return Ok(None);
-        };
-        let mut state = load_state(&mut tx, monitor.id)
-            .await?
-            .unwrap_or_else(|| MonitorState::new(monitor.id));
-        let Applied::Changed(alert) = apply_to_state(&monitor, &mut state, result) else {
-            return Ok(None);
-        };
-        save_state(&mut tx, &state).await?;
-        let Some(alert) = alert else {
-            tx.commit().await?;
-            return Ok(None);
-        };
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO alerts (id, monitor_id, kind, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(alert.id.as_bytes().as_slice())
-        .bind(alert.monitor_id.as_bytes().as_slice())
-        .bind(alert.kind.as_str())
-        .bind(to_json(&alert)?)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-
-        let enabled: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT id FROM webhooks WHERE enabled = 1 ORDER BY created_at, id")
-                .fetch_all(&mut *tx)
-                .await?;
-        for webhook in enabled {
-            let applies = monitor.webhook_ids.is_empty()
-                || monitor
-                    .webhook_ids
-                    .iter()
-                    .any(|id| id.as_bytes().as_slice() == webhook);
-            if !applies {
-                continue;
+        let ids: Vec<Uuid> = results
+            .iter()
+            .map(|r| r.monitor_id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut monitors: HashMap<Uuid, Monitor> = HashMap::with_capacity(ids.len());
+        let mut states: HashMap<Uuid, MonitorState> = HashMap::with_capacity(ids.len());
+        // Two queries per chunk of monitors, instead of two per result.
+        for chunk in ids.chunks(500) {
+            let mut sql = QueryBuilder::<Sqlite>::new("SELECT spec FROM monitors WHERE id IN ");
+            push_ids(&mut sql, chunk);
+            let specs: Vec<String> = sql.build_query_scalar().fetch_all(&mut *tx).await?;
+            for spec in specs {
+                let monitor: Monitor = from_json(&spec, "monitor")?;
+                monitors.insert(monitor.id, monitor);
             }
-            sqlx::query(
-                "INSERT INTO alert_deliveries \
-                 (alert_id, webhook_id, state, attempts, next_attempt_at, created_at) \
-                 VALUES (?, ?, 'pending', 0, ?, ?)",
-            )
-            .bind(alert.id.as_bytes().as_slice())
-            .bind(webhook)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            let mut sql =
+                QueryBuilder::<Sqlite>::new("SELECT state FROM monitor_state WHERE monitor_id IN ");
+            push_ids(&mut sql, chunk);
+            let rows: Vec<String> = sql.build_query_scalar().fetch_all(&mut *tx).await?;
+            for row in rows {
+                let state: MonitorState = from_json(&row, "monitor state")?;
+                states.insert(state.monitor_id, state);
+            }
+        }
+        let mut changed = BTreeSet::new();
+        for result in results {
+            // Results of unknown (deleted) monitors change nothing.
+            let Some(monitor) = monitors.get(&result.monitor_id) else {
+                continue;
+            };
+            let state = states
+                .entry(monitor.id)
+                .or_insert_with(|| MonitorState::new(monitor.id));
+            let Applied::Changed(alert) = apply_to_state(monitor, state, result) else {
+                continue;
+            };
+            changed.insert(monitor.id);
+            if let Some(alert) = alert {
+                record_alert(&mut tx, monitor, &alert).await?;
+                alerts.push(alert);
+            }
+        }
+        let changed: Vec<&MonitorState> = changed.iter().filter_map(|id| states.get(id)).collect();
+        for chunk in changed.chunks(500) {
+            let mut sql =
+                QueryBuilder::<Sqlite>::new("INSERT INTO monitor_state (monitor_id, state) ");
+            let mut encoded = Vec::with_capacity(chunk.len());
+            for state in chunk {
+                encoded.push((state.monitor_id, to_json(state)?));
+            }
+            sql.push_values(encoded, |mut row, (id, json)| {
+                row.push_bind(id.as_bytes().to_vec()).push_bind(json);
+            });
+            sql.push(" ON CONFLICT (monitor_id) DO UPDATE SET state = excluded.state");
+            sql.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(Some(alert))
+        Ok(alerts)
+    }
+
+    async fn rollups(
+        &self,
+        monitor_ids: &[Uuid],
+        runs: &[RollupRun],
+    ) -> StoreResult<Vec<StoredRollup>> {
+        let mut out = Vec::new();
+        if monitor_ids.is_empty() {
+            return Ok(out);
+        }
+        let mut conn = self.pool.acquire().await?;
+        // One range scan per monitor, in one statement per run (and chunk of monitors).
+        for run in runs {
+            for chunk in monitor_ids.chunks(500) {
+                let mut sql = QueryBuilder::<Sqlite>::new(
+                    "SELECT monitor_id, start, up, down, rt_sum, rt_min, rt_max, sketch \
+                     FROM rollups WHERE resolution = ",
+                );
+                sql.push_bind(run.resolution.duration().num_seconds())
+                    .push(" AND start >= ")
+                    .push_bind(run.from.timestamp())
+                    .push(" AND start < ")
+                    .push_bind(run.to.timestamp())
+                    .push(" AND monitor_id IN ");
+                push_ids(&mut sql, chunk);
+                type Row = (
+                    Vec<u8>,
+                    i64,
+                    i64,
+                    i64,
+                    i64,
+                    Option<i64>,
+                    Option<i64>,
+                    Vec<u8>,
+                );
+                let rows: Vec<Row> = sql.build_query_as().fetch_all(&mut *conn).await?;
+                for (monitor_id, start, up, down, sum, min, max, sketch) in rows {
+                    out.push(StoredRollup {
+                        monitor_id: uuid(&monitor_id, "rollup monitor id")?,
+                        resolution: run.resolution,
+                        start: time(start.saturating_mul(1000), "rollup start")?,
+                        rollup: rollup_from_columns(up, down, sum, min, max, &sketch)?,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn incidents(&self, query: &IncidentQuery) -> StoreResult<Vec<Incident>> {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "SELECT i.id, i.monitor_id, i.started_at, i.ended_at, i.error_kind, i.error_message, \
+             i.status_code, (SELECT count(*) FROM alert_deliveries d \
+               WHERE d.alert_id IN (i.down_alert_id, i.recovery_alert_id) AND d.state = 'sent') \
+             FROM incidents i WHERE 1 = 1",
+        );
+        if let Some(monitor_id) = query.monitor_id {
+            sql.push(" AND i.monitor_id = ")
+                .push_bind(monitor_id.as_bytes().to_vec());
+        }
+        if query.open_only {
+            sql.push(" AND i.ended_at IS NULL");
+        }
+        if let Some(before) = query.before {
+            sql.push(" AND i.id < ")
+                .push_bind(before.as_bytes().to_vec());
+        }
+        sql.push(" ORDER BY i.id DESC LIMIT ")
+            .push_bind(i64::from(query.limit));
+        type Row = (
+            Vec<u8>,
+            Vec<u8>,
+            i64,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            i64,
+        );
+        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(
+                |(id, monitor_id, started_at, ended_at, kind, message, status_code, sent)| {
+                    Ok(Incident {
+                        id: uuid(&id, "incident id")?,
+                        monitor_id: uuid(&monitor_id, "incident monitor id")?,
+                        started_at: time(started_at, "incident start")?,
+                        ended_at: ended_at.map(|t| time(t, "incident end")).transpose()?,
+                        first_error: stored_error(kind, message),
+                        status_code: status_code.and_then(|c| u16::try_from(c).ok()),
+                        alerts_sent: u32::try_from(sent).unwrap_or(u32::MAX),
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn prune(&self, monitor_ids: &[Uuid], cutoffs: &Cutoffs) -> StoreResult<Pruned> {
+        let mut pruned = Pruned::default();
+        if monitor_ids.is_empty() {
+            return Ok(pruned);
+        }
+        let mut tx = self.write_tx().await?;
+        for id in monitor_ids {
+            let key = id.as_bytes().as_slice();
+            if let Some(before) = cutoffs.raw {
+                // A range of the clustered key: the monitor's oldest results.
+                let done =
+                    sqlx::query("DELETE FROM results WHERE monitor_id = ? AND checked_at < ?")
+                        .bind(key)
+                        .bind(ms(before))
+                        .execute(&mut *tx)
+                        .await?;
+                pruned.raw += done.rows_affected();
+            }
+            for (resolution, before) in cutoffs.rollups {
+                let Some(before) = before else { continue };
+                let done = sqlx::query(
+                    "DELETE FROM rollups WHERE monitor_id = ? AND resolution = ? AND start < ?",
+                )
+                .bind(key)
+                .bind(resolution.duration().num_seconds())
+                // A bucket goes once it has ended before the cutoff.
+                .bind((before - resolution.duration()).timestamp())
+                .execute(&mut *tx)
+                .await?;
+                pruned.rollups += done.rows_affected();
+            }
+        }
+        tx.commit().await?;
+        Ok(pruned)
     }
 
     async fn upsert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {

@@ -136,24 +136,7 @@ macro_rules! contract_tests {
     };
 }
 
-contract_tests!(
-    monitors_crud_and_version,
-    monitors_list_in_id_order,
-    monitor_found_by_url,
-    new_monitors_start_pending_or_paused,
-    delete_removes_history_and_state,
-    results_are_idempotent,
-    history_pages_newest_first,
-    apply_result_alerts_on_transitions,
-    apply_result_uses_the_monitors_webhooks,
-    apply_result_ignores_paused_and_unknown,
-    apply_result_is_atomic,
-    pause_and_resume_via_update,
-    webhooks_upsert_keeps_enabled,
-    disable_webhook_fails_pending,
-    delete_webhook_removes_pending,
-    outbox_delivers_in_order,
-);
+upwatch_store::for_each_contract_test!(contract_tests);
 
 fn t(s: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()

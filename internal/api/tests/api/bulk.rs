@@ -145,3 +145,24 @@ async fn an_empty_array_creates_nothing() {
     assert_eq!(response.json(), json!({"items": []}));
     assert!(listed_urls(&app).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_bulk_body_may_exceed_the_limit_of_other_requests() {
+    let app = spawn_app().await;
+    let name = "n".repeat(200);
+    let items: Vec<Value> = (0..5_000)
+        .map(|i| json!({"url": format!("https://site-{i}.test/"), "name": name}))
+        .collect();
+    let body = Value::Array(items);
+    assert!(
+        body.to_string().len() > upwatch_api::DEFAULT_MAX_BODY_BYTES,
+        "the body is above the default limit"
+    );
+    let response = app.post_json("/api/v1/sites/bulk", &body).await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    assert_eq!(response.json()["items"].as_array().unwrap().len(), 5_000);
+    // Other requests keep the default limit.
+    let big = json!({"url": "https://one.test/", "name": "x".repeat(2 * 1024 * 1024)});
+    let response = app.post_json("/api/v1/sites", &big).await;
+    assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+}

@@ -38,7 +38,12 @@ pub struct Options {
     pub api_token: Option<&'static str>,
     pub max_body_bytes: Option<usize>,
     pub cache: Option<Arc<dyn StatusCache>>,
+    /// Wraps the SQLite store the API uses (the app's `store` stays the SQLite one).
+    pub wrap_store: Option<WrapStore>,
 }
+
+/// Builds the store the API uses around the test's SQLite store.
+pub type WrapStore = Box<dyn FnOnce(Arc<SqliteStore>) -> Arc<dyn Store>>;
 
 /// An app with no token, a 1 MiB body limit and a working cache.
 pub async fn spawn_app() -> TestApp {
@@ -54,8 +59,12 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         .cache
         .unwrap_or_else(|| Arc::new(MemoryCache::new()) as Arc<dyn StatusCache>);
     let monitors_changed = Arc::new(tokio::sync::Notify::new());
+    let api_store = match options.wrap_store {
+        Some(wrap) => wrap(store.clone()),
+        None => store.clone(),
+    };
     let state = ApiState {
-        store: store.clone(),
+        store: api_store,
         cache: cache.clone(),
         metrics: Metrics::new(),
         api_token: options.api_token.map(|t| t.to_string().into()),
@@ -63,6 +72,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         max_body_bytes: options
             .max_body_bytes
             .unwrap_or(upwatch_api::DEFAULT_MAX_BODY_BYTES),
+        retention: Default::default(),
     };
     TestApp {
         router: router(state),
@@ -255,6 +265,17 @@ pub fn result(id: Uuid, at: i64, up: bool) -> CheckResult {
         error: (!up)
             .then(|| CheckError::new(ErrorKind::StatusMismatch, "got HTTP 503, expected 2xx")),
         rules: StateRules::default(),
+    }
+}
+
+/// A result of monitor `id` checked at `at` that took `ms`: up with HTTP 200, or down with
+/// HTTP 503.
+pub fn result_at(id: Uuid, at: DateTime<Utc>, up: bool, ms: u32) -> CheckResult {
+    CheckResult {
+        due_at: at,
+        checked_at: at,
+        response_time_ms: ms,
+        ..result(id, 0, up)
     }
 }
 

@@ -54,6 +54,7 @@ async fn a_new_monitor_is_pending_with_nulls() {
             "last_status_change": null,
             "status_code": null,
             "error": null,
+            "uptime_24h": null,
         })
     );
 }

@@ -1,0 +1,698 @@
+//! The pages, as maud templates. Everything is rendered on the server, so every page reads
+//! without JavaScript; `app.js` adds live updates, filtering and the chart.
+//!
+//! Colours never carry meaning alone: each status has an icon and a word, and each bar an
+//! accessible name that says in words what it draws.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use upwatch_core::{Monitor, MonitorState, MonitorStatus};
+
+use crate::assets;
+use crate::data::{Day, Point, PublicRow, Row, SiteView, StatusView, Uptime, Window};
+use crate::live::{Tick, RECENT};
+
+/// The heading of monitors without a group when other monitors have one.
+pub const DEFAULT_GROUP: &str = "Other";
+
+/// Which page a layout wraps, for the navigation and the script's behaviour.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Dashboard,
+    Site,
+    Status,
+}
+
+impl Page {
+    fn as_str(self) -> &'static str {
+        match self {
+            Page::Dashboard => "dashboard",
+            Page::Site => "site",
+            Page::Status => "status",
+        }
+    }
+}
+
+/// The frame of every page. `since` is the live view's batch id at render time, from which
+/// the page's event stream continues.
+pub fn layout(
+    title: &str,
+    page: Page,
+    since: u64,
+    head: Markup,
+    dashboard_nav: bool,
+    body: Markup,
+) -> Markup {
+    let events = match page {
+        Page::Status => "/status/events",
+        _ => "/events",
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                title { (title) " · upwatch" }
+                link rel="stylesheet" href=(assets::url("app.css"));
+                (head)
+                script src=(assets::url("app.js")) defer {}
+            }
+            body data-page=(page.as_str()) data-events=(events) data-since=(since) {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    @if dashboard_nav {
+                        nav aria-label="Main" {
+                            a href="/" aria-current=[(page == Page::Dashboard).then_some("page")] { "Dashboard" }
+                            a href="/status" { "Status page" }
+                        }
+                    } @else {
+                        span.brand { "upwatch" }
+                    }
+                    span #live-state .muted role="status" { "" }
+                }
+                main #main { (body) }
+                div #announcer .sr-only aria-live="polite" aria-atomic="true" {}
+            }
+        }
+    }
+}
+
+/// A small page with a heading and a sentence (not found, dashboard switched off).
+pub fn message(title: &str, text: &str, dashboard_nav: bool) -> Markup {
+    layout(
+        title,
+        Page::Status,
+        0,
+        html! {},
+        dashboard_nav,
+        html! {
+            h1 { (title) }
+            p { (text) }
+            p { a href="/status" { "Go to the status page" } }
+        },
+    )
+}
+
+/// `/`: every monitor, grouped.
+pub fn dashboard(rows: &[Row], since: u64) -> Markup {
+    let counts = count(rows.iter().map(|r| r.state.status));
+    let groups = grouped(rows, |r| r.monitor.group.as_deref());
+    let body = html! {
+        h1 { "Monitors" }
+        p #summary { (summary(&counts, rows.len())) }
+        @if rows.is_empty() {
+            p { "No monitors yet. Add one through the API: "
+                code { "POST /api/v1/sites" } " (see the README)." }
+        } @else {
+            div.filter {
+                label for="filter" { "Filter monitors" }
+                input #filter type="search" placeholder="Name, URL or group" autocomplete="off";
+                span #filter-count .muted aria-live="polite" {}
+            }
+            @for (name, rows) in &groups {
+                details.group open data-group=(name) {
+                    summary { h2 { (name) " " span.muted { "(" (rows.len()) ")" } } }
+                    table.monitors {
+                        thead { tr {
+                            th scope="col" { "Monitor" }
+                            th scope="col" { "Status" }
+                            th scope="col" .num { "Latency" }
+                            th scope="col" .num { "Uptime 24 h" }
+                            th scope="col" .num { "Uptime 30 d" }
+                            th scope="col" { "Last " (RECENT) " checks" }
+                        } }
+                        tbody {
+                            @for row in rows { (dashboard_row(row)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("Dashboard", Page::Dashboard, since, html! {}, true, body)
+}
+
+fn dashboard_row(row: &Row) -> Markup {
+    let m = &row.monitor;
+    html! {
+        tr id=(m.id) data-status=(row.state.status.as_str()) {
+            th scope="row" {
+                a href={ "/sites/" (m.id) } { (m.name) }
+                span.url { (m.url) }
+            }
+            td.st { (status_badge(row.state.status)) }
+            td.num.lat { (latency(&row.state)) }
+            td.num { (percent(row.uptime.day)) }
+            td.num { (percent(row.uptime.month)) }
+            td { (recent_bar(&row.recent)) }
+        }
+    }
+}
+
+/// `/sites/{id}`.
+pub fn site(view: &SiteView, since: u64, chart: bool) -> Markup {
+    let m = &view.monitor;
+    let head = html! {
+        @if chart {
+            link rel="stylesheet" href=(assets::url("uPlot.min.css"));
+            script src=(assets::url("uPlot.iife.min.js")) defer {}
+        }
+    };
+    let body = html! {
+        p { a href="/" { "← All monitors" } }
+        div #site data-id=(m.id) data-status=(view.state.status.as_str()) {
+            h1 { (m.name) }
+            p.url { (m.url) }
+            dl.facts {
+                div { dt { "Status" } dd.st { (status_badge(view.state.status)) } }
+                div { dt { "Latency" } dd.lat { (latency(&view.state)) } }
+                div { dt { "Last checked" } dd.checked { (time_or(view.state.last_checked, "never")) } }
+                div { dt { "Uptime 24 h" } dd { (percent(view.uptime.day)) } }
+                div { dt { "Uptime 30 d" } dd { (percent(view.uptime.month)) } }
+            }
+            @if let Some(error) = &view.state.error {
+                p.error { "Last error: " (error.kind.as_str()) ": " (error.message) }
+            }
+        }
+        section aria-labelledby="days-h" {
+            h2 #days-h { "Uptime, last " (view.days.len()) " days" }
+            (daily_bar(&view.days))
+            (day_legend())
+        }
+        section aria-labelledby="rt-h" {
+            h2 #rt-h { "Response time" }
+            nav.windows aria-label="Chart window" {
+                @for w in Window::ALL {
+                    a href={ "?window=" (w.as_str()) } aria-current=[(w == view.window).then_some("page")] { (w.as_str()) }
+                }
+            }
+            (chart_block(&view.points, view.bucket))
+        }
+        section aria-labelledby="inc-h" {
+            h2 #inc-h { "Incidents" }
+            @if view.incidents.is_empty() {
+                p { "No incidents recorded." }
+            } @else {
+                table.incidents {
+                    thead { tr {
+                        th scope="col" { "Started" }
+                        th scope="col" { "Ended" }
+                        th scope="col" { "Duration" }
+                        th scope="col" { "First error" }
+                    } }
+                    tbody {
+                        @for i in &view.incidents {
+                            tr {
+                                td { (time(i.started_at)) }
+                                td { @if let Some(end) = i.ended_at { (time(end)) } @else { strong { "ongoing" } } }
+                                td { (duration(i.duration(Utc::now()))) }
+                                td { (i.first_error.as_ref().map(|e| format!("{}: {}", e.kind.as_str(), e.message)).unwrap_or_else(|| "—".into())) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="set-h" {
+            h2 #set-h { "Settings" }
+            (settings(m))
+        }
+    };
+    layout(&m.name, Page::Site, since, head, true, body)
+}
+
+fn chart_block(points: &[Point], bucket: TimeDelta) -> Markup {
+    let with_data: Vec<&Point> = points.iter().filter(|p| p.checks > 0).collect();
+    let mut json = String::from("{\"t\":[");
+    let mut p50 = String::new();
+    let mut p95 = String::new();
+    let mut down = String::new();
+    for (i, p) in points.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(json, "{sep}{}", p.start.timestamp());
+        let num = |v: Option<u32>| v.map_or("null".to_string(), |v| v.to_string());
+        let _ = write!(p50, "{sep}{}", num(p.p50));
+        let _ = write!(p95, "{sep}{}", num(p.p95));
+        let _ = write!(down, "{sep}{}", p.down);
+    }
+    let _ = write!(
+        json,
+        "],\"p50\":[{p50}],\"p95\":[{p95}],\"down\":[{down}],\"bucket\":{}}}",
+        bucket.num_seconds()
+    );
+    let downs = points.iter().filter(|p| p.down > 0).count();
+    html! {
+        @if with_data.is_empty() {
+            p { "No checks in this window yet." }
+        } @else {
+            figure.chart {
+                div #chart role="img" aria-label={
+                    "Response time chart: p50 and p95 per " (duration(bucket)) " bucket, "
+                    (downs) " buckets with failed checks. The table below has the same figures."
+                } {}
+                figcaption.legend {
+                    span.key.p50 { "p50" } " " span.key.p95 { "p95" } " "
+                    span.key.down { "▼ failed checks" }
+                }
+            }
+            script #chart-data type="application/json" { (PreEscaped(json)) }
+            details {
+                summary { "Response times as a table" }
+                table.points {
+                    thead { tr {
+                        th scope="col" { "From" }
+                        th scope="col" .num { "p50" }
+                        th scope="col" .num { "p95" }
+                        th scope="col" .num { "Checks" }
+                        th scope="col" .num { "Failed" }
+                    } }
+                    tbody {
+                        @for p in &with_data {
+                            tr {
+                                td { (time(p.start)) }
+                                td.num { (ms(p.p50)) }
+                                td.num { (ms(p.p95)) }
+                                td.num { (p.checks) }
+                                td.num { (p.down) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn settings(m: &Monitor) -> Markup {
+    let header_names: Vec<&str> = m.headers.keys().map(String::as_str).collect();
+    html! {
+        dl.settings {
+            div { dt { "URL" } dd { (m.url) } }
+            div { dt { "Method" } dd { (m.method) } }
+            div { dt { "Interval" } dd { (m.interval_seconds) " s" } }
+            div { dt { "Timeout" } dd { (m.timeout_seconds) " s" } }
+            div { dt { "Expected status" } dd { (m.expected_status_codes.to_string()) } }
+            div { dt { "Keyword" } dd { (m.keyword.as_deref().unwrap_or("none")) } }
+            div { dt { "Follows redirects" } dd { (yes_no(m.follow_redirects)) } }
+            div { dt { "Down after" } dd { (m.failure_threshold) " failed checks" } }
+            div { dt { "Up again after" } dd { (m.success_threshold) " good checks" } }
+            div { dt { "Enabled" } dd { (yes_no(m.enabled)) } }
+            div { dt { "On the status page" } dd { (yes_no(m.public)) } }
+            div { dt { "Group" } dd { (m.group.as_deref().unwrap_or("none")) } }
+            div { dt { "Headers" } dd {
+                @if header_names.is_empty() { "none" } @else { (header_names.join(", ")) " (values hidden)" }
+            } }
+            div { dt { "Body" } dd {
+                @match &m.body { Some(b) => { (b.len()) " bytes" }, None => "none" }
+            } }
+        }
+    }
+}
+
+/// `/status`: monitors marked public, without URLs or settings.
+pub fn status_page(view: &StatusView, since: u64, dashboard_nav: bool) -> Markup {
+    let counts = count(view.rows.iter().map(|r| r.state.status));
+    let groups = grouped(&view.rows, |r| r.group.as_deref());
+    let (open, past): (Vec<_>, Vec<_>) = view
+        .incidents
+        .iter()
+        .partition(|(i, _)| i.ended_at.is_none());
+    let body = html! {
+        h1 { "Service status" }
+        p #headline .headline data-state=(if counts.down > 0 { "down" } else { "ok" }) {
+            (headline(&view.rows))
+        }
+        @if view.rows.is_empty() {
+            p { "No monitors are on this page yet. Mark a monitor public through the API "
+                "(" code { "PATCH /api/v1/sites/{id}" } " with " code { "{\"public\": true}" } ")." }
+        }
+        @if !open.is_empty() {
+            section aria-labelledby="open-h" {
+                h2 #open-h { "Open incidents" }
+                ul.incidents { @for (i, name) in &open { li {
+                    strong { (name) } " is down since " (time(i.started_at))
+                    " (" (duration(i.duration(Utc::now()))) " so far)."
+                } } }
+            }
+        }
+        @for (name, rows) in &groups {
+            section.group aria-labelledby={ "g-" (slug(name)) } {
+                h2 id={ "g-" (slug(name)) } { (name) }
+                ul.public {
+                    @for row in rows { (public_row(row)) }
+                }
+            }
+        }
+        @if !view.rows.is_empty() { (day_legend()) }
+        @if !past.is_empty() {
+            section aria-labelledby="past-h" {
+                h2 #past-h { "Past incidents (7 days)" }
+                ul.incidents { @for (i, name) in &past { li {
+                    strong { (name) } " was down from " (time(i.started_at))
+                    @if let Some(end) = i.ended_at { " to " (time(end)) }
+                    " (" (duration(i.duration(Utc::now()))) ")."
+                } } }
+            }
+        }
+        p.muted.foot { "Updated " (time(Utc::now())) ". This page updates itself; reload it if your browser runs no scripts." }
+    };
+    layout("Status", Page::Status, since, html! {}, dashboard_nav, body)
+}
+
+fn public_row(row: &PublicRow) -> Markup {
+    html! {
+        li id=(row.id) data-status=(row.state.status.as_str()) {
+            div.line {
+                span.name { (row.name) }
+                span.st { (status_badge(row.state.status)) }
+            }
+            (daily_bar(&row.days))
+        }
+    }
+}
+
+/// "All systems operational", or what is down.
+pub fn headline(rows: &[PublicRow]) -> String {
+    let down: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.state.status == MonitorStatus::Down)
+        .map(|r| r.name.as_str())
+        .collect();
+    match down.len() {
+        0 if rows.is_empty() => "Nothing to report".to_string(),
+        0 => "All systems operational".to_string(),
+        1 => format!("{} is down", down[0]),
+        n if n == rows.len() => "All systems are down".to_string(),
+        _ => format!("{} systems are down: {}", down.len(), down.join(", ")),
+    }
+}
+
+/// The icon and word of a status.
+pub fn status_badge(status: MonitorStatus) -> Markup {
+    let (icon, word) = match status {
+        MonitorStatus::Up => ("✓", "Up"),
+        MonitorStatus::Down => ("✕", "Down"),
+        MonitorStatus::Pending => ("…", "Pending"),
+        MonitorStatus::Paused => ("‖", "Paused"),
+    };
+    html! {
+        span class={ "status " (status.as_str()) } {
+            span.icon aria-hidden="true" { (icon) } (word)
+        }
+    }
+}
+
+/// The bar of recent checks: one slot per check, oldest left, grey where there was none.
+pub fn recent_bar(ticks: &[Tick]) -> Markup {
+    let empty = RECENT.saturating_sub(ticks.len());
+    let slots: Vec<char> = std::iter::repeat_n('n', empty)
+        .chain(ticks.iter().map(|t| if t.up { 'u' } else { 'd' }))
+        .collect();
+    let up = ticks.iter().filter(|t| t.up).count();
+    let down = ticks.len() - up;
+    let label = if ticks.is_empty() {
+        "No checks yet".to_string()
+    } else {
+        format!(
+            "Last {} checks: {up} up, {down} down{}",
+            ticks.len(),
+            if ticks.last().is_some_and(|t| !t.up) {
+                "; the newest failed"
+            } else {
+                ""
+            }
+        )
+    };
+    bar(&slots, &label, "recent")
+}
+
+/// The daily bar: one slot per day, shaded by its share of failed checks, grey without data.
+pub fn daily_bar(days: &[Day]) -> Markup {
+    let slots: Vec<char> = days.iter().map(|d| day_class(d.uptime())).collect();
+    let (mut up, mut down) = (0u64, 0u64);
+    for d in days {
+        up += u64::from(d.up);
+        down += u64::from(d.down);
+    }
+    let with_down = slots.iter().filter(|&&c| c == 'w' || c == 'd').count();
+    let no_data = slots.iter().filter(|&&c| c == 'n').count();
+    let label = if up + down == 0 {
+        format!("{} days: no checks yet", days.len())
+    } else {
+        format!(
+            "{} days: {} uptime; {} with downtime, {} without data",
+            days.len(),
+            percent_text(up as f64 / (up + down) as f64),
+            plural(with_down, "day"),
+            no_data
+        )
+    };
+    bar(&slots, &label, "days")
+}
+
+/// `u` all up, `w` under 1% failed, `d` more, `n` no checks.
+fn day_class(uptime: Option<f64>) -> char {
+    match uptime {
+        None => 'n',
+        Some(u) if u >= 1.0 => 'u',
+        Some(u) if u >= 0.99 => 'w',
+        Some(_) => 'd',
+    }
+}
+
+fn day_legend() -> Markup {
+    html! {
+        p.legend.muted {
+            span.key.u { "no downtime" } " "
+            span.key.w { "under 1% failed checks" } " "
+            span.key.d { "1% or more failed" } " "
+            span.key.n { "no data" }
+        }
+    }
+}
+
+/// An SVG strip of slots of 4 units each; one path per class, one subpath per run of equal
+/// slots, drawn as a dashed stroke (3 on, 1 off) so that a run of any length costs a few bytes.
+/// Every run is a whole number of slots long, so the dashes line up whether the dash pattern
+/// restarts at each subpath or not.
+fn bar(slots: &[char], label: &str, kind: &str) -> Markup {
+    let width = slots.len().max(1) * 4;
+    let mut paths: BTreeMap<char, String> = BTreeMap::new();
+    let mut i = 0;
+    while i < slots.len() {
+        let class = slots[i];
+        let mut j = i;
+        while j < slots.len() && slots[j] == class {
+            j += 1;
+        }
+        let d = paths.entry(class).or_default();
+        let _ = write!(d, "M{} 8h{}", i * 4, (j - i) * 4);
+        i = j;
+    }
+    html! {
+        svg class={ "bar " (kind) } viewBox={ "0 0 " (width) " 16" } preserveAspectRatio="none"
+            role="img" aria-label=(label) {
+            @for (class, d) in &paths {
+                path class=(class) d=(d) {}
+            }
+        }
+    }
+}
+
+fn grouped<T>(rows: &[T], group_of: impl Fn(&T) -> Option<&str>) -> Vec<(String, Vec<&T>)> {
+    let mut named: BTreeMap<String, Vec<&T>> = BTreeMap::new();
+    let mut other = Vec::new();
+    for row in rows {
+        match group_of(row) {
+            Some(g) => named.entry(g.to_string()).or_default().push(row),
+            None => other.push(row),
+        }
+    }
+    let mut out: Vec<(String, Vec<&T>)> = named.into_iter().collect();
+    if !other.is_empty() {
+        let name = if out.is_empty() {
+            "All monitors"
+        } else {
+            DEFAULT_GROUP
+        };
+        out.push((name.to_string(), other));
+    }
+    out
+}
+
+#[derive(Default)]
+struct Counts {
+    up: usize,
+    down: usize,
+    pending: usize,
+    paused: usize,
+}
+
+fn count(statuses: impl Iterator<Item = MonitorStatus>) -> Counts {
+    let mut c = Counts::default();
+    for s in statuses {
+        match s {
+            MonitorStatus::Up => c.up += 1,
+            MonitorStatus::Down => c.down += 1,
+            MonitorStatus::Pending => c.pending += 1,
+            MonitorStatus::Paused => c.paused += 1,
+        }
+    }
+    c
+}
+
+fn summary(c: &Counts, total: usize) -> String {
+    format!(
+        "{}: {} up, {} down, {} pending, {} paused.",
+        plural(total, "monitor"),
+        c.up,
+        c.down,
+        c.pending,
+        c.paused
+    )
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn latency(state: &MonitorState) -> String {
+    match (state.status, state.response_time_ms) {
+        (MonitorStatus::Paused | MonitorStatus::Pending, _) | (_, None) => "—".to_string(),
+        (_, Some(ms)) => format!("{ms} ms"),
+    }
+}
+
+fn ms(v: Option<u32>) -> String {
+    v.map_or_else(|| "—".to_string(), |v| format!("{v} ms"))
+}
+
+fn percent(ratio: Option<f64>) -> String {
+    ratio.map_or_else(|| "—".to_string(), percent_text)
+}
+
+/// A percentage that never rounds a failure away: 99.996% shows as 99.99%, not 100%.
+fn percent_text(ratio: f64) -> String {
+    let hundredths = (ratio * 10_000.0).floor() / 100.0;
+    if hundredths >= 100.0 {
+        "100%".to_string()
+    } else {
+        format!("{hundredths:.2}%")
+    }
+}
+
+fn yes_no(v: bool) -> &'static str {
+    if v {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn time(at: DateTime<Utc>) -> Markup {
+    html! { time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M UTC")) } }
+}
+
+fn time_or(at: Option<DateTime<Utc>>, none: &str) -> Markup {
+    match at {
+        Some(at) => time(at),
+        None => html! { (none) },
+    }
+}
+
+/// A length of time for people: `2 h 5 min`, `45 s`.
+pub fn duration(d: TimeDelta) -> String {
+    let s = d.num_seconds().max(0);
+    let (days, hours, minutes, seconds) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{seconds} s"),
+        (0, 0, _) => format!("{minutes} min {seconds} s"),
+        (0, _, _) => format!("{hours} h {minutes} min"),
+        _ => format!("{days} d {hours} h"),
+    }
+}
+
+fn slug(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    // Distinct names may share a slug; the length keeps them apart often enough, and the
+    // name's bytes always do.
+    let _ = write!(
+        out,
+        "-{:x}",
+        name.bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+    );
+    out
+}
+
+impl Uptime {
+    /// Both figures as text, for tests and logs.
+    pub fn describe(&self) -> String {
+        format!("{} / {}", percent(self.day), percent(self.month))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_never_round_failures_away() {
+        assert_eq!(percent_text(1.0), "100%");
+        assert_eq!(percent_text(0.99996), "99.99%");
+        assert_eq!(percent_text(0.5), "50.00%");
+        assert_eq!(percent(None), "—");
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(duration(TimeDelta::seconds(45)), "45 s");
+        assert_eq!(duration(TimeDelta::seconds(125)), "2 min 5 s");
+        assert_eq!(duration(TimeDelta::seconds(7_500)), "2 h 5 min");
+        assert_eq!(duration(TimeDelta::seconds(90_000)), "1 d 1 h");
+    }
+
+    #[test]
+    fn bars_draw_runs_of_whole_slots() {
+        let markup = bar(&['n', 'n', 'u', 'u', 'u', 'd', 'u'], "x", "recent").into_string();
+        assert!(
+            markup.contains(r#"<path class="n" d="M0 8h8">"#),
+            "{markup}"
+        );
+        assert!(
+            markup.contains(r#"<path class="u" d="M8 8h12M24 8h4">"#),
+            "{markup}"
+        );
+        assert!(
+            markup.contains(r#"<path class="d" d="M20 8h4">"#),
+            "{markup}"
+        );
+        assert!(markup.contains(r#"aria-label="x""#));
+    }
+
+    #[test]
+    fn days_are_shaded_by_their_failures() {
+        assert_eq!(day_class(None), 'n');
+        assert_eq!(day_class(Some(1.0)), 'u');
+        assert_eq!(day_class(Some(0.995)), 'w');
+        assert_eq!(day_class(Some(0.5)), 'd');
+    }
+}

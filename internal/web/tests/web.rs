@@ -1,0 +1,414 @@
+//! The pages and event streams over a real SQLite store and memory cache, served on loopback
+//! and read with a real HTTP client.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use upwatch_cache::{LiveStatus, MemoryCache, StatusCache};
+use upwatch_core::{CheckResult, Monitor, MonitorInput, MonitorState};
+use upwatch_store::{SqliteStore, Store};
+use upwatch_web::{router, WebConfig, WebState};
+use uuid::Uuid;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+struct Server {
+    base: String,
+    store: Arc<dyn Store>,
+    cache: Arc<dyn StatusCache>,
+    stop: CancellationToken,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn serve(dashboard: bool) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("web.db").display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    let cache: Arc<dyn StatusCache> = Arc::new(MemoryCache::new());
+    let stop = CancellationToken::new();
+    let state = WebState::start(WebConfig {
+        store: store.clone(),
+        cache: cache.clone(),
+        retention: Default::default(),
+        dashboard,
+        stop: stop.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .unwrap();
+    });
+    Server {
+        base,
+        store,
+        cache,
+        stop,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Server {
+    /// Adds a monitor to the store and the cache, in `status`.
+    async fn monitor(&self, name: &str, public: bool, group: Option<&str>) -> Monitor {
+        let monitor = Monitor::create(
+            MonitorInput {
+                name: Some(name.into()),
+                public: Some(public),
+                group: group.map(str::to_string),
+                ..MonitorInput::for_url(format!(
+                    "https://{}.example.test/secret-path",
+                    name.to_lowercase().replace(' ', "-")
+                ))
+            },
+            Utc::now(),
+        )
+        .unwrap();
+        self.store.insert_monitor(&monitor).await.unwrap();
+        self.cache
+            .put(&LiveStatus::new(&monitor, MonitorState::new(monitor.id)))
+            .await
+            .unwrap();
+        monitor
+    }
+
+    /// Records a check of `monitor` in the store and the cache, as the pipeline would.
+    async fn check(&self, monitor: &Monitor, up: bool) {
+        let result = CheckResult::simulated(monitor, Utc::now(), up, 42);
+        self.store
+            .insert_results(std::slice::from_ref(&result))
+            .await
+            .unwrap();
+        self.store.apply_result(&result).await.unwrap();
+        let mut entry = self.cache.get(monitor.id).await.unwrap().unwrap();
+        entry.state.apply(&result);
+        self.cache.put(&entry).await.unwrap();
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn text(&self, path: &str) -> String {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.text().await.unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+#[tokio::test]
+async fn the_status_page_shows_public_monitors_only_and_never_their_urls() {
+    let server = serve(true).await;
+    let shop = server.monitor("Checkout", true, Some("Shop")).await;
+    let blog = server.monitor("Blog", true, None).await;
+    let admin = server.monitor("Admin panel", false, None).await;
+    server.check(&shop, true).await;
+    server.check(&blog, false).await;
+    server.check(&admin, false).await;
+
+    let html = server.text("/status").await;
+    assert!(
+        html.contains("Blog is down"),
+        "the headline names what is down"
+    );
+    assert!(html.contains("Checkout"));
+    assert!(html.contains(">Shop</h2>"));
+    assert!(
+        html.contains(">Other</h2>"),
+        "ungrouped monitors are under the default group"
+    );
+    assert!(!html.contains("Admin panel"), "a private monitor is listed");
+    assert!(!html.contains(&admin.id.to_string()));
+    assert!(!html.contains("example.test"), "a URL is shown");
+    assert!(!html.contains("secret-path"));
+    assert!(!html.contains("503"), "a check's details are shown");
+    // Works without JavaScript: statuses are in the HTML, in words.
+    assert!(html.contains(">Up</span>") && html.contains(">Down</span>"));
+    assert!(html.contains("Open incidents"));
+    assert!(html.contains("aria-label=\"90 days: "));
+
+    server.check(&blog, true).await;
+    let html = server.text("/status").await;
+    assert!(html.contains("All systems operational"), "{html}");
+}
+
+#[tokio::test]
+async fn the_dashboard_lists_every_monitor_in_words() {
+    let server = serve(true).await;
+    let up = server.monitor("Alpha", false, Some("Core")).await;
+    let down = server.monitor("Beta", true, Some("Core")).await;
+    let _pending = server.monitor("Gamma", false, None).await;
+    server.check(&up, true).await;
+    server.check(&down, false).await;
+
+    let html = server.text("/").await;
+    for name in ["Alpha", "Beta", "Gamma"] {
+        assert!(html.contains(name), "{name} is missing");
+    }
+    assert!(html.contains("3 monitors: 1 up, 1 down, 1 pending, 0 paused."));
+    assert!(html.contains(&format!(r#"<tr id="{}" data-status="down">"#, down.id)));
+    assert!(html.contains("Last 1 checks: 0 up, 1 down; the newest failed"));
+    assert!(html.contains(r#"aria-live="polite""#));
+
+    let page = server.text(&format!("/sites/{}", down.id)).await;
+    assert!(
+        page.contains("status_mismatch: got HTTP 503, expected 2xx"),
+        "the incident's first error"
+    );
+    assert!(page.contains("ongoing"));
+    assert!(page.contains("id=\"chart-data\""));
+    let missing = server.get(&format!("/sites/{}", Uuid::now_v7())).await;
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("No such monitor"));
+}
+
+#[tokio::test]
+async fn without_the_dashboard_only_the_status_page_is_served() {
+    let server = serve(false).await;
+    let m = server.monitor("Alpha", true, None).await;
+    for path in [
+        "/".to_string(),
+        format!("/sites/{}", m.id),
+        "/events".into(),
+        "/updates?since=0".into(),
+    ] {
+        assert_eq!(server.get(&path).await.status(), 403, "{path}");
+    }
+    assert_eq!(server.get("/status").await.status(), 200);
+}
+
+#[tokio::test]
+async fn pages_are_compressed_and_assets_cached_by_hash() {
+    let server = serve(true).await;
+    let html = server.text("/status").await;
+    let js = html
+        .split('"')
+        .find(|s| s.starts_with("/assets/app.js?v="))
+        .expect("the page links its script by hash")
+        .to_string();
+    let response = server.get(&js).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let etag = response.headers()["etag"].clone();
+    let again = server
+        .client
+        .get(format!("{}{js}", server.base))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+
+    let raw = server
+        .client
+        .get(format!("{}/status", server.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.headers()["content-encoding"], "gzip");
+    assert!(raw.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'self'"));
+}
+
+/// Reads server-sent events until `want` accepts one, within the deadline.
+async fn next_event(
+    stream: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buffer: &mut String,
+    mut want: impl FnMut(&str, &serde_json::Value) -> bool,
+) -> (String, serde_json::Value) {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        while let Some(at) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..at + 2).collect();
+            let id = event
+                .lines()
+                .find_map(|l| l.strip_prefix("id: "))
+                .map(str::to_string);
+            let data = event.lines().find_map(|l| l.strip_prefix("data: "));
+            if let (Some(id), Some(data)) = (id, data) {
+                let value: serde_json::Value = serde_json::from_str(data).unwrap();
+                if want(&id, &value) {
+                    return (id, value);
+                }
+            }
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, stream.next())
+            .await
+            .expect("an event within the deadline")
+            .expect("the stream stays open")
+            .unwrap();
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+fn has_status(value: &serde_json::Value, id: Uuid, status: &str) -> bool {
+    value["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == id.to_string() && c["status"] == status)
+}
+
+#[tokio::test]
+async fn events_stream_changes_and_resume_from_the_last_event_id() {
+    let server = serve(true).await;
+    let m = server.monitor("Alpha", false, None).await;
+    // Let the live view see the monitor once, so that what follows is a change.
+    server.get("/").await;
+    tokio::time::sleep(upwatch_web::live::POLL_EVERY * 2).await;
+
+    let response = server.get("/events").await;
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    server.check(&m, false).await;
+    let (first, value) =
+        next_event(&mut stream, &mut buffer, |_, v| has_status(v, m.id, "down")).await;
+    let change = &value["changes"][0];
+    assert_eq!(change["name"], "Alpha");
+    assert_eq!(change["tick"]["up"], false);
+    assert_eq!(
+        change["error"],
+        "status_mismatch: got HTTP 503, expected 2xx"
+    );
+    drop(stream);
+
+    // A change while disconnected arrives on reconnecting with the last id seen.
+    server.check(&m, true).await;
+    tokio::time::sleep(upwatch_web::live::POLL_EVERY * 3).await;
+    let response = server
+        .client
+        .get(format!("{}/events", server.base))
+        .header("last-event-id", &first)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let (second, value) = next_event(&mut stream, &mut buffer, |_, _| true).await;
+    assert!(second.parse::<u64>().unwrap() > first.parse::<u64>().unwrap());
+    assert!(has_status(&value, m.id, "up"), "{value}");
+    assert_eq!(value["reset"], false);
+
+    // An id this process never issued gets every monitor at once.
+    let polled: serde_json::Value = server.get("/updates?since=1").await.json().await.unwrap();
+    let batch = &polled["batches"][0];
+    assert_eq!(batch["reset"], true);
+    assert!(has_status(batch, m.id, "up"));
+}
+
+#[tokio::test]
+async fn the_public_stream_carries_public_monitors_and_statuses_only() {
+    let server = serve(true).await;
+    let public = server.monitor("Shop", true, None).await;
+    let private = server.monitor("Admin", false, None).await;
+    server.get("/status").await;
+    tokio::time::sleep(upwatch_web::live::POLL_EVERY * 2).await;
+
+    let mut stream = server.get("/status/events").await.bytes_stream();
+    let mut buffer = String::new();
+    server.check(&private, false).await;
+    server.check(&public, false).await;
+    let (_, value) = next_event(&mut stream, &mut buffer, |_, v| {
+        has_status(v, public.id, "down")
+    })
+    .await;
+    let text = value.to_string();
+    assert!(!text.contains(&private.id.to_string()), "{text}");
+    assert!(
+        !text.contains("example.test") && !text.contains("503"),
+        "{text}"
+    );
+    assert_eq!(
+        value["changes"][0].as_object().unwrap().len(),
+        3,
+        "id, name and status only"
+    );
+}
+
+#[tokio::test]
+async fn a_thousand_monitors_render_within_the_budget() {
+    let server = serve(true).await;
+    let start = Utc::now() - TimeDelta::minutes(60);
+    let mut results = Vec::new();
+    for i in 0..1000 {
+        let m = server
+            .monitor(
+                &format!("Site {i:04}"),
+                i % 2 == 0,
+                Some(&format!("Team {}", i % 10)),
+            )
+            .await;
+        for k in 0..60 {
+            let at = start + TimeDelta::minutes(k);
+            results.push(CheckResult::simulated(
+                &m,
+                at,
+                !(i + k as u32).is_multiple_of(97),
+                20 + (k as u32 * 7 + i) % 180,
+            ));
+        }
+    }
+    for chunk in results.chunks(5000) {
+        server.store.insert_results(chunk).await.unwrap();
+    }
+    // The first render reads every monitor's recent checks and uptime; later ones reuse them.
+    let t = Instant::now();
+    let first = server.text("/").await;
+    println!(
+        "dashboard with 1000 monitors, first render: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(first.matches("<tr id=").count(), 1000);
+    assert!(first.contains("Last 60 checks: "));
+    let mut times = Vec::new();
+    for _ in 0..40 {
+        let t = Instant::now();
+        let response = server
+            .client
+            .get(format!("{}/", server.base))
+            .send()
+            .await
+            .unwrap();
+        let _ = response.bytes().await.unwrap();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    let p50 = times[times.len() / 2];
+    let p95 = times[times.len() * 95 / 100];
+    println!("dashboard with 1000 monitors: p50 {p50:?}, p95 {p95:?}");
+    let budget = if cfg!(debug_assertions) {
+        Duration::from_millis(250)
+    } else {
+        Duration::from_millis(50)
+    };
+    assert!(p95 < budget, "p95 {p95:?} is over {budget:?}");
+    let status = server.text("/status").await;
+    assert_eq!(status.matches("<li id=").count(), 500);
+    assert!(!status.contains("Site 0001"), "odd sites are private");
+}
