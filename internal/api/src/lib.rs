@@ -10,7 +10,8 @@
 //! - `GET /api/v1/sites/{id}/incidents`, `GET /api/v1/incidents`: DOWN periods, newest first;
 //! - `GET /api/v1/sites/{id}/badge/uptime.svg` and `.../badge/status.svg`: SVG badges, the
 //!   only routes under `/api/v1` that need no token (README images cannot send one);
-//! - `POST/GET /api/v1/webhooks`, `DELETE /api/v1/webhooks/{id}`: alert destinations.
+//! - `POST/GET /api/v1/webhooks`, `GET/PATCH/DELETE /api/v1/webhooks/{id}`: alert
+//!   destinations; PATCH renames, moves, enables or disables one.
 //!
 //! Every error, whatever produced it (a handler, an extractor, routing, authentication or a
 //! panic), is an `application/problem+json` document (RFC 9457) built by [`error::ApiError`].
@@ -125,7 +126,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/incidents", get(incidents::all))
         .route("/status", get(status::all))
         .route("/webhooks", post(webhooks::create).get(webhooks::list))
-        .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -39,19 +39,7 @@ pub async fn create(
     let url = validate_url(&input.url)?;
     let name = match input.name {
         None => "webhook".to_string(),
-        Some(name) => {
-            let name = name.trim().to_string();
-            if name.is_empty() {
-                return Err(ApiError::validation("name", "`name` must not be empty."));
-            }
-            if name.chars().count() > MAX_NAME {
-                return Err(ApiError::validation(
-                    "name",
-                    format!("`name` must be at most {MAX_NAME} characters."),
-                ));
-            }
-            name
-        }
+        Some(name) => validate_name(&name)?,
     };
     let webhook = Webhook {
         id: Uuid::now_v7(),
@@ -72,6 +60,95 @@ pub async fn create(
         axum::Json(view),
     )
         .into_response())
+}
+
+/// What a client may change of a webhook; what it leaves out stays as it is.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatch {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// Why a webhook is disabled when a person disables it.
+const DISABLED_THROUGH_API: &str = "disabled through the API";
+
+/// `GET /api/v1/webhooks/{id}`.
+pub async fn get(
+    State(state): State<ApiState>,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<WebhookView>, ApiError> {
+    let webhook = found(&state, id).await?;
+    Ok(axum::Json(WebhookView::from(&webhook)))
+}
+
+/// `PATCH /api/v1/webhooks/{id}`: renames, moves, or enables or disables a webhook.
+/// `"enabled": true` is how a webhook disabled after answering 404 is used again.
+pub async fn update(
+    State(state): State<ApiState>,
+    IdPath(id): IdPath,
+    Json(body): Json<serde_json::Value>,
+) -> Result<axum::Json<WebhookView>, ApiError> {
+    let patch: WebhookPatch = from_object(&body, "the webhook's `url`, `name` and `enabled`")?;
+    let mut webhook = found(&state, id).await?;
+    if webhook.source == WebhookSource::Config && (patch.url.is_some() || patch.name.is_some()) {
+        return Err(ApiError::Conflict(
+            "This webhook comes from DISCORD_WEBHOOK_URL, which sets its URL and name at every start; change the variable instead, or send only `enabled`.".to_string(),
+        ));
+    }
+    let url = patch.url.as_deref().map(validate_url).transpose()?;
+    let name = patch.name.as_deref().map(validate_name).transpose()?;
+    if url.is_some() || name.is_some() {
+        webhook.url = url.unwrap_or(webhook.url);
+        webhook.name = name.unwrap_or(webhook.name);
+        state.store.upsert_webhook(&webhook).await?;
+    }
+    match patch.enabled {
+        Some(true) if !webhook.enabled => {
+            state.store.enable_webhook(id).await?;
+            tracing::info!(webhook_id = %id, "webhook enabled");
+        }
+        Some(false) if webhook.enabled => {
+            state
+                .store
+                .disable_webhook(id, DISABLED_THROUGH_API)
+                .await?;
+            tracing::info!(webhook_id = %id, "webhook disabled");
+        }
+        _ => {}
+    }
+    let webhook = found(&state, id).await?;
+    let view = WebhookView::from(&webhook);
+    tracing::info!(webhook_id = %id, url = %view.url, "webhook updated");
+    Ok(axum::Json(view))
+}
+
+/// The webhook with `id`, or a 404 that says so.
+async fn found(state: &ApiState, id: Uuid) -> Result<Webhook, ApiError> {
+    state
+        .store
+        .get_webhook(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("There is no webhook with id {id}.")))
+}
+
+/// Checks a webhook's name: trimmed, not empty, at most [`MAX_NAME`] characters.
+fn validate_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim().to_string();
+    if name.is_empty() {
+        return Err(ApiError::validation("name", "`name` must not be empty."));
+    }
+    if name.chars().count() > MAX_NAME {
+        return Err(ApiError::validation(
+            "name",
+            format!("`name` must be at most {MAX_NAME} characters."),
+        ));
+    }
+    Ok(name)
 }
 
 /// Checks a webhook URL without ever echoing it, since it is a secret.

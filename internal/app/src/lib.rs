@@ -95,7 +95,7 @@ impl Role {
     fn needs_store(self) -> bool {
         matches!(
             self,
-            Role::Scheduler | Role::Logger | Role::Alerter | Role::Api
+            Role::Scheduler | Role::Logger | Role::CacheUpdater | Role::Alerter | Role::Api
         )
     }
 
@@ -363,7 +363,8 @@ impl Application {
             let sub = subscriptions
                 .remove(&Role::CacheUpdater)
                 .expect("subscribed");
-            consumers.push(tokio::spawn(CacheUpdater { cache }.run(sub)));
+            let store = store_of(Role::CacheUpdater)?;
+            consumers.push(tokio::spawn(CacheUpdater { cache, store }.run(sub)));
         }
         let workers = if has(Role::Worker) {
             let checker = Checker::new(CheckerConfig {

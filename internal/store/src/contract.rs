@@ -26,6 +26,7 @@ macro_rules! for_each_contract_test {
             pause_and_resume_via_update,
             webhooks_upsert_keeps_enabled,
             disable_webhook_fails_pending,
+            enable_webhook_resumes_alerts,
             delete_webhook_removes_pending,
             outbox_delivers_in_order,
             rollups_equal_the_raw_rows_they_summarize,
@@ -806,6 +807,43 @@ pub async fn webhooks_upsert_keeps_enabled(store: &dyn Store) {
     assert!(store.delete_webhook(newer.id).await.unwrap());
     assert!(!store.delete_webhook(newer.id).await.unwrap());
     assert_eq!(store.list_webhooks().await.unwrap(), vec![got]);
+}
+
+/// Enabling a disabled webhook clears its reason and brings it back into new alerts, without
+/// reviving the deliveries that failed while it was disabled.
+pub async fn enable_webhook_resumes_alerts(store: &dyn Store) {
+    let hook = webhook("revived", 1);
+    store.upsert_webhook(&hook).await.unwrap();
+    let m = monitor("http://127.0.0.1:111/");
+    store.insert_monitor(&m).await.unwrap();
+    store
+        .apply_result(&result(&m, 10, false))
+        .await
+        .unwrap()
+        .unwrap();
+    store.disable_webhook(hook.id, "HTTP 404").await.unwrap();
+    assert_eq!(store.pending_deliveries().await.unwrap(), 0);
+
+    assert!(store.enable_webhook(hook.id).await.unwrap());
+    let got = store.get_webhook(hook.id).await.unwrap().unwrap();
+    assert!(got.enabled);
+    assert_eq!(got.disabled_reason, None);
+    assert_eq!(
+        store.pending_deliveries().await.unwrap(),
+        0,
+        "failed deliveries stay failed"
+    );
+    assert!(store.enable_webhook(hook.id).await.unwrap(), "idempotent");
+    assert!(!store.enable_webhook(Uuid::now_v7()).await.unwrap());
+
+    store
+        .apply_result(&result(&m, 20, true))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.webhooks_with_pending().await.unwrap(), vec![hook.id]);
+    let delivery = store.next_delivery(hook.id).await.unwrap().unwrap();
+    assert_eq!(delivery.alert.kind, AlertKind::Recovery);
 }
 
 /// Disabling a webhook fails its pending deliveries and keeps it out of new alerts.

@@ -156,6 +156,11 @@ impl Store for Intercepted {
         self.call("disable_webhook", 0)?;
         self.inner.disable_webhook(id, reason).await
     }
+
+    async fn enable_webhook(&self, id: Uuid) -> StoreResult<bool> {
+        self.call("enable_webhook", 0)?;
+        self.inner.enable_webhook(id).await
+    }
     async fn webhooks_with_pending(&self) -> StoreResult<Vec<Uuid>> {
         self.call("webhooks_with_pending", 0)?;
         self.inner.webhooks_with_pending().await

@@ -390,6 +390,10 @@ pub trait Store: Send + Sync + 'static {
     /// Stops using a webhook (it answered 404), keeping the reason for people to see.
     /// Its pending deliveries are marked failed.
     async fn disable_webhook(&self, id: Uuid, reason: &str) -> StoreResult<()>;
+    /// Uses a disabled webhook again, forgetting why it was disabled: alerts from now on
+    /// reach it (the deliveries failed while it was disabled stay failed). Returns false when
+    /// there is no such webhook.
+    async fn enable_webhook(&self, id: Uuid) -> StoreResult<bool>;
 
     /// Ids of enabled webhooks that have pending deliveries.
     async fn webhooks_with_pending(&self) -> StoreResult<Vec<Uuid>>;

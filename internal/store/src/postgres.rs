@@ -1133,6 +1133,15 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn enable_webhook(&self, id: Uuid) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE webhooks SET enabled = true, disabled_reason = NULL WHERE id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn webhooks_with_pending(&self) -> StoreResult<Vec<Uuid>> {
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "SELECT w.id FROM webhooks w WHERE w.enabled AND EXISTS \

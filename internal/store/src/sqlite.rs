@@ -939,6 +939,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn enable_webhook(&self, id: Uuid) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE webhooks SET enabled = 1, disabled_reason = NULL WHERE id = ?")
+                .bind(id.as_bytes().as_slice())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn webhooks_with_pending(&self) -> StoreResult<Vec<Uuid>> {
         let ids: Vec<Vec<u8>> = sqlx::query_scalar(
             "SELECT w.id FROM webhooks w WHERE w.enabled = 1 AND EXISTS \

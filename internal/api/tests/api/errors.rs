@@ -279,7 +279,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
     app.call(Method::POST, "/api/v1/status")
         .await
         .assert_problem(StatusCode::METHOD_NOT_ALLOWED);
-    app.call(Method::GET, &format!("/api/v1/webhooks/{}", Uuid::now_v7()))
+    app.call(Method::PUT, &format!("/api/v1/webhooks/{}", Uuid::now_v7()))
         .await
         .assert_problem(StatusCode::METHOD_NOT_ALLOWED);
     app.call(Method::DELETE, "/healthz")

@@ -111,3 +111,139 @@ async fn invalid_webhooks_are_refused_without_echoing_the_url() {
     let listed = app.get("/api/v1/webhooks").await.json();
     assert_eq!(listed["items"], json!([]));
 }
+
+#[tokio::test]
+async fn a_webhook_disabled_after_a_404_is_enabled_again_with_patch() {
+    let app = spawn_app().await;
+    let id = id_of(
+        &app.post_json(
+            "/api/v1/webhooks",
+            &json!({"url": SECRET_URL, "name": "ops"}),
+        )
+        .await
+        .json(),
+    );
+    app.store.disable_webhook(id, "HTTP 404").await.unwrap();
+    let shown = app.get(&format!("/api/v1/webhooks/{id}")).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.text());
+    assert!(
+        !shown.text().contains("very-secret-token"),
+        "{}",
+        shown.text()
+    );
+    let shown = shown.json();
+    assert_eq!(shown["enabled"], false);
+    assert_eq!(shown["disabled_reason"], "HTTP 404");
+
+    let response = app
+        .patch_json(&format!("/api/v1/webhooks/{id}"), &json!({"enabled": true}))
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let view = response.json();
+    assert_eq!(view["enabled"], true);
+    assert!(view.get("disabled_reason").is_none(), "{view}");
+    assert_eq!(view["name"], "ops");
+    let stored = app.store.get_webhook(id).await.unwrap().unwrap();
+    assert!(stored.enabled);
+    assert_eq!(stored.url, SECRET_URL, "the URL is kept");
+
+    let response = app
+        .patch_json(
+            &format!("/api/v1/webhooks/{id}"),
+            &json!({"enabled": false, "name": " paging ", "url": "http://127.0.0.1:9/hook/new-secret"}),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    assert!(
+        !response.text().contains("new-secret"),
+        "{}",
+        response.text()
+    );
+    let stored = app.store.get_webhook(id).await.unwrap().unwrap();
+    assert!(!stored.enabled);
+    assert_eq!(
+        stored.disabled_reason.as_deref(),
+        Some("disabled through the API")
+    );
+    assert_eq!(stored.name, "paging");
+    assert_eq!(stored.url, "http://127.0.0.1:9/hook/new-secret");
+}
+
+#[tokio::test]
+async fn patching_a_webhook_refuses_bad_input_and_unknown_ids() {
+    let app = spawn_app().await;
+    let id = id_of(
+        &app.post_json("/api/v1/webhooks", &json!({"url": SECRET_URL}))
+            .await
+            .json(),
+    );
+    let uri = format!("/api/v1/webhooks/{id}");
+    for (body, field) in [
+        (json!({"url": "ftp://files.test/secret-path"}), "url"),
+        (json!({"name": "  "}), "name"),
+        (json!({"enabled": "yes"}), "enabled"),
+        (json!({"colour": "red"}), "colour"),
+    ] {
+        let response = app.patch_json(&uri, &body).await;
+        let problem = response.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(problem["field"], field, "{body}: {problem}");
+        assert!(!response.text().contains("secret"), "{body}: {problem}");
+    }
+    assert_eq!(
+        app.store.get_webhook(id).await.unwrap().unwrap().url,
+        SECRET_URL,
+        "nothing changed"
+    );
+    let unknown = format!("/api/v1/webhooks/{}", Uuid::now_v7());
+    app.get(&unknown)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
+    app.patch_json(&unknown, &json!({"enabled": true}))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_configured_webhook_is_only_enabled_or_disabled_through_the_api() {
+    let app = spawn_app().await;
+    let configured = upwatch_core::Webhook {
+        id: Uuid::now_v7(),
+        name: "DISCORD_WEBHOOK_URL #1".into(),
+        url: SECRET_URL.into(),
+        enabled: false,
+        disabled_reason: Some("HTTP 404".into()),
+        source: upwatch_core::WebhookSource::Config,
+        created_at: chrono::Utc::now(),
+    };
+    app.store.upsert_webhook(&configured).await.unwrap();
+    let uri = format!("/api/v1/webhooks/{}", configured.id);
+    let problem = app
+        .patch_json(&uri, &json!({"name": "renamed", "enabled": true}))
+        .await
+        .assert_problem(StatusCode::CONFLICT);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("DISCORD_WEBHOOK_URL"),
+        "{problem}"
+    );
+    assert!(
+        !app.store
+            .get_webhook(configured.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    let response = app.patch_json(&uri, &json!({"enabled": true})).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    assert!(
+        app.store
+            .get_webhook(configured.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+}

@@ -1,0 +1,79 @@
+//! The cache updater against a real SQLite store and the in-memory cache: a missing entry is
+//! rebuilt from the store, and a deleted monitor's late result brings nothing back.
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use upwatch_cache::{MemoryCache, StatusCache};
+use upwatch_core::{CheckResult, Monitor, MonitorInput, MonitorStatus};
+use upwatch_pipeline::cache_updater::apply;
+use upwatch_store::{SqliteStore, Store};
+
+async fn store() -> (Arc<SqliteStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    (Arc::new(SqliteStore::connect(&url).await.unwrap()), dir)
+}
+
+async fn monitor(store: &dyn Store, port: u16) -> Monitor {
+    let m = Monitor::create(
+        MonitorInput::for_url(format!("http://127.0.0.1:{port}/")),
+        Utc::now() - TimeDelta::minutes(10),
+    )
+    .unwrap();
+    store.insert_monitor(&m).await.unwrap();
+    m
+}
+
+#[tokio::test]
+async fn a_result_rebuilds_a_missing_entry_from_the_store() {
+    let (store, _dir) = store().await;
+    let cache = MemoryCache::new();
+    let m = monitor(store.as_ref(), 3001).await;
+    assert_eq!(cache.get(m.id).await.unwrap(), None);
+
+    let up = CheckResult::simulated(&m, Utc::now() - TimeDelta::seconds(5), true, 21);
+    apply(&cache, store.as_ref(), &up).await.unwrap();
+    let entry = cache.get(m.id).await.unwrap().expect("rebuilt");
+    assert_eq!(entry.name, m.name);
+    assert_eq!(entry.url, m.url);
+    assert_eq!(entry.state.status, MonitorStatus::Up);
+    assert_eq!(entry.state.last_checked, Some(up.checked_at));
+    assert_eq!(entry.state.response_time_ms, Some(21));
+
+    // From then on the entry is updated as usual.
+    let down = CheckResult::simulated(&m, Utc::now(), false, 5);
+    apply(&cache, store.as_ref(), &down).await.unwrap();
+    let entry = cache.get(m.id).await.unwrap().unwrap();
+    assert_eq!(entry.state.last_checked, Some(down.checked_at));
+    assert_eq!(entry.state.consecutive_failures, 1);
+}
+
+#[tokio::test]
+async fn a_rebuilt_entry_starts_from_the_alerters_state_and_never_goes_back() {
+    let (store, _dir) = store().await;
+    let cache = MemoryCache::new();
+    let m = monitor(store.as_ref(), 3002).await;
+    let newer = CheckResult::simulated(&m, Utc::now(), false, 9);
+    store.apply_result(&newer).await.unwrap();
+
+    // An older result, redelivered after the cache lost its entry.
+    let older = CheckResult::simulated(&m, newer.checked_at - TimeDelta::seconds(60), true, 3);
+    apply(&cache, store.as_ref(), &older).await.unwrap();
+    let entry = cache.get(m.id).await.unwrap().expect("rebuilt");
+    assert_eq!(entry.state, store.get_state(m.id).await.unwrap().unwrap());
+    assert_eq!(entry.state.last_checked, Some(newer.checked_at));
+}
+
+#[tokio::test]
+async fn a_late_result_of_a_deleted_monitor_is_not_cached() {
+    let (store, _dir) = store().await;
+    let cache = MemoryCache::new();
+    let m = monitor(store.as_ref(), 3003).await;
+    assert!(store.delete_monitor(m.id).await.unwrap());
+
+    let late = CheckResult::simulated(&m, Utc::now(), true, 7);
+    apply(&cache, store.as_ref(), &late).await.unwrap();
+    assert_eq!(cache.get(m.id).await.unwrap(), None);
+    assert!(cache.list().await.unwrap().is_empty());
+}
