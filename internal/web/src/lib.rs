@@ -106,6 +106,10 @@ pub fn router(state: WebState) -> Router {
         .route("/status/events", get(public_events))
         .route("/status/updates", get(public_updates))
         .route("/assets/{name}", get(assets::serve))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            watching,
+        ))
         .layer(CompressionLayer::new())
         .layer(
             TraceLayer::new_for_http()
@@ -113,6 +117,16 @@ pub fn router(state: WebState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
         .with_state(state)
+}
+
+/// Every request of the pages tells the live view that someone is looking.
+async fn watching(
+    State(state): State<WebState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    state.live().watch();
+    next.run(request).await
 }
 
 /// A page: HTML that is never stored by caches, under a policy that lets it load only this

@@ -11,10 +11,15 @@
 //!
 //! The poller also keeps, per monitor, the newest [`RECENT`] results the dashboard draws as a
 //! bar: read once from the store, then extended with each new check the cache shows.
+//!
+//! Nobody watching, nothing read: when no event stream is open and no page or update was asked
+//! for within [`IDLE_AFTER`], the poller stops reading the cache (in the fleet, an `HGETALL`
+//! of every entry) until someone looks again. The bars it kept are dropped then, since they
+//! missed the checks of the idle time, and read from the store again when a page needs them.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -29,6 +34,9 @@ use uuid::Uuid;
 pub const POLL_EVERY: Duration = Duration::from_millis(500);
 /// How many results the dashboard's bar shows per monitor.
 pub const RECENT: usize = 60;
+/// How long after the last page, update or event stream the poller goes on reading the cache.
+/// The polling fallback asks every 5 s, well within it.
+pub const IDLE_AFTER: Duration = Duration::from_secs(30);
 /// How many batches are kept for pages that reconnect; older ones get a full snapshot.
 const LOG_BATCHES: usize = 1200;
 
@@ -104,6 +112,10 @@ struct Inner {
     recent: HashMap<Uuid, VecDeque<Tick>>,
     monitors: Monitors,
     public: HashSet<Uuid>,
+    /// When a page, an update or an event stream was last asked for.
+    watched_at: Option<Instant>,
+    /// Whether the poller skipped polls because nobody was watching.
+    idle: bool,
 }
 
 impl Live {
@@ -132,6 +144,9 @@ impl Live {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
+            }
+            if !self.watched() {
+                continue;
             }
             match self.poll().await {
                 Ok(()) => failing = false,
@@ -193,6 +208,35 @@ impl Live {
             let _ = self.tx.send(batch);
         }
         Ok(())
+    }
+
+    /// Notes that someone looks: a page, an update or an event stream was asked for. After an
+    /// idle time, the bars of recent results are dropped, to be read again from the store.
+    pub fn watch(&self) {
+        let mut inner = self.inner.lock().expect("live view lock");
+        if inner.idle {
+            inner.idle = false;
+            inner.recent.clear();
+            tracing::debug!("live view: watched again; polling the status cache");
+        }
+        inner.watched_at = Some(Instant::now());
+    }
+
+    /// Whether the poller should read the cache now: before its first poll (which primes what
+    /// it has seen), while an event stream is open, or within [`IDLE_AFTER`] of a watch.
+    fn watched(&self) -> bool {
+        let mut inner = self.inner.lock().expect("live view lock");
+        let watched = should_poll(
+            inner.primed,
+            self.tx.receiver_count(),
+            inner.watched_at,
+            Instant::now(),
+        );
+        if !watched && !inner.idle {
+            inner.idle = true;
+            tracing::debug!("live view: nobody watching; polling paused");
+        }
+        watched
     }
 
     /// The id of the newest batch: a page rendered now continues from here.
@@ -310,6 +354,12 @@ impl Live {
     }
 }
 
+/// Whether to read the cache: before the first poll, while `streams` event streams are
+/// open, or within [`IDLE_AFTER`] of the last watch.
+fn should_poll(primed: bool, streams: usize, watched_at: Option<Instant>, now: Instant) -> bool {
+    !primed || streams > 0 || watched_at.is_some_and(|at| now.duration_since(at) < IDLE_AFTER)
+}
+
 /// Adds a check to a bar unless the bar already has it (or something newer). Times are
 /// compared to the millisecond, which is what the store keeps of them.
 fn push_tick(bar: &mut VecDeque<Tick>, tick: Tick) {
@@ -371,5 +421,28 @@ impl From<&Change> for PublicChange {
             name: change.name.clone(),
             status: change.status,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_only_while_someone_watches() {
+        let now = Instant::now();
+        let before = |d: Duration| Some(now - d);
+        assert!(should_poll(false, 0, None, now), "the first poll primes");
+        assert!(!should_poll(true, 0, None, now), "never watched");
+        assert!(should_poll(true, 1, None, now), "an open stream");
+        assert!(should_poll(true, 0, before(Duration::ZERO), now));
+        assert!(should_poll(
+            true,
+            0,
+            before(IDLE_AFTER - Duration::from_millis(1)),
+            now
+        ));
+        assert!(!should_poll(true, 0, before(IDLE_AFTER), now), "idle");
+        assert!(should_poll(true, 2, before(IDLE_AFTER * 10), now));
     }
 }

@@ -10,16 +10,20 @@ use tokio_util::sync::CancellationToken;
 use upwatch_cache::{LiveStatus, MemoryCache, StatusCache};
 use upwatch_core::{CheckResult, Monitor, MonitorInput, MonitorState};
 use upwatch_store::{SqliteStore, Store};
+use upwatch_testkit::wait::until;
 use upwatch_web::{router, WebConfig, WebState};
 use uuid::Uuid;
 
 const DEADLINE: Duration = Duration::from_secs(10);
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(20);
 
 struct Server {
     base: String,
     store: Arc<dyn Store>,
     cache: Arc<dyn StatusCache>,
     stop: CancellationToken,
+    live: Arc<upwatch_web::live::Live>,
     client: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -37,6 +41,7 @@ async fn serve(dashboard: bool) -> Server {
         dashboard,
         stop: stop.clone(),
     });
+    let live = state.live().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = stop.clone();
@@ -51,12 +56,40 @@ async fn serve(dashboard: bool) -> Server {
         store,
         cache,
         stop,
+        live,
         client: reqwest::Client::new(),
         _dir: dir,
     }
 }
 
 impl Server {
+    /// Waits until the live view's poller has seen each of `monitors` (so that what happens
+    /// next is a change to them).
+    async fn seen_live(&self, monitors: &[&Monitor]) {
+        until(
+            "the live view to see the monitors",
+            DEADLINE,
+            POLL,
+            || async {
+                let seen = self.live.since(0);
+                let ids: Vec<Uuid> = seen[0].changes.iter().map(|c| c.id).collect();
+                monitors.iter().all(|m| ids.contains(&m.id)).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Waits until the live view published a batch after `after`.
+    async fn published_after(&self, after: u64) {
+        until(
+            "the live view to publish a change",
+            DEADLINE,
+            POLL,
+            || async { (self.live.last_id() > after).then_some(()) },
+        )
+        .await;
+    }
+
     /// Adds a monitor to the store and the cache, in `status`.
     async fn monitor(&self, name: &str, public: bool, group: Option<&str>) -> Monitor {
         let monitor = Monitor::create(
@@ -280,7 +313,7 @@ async fn events_stream_changes_and_resume_from_the_last_event_id() {
     let m = server.monitor("Alpha", false, None).await;
     // Let the live view see the monitor once, so that what follows is a change.
     server.get("/").await;
-    tokio::time::sleep(upwatch_web::live::POLL_EVERY * 2).await;
+    server.seen_live(&[&m]).await;
 
     let response = server.get("/events").await;
     assert_eq!(response.headers()["content-type"], "text/event-stream");
@@ -300,7 +333,7 @@ async fn events_stream_changes_and_resume_from_the_last_event_id() {
 
     // A change while disconnected arrives on reconnecting with the last id seen.
     server.check(&m, true).await;
-    tokio::time::sleep(upwatch_web::live::POLL_EVERY * 3).await;
+    server.published_after(first.parse().unwrap()).await;
     let response = server
         .client
         .get(format!("{}/events", server.base))
@@ -328,7 +361,7 @@ async fn the_public_stream_carries_public_monitors_and_statuses_only() {
     let public = server.monitor("Shop", true, None).await;
     let private = server.monitor("Admin", false, None).await;
     server.get("/status").await;
-    tokio::time::sleep(upwatch_web::live::POLL_EVERY * 2).await;
+    server.seen_live(&[&public, &private]).await;
 
     let mut stream = server.get("/status/events").await.bytes_stream();
     let mut buffer = String::new();
