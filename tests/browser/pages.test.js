@@ -213,6 +213,40 @@ test("a status flip shows on an open dashboard without a reload", async () => {
   await context.close();
 });
 
+test("monitors added and deleted through the API come and go on open pages without a reload", async () => {
+  const dashboard = await newPage();
+  const status = await newPage();
+  await dashboard.page.goto(base + "/");
+  await status.page.goto(base + "/status");
+  for (const { page } of [dashboard, status]) {
+    await page.waitForFunction(() => document.getElementById("live-state").textContent === "Live", null, { timeout: DEADLINE });
+    await page.evaluate(() => { window.__sameDocument = true; });
+  }
+  await dashboard.page.fill("#filter", "shop");
+
+  const late = await api("POST", "/api/v1/sites", {
+    name: "Late arrival", url: target.url("/late"), enabled: false, public: true, group: "Shop",
+  });
+  await dashboard.page.waitForSelector(`tr[id="${late.id}"]`, { timeout: DEADLINE });
+  assert.match(await dashboard.page.locator(`tr[id="${late.id}"] .st`).innerText(), /Paused/);
+  assert.match(await dashboard.page.locator("#summary").innerText(), /^5 monitors/);
+  // The filter typed before still applies to the new list.
+  assert.equal(await dashboard.page.inputValue("#filter"), "shop");
+  assert.equal(await dashboard.page.locator("tbody tr:visible").count(), 3);
+  await status.page.waitForSelector(`li[id="${late.id}"]`, { timeout: DEADLINE });
+  assert.match(await status.page.locator(`li[id="${late.id}"]`).innerText(), /Late arrival/);
+
+  await api("DELETE", `/api/v1/sites/${late.id}`);
+  await dashboard.page.waitForSelector(`tr[id="${late.id}"]`, { state: "detached", timeout: DEADLINE });
+  await status.page.waitForSelector(`li[id="${late.id}"]`, { state: "detached", timeout: DEADLINE });
+  assert.match(await dashboard.page.locator("#summary").innerText(), /^4 monitors/);
+  for (const { page, context, foreign } of [dashboard, status]) {
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");
+    assert.deepEqual(foreign, []);
+    await context.close();
+  }
+});
+
 test("a monitor's page shows daily uptime, the response-time chart, incidents and settings", async () => {
   await until("the monitor to be up again", async () => (await statusOf(ids.flip)) === "up");
   const { context, page, foreign } = await newPage();

@@ -109,12 +109,51 @@
     }
   }
 
+  // Reads the page again and swaps in its list (monitors added, edited or deleted; on the
+  // status page also new incidents and bars), keeping the filter and the collapsed groups.
+  var reloading = false, reloadAgain = false;
+  function reloadList() {
+    if (reloading) { reloadAgain = true; return; }
+    reloading = true;
+    fetch(location.pathname + location.search, { cache: "no-store" }).then(function (r) {
+      return r.ok ? r.text() : null;
+    }).then(function (html) {
+      if (!html) return;
+      var fresh = new DOMParser().parseFromString(html, "text/html");
+      var filter = document.getElementById("filter");
+      var list = document.getElementById("monitors"), freshList = fresh.getElementById("monitors");
+      if (page === "dashboard" && filter && list && freshList) {
+        var closed = {};
+        list.querySelectorAll("details.group:not([open])").forEach(function (g) { closed[g.dataset.group] = true; });
+        freshList.querySelectorAll("details.group").forEach(function (g) { if (closed[g.dataset.group]) g.removeAttribute("open"); });
+        list.replaceWith(document.adoptNode(freshList));
+        var summary = fresh.getElementById("summary");
+        if (summary) document.getElementById("summary").replaceWith(document.adoptNode(summary));
+        if (filter.value) filter.dispatchEvent(new Event("input"));
+      } else {
+        var main = fresh.getElementById("main");
+        if (!main) return;
+        document.getElementById("main").replaceWith(document.adoptNode(main));
+        setUpFilter();
+      }
+      var since = Number(fresh.body.dataset.since) || 0;
+      if (since > last) last = since;
+      refreshSummaries();
+    }).catch(function () {}).then(function () {
+      reloading = false;
+      if (reloadAgain) { reloadAgain = false; reloadList(); }
+    });
+  }
+
   function applyBatch(batch) {
     var news = [];
     batch.changes.forEach(function (c) { apply(c, news); });
     if (batch.id > last) last = batch.id;
     refreshSummaries();
     if (news.length) document.getElementById("announcer").textContent = news.join(". ") + ".";
+    var unknown = batch.changes.some(function (c) { return !document.getElementById(c.id); });
+    if ((page === "dashboard" || page === "status") &&
+        (batch.monitors_changed || unknown || (page === "status" && news.length))) reloadList();
   }
 
   function liveState(text) { setText(document, "#live-state", text); }

@@ -114,7 +114,7 @@ pub fn dashboard(rows: &[Row], since: u64) -> Markup {
                 input #filter type="search" placeholder="Name, URL or group" autocomplete="off";
                 span #filter-count .muted aria-live="polite" {}
             }
-            @for (name, rows) in &groups {
+            div #monitors { @for (name, rows) in &groups {
                 details.group open data-group=(name) {
                     summary { h2 { (name) " " span.muted { "(" (rows.len()) ")" } } }
                     table.monitors {
@@ -131,7 +131,7 @@ pub fn dashboard(rows: &[Row], since: u64) -> Markup {
                         }
                     }
                 }
-            }
+            } }
         }
     };
     layout("Dashboard", Page::Dashboard, since, html! {}, true, body)

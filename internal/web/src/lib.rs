@@ -286,12 +286,15 @@ fn batch_json(batch: &Batch, audience: Audience) -> Option<serde_json::Value> {
         id: u64,
         reset: bool,
         changes: Vec<T>,
+        /// The monitors this audience sees changed: the page reads its list again.
+        monitors_changed: bool,
     }
     let value = match audience {
         Audience::Dashboard => serde_json::to_value(Out {
             id: batch.id,
             reset: batch.reset,
             changes: batch.changes.iter().collect(),
+            monitors_changed: batch.monitors_changed,
         }),
         Audience::Public => {
             let changes: Vec<PublicChange> = batch
@@ -300,13 +303,14 @@ fn batch_json(batch: &Batch, audience: Audience) -> Option<serde_json::Value> {
                 .filter(|c| c.public)
                 .map(PublicChange::from)
                 .collect();
-            if changes.is_empty() && !batch.reset {
+            if changes.is_empty() && !batch.reset && !batch.public_changed {
                 return None;
             }
             serde_json::to_value(Out {
                 id: batch.id,
                 reset: batch.reset,
                 changes,
+                monitors_changed: batch.public_changed,
             })
         }
     };

@@ -80,6 +80,12 @@ pub struct Batch {
     pub id: u64,
     pub reset: bool,
     pub changes: Arc<Vec<Change>>,
+    /// A monitor was added, edited or deleted since the previous batch: the dashboard reads
+    /// its rows again.
+    pub monitors_changed: bool,
+    /// The public monitors (which ones, their names or groups) changed: the status page reads
+    /// its list again.
+    pub public_changed: bool,
 }
 
 /// The monitors as last read from the store, with the version they were read at.
@@ -116,6 +122,9 @@ struct Inner {
     watched_at: Option<Instant>,
     /// Whether the poller skipped polls because nobody was watching.
     idle: bool,
+    /// The monitors' version and public monitors as the previous poll saw them.
+    polled_version: Option<i64>,
+    polled_public: Vec<(Uuid, String, Option<String>)>,
 }
 
 impl Live {
@@ -161,9 +170,25 @@ impl Live {
 
     /// Reads the monitors (when they changed) and the cache once, and publishes what changed.
     pub async fn poll(&self) -> Result<(), String> {
-        self.monitors().await?;
+        let monitors = self.monitors().await?;
         let entries = self.cache.list().await.map_err(|e| e.to_string())?;
         let mut inner = self.inner.lock().expect("live view lock");
+        let (mut monitors_changed, mut public_changed) = (false, false);
+        if inner.polled_version != Some(monitors.version) {
+            let public: Vec<(Uuid, String, Option<String>)> = monitors
+                .list
+                .iter()
+                .filter(|m| m.public)
+                .map(|m| (m.id, m.name.clone(), m.group.clone()))
+                .collect();
+            // After the first poll, and after an idle time (every open page was rendered since),
+            // there is nothing a page could have missed.
+            let known = inner.primed && inner.polled_version.is_some();
+            monitors_changed = known;
+            public_changed = known && public != inner.polled_public;
+            inner.polled_version = Some(monitors.version);
+            inner.polled_public = public;
+        }
         let mut changes = Vec::new();
         let mut present = HashSet::with_capacity(entries.len());
         for entry in entries {
@@ -192,11 +217,13 @@ impl Live {
         inner.seen.retain(|id, _| present.contains(id));
         inner.recent.retain(|id, _| present.contains(id));
         inner.primed = true;
-        if !changes.is_empty() {
+        if !changes.is_empty() || monitors_changed {
             let batch = Batch {
                 id: next_id(&mut inner),
                 reset: false,
                 changes: Arc::new(changes),
+                monitors_changed,
+                public_changed,
             };
             inner.log.push_back(batch.clone());
             while inner.log.len() > LOG_BATCHES {
@@ -217,6 +244,7 @@ impl Live {
         if inner.idle {
             inner.idle = false;
             inner.recent.clear();
+            inner.polled_version = None;
             tracing::debug!("live view: watched again; polling the status cache");
         }
         inner.watched_at = Some(Instant::now());
@@ -266,6 +294,8 @@ impl Live {
             id: inner.last_id,
             reset: true,
             changes: Arc::new(changes),
+            monitors_changed: true,
+            public_changed: true,
         }]
     }
 

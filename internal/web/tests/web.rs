@@ -445,3 +445,42 @@ async fn a_thousand_monitors_render_within_the_budget() {
     assert_eq!(status.matches("<li id=").count(), 500);
     assert!(!status.contains("Site 0001"), "odd sites are private");
 }
+
+#[tokio::test]
+async fn streams_say_when_the_monitors_a_page_lists_changed() {
+    let server = serve(true).await;
+    let first = server.monitor("First", true, None).await;
+    server.get("/").await;
+    server.seen_live(&[&first]).await;
+    let mut dashboard = server.get("/events").await.bytes_stream();
+    let mut public = server.get("/status/events").await.bytes_stream();
+    let (mut d_buf, mut p_buf) = (String::new(), String::new());
+
+    // A private monitor: the dashboard reads its list again, the status page hears nothing.
+    let private = server.monitor("Private", false, None).await;
+    let (_, value) = next_event(&mut dashboard, &mut d_buf, |_, _| true).await;
+    assert_eq!(value["monitors_changed"], true, "{value}");
+
+    let shown = server.monitor("Shown", true, None).await;
+    let (_, value) = next_event(&mut dashboard, &mut d_buf, |_, v| {
+        v["changes"].to_string().contains(&shown.id.to_string())
+    })
+    .await;
+    assert_eq!(value["monitors_changed"], true, "{value}");
+    let (_, value) = next_event(&mut public, &mut p_buf, |_, _| true).await;
+    assert_eq!(value["monitors_changed"], true, "{value}");
+    assert!(has_status(&value, shown.id, "pending"), "{value}");
+    assert!(
+        !value.to_string().contains(&private.id.to_string()),
+        "{value}"
+    );
+
+    // A check changes a status, not the list.
+    server.check(&first, false).await;
+    let (_, value) = next_event(&mut dashboard, &mut d_buf, |_, v| {
+        has_status(v, first.id, "down")
+    })
+    .await;
+    assert_eq!(value["monitors_changed"], false, "{value}");
+    server.stop.cancel();
+}
