@@ -1,10 +1,12 @@
-//! The cache updater against a real SQLite store and the in-memory cache: a missing entry is
-//! rebuilt from the store, and a deleted monitor's late result brings nothing back.
+//! The cache updater against a real SQLite store, with the in-memory cache and with a real
+//! Redis (env `UPWATCH_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`, under a key prefix of
+//! its own): a missing entry is rebuilt from the store, and a deleted monitor's late result
+//! brings nothing back.
 
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
-use upwatch_cache::{MemoryCache, StatusCache};
+use upwatch_cache::{MemoryCache, RedisCache, StatusCache};
 use upwatch_core::{CheckResult, Monitor, MonitorInput, MonitorStatus};
 use upwatch_pipeline::cache_updater::apply;
 use upwatch_store::{SqliteStore, Store};
@@ -13,6 +15,18 @@ async fn store() -> (Arc<SqliteStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("c.db").display());
     (Arc::new(SqliteStore::connect(&url).await.unwrap()), dir)
+}
+
+/// The caches to run each case against: the embedded one and Redis.
+async fn caches() -> Vec<(&'static str, Arc<dyn StatusCache>)> {
+    let url = std::env::var("UPWATCH_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let prefix = format!("upwatch-test:{}:", uuid::Uuid::new_v4());
+    let redis = RedisCache::connect(&url, &prefix).await.unwrap();
+    vec![
+        ("memory", Arc::new(MemoryCache::new())),
+        ("redis", Arc::new(redis)),
+    ]
 }
 
 async fn monitor(store: &dyn Store, port: u16) -> Monitor {
@@ -27,53 +41,62 @@ async fn monitor(store: &dyn Store, port: u16) -> Monitor {
 
 #[tokio::test]
 async fn a_result_rebuilds_a_missing_entry_from_the_store() {
-    let (store, _dir) = store().await;
-    let cache = MemoryCache::new();
-    let m = monitor(store.as_ref(), 3001).await;
-    assert_eq!(cache.get(m.id).await.unwrap(), None);
+    for (name, cache) in caches().await {
+        let (store, _dir) = store().await;
+        let m = monitor(store.as_ref(), 3001).await;
+        assert_eq!(cache.get(m.id).await.unwrap(), None, "{name}");
 
-    let up = CheckResult::simulated(&m, Utc::now() - TimeDelta::seconds(5), true, 21);
-    apply(&cache, store.as_ref(), &up).await.unwrap();
-    let entry = cache.get(m.id).await.unwrap().expect("rebuilt");
-    assert_eq!(entry.name, m.name);
-    assert_eq!(entry.url, m.url);
-    assert_eq!(entry.state.status, MonitorStatus::Up);
-    assert_eq!(entry.state.last_checked, Some(up.checked_at));
-    assert_eq!(entry.state.response_time_ms, Some(21));
+        let up = CheckResult::simulated(&m, Utc::now() - TimeDelta::seconds(5), true, 21);
+        apply(cache.as_ref(), store.as_ref(), &up).await.unwrap();
+        let entry = cache.get(m.id).await.unwrap().expect("rebuilt");
+        assert_eq!(entry.name, m.name, "{name}");
+        assert_eq!(entry.url, m.url, "{name}");
+        assert_eq!(entry.state.status, MonitorStatus::Up, "{name}");
+        assert_eq!(entry.state.last_checked, Some(up.checked_at), "{name}");
+        assert_eq!(entry.state.response_time_ms, Some(21), "{name}");
 
-    // From then on the entry is updated as usual.
-    let down = CheckResult::simulated(&m, Utc::now(), false, 5);
-    apply(&cache, store.as_ref(), &down).await.unwrap();
-    let entry = cache.get(m.id).await.unwrap().unwrap();
-    assert_eq!(entry.state.last_checked, Some(down.checked_at));
-    assert_eq!(entry.state.consecutive_failures, 1);
+        // From then on the entry is updated as usual.
+        let down = CheckResult::simulated(&m, Utc::now(), false, 5);
+        apply(cache.as_ref(), store.as_ref(), &down).await.unwrap();
+        let entry = cache.get(m.id).await.unwrap().unwrap();
+        assert_eq!(entry.state.last_checked, Some(down.checked_at), "{name}");
+        assert_eq!(entry.state.consecutive_failures, 1, "{name}");
+        cache.remove(m.id).await.unwrap();
+    }
 }
 
 #[tokio::test]
 async fn a_rebuilt_entry_starts_from_the_alerters_state_and_never_goes_back() {
-    let (store, _dir) = store().await;
-    let cache = MemoryCache::new();
-    let m = monitor(store.as_ref(), 3002).await;
-    let newer = CheckResult::simulated(&m, Utc::now(), false, 9);
-    store.apply_result(&newer).await.unwrap();
+    for (name, cache) in caches().await {
+        let (store, _dir) = store().await;
+        let m = monitor(store.as_ref(), 3002).await;
+        let newer = CheckResult::simulated(&m, Utc::now(), false, 9);
+        store.apply_result(&newer).await.unwrap();
 
-    // An older result, redelivered after the cache lost its entry.
-    let older = CheckResult::simulated(&m, newer.checked_at - TimeDelta::seconds(60), true, 3);
-    apply(&cache, store.as_ref(), &older).await.unwrap();
-    let entry = cache.get(m.id).await.unwrap().expect("rebuilt");
-    assert_eq!(entry.state, store.get_state(m.id).await.unwrap().unwrap());
-    assert_eq!(entry.state.last_checked, Some(newer.checked_at));
+        // An older result, redelivered after the cache lost its entry.
+        let older = CheckResult::simulated(&m, newer.checked_at - TimeDelta::seconds(60), true, 3);
+        apply(cache.as_ref(), store.as_ref(), &older).await.unwrap();
+        let entry = cache.get(m.id).await.unwrap().expect("rebuilt");
+        assert_eq!(
+            entry.state,
+            store.get_state(m.id).await.unwrap().unwrap(),
+            "{name}"
+        );
+        assert_eq!(entry.state.last_checked, Some(newer.checked_at), "{name}");
+        cache.remove(m.id).await.unwrap();
+    }
 }
 
 #[tokio::test]
 async fn a_late_result_of_a_deleted_monitor_is_not_cached() {
-    let (store, _dir) = store().await;
-    let cache = MemoryCache::new();
-    let m = monitor(store.as_ref(), 3003).await;
-    assert!(store.delete_monitor(m.id).await.unwrap());
+    for (name, cache) in caches().await {
+        let (store, _dir) = store().await;
+        let m = monitor(store.as_ref(), 3003).await;
+        assert!(store.delete_monitor(m.id).await.unwrap());
 
-    let late = CheckResult::simulated(&m, Utc::now(), true, 7);
-    apply(&cache, store.as_ref(), &late).await.unwrap();
-    assert_eq!(cache.get(m.id).await.unwrap(), None);
-    assert!(cache.list().await.unwrap().is_empty());
+        let late = CheckResult::simulated(&m, Utc::now(), true, 7);
+        apply(cache.as_ref(), store.as_ref(), &late).await.unwrap();
+        assert_eq!(cache.get(m.id).await.unwrap(), None, "{name}");
+        assert!(cache.list().await.unwrap().is_empty(), "{name}");
+    }
 }
