@@ -6,7 +6,10 @@
 //!
 //! - `{prefix}status`: a hash from monitor id to the [`LiveStatus`] as JSON;
 //! - `{prefix}checked`: a hash from monitor id to the entry's `last_checked` in unix
-//!   milliseconds, or `-1` when the monitor was never checked.
+//!   milliseconds, or `-1` when the monitor was never checked;
+//! - `{prefix}ids`: a sorted set of the monitor ids, all with score 0, so that it is ordered by
+//!   id (hyphenated lower-case ids sort as the ids do), for reading one page of entries without
+//!   listing every id.
 //!
 //! Every operation is one round trip. A write is one Lua script that compares the stored
 //! `checked` value with the new one and writes both fields only when the new entry is not older,
@@ -47,10 +50,13 @@ const IDLE_CHECK_AFTER: Duration = Duration::from_secs(10);
 
 /// Writes both fields of an entry unless the stored one was checked more recently.
 ///
-/// `KEYS[1]` is the status hash, `KEYS[2]` the checked hash; `ARGV[1]` the monitor id,
-/// `ARGV[2]` the entry as JSON, `ARGV[3]` its `last_checked` in unix milliseconds or `-1`.
-/// Returns 1 when written, 0 when the stored entry is newer.
+/// `KEYS[1]` is the status hash, `KEYS[2]` the checked hash, `KEYS[3]` the id index; `ARGV[1]`
+/// the monitor id, `ARGV[2]` the entry as JSON, `ARGV[3]` its `last_checked` in unix
+/// milliseconds or `-1`. Returns 1 when written, 0 when the stored entry is newer. The id is
+/// indexed either way, so that entries written before the index existed are indexed by the
+/// API's warm-up at its next start.
 const PUT_LUA: &str = r#"
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if old then
   local stored = tonumber(old)
@@ -78,6 +84,7 @@ pub struct RedisCache {
     prefix: String,
     status_key: String,
     checked_key: String,
+    ids_key: String,
 }
 
 impl fmt::Debug for RedisCache {
@@ -124,6 +131,7 @@ impl RedisCache {
             prefix: prefix.to_owned(),
             status_key: format!("{prefix}status"),
             checked_key: format!("{prefix}checked"),
+            ids_key: format!("{prefix}ids"),
         };
         cache.ping().await.map_err(|e| match e {
             CacheError::Unavailable(why) => {
@@ -217,24 +225,21 @@ impl StatusCache for RedisCache {
         Ok(entries)
     }
 
-    /// The ids alone are listed and sorted (36 bytes each), then only the page's entries are
-    /// read and decoded.
+    /// The page's ids come from the sorted id index (`ZRANGEBYLEX`), then only the page's
+    /// entries are read and decoded: two round trips, whatever the number of monitors.
     async fn page(&self, after: Option<Uuid>, limit: usize) -> CacheResult<Vec<LiveStatus>> {
         let mut conn = self.conn().await?;
-        let keys: Vec<String> = redis::cmd("HKEYS")
-            .arg(&self.status_key)
+        let from = after.map_or_else(|| "-".to_owned(), |after| format!("({after}"));
+        let wanted: Vec<String> = redis::cmd("ZRANGEBYLEX")
+            .arg(&self.ids_key)
+            .arg(from)
+            .arg("+")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
             .query_async(&mut *conn)
             .await
             .map_err(|e| self.failed(&e))?;
-        let mut ids: Vec<Uuid> = keys.iter().filter_map(|k| k.parse().ok()).collect();
-        ids.sort_unstable();
-        let start = after.map_or(0, |after| ids.partition_point(|id| *id <= after));
-        let wanted: Vec<String> = ids
-            .iter()
-            .skip(start)
-            .take(limit)
-            .map(Uuid::to_string)
-            .collect();
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
@@ -263,6 +268,7 @@ impl StatusCache for RedisCache {
         let written: i64 = PUT_SCRIPT
             .key(&self.status_key)
             .key(&self.checked_key)
+            .key(&self.ids_key)
             .arg(entry.id().to_string())
             .arg(json)
             .arg(checked_ms)
@@ -280,6 +286,8 @@ impl StatusCache for RedisCache {
             .hdel(&self.status_key, &id)
             .ignore()
             .hdel(&self.checked_key, &id)
+            .ignore()
+            .zrem(&self.ids_key, &id)
             .ignore()
             .query_async::<()>(&mut *conn)
             .await

@@ -172,10 +172,10 @@ async fn another_instance_with_the_same_prefix_sees_the_entries() {
     assert!(elsewhere.keys().await.is_empty());
 }
 
-/// The documented layout: one hash of JSON entries and one of checked times in milliseconds,
-/// `-1` for never checked; removing an entry clears both.
+/// The documented layout: one hash of JSON entries, one of checked times in milliseconds (`-1`
+/// for never checked), and a sorted set of the ids; removing an entry clears all three.
 #[tokio::test]
-async fn entries_live_in_two_hashes_under_the_prefix() {
+async fn entries_live_in_two_hashes_and_an_id_index_under_the_prefix() {
     let prefix = TestPrefix::new();
     let cache = prefix.cache().await;
     let (checked, unchecked) = (Uuid::new_v4(), Uuid::new_v4());
@@ -188,6 +188,7 @@ async fn entries_live_in_two_hashes_under_the_prefix() {
         prefix.keys().await,
         vec![
             format!("{}checked", prefix.0),
+            format!("{}ids", prefix.0),
             format!("{}status", prefix.0)
         ]
     );
@@ -211,6 +212,16 @@ async fn entries_live_in_two_hashes_under_the_prefix() {
         serde_json::from_str::<LiveStatus>(&json).unwrap(),
         entry(checked, Some(1_700_000_000_456))
     );
+    let ids: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("{}ids", prefix.0))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut expected = vec![checked.to_string(), unchecked.to_string()];
+    expected.sort();
+    assert_eq!(ids, expected);
 
     cache.remove(checked).await.unwrap();
     cache.remove(unchecked).await.unwrap();
@@ -370,4 +381,39 @@ async fn calls_to_a_server_that_stops_answering_fail_fast() {
         "{result:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Entries written before the id index existed (both hashes, no index) are not paged until a
+/// put indexes them; a put indexes its id even when it loses to a newer stored entry, which is
+/// what the API's warm-up at start does for every monitor.
+#[tokio::test]
+async fn a_put_indexes_entries_written_before_the_index_existed() {
+    let prefix = TestPrefix::new();
+    let cache = prefix.cache().await;
+    let id = Uuid::new_v4();
+    let newer = entry(id, Some(1_700_000_009_000));
+    let mut conn = raw_connection().await;
+    redis::pipe()
+        .hset(
+            format!("{}status", prefix.0),
+            id.to_string(),
+            serde_json::to_string(&newer).unwrap(),
+        )
+        .hset(
+            format!("{}checked", prefix.0),
+            id.to_string(),
+            1_700_000_009_000_i64,
+        )
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(cache.page(None, 10).await.unwrap(), vec![]);
+
+    assert!(!cache
+        .put(&entry(id, Some(1_700_000_000_000)))
+        .await
+        .unwrap());
+    assert_eq!(cache.page(None, 10).await.unwrap(), vec![newer]);
+    cache.remove(id).await.unwrap();
+    assert!(prefix.keys().await.is_empty());
 }
