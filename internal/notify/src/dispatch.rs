@@ -127,6 +127,12 @@ impl Dispatcher {
         self.wake.clone()
     }
 
+    /// Looks for due deliveries every `every` when not woken (default [`POLL_INTERVAL`]).
+    pub fn with_poll_interval(mut self, every: Duration) -> Self {
+        self.poll_interval = every;
+        self
+    }
+
     /// Uses `wake` as the waker, so that one handle survives a dispatcher being replaced (a
     /// new leadership term in the distributed mode).
     pub fn with_waker(mut self, wake: Arc<Notify>) -> Self {

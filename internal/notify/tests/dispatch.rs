@@ -112,13 +112,8 @@ impl Env {
             policy,
         );
         let shutdown = CancellationToken::new();
-        let waker = dispatcher.waker();
         let task = tokio::spawn(dispatcher.run(shutdown.clone(), Duration::from_secs(5)));
-        Running {
-            shutdown,
-            waker,
-            task,
-        }
+        Running { shutdown, task }
     }
 
     async fn pending(&self) -> u64 {
@@ -128,7 +123,6 @@ impl Env {
 
 struct Running {
     shutdown: CancellationToken,
-    waker: Arc<tokio::sync::Notify>,
     task: JoinHandle<()>,
 }
 
@@ -205,26 +199,38 @@ async fn an_alert_stored_while_running_goes_out_when_the_waker_is_poked() {
     let receiver = DiscordReceiver::start().await;
     let mut env = Env::new().await;
     env.webhook(&receiver).await;
-    let running = env.start(RetryPolicy::default());
-    // Let the dispatcher find the empty outbox and go to sleep first.
-    wait_until("the dispatcher is running", WAIT, || async {
-        env.pending().await == 0
+    // A dispatcher that would not poll again for an hour: only the waker can make it deliver.
+    let looked = Arc::new(AtomicU32::new(0));
+    let counted = looked.clone();
+    let store = Arc::new(Intercepted::new(env.store.clone(), move |call| {
+        if call.method == "webhooks_with_pending" {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }));
+    let dispatcher = Dispatcher::new(
+        store,
+        Arc::new(DiscordNotifier::new().unwrap()),
+        env.metrics.clone(),
+        RetryPolicy::default(),
+    )
+    .with_poll_interval(Duration::from_secs(3600));
+    let waker = dispatcher.waker();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(dispatcher.run(shutdown.clone(), Duration::from_secs(5)));
+    // Its first look at the empty outbox.
+    wait_until("the dispatcher looked at the outbox", WAIT, || async {
+        looked.load(Ordering::SeqCst) >= 1
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
 
     env.check(false).await;
-    let started = Instant::now();
-    running.waker.notify_one();
+    waker.notify_one();
     receiver.wait_for_messages(1, WAIT).await;
-    // Well before the one-second poll would have found it.
-    assert!(
-        started.elapsed() < Duration::from_millis(800),
-        "{:?}",
-        started.elapsed()
-    );
-    running.stop().await;
+    shutdown.cancel();
+    task.await.unwrap();
     assert_eq!(receiver.attempts(), 1);
+    assert!(looked.load(Ordering::SeqCst) >= 2, "woken, it looked again");
 }
 
 #[tokio::test]
