@@ -45,7 +45,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use upwatch_core::rollup::{rollup_keys, Cutoffs, Resolution, Rollup, RollupRun};
 use upwatch_core::{
-    AlertKind, CheckError, CheckResult, CheckStatus, ErrorKind, Monitor, MonitorInput,
+    Alert, AlertKind, CheckError, CheckResult, CheckStatus, ErrorKind, Monitor, MonitorInput,
     MonitorStatus, Webhook, WebhookSource,
 };
 use uuid::Uuid;
@@ -80,6 +80,22 @@ fn disabled_monitor(url: &str) -> Monitor {
 /// A result of `m` checked at `t(at)`: up with HTTP 200, or down with HTTP 503.
 fn result(m: &Monitor, at: i64, up: bool) -> CheckResult {
     CheckResult::simulated(m, t(at), up, 40 + at.unsigned_abs() as u32)
+}
+
+/// Stores `webhooks` and a new monitor of `url`, then a failing check of it at `t(10)`: the
+/// monitor is down, with one pending delivery per webhook. Returns the monitor and its alert.
+async fn alerting_monitor(store: &dyn Store, url: &str, webhooks: &[&Webhook]) -> (Monitor, Alert) {
+    for hook in webhooks {
+        store.upsert_webhook(hook).await.unwrap();
+    }
+    let m = monitor(url);
+    store.insert_monitor(&m).await.unwrap();
+    let alert = store
+        .apply_result(&result(&m, 10, false))
+        .await
+        .unwrap()
+        .expect("a new monitor that is down alerts");
+    (m, alert)
 }
 
 /// What history shows of `r`.
@@ -813,14 +829,7 @@ pub async fn webhooks_upsert_keeps_enabled(store: &dyn Store) {
 /// reviving the deliveries that failed while it was disabled.
 pub async fn enable_webhook_resumes_alerts(store: &dyn Store) {
     let hook = webhook("revived", 1);
-    store.upsert_webhook(&hook).await.unwrap();
-    let m = monitor("http://127.0.0.1:111/");
-    store.insert_monitor(&m).await.unwrap();
-    store
-        .apply_result(&result(&m, 10, false))
-        .await
-        .unwrap()
-        .unwrap();
+    let (m, _) = alerting_monitor(store, "http://127.0.0.1:111/", &[&hook]).await;
     store.disable_webhook(hook.id, "HTTP 404").await.unwrap();
     assert_eq!(store.pending_deliveries().await.unwrap(), 0);
 
@@ -850,15 +859,7 @@ pub async fn enable_webhook_resumes_alerts(store: &dyn Store) {
 pub async fn disable_webhook_fails_pending(store: &dyn Store) {
     let dead = webhook("dead", 1);
     let alive = webhook("alive", 2);
-    store.upsert_webhook(&dead).await.unwrap();
-    store.upsert_webhook(&alive).await.unwrap();
-    let m = monitor("http://127.0.0.1:110/");
-    store.insert_monitor(&m).await.unwrap();
-    store
-        .apply_result(&result(&m, 10, false))
-        .await
-        .unwrap()
-        .unwrap();
+    let (m, _) = alerting_monitor(store, "http://127.0.0.1:110/", &[&dead, &alive]).await;
     assert_eq!(store.pending_deliveries().await.unwrap(), 2);
 
     store.disable_webhook(dead.id, "HTTP 404").await.unwrap();
@@ -884,15 +885,7 @@ pub async fn disable_webhook_fails_pending(store: &dyn Store) {
 pub async fn delete_webhook_removes_pending(store: &dyn Store) {
     let gone = webhook("gone", 1);
     let kept = webhook("kept", 2);
-    store.upsert_webhook(&gone).await.unwrap();
-    store.upsert_webhook(&kept).await.unwrap();
-    let m = monitor("http://127.0.0.1:120/");
-    store.insert_monitor(&m).await.unwrap();
-    let alert = store
-        .apply_result(&result(&m, 10, false))
-        .await
-        .unwrap()
-        .unwrap();
+    let (m, alert) = alerting_monitor(store, "http://127.0.0.1:120/", &[&gone, &kept]).await;
     assert_eq!(store.pending_deliveries().await.unwrap(), 2);
 
     assert!(store.delete_webhook(gone.id).await.unwrap());
