@@ -86,6 +86,29 @@ async fn a_monitor_flows_through_every_role_with_alerts() {
         "one down and one recovery message"
     );
 
+    // Redis loses the entry: the cache updater rebuilds it from PostgreSQL at the next check,
+    // and the status listing shows the monitor again.
+    let cache = fleet.cache().await;
+    cache.remove(id).await.unwrap();
+    assert!(cache.get(id).await.unwrap().is_none());
+    eventually("the status listing to show the monitor again", || async {
+        let listed: serde_json::Value = api
+            .client
+            .get(format!("{}/api/v1/status", api.base))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let items = listed["items"].as_array()?;
+        items
+            .iter()
+            .any(|item| item["id"] == id.to_string() && item["status"] == "up")
+            .then_some(())
+    })
+    .await;
+
     for p in procs.iter_mut().rev() {
         p.stop();
     }
