@@ -11,7 +11,8 @@
 //! - `GET /api/v1/sites/{id}/badge/uptime.svg` and `.../badge/status.svg`: SVG badges, the
 //!   only routes under `/api/v1` that need no token (README images cannot send one);
 //! - `POST/GET /api/v1/webhooks`, `GET/PATCH/DELETE /api/v1/webhooks/{id}`: alert
-//!   destinations; PATCH renames, moves, enables or disables one.
+//!   destinations; PATCH renames, moves, enables or disables one; `POST .../{id}/test` sends
+//!   it a test message.
 //!
 //! Every error, whatever produced it (a handler, an extractor, routing, authentication or a
 //! panic), is an `application/problem+json` document (RFC 9457) built by [`error::ApiError`].
@@ -73,6 +74,8 @@ pub struct ApiState {
     /// How long each kind of history is kept, so that reads of long ranges use the rollups
     /// that still exist.
     pub retention: upwatch_core::rollup::Retention,
+    /// Sends the test messages of `POST /api/v1/webhooks/{id}/test`.
+    pub notifier: Arc<dyn upwatch_notify::Notifier>,
 }
 
 /// What the router's handlers share: the [`ApiState`] given to [`router`], and what the
@@ -132,6 +135,7 @@ pub fn router(state: ApiState) -> Router {
                 .patch(webhooks::update)
                 .delete(webhooks::delete),
         )
+        .route("/webhooks/{id}/test", post(webhooks::test))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

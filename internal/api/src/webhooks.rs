@@ -5,7 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use upwatch_core::{Webhook, WebhookSource, WebhookView};
+use upwatch_core::{redact_url, Webhook, WebhookSource, WebhookView};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -125,6 +125,37 @@ pub async fn update(
     let view = WebhookView::from(&webhook);
     tracing::info!(webhook_id = %id, url = %view.url, "webhook updated");
     Ok(axum::Json(view))
+}
+
+/// What `POST /api/v1/webhooks/{id}/test` answers: whether the test message went out, and
+/// why not (never with the webhook's URL).
+#[derive(Debug, Serialize)]
+pub struct TestOutcome {
+    pub delivered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /api/v1/webhooks/{id}/test`: sends the webhook a test message, once, whether or not
+/// it is enabled, and says how it went. A failed test is an answer, not an API error, so it
+/// is a 200 with `"delivered": false` and the reason; it changes nothing.
+pub async fn test(
+    State(state): State<ApiState>,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<TestOutcome>, ApiError> {
+    let webhook = found(&state, id).await?;
+    let outcome = match state.notifier.send_test(&webhook).await {
+        Ok(()) => TestOutcome {
+            delivered: true,
+            error: None,
+        },
+        Err(error) => TestOutcome {
+            delivered: false,
+            error: Some(error.to_string()),
+        },
+    };
+    tracing::info!(webhook_id = %id, url = %redact_url(&webhook.url), delivered = outcome.delivered, error = outcome.error.as_deref(), "webhook test message");
+    Ok(axum::Json(outcome))
 }
 
 /// The webhook with `id`, or a 404 that says so.

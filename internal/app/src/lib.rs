@@ -444,6 +444,10 @@ impl Application {
                     monitors_changed: changed,
                     max_body_bytes: settings.api_max_body_bytes,
                     retention: settings.retention,
+                    notifier: Arc::new(
+                        DiscordNotifier::new()
+                            .context("cannot build the HTTP client for Discord")?,
+                    ),
                 })
                 .merge(upwatch_web::router(web))
             } else {

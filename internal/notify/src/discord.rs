@@ -174,14 +174,31 @@ impl DiscordNotifier {
     }
 }
 
+/// The body of a test message: plain content, no embed.
+pub fn test_message() -> Value {
+    serde_json::json!({
+        "content": "✅ upwatch test message: this webhook receives upwatch's down and recovery alerts."
+    })
+}
+
 #[async_trait]
 impl Notifier for DiscordNotifier {
     async fn send(&self, webhook: &Webhook, alert: &Alert) -> Result<(), SendError> {
-        let body = message(alert);
+        self.post(webhook, &message(alert)).await
+    }
+
+    async fn send_test(&self, webhook: &Webhook) -> Result<(), SendError> {
+        self.post(webhook, &test_message()).await
+    }
+}
+
+impl DiscordNotifier {
+    /// Posts `body` to the webhook once and sorts a failure by what to do next.
+    async fn post(&self, webhook: &Webhook, body: &Value) -> Result<(), SendError> {
         let response = self
             .client
             .post(&webhook.url)
-            .json(&body)
+            .json(body)
             .send()
             .await
             .map_err(|e| {

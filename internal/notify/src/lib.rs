@@ -31,6 +31,9 @@ pub use dispatch::{Dispatcher, RetryPolicy};
 pub trait Notifier: Send + Sync + 'static {
     /// Delivers `alert` to `webhook`, once. Retrying is the caller's business.
     async fn send(&self, webhook: &Webhook, alert: &Alert) -> Result<(), SendError>;
+    /// Sends `webhook` a message that says it is a test, once, so that people can check a
+    /// webhook before an alert needs it.
+    async fn send_test(&self, webhook: &Webhook) -> Result<(), SendError>;
 }
 
 /// Why a delivery attempt failed, sorted by what the caller should do next.

@@ -247,3 +247,52 @@ async fn a_configured_webhook_is_only_enabled_or_disabled_through_the_api() {
             .enabled
     );
 }
+
+#[tokio::test]
+async fn a_test_message_reaches_the_webhook_and_a_failure_is_reported() {
+    use upwatch_testkit::discord::{DiscordReceiver, Reply};
+    let app = spawn_app().await;
+    let receiver = DiscordReceiver::start().await;
+    let id = id_of(
+        &app.post_json("/api/v1/webhooks", &json!({"url": receiver.url()}))
+            .await
+            .json(),
+    );
+    let uri = format!("/api/v1/webhooks/{id}/test");
+
+    let response = app.post_json(&uri, &json!({})).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    assert_eq!(response.json(), json!({"delivered": true}));
+    let messages = receiver
+        .wait_for_messages(1, std::time::Duration::from_secs(10))
+        .await;
+    assert!(
+        messages[0]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("✅ upwatch test message"),
+        "{}",
+        messages[0]
+    );
+
+    // A webhook Discord no longer knows: reported, and nothing changes.
+    receiver.push_response(Reply::Status(404));
+    let response = app.post_json(&uri, &json!({})).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let outcome = response.json();
+    assert_eq!(outcome["delivered"], false, "{outcome}");
+    assert!(
+        outcome["error"].as_str().unwrap().contains("404"),
+        "{outcome}"
+    );
+    assert!(!response.text().contains(&receiver.url()), "{outcome}");
+    assert!(app.store.get_webhook(id).await.unwrap().unwrap().enabled);
+    assert_eq!(receiver.messages().len(), 1);
+
+    app.post_json(
+        &format!("/api/v1/webhooks/{}/test", Uuid::now_v7()),
+        &json!({}),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND);
+}
