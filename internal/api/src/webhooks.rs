@@ -164,7 +164,12 @@ async fn found(state: &ApiState, id: Uuid) -> Result<Webhook, ApiError> {
         .store
         .get_webhook(id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("There is no webhook with id {id}.")))
+        .ok_or_else(|| no_webhook(id))
+}
+
+/// The 404 of a webhook id that names none.
+fn no_webhook(id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("There is no webhook with id {id}."))
 }
 
 /// Checks a webhook's name: trimmed, not empty, at most [`MAX_NAME`] characters.
@@ -224,9 +229,7 @@ pub async fn delete(
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     if !state.store.delete_webhook(id).await? {
-        return Err(ApiError::NotFound(format!(
-            "There is no webhook with id {id}."
-        )));
+        return Err(no_webhook(id));
     }
     tracing::info!(webhook_id = %id, "webhook deleted");
     Ok(StatusCode::NO_CONTENT)

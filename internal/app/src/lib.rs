@@ -274,18 +274,26 @@ impl Application {
             }
         }
 
+        // One HTTP client for Discord, shared by the alerter's dispatcher and the API's test
+        // messages; processes with neither role build none.
+        let notifier: Option<Arc<dyn upwatch_notify::Notifier>> =
+            if has(Role::Alerter) || has(Role::Api) {
+                Some(Arc::new(
+                    DiscordNotifier::new().context("cannot build the HTTP client for Discord")?,
+                ))
+            } else {
+                None
+            };
         let mut dispatcher: Option<(JoinHandle<()>, CancellationToken)> = None;
         let mut consumers: Vec<JoinHandle<()>> = Vec::new();
         if has(Role::Alerter) {
             let store = store_of(Role::Alerter)?;
-            let notifier: Arc<dyn upwatch_notify::Notifier> = Arc::new(
-                DiscordNotifier::new().context("cannot build the HTTP client for Discord")?,
-            );
             let waker = Arc::new(Notify::new());
             let stop = CancellationToken::new();
             let make = {
-                let (store, metrics, waker, drain) = (
+                let (store, notifier, metrics, waker, drain) = (
                     store.clone(),
+                    notifier.clone().expect("built for the alerter"),
                     metrics.clone(),
                     waker.clone(),
                     settings.drain_timeout,
@@ -444,10 +452,7 @@ impl Application {
                     monitors_changed: changed,
                     max_body_bytes: settings.api_max_body_bytes,
                     retention: settings.retention,
-                    notifier: Arc::new(
-                        DiscordNotifier::new()
-                            .context("cannot build the HTTP client for Discord")?,
-                    ),
+                    notifier: notifier.clone().expect("built for the API"),
                 })
                 .merge(upwatch_web::router(web))
             } else {

@@ -45,29 +45,15 @@ async fn uptime_counts_each_window_ending_now() {
         results.push(result_at(id, now - TimeDelta::minutes(60 + i), i != 4, 100));
     }
     // Three days ago: 5 down. Twenty days ago: 4 up. Sixty days ago: 2 down.
-    for i in 0..5 {
-        results.push(result_at(
-            id,
-            now - TimeDelta::days(3) + TimeDelta::minutes(i),
-            false,
-            100,
-        ));
-    }
-    for i in 0..4 {
-        results.push(result_at(
-            id,
-            now - TimeDelta::days(20) + TimeDelta::minutes(i),
-            true,
-            100,
-        ));
-    }
-    for i in 0..2 {
-        results.push(result_at(
-            id,
-            now - TimeDelta::days(60) + TimeDelta::minutes(i),
-            false,
-            100,
-        ));
+    for (days_ago, checks, up) in [(3, 5, false), (20, 4, true), (60, 2, false)] {
+        for i in 0..checks {
+            results.push(result_at(
+                id,
+                now - TimeDelta::days(days_ago) + TimeDelta::minutes(i),
+                up,
+                100,
+            ));
+        }
     }
     // Another monitor's results must not count.
     results.push(result_at(other, now - TimeDelta::hours(2), false, 100));
