@@ -1,7 +1,7 @@
 //! `upwatch-bench`: the end-to-end load benchmark of issue 5.
 //!
 //! It starts a loopback target server, runs upwatch (one `upwatch serve`, or one process per
-//! role on tansu, PostgreSQL and Redis), creates the monitors through
+//! role on nisshi, PostgreSQL and Redis), creates the monitors through
 //! `POST /api/v1/sites/bulk`, warms up, measures a window (checks/s, schedule lag,
 //! due-to-stored latency, CPU per check, memory), loads the live-status API, drains and checks
 //! that every result produced was stored. It prints a table and writes it to `BENCHMARKS.md`.
@@ -30,7 +30,7 @@ use upwatch_bench::load::target::Target;
 #[command(name = "upwatch-bench")]
 struct Opts {
     /// Embedded (`upwatch serve`, SQLite, in-process bus) or distributed (one process per role
-    /// on tansu, PostgreSQL and Redis).
+    /// on nisshi, PostgreSQL and Redis).
     #[arg(long, value_enum, default_value = "embedded")]
     mode: Mode,
     /// Monitors to create.
@@ -67,7 +67,8 @@ struct Opts {
     /// The upwatch binary (default: build it with `cargo build --release -p upwatch`).
     #[arg(long, value_name = "PATH")]
     upwatch_bin: Option<PathBuf>,
-    /// Kafka brokers (default: $KAFKA_BROKERS, else start `tansu` on a free loopback port).
+    /// Kafka brokers (default: $KAFKA_BROKERS, else start the Kafka-protocol broker `nisshi` on
+    /// a free loopback port).
     #[arg(long)]
     kafka_brokers: Option<String>,
     /// PostgreSQL to create the run's database in.
@@ -249,7 +250,7 @@ async fn bench(opts: Opts) -> anyhow::Result<()> {
         let heading = match opts.mode {
             Mode::Embedded => "Embedded mode (`upwatch serve`: SQLite, in-process bus)",
             Mode::Distributed => {
-                "Distributed mode (one process per role: tansu, PostgreSQL, Redis)"
+                "Distributed mode (one process per role: nisshi, PostgreSQL, Redis)"
             }
         };
         (opts.mode.name(), heading, body, vec![r])
@@ -284,7 +285,7 @@ struct Snapshot {
     machine: (f64, f64),
 }
 
-const OTHERS: [&str; 3] = ["postgres", "redis-server", "tansu"];
+const OTHERS: [&str; 3] = ["postgres", "redis-server", "nisshi"];
 
 async fn snapshot(procs: &[Proc], client: &reqwest::Client) -> anyhow::Result<Snapshot> {
     let mut scrapes = Vec::new();
@@ -339,7 +340,8 @@ struct Distributed {
     redis_url: String,
     redis_prefix: String,
     brokers: String,
-    tansu: Option<Child>,
+    /// The broker this run started, if it started one.
+    nisshi: Option<Child>,
 }
 
 impl Distributed {
@@ -356,7 +358,7 @@ impl Distributed {
             Some((base, _)) => format!("{base}/{database}"),
             None => bail!("--database-url must end with a database name"),
         };
-        let mut tansu = None;
+        let mut nisshi = None;
         let brokers = match opts
             .kafka_brokers
             .clone()
@@ -365,19 +367,19 @@ impl Distributed {
             Some(b) => b,
             None => {
                 let port = free_port()?;
-                let log = std::fs::File::create(dir.join("tansu.log"))?;
+                let log = std::fs::File::create(dir.join("nisshi.log"))?;
                 let url = format!("tcp://127.0.0.1:{port}");
-                let child = std::process::Command::new("tansu")
+                let child = std::process::Command::new("nisshi")
                     .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-                    .args(["--storage-engine", "memory://tansu/"])
+                    .args(["--storage-engine", "memory://nisshi/"])
                     .stdout(log.try_clone()?)
                     .stderr(log)
                     .spawn()
-                    .context("cannot start the Kafka-protocol broker `tansu` (install it with `cargo install tansu --locked --version 0.6.0 --features dynostore`, or pass --kafka-brokers)")?;
-                tansu = Some(child);
+                    .context("cannot start the Kafka-protocol broker `nisshi` (install it with `cargo install nisshi --locked --version 0.8.1 --no-default-features --features dynostore --ignore-rust-version`, as `bash deploy/test.sh` does, or pass --kafka-brokers)")?;
+                nisshi = Some(child);
                 let addr: SocketAddr = ([127, 0, 0, 1], port).into();
                 wait_port(addr, Duration::from_secs(60)).await?;
-                tracing::info!(%addr, "tansu started");
+                tracing::info!(%addr, "nisshi started");
                 addr.to_string()
             }
         };
@@ -388,13 +390,13 @@ impl Distributed {
             redis_url: opts.redis_url.clone(),
             redis_prefix: format!("upwatch-bench:{tag}:"),
             brokers,
-            tansu,
+            nisshi,
         })
     }
 
     async fn cleanup(mut self, keep: bool) {
         use sqlx::Connection;
-        if let Some(mut child) = self.tansu.take() {
+        if let Some(mut child) = self.nisshi.take() {
             let _ = child.kill();
             let _ = child.wait();
         }

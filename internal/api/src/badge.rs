@@ -77,11 +77,11 @@ pub async fn status(
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
     let live = live_status(&state, id).await?;
-    let status = live.state.status;
+    let status = live.shown_state().status;
     let color = match status {
         MonitorStatus::Up => GREEN,
         MonitorStatus::Down => RED,
-        MonitorStatus::Pending | MonitorStatus::Paused => GREY,
+        MonitorStatus::Pending | MonitorStatus::Paused | MonitorStatus::Stale => GREY,
     };
     Ok(svg_response(render("status", status.as_str(), color)))
 }

@@ -16,7 +16,8 @@ pub async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the database and the status cache both answer.
+/// `GET /readyz`: the database and the status cache both answer, and no role of this process
+/// reports a problem (such as monitors the watchdog found unchecked).
 pub async fn readyz(
     State(state): State<ApiState>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
@@ -28,7 +29,13 @@ pub async fn readyz(
         tracing::warn!(error = %chain(error), "readiness: the status cache is unreachable");
     }
     let detail = match (store.is_ok(), cache.is_ok()) {
-        (true, true) => return Ok(axum::Json(json!({"status": "ready"}))),
+        (true, true) => {
+            let problems = state.metrics.health.problems();
+            if problems.is_empty() {
+                return Ok(axum::Json(json!({"status": "ready"})));
+            }
+            return Err(ApiError::Unavailable(problems.join(" ")));
+        }
         (false, true) => "The database is unreachable.",
         (true, false) => "The status cache is unreachable.",
         (false, false) => "The database and the status cache are unreachable.",

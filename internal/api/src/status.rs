@@ -30,6 +30,10 @@ pub struct StatusView {
     pub last_status_change: Option<DateTime<Utc>>,
     pub status_code: Option<u16>,
     pub error: Option<CheckError>,
+    /// When the watchdog found the monitor without a result for too long (its status is then
+    /// `stale`, and `last_checked` is the time of its last result); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_since: Option<DateTime<Utc>>,
     /// The share of up checks over the last 24 hours in percent (from rollups, at most a
     /// minute old); `None` when no check ran in that time.
     pub uptime_24h: Option<f64>,
@@ -37,7 +41,7 @@ pub struct StatusView {
 
 impl From<LiveStatus> for StatusView {
     fn from(live: LiveStatus) -> Self {
-        let state = live.state;
+        let state = live.shown_state();
         StatusView {
             id: state.monitor_id,
             name: live.name,
@@ -48,6 +52,7 @@ impl From<LiveStatus> for StatusView {
             last_status_change: state.last_status_change,
             status_code: state.status_code,
             error: state.error,
+            stale_since: live.stale_since,
             uptime_24h: None,
         }
     }

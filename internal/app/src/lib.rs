@@ -37,6 +37,7 @@ use upwatch_pipeline::consume::Batching;
 use upwatch_pipeline::logger::Logger;
 use upwatch_pipeline::pruner::Pruner;
 use upwatch_pipeline::scheduler::{Scheduler, StoreMonitors};
+use upwatch_pipeline::watchdog::{Watchdog, WebhookAnnouncer};
 use upwatch_pipeline::worker::WorkerPool;
 use upwatch_store::postgres::LeaderLock;
 use upwatch_store::{PostgresStore, SqliteStore, Store, StoreError};
@@ -51,6 +52,11 @@ pub const DISPATCHER_LOCK_KEY: i64 = SCHEDULER_LOCK_KEY + 1;
 
 /// The advisory lock that elects the one logger that prunes old history.
 pub const PRUNER_LOCK_KEY: i64 = SCHEDULER_LOCK_KEY + 2;
+
+/// How often the watchdog judges every monitor.
+const WATCHDOG_EVERY: Duration = Duration::from_secs(1);
+/// How often the watchdog samples the workers' lag on the jobs topic.
+const WATCHDOG_LAG_EVERY: Duration = Duration::from_secs(5);
 
 /// A part of the pipeline that a process can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,7 +106,8 @@ impl Role {
     }
 
     fn needs_cache(self) -> bool {
-        matches!(self, Role::CacheUpdater | Role::Api)
+        // The scheduler's watchdog reads check times from the cache and marks stale monitors.
+        matches!(self, Role::Scheduler | Role::CacheUpdater | Role::Api)
     }
 
     fn needs_bus(self) -> bool {
@@ -274,10 +281,10 @@ impl Application {
             }
         }
 
-        // One HTTP client for Discord, shared by the alerter's dispatcher and the API's test
-        // messages; processes with neither role build none.
+        // One HTTP client for Discord, shared by the alerter's dispatcher, the API's test
+        // messages and the watchdog's messages; processes with none of them build none.
         let notifier: Option<Arc<dyn upwatch_notify::Notifier>> =
-            if has(Role::Alerter) || has(Role::Api) {
+            if has(Role::Alerter) || has(Role::Api) || has(Role::Scheduler) {
                 Some(Arc::new(
                     DiscordNotifier::new().context("cannot build the HTTP client for Discord")?,
                 ))
@@ -394,12 +401,30 @@ impl Application {
             None
         };
         let scheduler = if has(Role::Scheduler) {
+            let store = store_of(Role::Scheduler)?;
+            let bus = bus.clone().expect("a bus for the scheduler");
+            let watchdog = Watchdog {
+                cache: cache.clone().context("the scheduler role needs a cache")?,
+                announce: Arc::new(WebhookAnnouncer {
+                    store: store.clone(),
+                    notifier: notifier.clone().expect("built for the scheduler"),
+                }),
+                metrics: metrics.clone(),
+                stale_after_intervals: settings.stale_after_intervals,
+                every: WATCHDOG_EVERY,
+                lag_of: settings.kafka.as_ref().map(|_| bus.clone()),
+                lag_every: WATCHDOG_LAG_EVERY,
+            };
             let scheduler = Scheduler {
-                source: Arc::new(StoreMonitors(store_of(Role::Scheduler)?)),
-                bus: bus.clone().expect("a bus for the scheduler"),
+                source: Arc::new(StoreMonitors(store)),
+                bus,
                 metrics: metrics.clone(),
                 reload_every: settings.scheduler_reload,
                 changed: changed.clone(),
+                // First checks of monitors created together go out at about the pool's
+                // capacity: one check per worker per second.
+                first_checks_per_second: u32::try_from(settings.workers).unwrap_or(u32::MAX),
+                watchdog: Some(watchdog),
             };
             Some(match &settings.database_url {
                 DatabaseUrl::Postgres(url) => tokio::spawn(while_leader(

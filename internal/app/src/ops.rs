@@ -58,6 +58,13 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
             );
         }
     }
+    let problems = ops.metrics.health.problems();
+    if !problems.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": problems.join(" ")})),
+        );
+    }
     (StatusCode::OK, Json(serde_json::json!({"status": "ready"})))
 }
 

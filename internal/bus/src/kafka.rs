@@ -11,9 +11,14 @@
 //!   partition the subscription tracks the offsets received but not yet acknowledged, and stores
 //!   the smallest of them, so a restart resumes at the oldest unfinished message.
 //! - Members send heartbeats every second with a 10 s session timeout, so the partitions of a
-//!   member that dies without leaving move to the others within seconds on Kafka. (tansu 0.6.0
-//!   notices the expiry but hands the survivors their previous assignment, so there the
-//!   partitions move only at the next membership change, such as the dead member's restart.)
+//!   member that dies without leaving move to the others within seconds of the expiry. The
+//!   distributed tests verify this on nisshi 0.8.1 (`deploy/test.sh`); Apache Kafka's group
+//!   protocol promises it. tansu 0.6.0 does not keep it: it notices the expiry but hands the
+//!   survivors their previous assignment, so the dead member's partitions are orphaned until
+//!   the next member joins. Do not use tansu.
+//! - The partition assignment strategy is librdkafka's default, `range,roundrobin`; failover
+//!   was verified with it, `range` and `roundrobin` only. `upwatch-config` refuses others unless
+//!   allowed, and `connect` warns about them.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -36,14 +41,37 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{Bus, BusError, BusResult, Message, Subscription, Topic};
+use crate::{Bus, BusError, BusResult, Message, PartitionLag, Subscription, Topic};
 
+/// How long one request of [`Bus::consumer_lag`] may take.
+const LAG_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `connect` waits for the brokers to answer, and for the topics to be created.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long librdkafka keeps trying to deliver one message before `publish` fails.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `close` waits for the synchronous commit of one member.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The values of `partition.assignment.strategy` with which consumer-group failover was
+/// verified (the same list as `upwatch_config::VERIFIED_ASSIGNMENT_STRATEGIES`).
+const VERIFIED_ASSIGNMENT_STRATEGIES: &[&str] = &["range", "roundrobin", "range,roundrobin"];
+
+/// The `partition.assignment.strategy` of `properties` when it is not one of the verified
+/// ones. librdkafka ignores blanks around the names and empty or repeated names.
+fn unverified_assignment_strategy(properties: &[(String, String)]) -> Option<&str> {
+    properties
+        .iter()
+        .filter(|(key, _)| key == "partition.assignment.strategy")
+        .map(|(_, value)| value.as_str())
+        .find(|value| {
+            let mut names: Vec<&str> = Vec::new();
+            for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            !VERIFIED_ASSIGNMENT_STRATEGIES.contains(&names.join(",").as_str())
+        })
+}
 
 /// Settings of a [`KafkaBus`].
 #[derive(Clone)]
@@ -177,6 +205,9 @@ impl ClientContext for LogContext {
     }
 }
 
+/// The lag probe's consumer never joins its group, so it needs no rebalance handling.
+impl ConsumerContext for LogContext {}
+
 /// A [`Bus`] on Kafka topics. Cloning shares the producer and the topic state.
 #[derive(Clone)]
 pub struct KafkaBus {
@@ -225,6 +256,15 @@ impl KafkaBus {
     /// Fails with [`BusError::Unavailable`] when no broker answers within about ten seconds or
     /// the topics cannot be created.
     pub async fn connect(config: KafkaConfig) -> BusResult<KafkaBus> {
+        if let Some(strategy) = unverified_assignment_strategy(&config.properties) {
+            tracing::warn!(
+                strategy,
+                verified = ?VERIFIED_ASSIGNMENT_STRATEGIES,
+                "UNVERIFIED partition.assignment.strategy: upwatch has not verified that consumer \
+                 groups fail over with it (a killed member's partitions may never move to the \
+                 others); use range, roundrobin or range,roundrobin (librdkafka's default)"
+            );
+        }
         let message_timeout = MESSAGE_TIMEOUT.as_millis().to_string();
         let producer: FutureProducer<LogContext> = config
             .client_config(&[
@@ -419,6 +459,59 @@ impl Bus for KafkaBus {
             topic: name,
             closed: state.closed.clone(),
         }))
+    }
+
+    /// Reads the group's committed offsets and each partition's end offset with a short-lived
+    /// client of the group that never joins it (no rebalance is caused).
+    async fn consumer_lag(
+        &self,
+        topic: Topic,
+        group: &str,
+    ) -> BusResult<Option<Vec<PartitionLag>>> {
+        let config = &self.inner.config;
+        let name = config.topic_name(topic).to_string();
+        let group_id = config.group_id(group);
+        let client: BaseConsumer<LogContext> = config
+            .client_config(&[("group.id", &group_id), ("enable.auto.commit", "false")])
+            .create_with_context(LogContext)
+            .map_err(|e| {
+                BusError::Unavailable(format!("invalid kafka consumer configuration: {e}"))
+            })?;
+        let lag = tokio::task::spawn_blocking(move || -> KafkaResult<Vec<PartitionLag>> {
+            let metadata = client.fetch_metadata(Some(&name), LAG_TIMEOUT)?;
+            let partitions: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            let mut wanted = TopicPartitionList::new();
+            for partition in &partitions {
+                wanted.add_partition(&name, *partition);
+            }
+            let committed = client.committed_offsets(wanted, LAG_TIMEOUT)?;
+            let mut lag = Vec::with_capacity(partitions.len());
+            for partition in partitions {
+                let (low, high) = client.fetch_watermarks(&name, partition, LAG_TIMEOUT)?;
+                let done = committed
+                    .find_partition(&name, partition)
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(at) => Some(at),
+                        _ => None,
+                    })
+                    .unwrap_or(low);
+                lag.push(PartitionLag {
+                    partition,
+                    lag: (high - done).max(0),
+                });
+            }
+            Ok(lag)
+        })
+        .await
+        .map_err(|e| BusError::Unavailable(format!("kafka lag probe failed: {e}")))?
+        .map_err(|e| {
+            BusError::Unavailable(format!("cannot read the consumer lag of {group_id}: {e}"))
+        })?;
+        Ok(Some(lag))
     }
 
     async fn close(&self, topic: Topic) {
@@ -750,6 +843,24 @@ mod tests {
         assert_eq!(t.acked(4), None);
         assert_eq!(t.acked(5), Some(6));
         assert_eq!(t.acked(5), None);
+    }
+
+    #[test]
+    fn only_unverified_assignment_strategies_are_reported() {
+        let props = |values: &[&str]| -> Vec<(String, String)> {
+            values
+                .iter()
+                .map(|v| ("partition.assignment.strategy".to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(unverified_assignment_strategy(&[]), None);
+        for verified in ["range", "roundrobin", " range, roundrobin ,range"] {
+            assert_eq!(unverified_assignment_strategy(&props(&[verified])), None);
+        }
+        assert_eq!(
+            unverified_assignment_strategy(&props(&["range", "cooperative-sticky"])),
+            Some("cooperative-sticky")
+        );
     }
 
     #[test]

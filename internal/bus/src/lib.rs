@@ -102,6 +102,26 @@ pub trait Bus: Send + Sync + 'static {
     /// receive what is queued and then `None`. Brokers are shared by many processes, so for
     /// them this only stops this process's own consumers.
     async fn close(&self, topic: Topic);
+
+    /// How far group `group` is behind on each partition of `topic`: the partition's end
+    /// offset minus the group's committed offset, by partition. `None` where the bus has no
+    /// partitions to report (the in-process bus, whose queue depth is a metric of its own).
+    async fn consumer_lag(
+        &self,
+        topic: Topic,
+        group: &str,
+    ) -> BusResult<Option<Vec<PartitionLag>>> {
+        let _ = (topic, group);
+        Ok(None)
+    }
+}
+
+/// The consumer lag of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub partition: i32,
+    /// Messages published to the partition and not yet committed by the group.
+    pub lag: i64,
 }
 
 /// A member of a consumer group.

@@ -1,4 +1,4 @@
-//! The Kafka bus against a real Kafka-protocol broker (tansu, started by `deploy/test.sh`, which
+//! The Kafka bus against a real Kafka-protocol broker (nisshi, started by `deploy/test.sh`, which
 //! exports its address as `UPWATCH_TEST_KAFKA_BROKERS`). Each test uses its own topics and its
 //! own consumer group prefix, so the tests can share one broker and run in parallel.
 
@@ -33,7 +33,7 @@ fn brokers() -> String {
     let brokers = std::env::var("UPWATCH_TEST_KAFKA_BROKERS").unwrap_or_else(|_| {
         panic!(
             "UPWATCH_TEST_KAFKA_BROKERS is not set: run `bash deploy/test.sh`, which starts a \
-             tansu broker and exports its address"
+             nisshi broker and exports its address"
         )
     });
     for broker in brokers.split(',') {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use upwatch_core::{MonitorState, MonitorStatus};
 use uuid::Uuid;
 
-use crate::{LiveStatus, StatusCache};
+use crate::{LiveStatus, StaleMark, StatusCache};
 
 fn entry(id: Uuid, status: MonitorStatus, checked: Option<i64>) -> LiveStatus {
     let mut state = MonitorState::new(id);
@@ -17,6 +17,7 @@ fn entry(id: Uuid, status: MonitorStatus, checked: Option<i64>) -> LiveStatus {
         name: format!("site {id}"),
         url: "http://127.0.0.1:1/".into(),
         state,
+        stale_since: None,
     }
 }
 
@@ -169,4 +170,103 @@ pub async fn concurrent_writers_keep_newest(first: &dyn StatusCache, second: &dy
         assert!(second.put(&version(id, NEWEST)).await.unwrap());
         assert!(!second.put(&version(id, NEWEST - 1)).await.unwrap());
     }
+}
+
+fn at(s: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(1_700_000_000 + s, 0).unwrap()
+}
+
+/// The watchdog's marks: check times are read back; a mark shows on every read (as the
+/// `stale` status), is set only while the check time is the one judged, is cleared by the
+/// monitor's next result and by the watchdog, and goes with the entry.
+pub async fn stale_marks(cache: &dyn StatusCache) {
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    cache
+        .put(&entry(a, MonitorStatus::Up, Some(10)))
+        .await
+        .unwrap();
+    cache
+        .put(&entry(b, MonitorStatus::Down, Some(20)))
+        .await
+        .unwrap();
+    cache
+        .put(&entry(c, MonitorStatus::Pending, None))
+        .await
+        .unwrap();
+    let times = cache.check_times().await.unwrap();
+    assert_eq!(times.get(&a), Some(&Some(at(10))));
+    assert_eq!(times.get(&b), Some(&Some(at(20))));
+    assert_eq!(times.get(&c), Some(&None));
+
+    let mark = |id, seen: Option<i64>| StaleMark {
+        monitor_id: id,
+        seen: seen.map(at),
+        since: at(100),
+    };
+    // b was judged on an older check time than it has now: not marked.
+    cache
+        .set_stale(&[mark(a, Some(10)), mark(b, Some(19)), mark(c, None)], &[])
+        .await
+        .unwrap();
+    let got = cache.get(a).await.unwrap().unwrap();
+    assert_eq!(got.stale_since, Some(at(100)));
+    assert_eq!(got.shown_state().status, MonitorStatus::Stale);
+    assert_eq!(
+        got.state.status,
+        MonitorStatus::Up,
+        "the machine's state is kept"
+    );
+    assert_eq!(cache.get(b).await.unwrap().unwrap().stale_since, None);
+    assert_eq!(
+        cache.get(c).await.unwrap().unwrap().stale_since,
+        Some(at(100))
+    );
+    let stale_in = |entries: Vec<LiveStatus>| {
+        let mut ids: Vec<Uuid> = entries
+            .into_iter()
+            .filter(|e| e.stale_since.is_some())
+            .map(|e| e.id())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut want = vec![a, c];
+    want.sort();
+    assert_eq!(stale_in(cache.list().await.unwrap()), want);
+    assert_eq!(stale_in(cache.page(None, 10).await.unwrap()), want);
+    // A writer passing the mark back (read, changed, written) does not set it; the same
+    // check time again (a pause) keeps it; the next result clears it.
+    let mut same = cache.get(a).await.unwrap().unwrap();
+    same.name = "renamed".into();
+    assert!(cache.put(&same).await.unwrap());
+    assert_eq!(
+        cache.get(a).await.unwrap().unwrap().stale_since,
+        Some(at(100))
+    );
+    let mut newer = entry(a, MonitorStatus::Up, Some(11));
+    newer.stale_since = Some(at(100));
+    assert!(cache.put(&newer).await.unwrap());
+    assert_eq!(cache.get(a).await.unwrap().unwrap().stale_since, None);
+    // The first result of a never-checked monitor clears it too.
+    assert!(cache
+        .put(&entry(c, MonitorStatus::Up, Some(30)))
+        .await
+        .unwrap());
+    assert_eq!(cache.get(c).await.unwrap().unwrap().stale_since, None);
+    // The watchdog clears marks; a removed monitor loses its mark.
+    cache.set_stale(&[mark(b, Some(20))], &[]).await.unwrap();
+    assert!(cache.get(b).await.unwrap().unwrap().stale_since.is_some());
+    cache.set_stale(&[], &[b]).await.unwrap();
+    assert_eq!(cache.get(b).await.unwrap().unwrap().stale_since, None);
+    cache.set_stale(&[mark(b, Some(20))], &[]).await.unwrap();
+    cache.remove(b).await.unwrap();
+    cache
+        .put(&entry(b, MonitorStatus::Up, Some(20)))
+        .await
+        .unwrap();
+    assert_eq!(cache.get(b).await.unwrap().unwrap().stale_since, None);
+    // A paused monitor shows paused, marked or not.
+    let mut paused = entry(a, MonitorStatus::Paused, Some(11));
+    paused.stale_since = Some(at(100));
+    assert_eq!(paused.shown_state().status, MonitorStatus::Paused);
 }

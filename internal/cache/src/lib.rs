@@ -12,9 +12,12 @@ pub mod contract;
 pub mod memory;
 pub mod redis_cache;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use upwatch_core::{Monitor, MonitorState};
+use upwatch_core::{Monitor, MonitorState, MonitorStatus};
 use uuid::Uuid;
 
 pub use memory::MemoryCache;
@@ -26,6 +29,11 @@ pub struct LiveStatus {
     pub name: String,
     pub url: String,
     pub state: MonitorState,
+    /// When the watchdog found the monitor without a result for too long; `None` while its
+    /// results come. The cache keeps this mark apart from the entry and fills it in on every
+    /// read, whatever a writer passed; the monitor's next result clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_since: Option<DateTime<Utc>>,
 }
 
 impl LiveStatus {
@@ -35,7 +43,19 @@ impl LiveStatus {
             name: monitor.name.clone(),
             url: monitor.url.clone(),
             state,
+            stale_since: None,
         }
+    }
+
+    /// The state as people see it: the state machine's, except that an enabled monitor the
+    /// watchdog marked shows [`MonitorStatus::Stale`] (its last result and error stay, for
+    /// the time of its last result).
+    pub fn shown_state(&self) -> MonitorState {
+        let mut state = self.state.clone();
+        if self.stale_since.is_some() && state.status != MonitorStatus::Paused {
+            state.status = MonitorStatus::Stale;
+        }
+        state
     }
 
     /// The state of `monitor` before any result: pending, or paused when it is disabled.
@@ -99,6 +119,22 @@ pub trait StatusCache: Send + Sync + 'static {
     async fn put(&self, entry: &LiveStatus) -> CacheResult<bool>;
     /// Forgets a monitor.
     async fn remove(&self, id: Uuid) -> CacheResult<()>;
+    /// Every monitor's newest check time (`None`: no result yet), read by the watchdog.
+    async fn check_times(&self) -> CacheResult<HashMap<Uuid, Option<DateTime<Utc>>>>;
+    /// Marks monitors stale and clears the marks of `cleared`. A mark is set only while the
+    /// monitor's check time is still the one the watchdog judged (`seen`), so a result that
+    /// arrived meanwhile is never marked stale; a later result clears the mark by itself.
+    async fn set_stale(&self, marks: &[StaleMark], cleared: &[Uuid]) -> CacheResult<()>;
+}
+
+/// The watchdog's verdict on one monitor, for [`StatusCache::set_stale`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaleMark {
+    pub monitor_id: Uuid,
+    /// The check time the verdict was based on.
+    pub seen: Option<DateTime<Utc>>,
+    /// When the monitor was found stale.
+    pub since: DateTime<Utc>,
 }
 
 /// Whether `new` may replace `old`: never move `last_checked` backwards.

@@ -1,17 +1,35 @@
 //! The in-memory cache of the embedded mode: a map behind a read-write lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{is_not_older, CacheResult, LiveStatus, StatusCache};
+use crate::{is_not_older, CacheResult, LiveStatus, StaleMark, StatusCache};
 
 /// A [`StatusCache`] in this process's memory.
 #[derive(Default)]
 pub struct MemoryCache {
-    entries: RwLock<BTreeMap<Uuid, LiveStatus>>,
+    entries: RwLock<Entries>,
+}
+
+/// The entries and the watchdog's marks, under one lock so that a write and its clearing
+/// of the mark are one step.
+#[derive(Default)]
+struct Entries {
+    live: BTreeMap<Uuid, LiveStatus>,
+    stale: HashMap<Uuid, DateTime<Utc>>,
+}
+
+impl Entries {
+    /// `entry` with the watchdog's mark filled in.
+    fn shown(&self, entry: &LiveStatus) -> LiveStatus {
+        let mut entry = entry.clone();
+        entry.stale_since = self.stale.get(&entry.id()).copied();
+        entry
+    }
 }
 
 impl MemoryCache {
@@ -27,17 +45,13 @@ impl StatusCache for MemoryCache {
     }
 
     async fn get(&self, id: Uuid) -> CacheResult<Option<LiveStatus>> {
-        Ok(self.entries.read().expect("cache lock").get(&id).cloned())
+        let entries = self.entries.read().expect("cache lock");
+        Ok(entries.live.get(&id).map(|e| entries.shown(e)))
     }
 
     async fn list(&self) -> CacheResult<Vec<LiveStatus>> {
-        Ok(self
-            .entries
-            .read()
-            .expect("cache lock")
-            .values()
-            .cloned()
-            .collect())
+        let entries = self.entries.read().expect("cache lock");
+        Ok(entries.live.values().map(|e| entries.shown(e)).collect())
     }
 
     async fn page(&self, after: Option<Uuid>, limit: usize) -> CacheResult<Vec<LiveStatus>> {
@@ -45,25 +59,58 @@ impl StatusCache for MemoryCache {
         let entries = self.entries.read().expect("cache lock");
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         Ok(entries
+            .live
             .range((from, Bound::Unbounded))
             .take(limit)
-            .map(|(_, entry)| entry.clone())
+            .map(|(_, entry)| entries.shown(entry))
             .collect())
     }
 
     async fn put(&self, entry: &LiveStatus) -> CacheResult<bool> {
         let mut entries = self.entries.write().expect("cache lock");
-        match entries.get(&entry.id()) {
+        let old = entries.live.get(&entry.id()).map(|o| o.state.last_checked);
+        match entries.live.get(&entry.id()) {
             Some(old) if !is_not_older(entry, old) => Ok(false),
             _ => {
-                entries.insert(entry.id(), entry.clone());
+                if entry.state.last_checked.is_some() && old.flatten() < entry.state.last_checked {
+                    entries.stale.remove(&entry.id());
+                }
+                entries.live.insert(entry.id(), entry.clone());
                 Ok(true)
             }
         }
     }
 
     async fn remove(&self, id: Uuid) -> CacheResult<()> {
-        self.entries.write().expect("cache lock").remove(&id);
+        let mut entries = self.entries.write().expect("cache lock");
+        entries.live.remove(&id);
+        entries.stale.remove(&id);
+        Ok(())
+    }
+
+    async fn check_times(&self) -> CacheResult<HashMap<Uuid, Option<DateTime<Utc>>>> {
+        let entries = self.entries.read().expect("cache lock");
+        Ok(entries
+            .live
+            .iter()
+            .map(|(id, e)| (*id, e.state.last_checked))
+            .collect())
+    }
+
+    async fn set_stale(&self, marks: &[StaleMark], cleared: &[Uuid]) -> CacheResult<()> {
+        let mut entries = self.entries.write().expect("cache lock");
+        for id in cleared {
+            entries.stale.remove(id);
+        }
+        for mark in marks {
+            let current = entries
+                .live
+                .get(&mark.monitor_id)
+                .and_then(|e| e.state.last_checked);
+            if current == mark.seen {
+                entries.stale.insert(mark.monitor_id, mark.since);
+            }
+        }
         Ok(())
     }
 }
@@ -87,5 +134,10 @@ mod tests {
     #[tokio::test]
     async fn contract_older_never_overwrites_newer() {
         contract::older_never_overwrites_newer(&MemoryCache::new()).await;
+    }
+
+    #[tokio::test]
+    async fn contract_stale_marks() {
+        contract::stale_marks(&MemoryCache::new()).await;
     }
 }

@@ -9,7 +9,9 @@
 //!   milliseconds, or `-1` when the monitor was never checked;
 //! - `{prefix}ids`: a sorted set of the monitor ids, all with score 0, so that it is ordered by
 //!   id (hyphenated lower-case ids sort as the ids do), for reading one page of entries without
-//!   listing every id.
+//!   listing every id;
+//! - `{prefix}stale`: a hash from monitor id to the time (unix milliseconds) the watchdog found
+//!   it without a result for too long; read with the entries, cleared by the next result.
 //!
 //! Every operation is one round trip. A write is one Lua script that compares the stored
 //! `checked` value with the new one and writes both fields only when the new entry is not older,
@@ -24,18 +26,20 @@
 //! [`TIMEOUT`], so an unreachable Redis makes calls fail fast with
 //! [`CacheError::Unavailable`] instead of hanging.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use deadpool::managed::{self, Metrics, Pool, PoolError, RecycleError, RecycleResult, TimeoutType};
 use deadpool::Runtime;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
 use uuid::Uuid;
 
-use crate::{CacheError, CacheResult, LiveStatus, StatusCache};
+use crate::{CacheError, CacheResult, LiveStatus, StaleMark, StatusCache};
 
 /// How long any step may take: waiting for a free pooled connection, opening a connection, or
 /// waiting for Redis to answer a command.
@@ -50,25 +54,50 @@ const IDLE_CHECK_AFTER: Duration = Duration::from_secs(10);
 
 /// Writes both fields of an entry unless the stored one was checked more recently.
 ///
-/// `KEYS[1]` is the status hash, `KEYS[2]` the checked hash, `KEYS[3]` the id index; `ARGV[1]`
-/// the monitor id, `ARGV[2]` the entry as JSON, `ARGV[3]` its `last_checked` in unix
-/// milliseconds or `-1`. Returns 1 when written, 0 when the stored entry is newer. The id is
-/// indexed either way, so that entries written before the index existed are indexed by the
-/// API's warm-up at its next start.
+/// `KEYS[1]` is the status hash, `KEYS[2]` the checked hash, `KEYS[3]` the id index, `KEYS[4]`
+/// the watchdog's stale marks; `ARGV[1]` the monitor id, `ARGV[2]` the entry as JSON,
+/// `ARGV[3]` its `last_checked` in unix milliseconds or `-1`. Returns 1 when written, 0 when
+/// the stored entry is newer. A newer check time (the monitor's next result) clears the
+/// monitor's stale mark in the same step. The id is indexed either way, so that entries
+/// written before the index existed are indexed by the API's warm-up at its next start.
 const PUT_LUA: &str = r#"
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
+local new = tonumber(ARGV[3])
+local stored = -1
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if old then
-  local stored = tonumber(old)
-  local new = tonumber(ARGV[3])
+  stored = tonumber(old)
   if stored ~= -1 and (new == -1 or new < stored) then
     return 0
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+if new > stored then
+  redis.call('HDEL', KEYS[4], ARGV[1])
+end
 return 1
 "#;
+
+/// Sets stale marks whose check time is still the one judged.
+///
+/// `KEYS[1]` is the checked hash, `KEYS[2]` the stale marks; `ARGV` holds triples of monitor
+/// id, the check time judged (unix milliseconds or `-1`) and the time the mark is for.
+const MARK_LUA: &str = r#"
+for i = 1, #ARGV, 3 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i]) or '-1'
+  if current == ARGV[i + 1] then
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2])
+  end
+end
+return 1
+"#;
+
+/// The mark script, loaded by hash like [`PUT_SCRIPT`].
+static MARK_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(MARK_LUA));
+
+/// Marks set or cleared per command, so that no script runs for long.
+const MARKS_PER_CALL: usize = 1000;
 
 /// The write script, loaded by hash (`EVALSHA`) and sent whole only when Redis lacks it.
 static PUT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(PUT_LUA));
@@ -85,6 +114,7 @@ pub struct RedisCache {
     status_key: String,
     checked_key: String,
     ids_key: String,
+    stale_key: String,
 }
 
 impl fmt::Debug for RedisCache {
@@ -132,6 +162,7 @@ impl RedisCache {
             status_key: format!("{prefix}status"),
             checked_key: format!("{prefix}checked"),
             ids_key: format!("{prefix}ids"),
+            stale_key: format!("{prefix}stale"),
         };
         cache.ping().await.map_err(|e| match e {
             CacheError::Unavailable(why) => {
@@ -199,27 +230,28 @@ impl StatusCache for RedisCache {
 
     async fn get(&self, id: Uuid) -> CacheResult<Option<LiveStatus>> {
         let mut conn = self.conn().await?;
-        let json: Option<String> = redis::cmd("HGET")
-            .arg(&self.status_key)
-            .arg(id.to_string())
+        let (json, stale): (Option<String>, Option<i64>) = redis::pipe()
+            .hget(&self.status_key, id.to_string())
+            .hget(&self.stale_key, id.to_string())
             .query_async(&mut *conn)
             .await
             .map_err(|e| self.failed(&e))?;
         drop(conn);
-        Ok(json.map(|json| serde_json::from_str(&json)).transpose()?)
+        json.map(|json| decode(&json, stale)).transpose()
     }
 
     async fn list(&self) -> CacheResult<Vec<LiveStatus>> {
         let mut conn = self.conn().await?;
-        let fields: Vec<(String, String)> = redis::cmd("HGETALL")
-            .arg(&self.status_key)
+        let (fields, stale): (Vec<(String, String)>, HashMap<String, i64>) = redis::pipe()
+            .hgetall(&self.status_key)
+            .hgetall(&self.stale_key)
             .query_async(&mut *conn)
             .await
             .map_err(|e| self.failed(&e))?;
         drop(conn);
         let mut entries = fields
             .iter()
-            .map(|(_, json)| serde_json::from_str::<LiveStatus>(json))
+            .map(|(id, json)| decode(json, stale.get(id).copied()))
             .collect::<Result<Vec<_>, _>>()?;
         entries.sort_by_key(LiveStatus::id);
         Ok(entries)
@@ -243,19 +275,23 @@ impl StatusCache for RedisCache {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let values: Vec<Option<String>> = redis::cmd("HMGET")
+        let (values, stale): (Vec<Option<String>>, Vec<Option<i64>>) = redis::pipe()
+            .cmd("HMGET")
             .arg(&self.status_key)
+            .arg(&wanted)
+            .cmd("HMGET")
+            .arg(&self.stale_key)
             .arg(&wanted)
             .query_async(&mut *conn)
             .await
             .map_err(|e| self.failed(&e))?;
         drop(conn);
         // An entry removed between the two commands is simply left out.
-        Ok(values
+        values
             .into_iter()
-            .flatten()
-            .map(|json| serde_json::from_str::<LiveStatus>(&json))
-            .collect::<Result<Vec<_>, _>>()?)
+            .zip(stale)
+            .filter_map(|(json, stale)| json.map(|json| decode(&json, stale)))
+            .collect()
     }
 
     async fn put(&self, entry: &LiveStatus) -> CacheResult<bool> {
@@ -269,6 +305,7 @@ impl StatusCache for RedisCache {
             .key(&self.status_key)
             .key(&self.checked_key)
             .key(&self.ids_key)
+            .key(&self.stale_key)
             .arg(entry.id().to_string())
             .arg(json)
             .arg(checked_ms)
@@ -289,10 +326,65 @@ impl StatusCache for RedisCache {
             .ignore()
             .zrem(&self.ids_key, &id)
             .ignore()
+            .hdel(&self.stale_key, &id)
+            .ignore()
             .query_async::<()>(&mut *conn)
             .await
             .map_err(|e| self.failed(&e))
     }
+
+    async fn check_times(&self) -> CacheResult<HashMap<Uuid, Option<DateTime<Utc>>>> {
+        let mut conn = self.conn().await?;
+        let fields: Vec<(String, i64)> = redis::cmd("HGETALL")
+            .arg(&self.checked_key)
+            .query_async(&mut *conn)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        drop(conn);
+        Ok(fields
+            .into_iter()
+            .filter_map(|(id, ms)| {
+                let id = Uuid::parse_str(&id).ok()?;
+                Some((id, (ms >= 0).then(|| millis(ms)).flatten()))
+            })
+            .collect())
+    }
+
+    async fn set_stale(&self, marks: &[StaleMark], cleared: &[Uuid]) -> CacheResult<()> {
+        let mut conn = self.conn().await?;
+        for chunk in cleared.chunks(MARKS_PER_CALL) {
+            redis::cmd("HDEL")
+                .arg(&self.stale_key)
+                .arg(chunk.iter().map(Uuid::to_string).collect::<Vec<_>>())
+                .query_async::<()>(&mut *conn)
+                .await
+                .map_err(|e| self.failed(&e))?;
+        }
+        for chunk in marks.chunks(MARKS_PER_CALL) {
+            let mut call = MARK_SCRIPT.key(&self.checked_key);
+            call.key(&self.stale_key);
+            for mark in chunk {
+                call.arg(mark.monitor_id.to_string())
+                    .arg(mark.seen.map_or(-1, |at| at.timestamp_millis()))
+                    .arg(mark.since.timestamp_millis());
+            }
+            call.invoke_async::<()>(&mut *conn)
+                .await
+                .map_err(|e| self.failed(&e))?;
+        }
+        Ok(())
+    }
+}
+
+/// An entry as stored, with the watchdog's mark (unix milliseconds) filled in.
+fn decode(json: &str, stale_ms: Option<i64>) -> CacheResult<LiveStatus> {
+    let mut entry: LiveStatus = serde_json::from_str(json)?;
+    entry.stale_since = stale_ms.and_then(millis);
+    Ok(entry)
+}
+
+fn millis(ms: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
 }
 
 /// The address of a server as shown to people: scheme, host and port (or socket path).

@@ -53,6 +53,8 @@ impl Drop for TestPrefix {
             let _: Result<(), _> = redis::cmd("DEL")
                 .arg(format!("{}status", self.0))
                 .arg(format!("{}checked", self.0))
+                .arg(format!("{}ids", self.0))
+                .arg(format!("{}stale", self.0))
                 .query(&mut conn);
         }
     }
@@ -74,6 +76,7 @@ fn entry(id: Uuid, checked: Option<i64>) -> LiveStatus {
         name: format!("site {id}"),
         url: "http://127.0.0.1:1/".into(),
         state,
+        stale_since: None,
     }
 }
 
@@ -87,6 +90,12 @@ async fn contract_round_trip() {
 async fn contract_older_never_overwrites_newer() {
     let prefix = TestPrefix::new();
     contract::older_never_overwrites_newer(&prefix.cache().await).await;
+}
+
+#[tokio::test]
+async fn contract_stale_marks() {
+    let prefix = TestPrefix::new();
+    contract::stale_marks(&prefix.cache().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

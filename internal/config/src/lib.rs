@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use upwatch_core::rollup::Retention;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use upwatch_telemetry::LogFormat;
 
 /// One configuration setting: its key in the TOML file, its environment variable, its default
@@ -107,6 +107,12 @@ pub const SETTINGS: &[Setting] = &[
         expected: "a whole number of milliseconds from 10 to 600000",
     },
     Setting {
+        key: "stale_after_intervals",
+        env: "UPWATCH_STALE_AFTER_INTERVALS",
+        default: Some("3"),
+        expected: "a whole number of intervals from 1 to 1000",
+    },
+    Setting {
         key: "retention_raw",
         env: "UPWATCH_RETENTION_RAW",
         default: Some("7d"),
@@ -191,6 +197,12 @@ pub const SETTINGS: &[Setting] = &[
         expected: "librdkafka properties as key=value pairs separated by `;`",
     },
     Setting {
+        key: "kafka_allow_unverified_assignment",
+        env: "UPWATCH_KAFKA_ALLOW_UNVERIFIED_ASSIGNMENT",
+        default: Some("false"),
+        expected: "true or false",
+    },
+    Setting {
         key: "redis_url",
         env: "REDIS_URL",
         default: None,
@@ -230,6 +242,53 @@ pub enum ConfigError {
     /// The config file could not be read or parsed.
     #[error("config file {path}: {message}")]
     File { path: String, message: String },
+    /// `UPWATCH_KAFKA_PROPERTIES` sets a partition assignment strategy whose consumer-group
+    /// failover upwatch has not verified.
+    #[error(
+        "UPWATCH_KAFKA_PROPERTIES sets partition.assignment.strategy to `{value}`, which upwatch \
+         has not verified for consumer-group failover (verified: {}); set \
+         UPWATCH_KAFKA_ALLOW_UNVERIFIED_ASSIGNMENT=true to start with it anyway",
+        verified_assignment_strategies()
+    )]
+    UnverifiedAssignment { value: String },
+}
+
+/// The values of librdkafka's `partition.assignment.strategy` with which upwatch's consumer
+/// groups were verified to fail over (a killed member's partitions move to the survivors).
+/// `range,roundrobin` is librdkafka's default, which upwatch uses when the property is not set.
+/// The Kafka bus warns about any other (`upwatch_bus::kafka`, same list).
+pub const VERIFIED_ASSIGNMENT_STRATEGIES: &[&str] = &["range", "roundrobin", "range,roundrobin"];
+
+/// The librdkafka property that chooses how a consumer group's partitions are assigned.
+pub const ASSIGNMENT_STRATEGY_PROPERTY: &str = "partition.assignment.strategy";
+
+/// The verified strategies as the error message lists them.
+fn verified_assignment_strategies() -> String {
+    let mut listed: Vec<String> = VERIFIED_ASSIGNMENT_STRATEGIES
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect();
+    if let Some(last) = listed.last_mut() {
+        last.push_str(" (librdkafka's default)");
+    }
+    listed.join(", ")
+}
+
+/// A `partition.assignment.strategy` value as librdkafka reads it: names separated by `,`,
+/// blanks around them and empty or repeated names ignored, order kept (it is the preference).
+pub fn normalize_assignment_strategy(value: &str) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.join(",")
+}
+
+/// Whether `value` of `partition.assignment.strategy` is one upwatch has verified.
+pub fn is_verified_assignment_strategy(value: &str) -> bool {
+    VERIFIED_ASSIGNMENT_STRATEGIES.contains(&normalize_assignment_strategy(value).as_str())
 }
 
 /// Where durable state lives.
@@ -267,6 +326,9 @@ pub struct Settings {
     pub logger_batch_size: usize,
     pub logger_batch_wait: Duration,
     pub scheduler_reload: Duration,
+    /// Intervals without a result after which the watchdog shows a monitor as stale (never
+    /// less than the interval plus 15 s).
+    pub stale_after_intervals: u32,
     pub api_max_body_bytes: usize,
     /// Whether the dashboard (`/`, `/sites/{id}`) is served while `api_token` is set. Without
     /// a token it always is; the public status page (`/status`) always is.
@@ -558,14 +620,31 @@ impl Settings {
         };
         let kafka = match raw.text("kafka_brokers") {
             None => None,
-            Some(brokers) => Some(KafkaSettings {
-                brokers: brokers.trim().to_string(),
-                jobs_topic: raw.name("kafka_jobs_topic")?,
-                results_topic: raw.name("kafka_results_topic")?,
-                partitions: raw.number("kafka_partitions", 1, 1000)? as i32,
-                group_prefix: raw.name_or_empty("kafka_group_prefix")?,
-                properties: raw.properties("kafka_properties")?,
-            }),
+            Some(brokers) => {
+                let properties = raw.properties("kafka_properties")?;
+                let allow_unverified = raw.boolean("kafka_allow_unverified_assignment")?;
+                // Every occurrence is checked, not only the last one (which librdkafka uses).
+                // Allowed, an unverified strategy is warned about by the Kafka bus when it
+                // connects (logs are not set up yet while the configuration is read).
+                if let Some((_, value)) = properties.iter().find(|(key, value)| {
+                    key == ASSIGNMENT_STRATEGY_PROPERTY
+                        && !is_verified_assignment_strategy(value.expose_secret())
+                }) {
+                    if !allow_unverified {
+                        return Err(ConfigError::UnverifiedAssignment {
+                            value: value.expose_secret().to_string(),
+                        });
+                    }
+                }
+                Some(KafkaSettings {
+                    brokers: brokers.trim().to_string(),
+                    jobs_topic: raw.name("kafka_jobs_topic")?,
+                    results_topic: raw.name("kafka_results_topic")?,
+                    partitions: raw.number("kafka_partitions", 1, 1000)? as i32,
+                    group_prefix: raw.name_or_empty("kafka_group_prefix")?,
+                    properties,
+                })
+            }
         };
         let redis = match raw.text("redis_url") {
             None => None,
@@ -607,6 +686,7 @@ impl Settings {
                 10,
                 600_000,
             )?),
+            stale_after_intervals: raw.number("stale_after_intervals", 1, 1000)? as u32,
             api_max_body_bytes: raw.number("api_max_body_bytes", 1024, 100 * 1024 * 1024)? as usize,
             dashboard_public: raw.boolean("dashboard_public")?,
             retention: Retention {
@@ -791,6 +871,94 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with("UPWATCH_KAFKA_JOBS_TOPIC"), "{err}");
+    }
+
+    #[test]
+    fn only_verified_assignment_strategies_start_unless_allowed() {
+        let kafka = |properties: &str, allow: Option<&str>| {
+            let mut pairs = vec![
+                ("KAFKA_BROKERS", "127.0.0.1:9092"),
+                ("UPWATCH_KAFKA_PROPERTIES", properties),
+            ];
+            if let Some(allow) = allow {
+                pairs.push(("UPWATCH_KAFKA_ALLOW_UNVERIFIED_ASSIGNMENT", allow));
+            }
+            load(&pairs)
+        };
+        assert!(
+            Settings::defaults().kafka.is_none(),
+            "no Kafka, nothing to check"
+        );
+        assert!(
+            kafka("client.rack=a", None).is_ok(),
+            "unset: librdkafka's default"
+        );
+        for verified in [
+            "range",
+            "roundrobin",
+            "range,roundrobin",
+            " range , roundrobin ",
+            "range,,range,roundrobin,",
+        ] {
+            let s = kafka(&format!("partition.assignment.strategy={verified}"), None)
+                .unwrap_or_else(|e| panic!("{verified}: {e}"));
+            assert_eq!(
+                s.kafka.unwrap().properties[0].1.expose_secret(),
+                verified.trim()
+            );
+        }
+        for unverified in [
+            "cooperative-sticky",
+            "roundrobin,range",
+            "Range",
+            "range,cooperative-sticky",
+        ] {
+            let properties = format!("partition.assignment.strategy={unverified}");
+            let err = kafka(&properties, None).unwrap_err().to_string();
+            assert!(err.starts_with("UPWATCH_KAFKA_PROPERTIES"), "{err}");
+            assert!(err.contains(&format!("`{unverified}`")), "{err}");
+            assert!(
+                err.contains("verified: `range`, `roundrobin`, `range,roundrobin`"),
+                "{err}"
+            );
+            assert!(
+                err.contains("UPWATCH_KAFKA_ALLOW_UNVERIFIED_ASSIGNMENT=true"),
+                "{err}"
+            );
+            assert!(kafka(&properties, Some("false")).is_err(), "{unverified}");
+            let s = kafka(&properties, Some("true")).unwrap();
+            assert_eq!(
+                s.kafka.unwrap().properties[0].1.expose_secret(),
+                unverified,
+                "allowed, it is passed on as given"
+            );
+        }
+        // librdkafka uses the last occurrence; an unverified one anywhere is refused.
+        assert!(kafka(
+            "partition.assignment.strategy=cooperative-sticky;partition.assignment.strategy=range",
+            None
+        )
+        .is_err());
+        let err = kafka("partition.assignment.strategy=range", Some("maybe"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("UPWATCH_KAFKA_ALLOW_UNVERIFIED_ASSIGNMENT")
+                && err.contains("true or false"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn assignment_strategies_are_read_as_librdkafka_reads_them() {
+        assert_eq!(
+            normalize_assignment_strategy(" range ,, roundrobin,range "),
+            "range,roundrobin"
+        );
+        assert_eq!(normalize_assignment_strategy(""), "");
+        assert!(is_verified_assignment_strategy("roundrobin"));
+        assert!(!is_verified_assignment_strategy(""));
+        assert!(!is_verified_assignment_strategy("cooperative-sticky"));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //!   and the retention that bounds how long each is kept.
 //! - [`span`]: lengths of time as people write them (`24h`, `7d`).
 //! - [`webhook`]: alert destinations and how their secret URLs are shown.
+//! - [`watchdog`]: which monitors went unchecked for too long, and the messages about it.
 
 pub mod alert;
 pub mod check;
@@ -23,6 +24,7 @@ pub mod rollup;
 pub mod schedule;
 pub mod span;
 pub mod state;
+pub mod watchdog;
 pub mod webhook;
 
 pub use alert::{Alert, AlertKind};

@@ -12,6 +12,11 @@
 //!
 //! When the caller falls behind by more than an interval, the missed slots are skipped (and
 //! counted), never replayed in a burst.
+//!
+//! A monitor that was just created, resumed or pointed elsewhere should not wait up to a whole
+//! interval for its first result: [`Schedule::upsert_soon`] gives it one extra slot at a time
+//! of the caller's choosing, after which it falls onto its grid, the next slot at least half
+//! an interval later (so the extra check and the first grid check never come in a pair).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -33,6 +38,8 @@ struct Slot {
     due_ms: i64,
     generation: u64,
     id: Uuid,
+    /// An extra slot off the grid ([`Schedule::upsert_soon`]).
+    soon: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +125,30 @@ impl Schedule {
             due_ms: first_slot(id, interval_ms, now_ms),
             generation,
             id,
+            soon: false,
+        }));
+    }
+
+    /// Schedules `id` every `interval_ms` with one extra check at `soon_ms`, then on its grid
+    /// from the first slot at least half an interval after `soon_ms`. Unlike
+    /// [`Schedule::upsert`], this replaces the monitor's slots even when the interval is the
+    /// same: it is for monitors whose next result is wanted now.
+    pub fn upsert_soon(&mut self, id: Uuid, interval_ms: i64, soon_ms: i64) {
+        let interval_ms = interval_ms.max(1);
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        self.entries.insert(
+            id,
+            Entry {
+                interval_ms,
+                generation,
+            },
+        );
+        self.heap.push(Reverse(Slot {
+            due_ms: soon_ms,
+            generation,
+            id,
+            soon: true,
         }));
     }
 
@@ -141,6 +172,19 @@ impl Schedule {
         }
         self.heap.pop();
         let entry = self.entries[&slot.id];
+        if slot.soon {
+            let after = (slot.due_ms + entry.interval_ms / 2).max(now_ms);
+            self.heap.push(Reverse(Slot {
+                due_ms: first_slot(slot.id, entry.interval_ms, after),
+                soon: false,
+                ..slot
+            }));
+            return Some(Due {
+                monitor_id: slot.id,
+                due_ms: slot.due_ms,
+                missed: 0,
+            });
+        }
         let behind = now_ms - slot.due_ms;
         let missed = (behind / entry.interval_ms) as u64;
         let next = slot.due_ms + (missed as i64 + 1) * entry.interval_ms;
@@ -271,6 +315,32 @@ mod tests {
         assert_eq!(after, first_slot(b, 5_000, 1_000));
         assert_eq!(s.len(), 1);
         assert_eq!(drain(&mut s, after).len(), 1, "the old slot is gone");
+    }
+
+    #[test]
+    fn a_soon_slot_comes_first_then_the_grid() {
+        let mut s = Schedule::new();
+        let id = Uuid::now_v7();
+        s.upsert(id, 300_000, 0);
+        let grid = s.next_due_ms().unwrap();
+        // Asked again with the same interval: upsert keeps the slots, upsert_soon does not.
+        s.upsert_soon(id, 300_000, 1_000);
+        assert_eq!(s.next_due_ms(), Some(1_000));
+        let due = s.pop_due(1_200).unwrap();
+        assert_eq!((due.due_ms, due.missed), (1_000, 0));
+        assert_eq!(s.pop_due(1_200), None, "one extra check, not a burst");
+        let next = s.next_due_ms().unwrap();
+        assert!(
+            next >= 1_000 + 150_000,
+            "at least half an interval later: {next}"
+        );
+        assert!(next < 1_000 + 450_000);
+        assert_eq!(
+            next.rem_euclid(300_000),
+            grid.rem_euclid(300_000),
+            "on the grid"
+        );
+        assert_eq!(s.len(), 1);
     }
 
     proptest! {

@@ -25,6 +25,10 @@ pub enum MonitorStatus {
     Down,
     /// The monitor is disabled; no checks run.
     Paused,
+    /// Shown only, never a state of the machine: the monitor is enabled but upwatch has had
+    /// no result of it for several intervals (see [`crate::watchdog`]). Its real status is
+    /// unknown; nothing alerts on it as a down would.
+    Stale,
 }
 
 impl MonitorStatus {
@@ -34,6 +38,7 @@ impl MonitorStatus {
             MonitorStatus::Up => "up",
             MonitorStatus::Down => "down",
             MonitorStatus::Paused => "paused",
+            MonitorStatus::Stale => "stale",
         }
     }
 
@@ -43,6 +48,7 @@ impl MonitorStatus {
             "up" => MonitorStatus::Up,
             "down" => MonitorStatus::Down,
             "paused" => MonitorStatus::Paused,
+            "stale" => MonitorStatus::Stale,
             _ => MonitorStatus::Pending,
         }
     }

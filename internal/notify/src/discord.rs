@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use chrono::SecondsFormat;
 use serde_json::{json, Value};
 use upwatch_core::alert::human_duration;
+use upwatch_core::watchdog::Notice;
 use upwatch_core::{redact_url, Alert, AlertKind, Webhook};
 
 use crate::{Notifier, SendError};
@@ -181,6 +182,14 @@ pub fn test_message() -> Value {
     })
 }
 
+/// The body of a message about upwatch itself (the watchdog's): its title in bold and its
+/// text, plain content, no embed.
+pub fn notice_message(notice: &Notice) -> Value {
+    serde_json::json!({
+        "content": format!("**{}**\n{}", notice.title(), notice.text())
+    })
+}
+
 #[async_trait]
 impl Notifier for DiscordNotifier {
     async fn send(&self, webhook: &Webhook, alert: &Alert) -> Result<(), SendError> {
@@ -189,6 +198,10 @@ impl Notifier for DiscordNotifier {
 
     async fn send_test(&self, webhook: &Webhook) -> Result<(), SendError> {
         self.post(webhook, &test_message()).await
+    }
+
+    async fn send_notice(&self, webhook: &Webhook, notice: &Notice) -> Result<(), SendError> {
+        self.post(webhook, &notice_message(notice)).await
     }
 }
 
@@ -317,6 +330,19 @@ mod tests {
 
     fn at(h: u32, m: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2024, 1, 16, h, m, 0).unwrap()
+    }
+
+    #[test]
+    fn a_notice_is_its_bold_title_and_its_text() {
+        let notice = Notice::Unchecked {
+            count: 2,
+            intervals: 3,
+            names: vec!["api".into(), "shop".into()],
+        };
+        assert_eq!(
+            notice_message(&notice),
+            json!({"content": "**⚠️ upwatch is not checking some monitors**\nupwatch has not checked 2 monitors for 3 intervals: api, shop. Their status is unknown and shown as stale until they are checked again."})
+        );
     }
 
     fn down(error: Option<CheckError>) -> Alert {

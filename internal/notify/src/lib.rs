@@ -21,6 +21,7 @@ pub mod dispatch;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use upwatch_core::watchdog::Notice;
 use upwatch_core::{Alert, Webhook};
 
 pub use discord::DiscordNotifier;
@@ -34,6 +35,9 @@ pub trait Notifier: Send + Sync + 'static {
     /// Sends `webhook` a message that says it is a test, once, so that people can check a
     /// webhook before an alert needs it.
     async fn send_test(&self, webhook: &Webhook) -> Result<(), SendError>;
+    /// Sends `webhook` a message about upwatch itself (monitors the watchdog found unchecked,
+    /// and the all-clear), once.
+    async fn send_notice(&self, webhook: &Webhook, notice: &Notice) -> Result<(), SendError>;
 }
 
 /// Why a delivery attempt failed, sorted by what the caller should do next.

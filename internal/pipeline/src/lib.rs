@@ -6,7 +6,10 @@
 //!                                            +--> alerter       (store: state + outbox)
 //! ```
 //!
-//! - [`scheduler`]: emits each enabled monitor's due checks at a fixed rate.
+//! - [`scheduler`]: emits each enabled monitor's due checks at a fixed rate, and a first check
+//!   at once for monitors just created, resumed or pointed elsewhere.
+//! - [`watchdog`]: runs beside the scheduler and marks monitors without results for too long
+//!   `stale`, counts them, reports not-ready and tells the webhooks once per burst.
 //! - [`worker`]: a bounded pool that performs checks and publishes results.
 //! - [`logger`]: batches results into the store.
 //! - [`pruner`]: deletes history older than its retention, a few monitors at a time.
@@ -21,9 +24,11 @@
 
 pub mod alerter;
 pub mod cache_updater;
+pub mod clock;
 pub mod consume;
 pub mod logger;
 pub mod pruner;
 pub mod retry;
 pub mod scheduler;
+pub mod watchdog;
 pub mod worker;

@@ -3,7 +3,8 @@
 //! [`Metrics`] is one registry per process, rendered as Prometheus text at `/metrics`.
 //! [`init_tracing`] sets up structured logs, human-readable or JSON.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -23,6 +24,45 @@ pub struct OutcomeLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabel {
     pub topic: &'static str,
+}
+
+/// Label of a per-partition gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabel {
+    pub partition: i32,
+}
+
+/// Why this process is not ready, by what noticed it (`/readyz` answers 503 with the reasons
+/// while there is any). Roles set a reason when they see something people must act on, such
+/// as monitors no one checks, and clear it when it is over.
+#[derive(Debug, Default)]
+pub struct Health {
+    problems: Mutex<BTreeMap<&'static str, String>>,
+}
+
+impl Health {
+    /// Records (or replaces) the problem `what` has noticed.
+    pub fn set_problem(&self, what: &'static str, reason: String) {
+        self.problems
+            .lock()
+            .expect("health lock")
+            .insert(what, reason);
+    }
+
+    /// Forgets the problem `what` noticed.
+    pub fn clear_problem(&self, what: &'static str) {
+        self.problems.lock().expect("health lock").remove(what);
+    }
+
+    /// Every current problem, one sentence each; empty when the process is ready.
+    pub fn problems(&self) -> Vec<String> {
+        self.problems
+            .lock()
+            .expect("health lock")
+            .values()
+            .cloned()
+            .collect()
+    }
 }
 
 /// Every metric upwatch exports. Cheap to clone handles live inside; share it in an `Arc`.
@@ -62,6 +102,13 @@ pub struct Metrics {
     pub alerts_failed: Counter,
     /// Failed attempts to publish to the bus, by topic (each retry counts).
     pub publish_failures: Family<TopicLabel, Counter>,
+    /// Enabled monitors without a result for too long, as the watchdog last counted them.
+    pub monitors_stale: Gauge,
+    /// Consumer lag of the workers' group on each partition of the jobs topic (distributed
+    /// mode, read by the watchdog).
+    pub jobs_partition_lag: Family<PartitionLabel, Gauge>,
+    /// What keeps this process from being ready.
+    pub health: Health,
 }
 
 impl Metrics {
@@ -171,6 +218,18 @@ impl Metrics {
             "Failed attempts to publish to the bus",
             publish_failures.clone(),
         );
+        let monitors_stale = Gauge::default();
+        registry.register(
+            "monitors_stale",
+            "Enabled monitors without a result for UPWATCH_STALE_AFTER_INTERVALS intervals",
+            monitors_stale.clone(),
+        );
+        let jobs_partition_lag = Family::<PartitionLabel, Gauge>::default();
+        registry.register(
+            "jobs_partition_lag",
+            "Jobs not yet consumed by the workers' group, per partition of the jobs topic",
+            jobs_partition_lag.clone(),
+        );
         Arc::new(Metrics {
             registry,
             checks,
@@ -190,6 +249,9 @@ impl Metrics {
             alerts_sent,
             alerts_failed,
             publish_failures,
+            monitors_stale,
+            jobs_partition_lag,
+            health: Health::default(),
         })
     }
 

@@ -5,8 +5,8 @@
   var body = document.body;
   var page = body.dataset.page;
   var last = Number(body.dataset.since) || 0;
-  var WORDS = { up: "Up", down: "Down", pending: "Pending", paused: "Paused" };
-  var ICONS = { up: "\u2713", down: "\u2715", pending: "\u2026", paused: "\u2016" };
+  var WORDS = { up: "Up", down: "Down", pending: "Pending", paused: "Paused", stale: "Stale" };
+  var ICONS = { up: "\u2713", down: "\u2715", pending: "\u2026", paused: "\u2016", stale: "?" };
   var RECENT = 60;
 
   function badge(status) {
@@ -90,10 +90,11 @@
   function refreshSummaries() {
     if (page === "dashboard") {
       var rows = document.querySelectorAll("tr[data-status]");
-      var c = { up: 0, down: 0, pending: 0, paused: 0 };
+      var c = { up: 0, down: 0, pending: 0, paused: 0, stale: 0 };
       rows.forEach(function (r) { c[r.dataset.status] = (c[r.dataset.status] || 0) + 1; });
       setText(document, "#summary", rows.length + (rows.length === 1 ? " monitor" : " monitors") + ": " +
-        c.up + " up, " + c.down + " down, " + c.pending + " pending, " + c.paused + " paused.");
+        c.up + " up, " + c.down + " down, " + c.pending + " pending, " + c.paused + " paused" +
+        (c.stale > 0 ? ", " + c.stale + " stale (not checked lately)" : "") + ".");
     }
     if (page === "status") {
       var items = document.querySelectorAll("li[data-status]");

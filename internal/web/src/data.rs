@@ -281,7 +281,7 @@ impl Data {
             .map(|m| Row {
                 state: live
                     .get(&m.id)
-                    .map(|l| l.state.clone())
+                    .map(LiveStatus::shown_state)
                     .unwrap_or_else(|| LiveStatus::fresh_state(m)),
                 uptime: uptimes.get(&m.id).copied().unwrap_or_default(),
                 recent: recent.remove(&m.id).unwrap_or_default(),
@@ -304,7 +304,7 @@ impl Data {
         };
         let now = Utc::now();
         let state = match self.cache.get(id).await {
-            Ok(Some(live)) => live.state,
+            Ok(Some(live)) => live.shown_state(),
             _ => self
                 .store
                 .get_state(id)
@@ -379,7 +379,7 @@ impl Data {
                 group: m.group.clone(),
                 state: live
                     .get(&m.id)
-                    .map(|l| l.state.clone())
+                    .map(LiveStatus::shown_state)
                     .unwrap_or_else(|| LiveStatus::fresh_state(m)),
                 days: days.get(&m.id).cloned().unwrap_or_default(),
             })

@@ -399,6 +399,7 @@ pub fn status_badge(status: MonitorStatus) -> Markup {
         MonitorStatus::Down => ("✕", "Down"),
         MonitorStatus::Pending => ("…", "Pending"),
         MonitorStatus::Paused => ("‖", "Paused"),
+        MonitorStatus::Stale => ("?", "Stale"),
     };
     html! {
         span class={ "status " (status.as_str()) } {
@@ -531,6 +532,7 @@ struct Counts {
     down: usize,
     pending: usize,
     paused: usize,
+    stale: usize,
 }
 
 fn count(statuses: impl Iterator<Item = MonitorStatus>) -> Counts {
@@ -541,14 +543,21 @@ fn count(statuses: impl Iterator<Item = MonitorStatus>) -> Counts {
             MonitorStatus::Down => c.down += 1,
             MonitorStatus::Pending => c.pending += 1,
             MonitorStatus::Paused => c.paused += 1,
+            MonitorStatus::Stale => c.stale += 1,
         }
     }
     c
 }
 
 fn summary(c: &Counts, total: usize) -> String {
+    // Stale monitors are named only when there are some, so the usual summary stays short.
+    let stale = if c.stale > 0 {
+        format!(", {} stale (not checked lately)", c.stale)
+    } else {
+        String::new()
+    };
     format!(
-        "{}: {} up, {} down, {} pending, {} paused.",
+        "{}: {} up, {} down, {} pending, {} paused{stale}.",
         plural(total, "monitor"),
         c.up,
         c.down,

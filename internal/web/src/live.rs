@@ -191,7 +191,9 @@ impl Live {
         }
         let mut changes = Vec::new();
         let mut present = HashSet::with_capacity(entries.len());
-        for entry in entries {
+        for mut entry in entries {
+            // Pages show what people should see: `stale` where the watchdog marked a monitor.
+            entry.state.status = entry.shown_state().status;
             let id = entry.id();
             present.insert(id);
             let old = inner.seen.get(&id);

@@ -13,6 +13,20 @@ use uuid::Uuid;
 /// rebalance, so this is generous.
 pub const DEADLINE: Duration = Duration::from_secs(90);
 
+/// Partitions of each topic of a test's fleet (`UPWATCH_KAFKA_PARTITIONS`).
+pub const PARTITIONS: i32 = 3;
+
+/// The environment of a role whose log must show its consumer group's joins: librdkafka's
+/// `cgrp` debug messages, forwarded by the Kafka bus at debug level (`librdkafka=debug` makes
+/// the rdkafka crate pass librdkafka's debug level on at all).
+pub const GROUP_DEBUG_ENV: &[(&str, &str)] = &[
+    ("UPWATCH_KAFKA_PROPERTIES", "debug=cgrp"),
+    (
+        "UPWATCH_LOG",
+        "info,upwatch_notify=debug,upwatch_bus=debug,librdkafka=debug",
+    ),
+];
+
 fn service(var: &str, default: Option<&str>) -> String {
     match (std::env::var(var), default) {
         (Ok(v), _) => v,
@@ -37,6 +51,40 @@ impl Proc {
     /// How many times this process has lost partitions in a rebalance.
     pub fn revocations(&self) -> usize {
         self.log().matches("kafka partitions revoked").count()
+    }
+
+    /// The partitions of the last "kafka partitions assigned" line (a role with one
+    /// subscription, such as a worker: the whole assignment of the eager rebalance protocol).
+    pub fn assigned_partitions(&self) -> Option<Vec<i32>> {
+        let log = self.log();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("\"kafka partitions assigned\""))?;
+        let fields: Value = serde_json::from_str(line).ok()?;
+        let listed = fields["partitions"].as_str()?; // `?partitions`: "[0, 2]"
+        listed
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse().ok())
+            .collect()
+    }
+
+    /// The generation of the last group join librdkafka reported, and whether this member was
+    /// its leader. Needs [`GROUP_DEBUG_ENV`]: librdkafka's debug line "JoinGroup response:
+    /// GenerationId G, Protocol P, LeaderId L (me), my MemberId M, ..." names the leader the
+    /// broker chose, with "(me)" in the leader's own log.
+    pub fn group_join(&self) -> Option<(i64, bool)> {
+        let log = self.log();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("JoinGroup response: GenerationId "))?;
+        let after = line.split("JoinGroup response: GenerationId ").nth(1)?;
+        let generation = after.split(',').next()?.trim().parse().ok()?;
+        Some((generation, after.contains(" (me), my MemberId ")))
     }
 
     /// `kill -9`: no drain, no goodbye.
@@ -145,7 +193,7 @@ impl Fleet {
                 "UPWATCH_KAFKA_RESULTS_TOPIC".into(),
                 format!("e2e.{tag}.results"),
             ),
-            ("UPWATCH_KAFKA_PARTITIONS".into(), "3".into()),
+            ("UPWATCH_KAFKA_PARTITIONS".into(), PARTITIONS.to_string()),
             ("UPWATCH_KAFKA_GROUP_PREFIX".into(), format!("e2e-{tag}-")),
             ("REDIS_URL".into(), redis_url.clone()),
             ("UPWATCH_REDIS_PREFIX".into(), redis_prefix.clone()),
@@ -201,11 +249,17 @@ impl Fleet {
 
     /// Starts `upwatch <role>`; the API and roles given `--listen` bind a free port.
     pub fn spawn(&mut self, role: &str) -> Proc {
+        self.spawn_with(role, &[])
+    }
+
+    /// Starts `upwatch <role>` with `env` over the fleet's environment.
+    pub fn spawn_with(&mut self, role: &str, env: &[(&str, &str)]) -> Proc {
         self.counter += 1;
         let name = format!("{role}#{}", self.counter);
         let log = self.dir.path().join(format!("{name}.log"));
         let file = File::create(&log).unwrap();
         let mut cmd = self.command(role);
+        cmd.envs(env.iter().copied());
         if role == "api" || role == "serve" {
             cmd.arg("--listen").arg("127.0.0.1:0");
         }
@@ -246,12 +300,9 @@ impl Fleet {
     }
 }
 
-/// After a group member was killed, waits until the broker has noticed (a survivor of the
-/// group is made to rebalance) and starts a replacement, as systemd's `Restart=` would.
-///
-/// Waiting for the survivor matters with tansu 0.6.0: a member that joins while the killed
-/// one still holds its session gets no partitions, and tansu keeps that assignment after it
-/// expires the dead member; a member that joins afterwards gets a fair share.
+/// After a group member was killed, waits until the broker has noticed (it expired the dead
+/// member's session and made a survivor of the group rebalance) and starts a replacement, as
+/// systemd's `Restart=` would after its delay.
 pub async fn replace_after_eviction(
     fleet: &mut Fleet,
     survivor: &Proc,
@@ -315,6 +366,29 @@ impl Api {
     }
 }
 
+/// The partition librdkafka's default partitioner (`consistent_random`: CRC-32 of the key,
+/// modulo the partition count) gives to the messages of monitor `id`, which the scheduler keys
+/// by the id's hyphenated lower-case text.
+pub fn partition_of(id: Uuid) -> i32 {
+    (crc32(id.hyphenated().to_string().as_bytes()) % PARTITIONS as u32) as i32
+}
+
+/// CRC-32 (IEEE, zlib's), the hash of librdkafka's `consistent_random` partitioner.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in bytes {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
 /// Number of stored results of `id`.
 pub async fn stored(store: &dyn upwatch_store::Store, id: Uuid) -> usize {
     let query = upwatch_store::HistoryQuery {
@@ -326,4 +400,25 @@ pub async fn stored(store: &dyn upwatch_store::Store, id: Uuid) -> usize {
         .await
         .map(|h| h.len())
         .unwrap_or(0)
+}
+
+/// When the first stored result of `id` checked at or after `since` was checked.
+pub async fn first_checked_since(
+    store: &dyn upwatch_store::Store,
+    id: Uuid,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let query = upwatch_store::HistoryQuery {
+        since: Some(since),
+        limit: 100_000,
+        ..Default::default()
+    };
+    let history = store.history(id, &query).await.ok()?;
+    history.iter().map(|entry| entry.checked_at).min()
+}
+
+#[test]
+fn crc32_is_zlibs() {
+    assert_eq!(crc32(b"123456789"), 0xCBF4_3926, "the standard check value");
+    assert_eq!(crc32(b""), 0);
 }

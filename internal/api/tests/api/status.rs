@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::http::StatusCode;
 use serde_json::json;
-use upwatch_cache::{CacheError, CacheResult, LiveStatus, StatusCache};
+use upwatch_cache::{CacheError, CacheResult, LiveStatus, StaleMark, StatusCache};
 use upwatch_store::Store;
 use uuid::Uuid;
 
@@ -29,6 +29,14 @@ impl StatusCache for BrokenCache {
         Err(CacheError::Unavailable("connection refused".into()))
     }
     async fn remove(&self, _id: Uuid) -> CacheResult<()> {
+        Err(CacheError::Unavailable("connection refused".into()))
+    }
+    async fn check_times(
+        &self,
+    ) -> CacheResult<std::collections::HashMap<Uuid, Option<chrono::DateTime<chrono::Utc>>>> {
+        Err(CacheError::Unavailable("connection refused".into()))
+    }
+    async fn set_stale(&self, _marks: &[StaleMark], _cleared: &[Uuid]) -> CacheResult<()> {
         Err(CacheError::Unavailable("connection refused".into()))
     }
 }

@@ -1,0 +1,301 @@
+//! The watchdog: makes any silent gap in checking loud, whatever its cause.
+//!
+//! It runs beside the scheduler (so, in the distributed mode, only in the leader, and never in
+//! a worker, which is among what it watches). The scheduler tells it which monitors are
+//! enabled and since when results are expected; every tick it reads the check times the
+//! status cache keeps and judges each monitor with [`upwatch_core::watchdog::is_stale`]. A
+//! monitor without a result for `stale_after_intervals` intervals is marked stale in the cache
+//! (the API and the pages show `stale`), counted in `upwatch_monitors_stale`, and makes this
+//! process report not-ready; one message per burst goes to every webhook, and one when all
+//! are checked again. Nothing here alerts as a down would, nor opens an incident: an unchecked
+//! monitor is unknown, not down.
+//!
+//! In the distributed mode it also samples the workers' consumer lag on every partition of the
+//! jobs topic and reports a partition whose lag keeps growing, by number.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::DateTime;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use upwatch_bus::{groups, Bus, Topic};
+use upwatch_cache::{StaleMark, StatusCache};
+use upwatch_core::watchdog::{is_stale, Bursts, Expected, LagTrend, Notice};
+use upwatch_notify::{Notifier, SendError};
+use upwatch_store::Store;
+use upwatch_telemetry::{Metrics, PartitionLabel};
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::retry::Backoff;
+use crate::scheduler::error_chain;
+
+/// The enabled monitors the scheduler expects results of.
+pub type ExpectedSet = HashMap<Uuid, Expected>;
+
+/// The name under which the watchdog reports unchecked monitors in `/readyz`.
+const STALE_PROBLEM: &str = "watchdog: unchecked monitors";
+/// The name under which the watchdog reports partitions falling behind in `/readyz`.
+const LAG_PROBLEM: &str = "watchdog: jobs lag";
+/// Attempts to deliver one notice to one webhook.
+const NOTICE_ATTEMPTS: u32 = 5;
+
+/// Where the watchdog's messages go.
+#[async_trait]
+pub trait Announce: Send + Sync + 'static {
+    /// Delivers `notice` wherever people are told, retrying what may pass.
+    async fn announce(&self, notice: Notice);
+}
+
+/// Announces to every enabled webhook in the store, each in turn with retries (a 429 waits
+/// for its `retry_after`, network errors and 5xx back off), logging what could not be sent.
+///
+/// The notices do not go through the alert outbox: they are about upwatch, not about a
+/// monitor, and a lost all-clear is less harmful than a schema change of the outbox for
+/// them. They are still retried, and each failure is logged.
+pub struct WebhookAnnouncer {
+    pub store: Arc<dyn Store>,
+    pub notifier: Arc<dyn Notifier>,
+}
+
+#[async_trait]
+impl Announce for WebhookAnnouncer {
+    async fn announce(&self, notice: Notice) {
+        let webhooks = match self.store.list_webhooks().await {
+            Ok(webhooks) => webhooks,
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "cannot list webhooks for the watchdog's message");
+                return;
+            }
+        };
+        let sends = webhooks.into_iter().filter(|w| w.enabled).map(|webhook| {
+            let notice = &notice;
+            async move {
+                let backoff = Backoff::default();
+                for attempt in 1..=NOTICE_ATTEMPTS {
+                    let wait = match self.notifier.send_notice(&webhook, notice).await {
+                        Ok(()) => {
+                            tracing::info!(webhook = %webhook.id, "watchdog message delivered");
+                            return;
+                        }
+                        Err(SendError::RateLimited { retry_after }) => retry_after,
+                        Err(SendError::Retryable(why)) => {
+                            tracing::warn!(webhook = %webhook.id, attempt, error = %why, "watchdog message not delivered; retrying");
+                            backoff.delay(attempt)
+                        }
+                        Err(error) => {
+                            tracing::warn!(webhook = %webhook.id, %error, "watchdog message refused");
+                            return;
+                        }
+                    };
+                    tokio::time::sleep(wait).await;
+                }
+                tracing::warn!(webhook = %webhook.id, attempts = NOTICE_ATTEMPTS, "watchdog message given up");
+            }
+        });
+        futures::future::join_all(sends).await;
+    }
+}
+
+/// The watchdog role. Cheap to clone.
+#[derive(Clone)]
+pub struct Watchdog {
+    /// Where check times are read and stale marks written.
+    pub cache: Arc<dyn StatusCache>,
+    pub announce: Arc<dyn Announce>,
+    pub metrics: Arc<Metrics>,
+    /// Intervals without a result after which a monitor is stale.
+    pub stale_after_intervals: u32,
+    /// How often monitors are judged.
+    pub every: Duration,
+    /// The bus whose jobs lag is watched, in the distributed mode.
+    pub lag_of: Option<Arc<dyn Bus>>,
+    /// How often the lag is sampled.
+    pub lag_every: Duration,
+}
+
+impl Watchdog {
+    /// Judges the monitors of `expected` every [`Watchdog::every`] on `clock` until `stop`.
+    pub async fn run(
+        self,
+        mut expected: watch::Receiver<Arc<ExpectedSet>>,
+        clock: Clock,
+        stop: CancellationToken,
+    ) {
+        let mut state = State {
+            marked: None,
+            bursts: Bursts::new(),
+            lag: LagTrend::new(),
+            reported: 0,
+        };
+        let mut next_lag = Instant::now();
+        loop {
+            let set = expected.borrow_and_update().clone();
+            self.judge(&set, clock.now_ms(), &mut state).await;
+            if let Some(bus) = &self.lag_of {
+                if Instant::now() >= next_lag {
+                    self.sample_lag(bus.as_ref(), &mut state.lag).await;
+                    next_lag = Instant::now() + self.lag_every;
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(self.every) => {}
+            }
+        }
+        // Another process's watchdog takes over, or none is needed any more.
+        self.metrics.health.clear_problem(STALE_PROBLEM);
+        self.metrics.health.clear_problem(LAG_PROBLEM);
+    }
+
+    async fn judge(&self, expected: &ExpectedSet, now_ms: i64, state: &mut State) {
+        let times = match self.cache.check_times().await {
+            Ok(times) => times,
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "watchdog: cannot read check times; trying again");
+                self.metrics.health.set_problem(
+                    STALE_PROBLEM,
+                    "The watchdog cannot read check times from the status cache.".to_owned(),
+                );
+                return;
+            }
+        };
+        let intervals = self.stale_after_intervals;
+        let stale: Vec<(Uuid, Option<DateTime<chrono::Utc>>)> = expected
+            .iter()
+            .filter_map(|(id, e)| {
+                let seen = times.get(id).copied().flatten();
+                is_stale(e, seen.map(|at| at.timestamp_millis()), now_ms, intervals)
+                    .then_some((*id, seen))
+            })
+            .collect();
+        let stale_ids: HashSet<Uuid> = stale.iter().map(|(id, _)| *id).collect();
+        let since = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+        let (marks, cleared): (Vec<StaleMark>, Vec<Uuid>) = match &state.marked {
+            Some(marked) => (
+                stale
+                    .iter()
+                    .filter(|(id, _)| !marked.contains(id))
+                    .map(|(id, seen)| mark(*id, *seen, since))
+                    .collect(),
+                marked.difference(&stale_ids).copied().collect(),
+            ),
+            // The first judgement after taking over: marks left by another watchdog (or by
+            // this one before a restart) are not known, so every other monitor is cleared.
+            None => (
+                stale
+                    .iter()
+                    .map(|(id, seen)| mark(*id, *seen, since))
+                    .collect(),
+                times
+                    .keys()
+                    .filter(|id| !stale_ids.contains(id))
+                    .copied()
+                    .collect(),
+            ),
+        };
+        if !marks.is_empty() || !cleared.is_empty() {
+            if let Err(error) = self.cache.set_stale(&marks, &cleared).await {
+                tracing::warn!(error = %error_chain(&error), "watchdog: cannot write stale marks; trying again");
+                return;
+            }
+        }
+        state.marked = Some(stale_ids);
+        self.metrics.monitors_stale.set(stale.len() as i64);
+        let mut names: Vec<String> = stale
+            .iter()
+            .filter_map(|(id, _)| expected.get(id).map(|e| e.name.clone()))
+            .collect();
+        names.sort();
+        if names.is_empty() {
+            self.metrics.health.clear_problem(STALE_PROBLEM);
+            if state.reported > 0 {
+                tracing::info!("watchdog: every monitor has results again");
+            }
+        } else {
+            let reason = format!(
+                "{} enabled monitors have had no result for {intervals} intervals (first: {}); upwatch_monitors_stale counts them.",
+                names.len(),
+                names[0]
+            );
+            if names.len() != state.reported {
+                tracing::warn!(
+                    stale = names.len(),
+                    first = %names[0],
+                    intervals,
+                    "watchdog: monitors are not being checked"
+                );
+            }
+            self.metrics.health.set_problem(STALE_PROBLEM, reason);
+        }
+        state.reported = names.len();
+        if let Some(notice) = state.bursts.step(now_ms, &names, intervals) {
+            tracing::warn!(message = %notice.text(), "watchdog: telling every webhook");
+            let announce = self.announce.clone();
+            tokio::spawn(async move { announce.announce(notice).await });
+        }
+    }
+
+    async fn sample_lag(&self, bus: &dyn Bus, trend: &mut LagTrend) {
+        let lags = match bus.consumer_lag(Topic::Jobs, groups::WORKERS).await {
+            Ok(Some(lags)) => lags,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "watchdog: cannot read the workers' consumer lag");
+                return;
+            }
+        };
+        for lag in &lags {
+            self.metrics
+                .jobs_partition_lag
+                .get_or_create(&PartitionLabel {
+                    partition: lag.partition,
+                })
+                .set(lag.lag);
+        }
+        let pairs: Vec<(i32, i64)> = lags.iter().map(|l| (l.partition, l.lag)).collect();
+        let growing = trend.record(&pairs);
+        if growing.is_empty() {
+            self.metrics.health.clear_problem(LAG_PROBLEM);
+            return;
+        }
+        let list = growing
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        tracing::warn!(
+            partitions = %list,
+            "watchdog: the workers' lag keeps growing on these partitions of the jobs topic; no worker may be consuming them"
+        );
+        self.metrics.health.set_problem(
+            LAG_PROBLEM,
+            format!("The workers' lag keeps growing on partitions {list} of the jobs topic."),
+        );
+    }
+}
+
+struct State {
+    /// The monitors this watchdog marked stale; `None` before its first judgement.
+    marked: Option<HashSet<Uuid>>,
+    bursts: Bursts,
+    lag: LagTrend,
+    /// Stale monitors at the last judgement, to log changes only.
+    reported: usize,
+}
+
+fn mark(
+    monitor_id: Uuid,
+    seen: Option<DateTime<chrono::Utc>>,
+    since: DateTime<chrono::Utc>,
+) -> StaleMark {
+    StaleMark {
+        monitor_id,
+        seen,
+        since,
+    }
+}

@@ -1,0 +1,291 @@
+//! The watchdog in the embedded shape, under paused time: the real scheduler on the in-process
+//! bus, the in-memory cache, and a worker pool (here a consumer that answers every job with an
+//! up result, as the cache updater writes it) that is made to stop consuming. The watchdog must
+//! notice within three intervals, show `stale`, count it, report not-ready, say so once, and
+//! clear all of it when checks resume, with one message for that too.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use upwatch_bus::{Bus, InProcessBus, Topic};
+use upwatch_cache::{LiveStatus, MemoryCache, StatusCache};
+use upwatch_core::watchdog::Notice;
+use upwatch_core::{CheckJob, CheckResult, Monitor, MonitorInput, MonitorStatus};
+use upwatch_pipeline::scheduler::{MonitorSource, Scheduler};
+use upwatch_pipeline::watchdog::{Announce, Watchdog};
+use upwatch_telemetry::Metrics;
+
+/// A fixed list of monitors.
+struct Fixed(Vec<Monitor>);
+
+#[async_trait]
+impl MonitorSource for Fixed {
+    async fn version(&self) -> Result<i64, String> {
+        Ok(1)
+    }
+    async fn monitors(&self) -> Result<Vec<Monitor>, String> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Keeps every notice announced.
+#[derive(Default)]
+struct Heard(Mutex<Vec<Notice>>);
+
+#[async_trait]
+impl Announce for Heard {
+    async fn announce(&self, notice: Notice) {
+        self.0.lock().unwrap().push(notice);
+    }
+}
+
+impl Heard {
+    fn all(&self) -> Vec<Notice> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn monitor(name: &str, interval: u32) -> Monitor {
+    Monitor::create(
+        MonitorInput {
+            url: Some("http://127.0.0.1:1/".into()),
+            name: Some(name.into()),
+            interval_seconds: Some(interval),
+            timeout_seconds: Some(1),
+            ..Default::default()
+        },
+        Utc::now(),
+    )
+    .unwrap()
+}
+
+/// Advances virtual time a second at a time until `done` holds, for at most `within`.
+/// Returns how long it took.
+async fn wait_until(within: Duration, mut done: impl AsyncFnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done().await {
+        assert!(
+            start.elapsed() <= within,
+            "not done within {within:?} of virtual time"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    start.elapsed()
+}
+
+async fn stale_count(cache: &MemoryCache) -> usize {
+    cache
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.shown_state().status == MonitorStatus::Stale)
+        .count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn monitors_nobody_checks_go_stale_loudly_and_come_back() {
+    let monitors: Vec<Monitor> = (0..5).map(|i| monitor(&format!("site-{i}"), 10)).collect();
+    let cache = Arc::new(MemoryCache::new());
+    for m in &monitors {
+        cache
+            .put(&LiveStatus::new(m, LiveStatus::fresh_state(m)))
+            .await
+            .unwrap();
+    }
+    let bus = Arc::new(InProcessBus::new(100_000));
+    let mut jobs = bus.subscribe(Topic::Jobs, "workers").await.unwrap();
+    let metrics = Metrics::new();
+    let heard = Arc::new(Heard::default());
+    let shutdown = CancellationToken::new();
+    let scheduler = Scheduler {
+        source: Arc::new(Fixed(monitors.clone())),
+        bus: bus.clone(),
+        metrics: metrics.clone(),
+        reload_every: Duration::from_secs(3600),
+        changed: Arc::new(Notify::new()),
+        first_checks_per_second: 100,
+        watchdog: Some(Watchdog {
+            cache: cache.clone(),
+            announce: heard.clone(),
+            metrics: metrics.clone(),
+            stale_after_intervals: 3,
+            every: Duration::from_secs(1),
+            lag_of: None,
+            lag_every: Duration::from_secs(5),
+        }),
+    };
+    let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+
+    // The worker pool: answers every job with an up result while `consuming`.
+    let consuming = Arc::new(AtomicBool::new(true));
+    let resumed = Arc::new(Notify::new());
+    let worker = {
+        let (cache, consuming, resumed) = (cache.clone(), consuming.clone(), resumed.clone());
+        tokio::spawn(async move {
+            loop {
+                let Some(message) = jobs.recv().await.unwrap() else {
+                    return;
+                };
+                // Stopped: the job waits, unanswered, until checks resume.
+                while !consuming.load(Ordering::SeqCst) {
+                    resumed.notified().await;
+                }
+                let job: CheckJob = message.decode().unwrap();
+                let result = CheckResult::for_job(&job, job.due_at, 5, Some(200), Ok(()));
+                let mut entry = cache.get(job.monitor_id).await.unwrap().unwrap();
+                entry.state.apply(&result);
+                cache.put(&entry).await.unwrap();
+                jobs.ack(&message).await.unwrap();
+            }
+        })
+    };
+
+    // Checked as usual: nothing is stale however long it runs.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(stale_count(&cache).await, 0);
+    assert_eq!(metrics.monitors_stale.get(), 0);
+    assert!(metrics.health.problems().is_empty());
+    assert!(heard.all().is_empty());
+    for m in &monitors {
+        let entry = cache.get(m.id).await.unwrap().unwrap();
+        assert_eq!(entry.shown_state().status, MonitorStatus::Up);
+    }
+
+    // The workers stop consuming: within three intervals (30 s) of each monitor's last result
+    // and a tick, every monitor is stale, counted, and the process is not ready, saying why.
+    consuming.store(false, Ordering::SeqCst);
+    let last_checked = cache
+        .get(monitors[0].id)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+        .last_checked;
+    let took = wait_until(Duration::from_secs(32), async || {
+        stale_count(&cache).await == monitors.len()
+    })
+    .await;
+    assert!(
+        took >= Duration::from_secs(19),
+        "stale only after 3 intervals: {took:?}"
+    );
+    assert_eq!(metrics.monitors_stale.get(), 5);
+    let problems = metrics.health.problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("5 enabled monitors have had no result for 3 intervals"),
+        "{problems:?}"
+    );
+    let entry = cache.get(monitors[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        entry.state.status,
+        MonitorStatus::Up,
+        "no down: the machine is untouched"
+    );
+    assert_eq!(
+        entry.state.last_checked, last_checked,
+        "the time of its last result"
+    );
+    assert!(entry.stale_since.is_some());
+
+    // One message for the burst, however long it lasts. The monitors' last results were up
+    // to an interval apart, so they went stale over up to 10 s: the message (5 s after the
+    // first) names those stale by then, and the later ones join the burst silently.
+    wait_until(Duration::from_secs(6), async || !heard.all().is_empty()).await;
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let notices = heard.all();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let Notice::Unchecked {
+        count,
+        names,
+        intervals,
+    } = &notices[0]
+    else {
+        panic!("{notices:?}")
+    };
+    assert_eq!(*intervals, 3);
+    assert!((1..=5).contains(count), "{count}");
+    assert_eq!(names.len(), *count);
+    assert!(names.iter().all(|n| n.starts_with("site-")), "{names:?}");
+
+    // Checks resume: marks, count and problem clear, and one all-clear goes out.
+    consuming.store(true, Ordering::SeqCst);
+    resumed.notify_one();
+    wait_until(Duration::from_secs(12), async || {
+        stale_count(&cache).await == 0
+            && metrics.monitors_stale.get() == 0
+            && metrics.health.problems().is_empty()
+    })
+    .await;
+    wait_until(Duration::from_secs(2), async || heard.all().len() == 2).await;
+    assert!(matches!(
+        heard.all()[1],
+        Notice::CheckedAgain { count: 5, .. }
+    ));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(heard.all().len(), 2, "nothing more once all is well");
+    assert_eq!(stale_count(&cache).await, 0);
+
+    shutdown.cancel();
+    scheduler.await.unwrap();
+    bus.close(Topic::Jobs).await;
+    worker.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_or_new_monitor_is_not_stale_for_time_it_was_not_expected() {
+    // A monitor resumed after a long pause, whose last result is old, counts from when it
+    // was resumed: the scheduler's first load is that moment here.
+    let mut old = monitor("old", 10);
+    old.enabled = true;
+    let cache = Arc::new(MemoryCache::new());
+    let mut state = LiveStatus::fresh_state(&old);
+    let long_ago = Utc::now() - chrono::TimeDelta::days(3);
+    state.apply(&CheckResult::simulated(&old, long_ago, true, 5));
+    cache.put(&LiveStatus::new(&old, state)).await.unwrap();
+    let bus = Arc::new(InProcessBus::new(1000));
+    let _jobs = bus.subscribe(Topic::Jobs, "workers").await.unwrap();
+    let metrics = Metrics::new();
+    let shutdown = CancellationToken::new();
+    let scheduler = Scheduler {
+        source: Arc::new(Fixed(vec![old.clone()])),
+        bus: bus.clone(),
+        metrics: metrics.clone(),
+        reload_every: Duration::from_secs(3600),
+        changed: Arc::new(Notify::new()),
+        first_checks_per_second: 100,
+        watchdog: Some(Watchdog {
+            cache: cache.clone(),
+            announce: Arc::new(Heard::default()),
+            metrics: metrics.clone(),
+            stale_after_intervals: 3,
+            every: Duration::from_secs(1),
+            lag_of: None,
+            lag_every: Duration::from_secs(5),
+        }),
+    };
+    let task = tokio::spawn(scheduler.run(shutdown.clone()));
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    assert_eq!(
+        stale_count(&cache).await,
+        0,
+        "not yet three intervals since expected"
+    );
+    wait_until(Duration::from_secs(3), async || {
+        stale_count(&cache).await == 1
+    })
+    .await;
+    shutdown.cancel();
+    task.await.unwrap();
+    assert!(
+        metrics.health.problems().is_empty(),
+        "a stopped watchdog reports nothing"
+    );
+}
