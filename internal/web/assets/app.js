@@ -98,12 +98,18 @@
     }
     if (page === "status") {
       var items = document.querySelectorAll("li[data-status]");
-      var down = [];
-      items.forEach(function (li) { if (li.dataset.status === "down") down.push(li.querySelector(".name").textContent); });
+      var down = [], stale = [];
+      items.forEach(function (li) {
+        var name = li.querySelector(".name").textContent;
+        if (li.dataset.status === "down") down.push(name);
+        if (li.dataset.status === "stale") stale.push(name);
+      });
       var h = document.getElementById("headline");
       if (!h || !items.length) return;
       h.dataset.state = down.length ? "down" : "ok";
-      h.textContent = down.length === 0 ? "All systems operational" :
+      h.textContent = down.length === 0 && stale.length === 1 ? stale[0] + " has not been checked lately" :
+        down.length === 0 && stale.length > 1 ? stale.length + " systems have not been checked lately: " + stale.join(", ") :
+        down.length === 0 ? "All systems operational" :
         down.length === 1 ? down[0] + " is down" :
         down.length === items.length ? "All systems are down" :
         down.length + " systems are down: " + down.join(", ");

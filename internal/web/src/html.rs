@@ -376,15 +376,24 @@ fn public_row(row: &PublicRow) -> Markup {
     }
 }
 
-/// "All systems operational", or what is down.
+/// "All systems operational", or what is down, or else what upwatch has not checked lately.
 pub fn headline(rows: &[PublicRow]) -> String {
-    let down: Vec<&str> = rows
-        .iter()
-        .filter(|r| r.state.status == MonitorStatus::Down)
-        .map(|r| r.name.as_str())
-        .collect();
+    let named = |status: MonitorStatus| -> Vec<&str> {
+        rows.iter()
+            .filter(|r| r.state.status == status)
+            .map(|r| r.name.as_str())
+            .collect()
+    };
+    let down = named(MonitorStatus::Down);
+    let stale = named(MonitorStatus::Stale);
     match down.len() {
         0 if rows.is_empty() => "Nothing to report".to_string(),
+        0 if stale.len() == 1 => format!("{} has not been checked lately", stale[0]),
+        0 if stale.len() > 1 => format!(
+            "{} systems have not been checked lately: {}",
+            stale.len(),
+            stale.join(", ")
+        ),
         0 => "All systems operational".to_string(),
         1 => format!("{} is down", down[0]),
         n if n == rows.len() => "All systems are down".to_string(),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{TimeDelta, Utc};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
-use upwatch_cache::{LiveStatus, MemoryCache, StatusCache};
+use upwatch_cache::{LiveStatus, MemoryCache, StaleMark, StatusCache};
 use upwatch_core::{CheckResult, Monitor, MonitorInput, MonitorState};
 use upwatch_store::{SqliteStore, Store};
 use upwatch_testkit::wait::until;
@@ -211,6 +211,73 @@ async fn the_dashboard_lists_every_monitor_in_words() {
     let missing = server.get(&format!("/sites/{}", Uuid::now_v7())).await;
     assert_eq!(missing.status(), 404);
     assert!(missing.text().await.unwrap().contains("No such monitor"));
+}
+
+#[tokio::test]
+async fn a_monitor_the_watchdog_marked_shows_stale_everywhere_until_its_next_result() {
+    let server = serve(true).await;
+    let api = server.monitor("Api", true, None).await;
+    let web = server.monitor("Web", true, None).await;
+    server.check(&api, true).await;
+    server.check(&web, true).await;
+    // The live view polls while someone looks.
+    server.get("/").await;
+    server.seen_live(&[&api, &web]).await;
+    let last = server.live.last_id();
+    let seen = server
+        .cache
+        .get(api.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+        .last_checked;
+    server
+        .cache
+        .set_stale(
+            &[StaleMark {
+                monitor_id: api.id,
+                seen,
+                since: Utc::now(),
+            }],
+            &[],
+        )
+        .await
+        .unwrap();
+    // The live view carries the change to open pages.
+    server.published_after(last).await;
+    let changes: Vec<_> = server
+        .live
+        .since(last)
+        .into_iter()
+        .flat_map(|b| b.changes.iter().cloned().collect::<Vec<_>>())
+        .filter(|c| c.id == api.id)
+        .collect();
+    assert_eq!(changes.last().map(|c| c.status.as_str()), Some("stale"));
+
+    let html = server.text("/").await;
+    assert!(
+        html.contains(
+            "2 monitors: 1 up, 0 down, 0 pending, 0 paused, 1 stale (not checked lately)."
+        ),
+        "{html}"
+    );
+    assert!(html.contains(&format!(r#"<tr id="{}" data-status="stale">"#, api.id)));
+    assert!(html.contains(">Stale</span>"));
+    let page = server.text(&format!("/sites/{}", api.id)).await;
+    assert!(page.contains(">Stale</span>"));
+    let status = server.text("/status").await;
+    assert!(
+        status.contains("Api has not been checked lately"),
+        "{status}"
+    );
+    assert!(!status.contains("All systems operational"));
+
+    // Its next result clears it.
+    server.check(&api, true).await;
+    let status = server.text("/status").await;
+    assert!(status.contains("All systems operational"), "{status}");
+    assert!(!server.text("/").await.contains("stale"));
 }
 
 #[tokio::test]

@@ -93,6 +93,71 @@ async fn status_shows_the_latest_result_from_the_cache() {
 }
 
 #[tokio::test]
+async fn a_monitor_the_watchdog_marked_reads_stale_with_its_last_result_until_checked_again() {
+    let app = spawn_app().await;
+    let id = id_of(&app.create_site(json!({"url": "http://a.test/"})).await);
+    let other = id_of(&app.create_site(json!({"url": "http://b.test/"})).await);
+    let mut entry = app.cache.get(id).await.unwrap().unwrap();
+    entry.state.apply(&result(id, 10, true));
+    assert!(app.cache.put(&entry).await.unwrap());
+    app.cache
+        .set_stale(
+            &[StaleMark {
+                monitor_id: id,
+                seen: Some(t(10)),
+                since: t(50),
+            }],
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let status = app.get(&format!("/api/v1/sites/{id}/status")).await.json();
+    assert_eq!(status["status"], "stale");
+    let at =
+        |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert_eq!(
+        at(&status["last_checked"]),
+        t(10),
+        "the time of its last result"
+    );
+    assert_eq!(at(&status["stale_since"]), t(50));
+    assert_eq!(status["response_time_ms"], 110);
+    let all = app.get("/api/v1/status").await.json();
+    let statuses: Vec<(&str, Option<&str>)> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["status"].as_str().unwrap(), s["id"].as_str()))
+        .collect();
+    assert!(statuses.contains(&("stale", Some(id.to_string().as_str()))));
+    assert!(statuses.contains(&("pending", Some(other.to_string().as_str()))));
+    let pending = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == other.to_string())
+        .unwrap();
+    assert!(
+        pending.get("stale_since").is_none(),
+        "only marked monitors say so"
+    );
+    let badge = app
+        .get(&format!("/api/v1/sites/{id}/badge/status.svg"))
+        .await
+        .text();
+    assert!(badge.contains(">stale<"), "{badge}");
+
+    // The next result clears it.
+    let mut entry = app.cache.get(id).await.unwrap().unwrap();
+    entry.state.apply(&result(id, 20, true));
+    assert!(app.cache.put(&entry).await.unwrap());
+    let status = app.get(&format!("/api/v1/sites/{id}/status")).await.json();
+    assert_eq!(status["status"], "up");
+    assert!(status.get("stale_since").is_none());
+}
+
+#[tokio::test]
 async fn status_lists_every_monitor_in_id_order_with_paging() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
