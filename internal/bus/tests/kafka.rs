@@ -390,3 +390,50 @@ async fn connect_without_a_broker_is_unavailable() {
         "connect took {elapsed:?}"
     );
 }
+
+/// The consumer lag the watchdog reads: per partition, what was published and not yet
+/// committed by the group; it falls to zero once the group has acknowledged everything (the
+/// acknowledged offsets are committed in the background).
+#[tokio::test]
+async fn consumer_lag_counts_what_the_group_has_not_committed() {
+    let bus = fresh_bus().await;
+    let mut sub = bus.subscribe(Topic::Jobs, "lagging").await.unwrap();
+    for i in 0..30 {
+        bus.publish(Topic::Jobs, Uuid::new_v4(), Bytes::from(format!("job {i}")))
+            .await
+            .unwrap();
+    }
+    let lag = bus
+        .consumer_lag(Topic::Jobs, "lagging")
+        .await
+        .unwrap()
+        .expect("kafka reports partitions");
+    let partitions: BTreeSet<i32> = lag.iter().map(|l| l.partition).collect();
+    assert_eq!(partitions, (0..PARTITIONS).collect());
+    assert_eq!(lag.iter().map(|l| l.lag).sum::<i64>(), 30, "{lag:?}");
+    // A group that never consumed is behind by everything too.
+    let never = bus
+        .consumer_lag(Topic::Jobs, "absent")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(never.iter().map(|l| l.lag).sum::<i64>(), 30, "{never:?}");
+
+    for _ in 0..30 {
+        let message = next(sub.as_mut()).await;
+        sub.ack(&message).await.unwrap();
+    }
+    let started = Instant::now();
+    loop {
+        let lag = bus
+            .consumer_lag(Topic::Jobs, "lagging")
+            .await
+            .unwrap()
+            .unwrap();
+        if lag.iter().all(|l| l.lag == 0) {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "still behind: {lag:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
