@@ -59,6 +59,8 @@ pub async fn entries_round_trip(cache: &dyn StatusCache) {
     assert_eq!(page(Some(ids[0]), 10).await, ids[1..]);
     assert_eq!(page(Some(ids[2]), 10).await, Vec::<Uuid>::new());
     assert_eq!(page(None, 0).await, Vec::<Uuid>::new());
+    // "Every entry", as the unlimited status listing asks.
+    assert_eq!(page(None, usize::MAX).await, ids);
     cache.remove(ids[1]).await.unwrap();
     assert_eq!(cache.get(ids[1]).await.unwrap(), None);
     assert_eq!(cache.list().await.unwrap().len(), 2);

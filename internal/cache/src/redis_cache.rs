@@ -268,7 +268,8 @@ impl StatusCache for RedisCache {
             .arg("+")
             .arg("LIMIT")
             .arg(0)
-            .arg(limit)
+            // Redis takes a signed 64-bit count: "every entry" (usize::MAX) is capped to it.
+            .arg(limit.min(i64::MAX as usize))
             .query_async(&mut *conn)
             .await
             .map_err(|e| self.failed(&e))?;

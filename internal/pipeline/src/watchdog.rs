@@ -274,7 +274,14 @@ impl Watchdog {
         );
         self.metrics.health.set_problem(
             LAG_PROBLEM,
-            format!("The workers' lag keeps growing on partitions {list} of the jobs topic."),
+            format!(
+                "The workers' lag keeps growing on {} {list} of the jobs topic.",
+                if growing.len() == 1 {
+                    "partition"
+                } else {
+                    "partitions"
+                }
+            ),
         );
     }
 }

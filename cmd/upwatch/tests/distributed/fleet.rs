@@ -224,7 +224,7 @@ impl Fleet {
         fleet
     }
 
-    fn command(&self, role: &str) -> Command {
+    pub(crate) fn command(&self, role: &str) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_upwatch"));
         for (key, _) in std::env::vars() {
             if key.starts_with("UPWATCH_")

@@ -251,3 +251,40 @@ async fn pausing_stops_checks_and_shows_paused() {
     assert_eq!(app.status_of(&id).await, "paused");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_new_300s_monitor_is_up_within_3_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = TargetServer::start().await;
+    let app = spawn_app_in(dir.path(), &[]).await;
+    // A monitor seen up shows the scheduler has made its first load (whose monitors keep
+    // their slots).
+    let warm_up = app
+        .create_site(json!({"url": target.url("/ok"), "interval_seconds": 1}))
+        .await;
+    eventually("the warm-up site to be up", || async {
+        (app.status_of(&warm_up).await == "up").then_some(())
+    })
+    .await;
+
+    let id = app
+        .create_site(json!({"url": target.url("/status/200"), "interval_seconds": 300}))
+        .await;
+    let created = Instant::now();
+    upwatch_testkit::wait::until(
+        "the new 300 s site to be up within 3 s",
+        Duration::from_secs(3),
+        Duration::from_millis(20),
+        || async {
+            let status = app.get_json(&format!("/api/v1/sites/{id}/status")).await;
+            (status["status"] == "up" && status["last_checked"].is_string()).then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "NEW_MONITOR mode=embedded up_secs={:.3}",
+        created.elapsed().as_secs_f64()
+    );
+    assert_eq!(target.hits("/status/200"), 1, "one check, not a burst");
+    app.stop().await.unwrap();
+}
