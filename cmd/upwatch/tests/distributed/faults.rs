@@ -177,6 +177,9 @@ async fn survivor_takes_over(kill_leader: bool, tag: &str) {
         orphaned > 0,
         "monitors are on the partitions {held:?} of the worker to kill"
     );
+    let (generation, _) = survivor
+        .group_join()
+        .expect("the survivor's group generation");
 
     let killed_at = Utc::now();
     let killed = Instant::now();
@@ -193,6 +196,14 @@ async fn survivor_takes_over(kill_leader: bool, tag: &str) {
         now_held,
         (0..PARTITIONS).collect::<Vec<_>>(),
         "the survivor holds every partition"
+    );
+    let (new_generation, leads) = survivor
+        .group_join()
+        .expect("the survivor's group generation");
+    assert!(
+        new_generation > generation && leads,
+        "the survivor leads a new generation of the group (it was {generation}, now \
+         {new_generation}, leading: {leads})"
     );
 
     for p in [&mut scheduler, &mut survivor, &mut logger, &mut api_proc] {
