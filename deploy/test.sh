@@ -36,7 +36,13 @@ ensure_build_tools
 started_pids=()
 stop_redis=0
 cleanup() {
+  # nisshi does not always exit on SIGTERM: give each process 5 s, then SIGKILL.
+  local pid i
   for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${started_pids[@]}"; do
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
   if [ "$stop_redis" = 1 ]; then redis-cli -p 6379 shutdown nosave >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
