@@ -87,6 +87,28 @@ impl Proc {
         Some((generation, after.contains(" (me), my MemberId ")))
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, `TERM`, ...) with `kill`.
+    fn signal(&self, signal: &str) -> std::process::ExitStatus {
+        Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill")
+    }
+
+    /// SIGSTOP: the process stays, but does nothing at all (no heartbeat, no check). Dropping
+    /// it still ends it (SIGKILL ends a stopped process too).
+    pub fn pause(&mut self) {
+        let status = self.signal("STOP");
+        assert!(status.success(), "kill -STOP {}: {status}", self.name);
+    }
+
+    /// SIGCONT: a paused process goes on.
+    pub fn resume(&mut self) {
+        let status = self.signal("CONT");
+        assert!(status.success(), "kill -CONT {}: {status}", self.name);
+    }
+
     /// `kill -9`: no drain, no goodbye.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -95,8 +117,7 @@ impl Proc {
 
     /// SIGTERM, then waits for a clean exit.
     pub fn stop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.signal("TERM");
         let deadline = std::time::Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -224,7 +245,7 @@ impl Fleet {
         fleet
     }
 
-    pub(crate) fn command(&self, role: &str) -> Command {
+    fn command(&self, role: &str) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_upwatch"));
         for (key, _) in std::env::vars() {
             if key.starts_with("UPWATCH_")
@@ -252,15 +273,24 @@ impl Fleet {
         self.spawn_with(role, &[])
     }
 
+    /// Starts `upwatch <role> --listen` on a free port, for its `/readyz` and `/metrics`.
+    pub fn spawn_listening(&mut self, role: &str) -> Proc {
+        self.spawn_process(role, &[], true)
+    }
+
     /// Starts `upwatch <role>` with `env` over the fleet's environment.
     pub fn spawn_with(&mut self, role: &str, env: &[(&str, &str)]) -> Proc {
+        self.spawn_process(role, env, role == "api" || role == "serve")
+    }
+
+    fn spawn_process(&mut self, role: &str, env: &[(&str, &str)], listen: bool) -> Proc {
         self.counter += 1;
         let name = format!("{role}#{}", self.counter);
         let log = self.dir.path().join(format!("{name}.log"));
         let file = File::create(&log).unwrap();
         let mut cmd = self.command(role);
         cmd.envs(env.iter().copied());
-        if role == "api" || role == "serve" {
+        if listen {
             cmd.arg("--listen").arg("127.0.0.1:0");
         }
         let child = cmd

@@ -2,9 +2,6 @@
 //! scheduler says so in `/readyz`, `/metrics` and one Discord message per burst; and a new
 //! monitor is checked at once rather than at its slot.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -13,7 +10,7 @@ use upwatch_testkit::discord::DiscordReceiver;
 use upwatch_testkit::target::TargetServer;
 use uuid::Uuid;
 
-use crate::fleet::{eventually, Api, Fleet, Proc, DEADLINE, PARTITIONS};
+use crate::fleet::{eventually, Api, Fleet, Proc, PARTITIONS};
 
 /// The interval of the monitors of the stale test.
 const INTERVAL_SECS: u64 = 10;
@@ -25,121 +22,6 @@ const MONITORS: usize = 6;
 const UNCHECKED_TITLE: &str = "**⚠️ upwatch is not checking some monitors**";
 /// The title of the watchdog's all-clear.
 const CHECKED_AGAIN_TITLE: &str = "**✅ upwatch checks every monitor again**";
-
-/// An `upwatch` process this module starts itself, so that it can be given `--listen` and be
-/// paused with SIGSTOP. Dropping it resumes it (a stopped process would hang the test run),
-/// then kills it, and prints the end of its log when the test failed.
-struct Signalled {
-    name: String,
-    child: Child,
-    log: PathBuf,
-    paused: bool,
-}
-
-impl Signalled {
-    fn spawn(fleet: &Fleet, dir: &Path, role: &str, n: usize, listen: bool) -> Signalled {
-        let name = format!("{role}#{n}");
-        let log = dir.join(format!("{name}.log"));
-        let file = File::create(&log).unwrap();
-        let mut cmd = fleet.command(role);
-        if listen {
-            cmd.arg("--listen").arg("127.0.0.1:0");
-        }
-        let child = cmd
-            .stdout(Stdio::from(file.try_clone().unwrap()))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .unwrap();
-        Signalled {
-            name,
-            child,
-            log,
-            paused: false,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, signal: &str) -> std::io::Result<std::process::ExitStatus> {
-        Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-    }
-
-    /// SIGSTOP: the process stays, but does nothing at all (no heartbeat, no check).
-    fn pause(&mut self) {
-        self.paused = true;
-        let status = self.signal("STOP").expect("run kill -STOP");
-        assert!(status.success(), "kill -STOP {}: {status}", self.name);
-    }
-
-    /// SIGCONT.
-    fn resume(&mut self) {
-        let status = self.signal("CONT").expect("run kill -CONT");
-        assert!(status.success(), "kill -CONT {}: {status}", self.name);
-        self.paused = false;
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    fn stop(&mut self) {
-        let _ = self.signal("TERM");
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "{} exited with {status}:\n{}",
-                    self.name,
-                    self.log()
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not stop after SIGTERM",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The address in the process's "upwatch is running" log line.
-    async fn listen_addr(&self) -> String {
-        let line = eventually(&format!("{} to listen", self.name), || async {
-            self.log()
-                .lines()
-                .find(|l| l.contains("upwatch is running"))
-                .map(str::to_string)
-        })
-        .await;
-        let log: Value = serde_json::from_str(&line).unwrap();
-        log["listen"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{} listens: {line}", self.name))
-            .to_string()
-    }
-}
-
-impl Drop for Signalled {
-    fn drop(&mut self) {
-        if self.paused {
-            let _ = self.signal("CONT");
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("--- last lines of {} ---", self.name);
-            for line in tail.into_iter().rev() {
-                eprintln!("{line}");
-            }
-        }
-    }
-}
 
 /// `/readyz`, `/metrics` of a process started with `--listen`.
 struct Probe {
@@ -247,15 +129,11 @@ async fn every_worker_stopped_makes_monitors_stale_and_says_so_once() {
     let target = TargetServer::start().await;
     let discord = DiscordReceiver::start().await;
     let mut fleet = Fleet::new(Some(&discord.url())).await;
-    let dir = tempfile::tempdir().unwrap();
     let mut alerter = fleet.spawn("alerter");
     let mut logger = fleet.spawn("logger");
     let mut cache_updater = fleet.spawn("cache-updater");
-    let mut workers = [
-        Signalled::spawn(&fleet, dir.path(), "worker", 1, false),
-        Signalled::spawn(&fleet, dir.path(), "worker", 2, false),
-    ];
-    let mut scheduler = Signalled::spawn(&fleet, dir.path(), "scheduler", 1, true);
+    let mut workers = [fleet.spawn("worker"), fleet.spawn("worker")];
+    let mut scheduler = fleet.spawn_listening("scheduler");
     let mut api_proc = fleet.spawn("api");
     let api = Api::of(&api_proc).await;
     let probe = Probe {
