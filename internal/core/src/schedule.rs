@@ -112,21 +112,7 @@ impl Schedule {
         {
             return;
         }
-        let generation = self.next_generation;
-        self.next_generation += 1;
-        self.entries.insert(
-            id,
-            Entry {
-                interval_ms,
-                generation,
-            },
-        );
-        self.heap.push(Reverse(Slot {
-            due_ms: first_slot(id, interval_ms, now_ms),
-            generation,
-            id,
-            soon: false,
-        }));
+        self.replace(id, interval_ms, first_slot(id, interval_ms, now_ms), false);
     }
 
     /// Schedules `id` every `interval_ms` with one extra check at `soon_ms`, then on its grid
@@ -134,7 +120,12 @@ impl Schedule {
     /// [`Schedule::upsert`], this replaces the monitor's slots even when the interval is the
     /// same: it is for monitors whose next result is wanted now.
     pub fn upsert_soon(&mut self, id: Uuid, interval_ms: i64, soon_ms: i64) {
-        let interval_ms = interval_ms.max(1);
+        self.replace(id, interval_ms.max(1), soon_ms, true);
+    }
+
+    /// Replaces the monitor's slots with one at `due_ms` (a new generation, so that the old
+    /// slot is dropped when it comes up).
+    fn replace(&mut self, id: Uuid, interval_ms: i64, due_ms: i64, soon: bool) {
         let generation = self.next_generation;
         self.next_generation += 1;
         self.entries.insert(
@@ -145,10 +136,10 @@ impl Schedule {
             },
         );
         self.heap.push(Reverse(Slot {
-            due_ms: soon_ms,
+            due_ms,
             generation,
             id,
-            soon: true,
+            soon,
         }));
     }
 

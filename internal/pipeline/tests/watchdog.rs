@@ -65,6 +65,33 @@ fn monitor(name: &str, interval: u32) -> Monitor {
     .unwrap()
 }
 
+/// The scheduler of `monitors` with its watchdog, stale after 3 intervals, judging every second.
+fn watched_scheduler(
+    monitors: Vec<Monitor>,
+    bus: &Arc<InProcessBus>,
+    metrics: &Arc<Metrics>,
+    cache: &Arc<MemoryCache>,
+    announce: Arc<Heard>,
+) -> Scheduler {
+    Scheduler {
+        source: Arc::new(Fixed(monitors)),
+        bus: bus.clone(),
+        metrics: metrics.clone(),
+        reload_every: Duration::from_secs(3600),
+        changed: Arc::new(Notify::new()),
+        first_checks_per_second: 100,
+        watchdog: Some(Watchdog {
+            cache: cache.clone(),
+            announce,
+            metrics: metrics.clone(),
+            stale_after_intervals: 3,
+            every: Duration::from_secs(1),
+            lag_of: None,
+            lag_every: Duration::from_secs(5),
+        }),
+    }
+}
+
 /// Advances virtual time a second at a time until `done` holds, for at most `within`.
 /// Returns how long it took.
 async fn wait_until(within: Duration, mut done: impl AsyncFnMut() -> bool) -> Duration {
@@ -104,23 +131,7 @@ async fn monitors_nobody_checks_go_stale_loudly_and_come_back() {
     let metrics = Metrics::new();
     let heard = Arc::new(Heard::default());
     let shutdown = CancellationToken::new();
-    let scheduler = Scheduler {
-        source: Arc::new(Fixed(monitors.clone())),
-        bus: bus.clone(),
-        metrics: metrics.clone(),
-        reload_every: Duration::from_secs(3600),
-        changed: Arc::new(Notify::new()),
-        first_checks_per_second: 100,
-        watchdog: Some(Watchdog {
-            cache: cache.clone(),
-            announce: heard.clone(),
-            metrics: metrics.clone(),
-            stale_after_intervals: 3,
-            every: Duration::from_secs(1),
-            lag_of: None,
-            lag_every: Duration::from_secs(5),
-        }),
-    };
+    let scheduler = watched_scheduler(monitors.clone(), &bus, &metrics, &cache, heard.clone());
     let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
 
     // The worker pool: answers every job with an up result while `consuming`.
@@ -254,23 +265,13 @@ async fn a_paused_or_new_monitor_is_not_stale_for_time_it_was_not_expected() {
     let _jobs = bus.subscribe(Topic::Jobs, "workers").await.unwrap();
     let metrics = Metrics::new();
     let shutdown = CancellationToken::new();
-    let scheduler = Scheduler {
-        source: Arc::new(Fixed(vec![old.clone()])),
-        bus: bus.clone(),
-        metrics: metrics.clone(),
-        reload_every: Duration::from_secs(3600),
-        changed: Arc::new(Notify::new()),
-        first_checks_per_second: 100,
-        watchdog: Some(Watchdog {
-            cache: cache.clone(),
-            announce: Arc::new(Heard::default()),
-            metrics: metrics.clone(),
-            stale_after_intervals: 3,
-            every: Duration::from_secs(1),
-            lag_of: None,
-            lag_every: Duration::from_secs(5),
-        }),
-    };
+    let scheduler = watched_scheduler(
+        vec![old.clone()],
+        &bus,
+        &metrics,
+        &cache,
+        Arc::new(Heard::default()),
+    );
     let task = tokio::spawn(scheduler.run(shutdown.clone()));
     tokio::time::sleep(Duration::from_secs(29)).await;
     assert_eq!(
