@@ -35,7 +35,7 @@ struct ExportDocument {
 struct ImportDocument {
     version: u32,
     #[serde(default)]
-    sites: Vec<serde_yaml::Value>,
+    sites: Vec<serde_norway::Value>,
 }
 
 /// What an import did.
@@ -90,7 +90,7 @@ pub async fn export(store: &dyn Store) -> Result<String, StoreError> {
         version: FORMAT_VERSION,
         sites,
     };
-    Ok(serde_yaml::to_string(&document).expect("monitor settings serialize as YAML"))
+    Ok(serde_norway::to_string(&document).expect("monitor settings serialize as YAML"))
 }
 
 /// A monitor's settings without its empty collections and `public: false`, which are the
@@ -161,13 +161,13 @@ pub async fn import(store: &dyn Store, text: &str) -> Result<Summary, ImportErro
 }
 
 /// The sites of a document or a bare list, not yet read into settings.
-fn parse(text: &str) -> Result<Vec<serde_yaml::Value>, ImportError> {
-    let value: serde_yaml::Value = serde_yaml::from_str(text)
+fn parse(text: &str) -> Result<Vec<serde_norway::Value>, ImportError> {
+    let value: serde_norway::Value = serde_norway::from_str(text)
         .map_err(|e| ImportError::Format(format!("the file is not valid YAML: {e}")))?;
     match value {
-        serde_yaml::Value::Sequence(sites) => Ok(sites),
-        serde_yaml::Value::Mapping(_) => {
-            let document: ImportDocument = serde_yaml::from_value(value).map_err(|e| {
+        serde_norway::Value::Sequence(sites) => Ok(sites),
+        serde_norway::Value::Mapping(_) => {
+            let document: ImportDocument = serde_norway::from_value(value).map_err(|e| {
                 ImportError::Format(format!(
                     "the file is not a sites document ({e}); expected `version: {FORMAT_VERSION}` and a list of `sites`"
                 ))
@@ -189,7 +189,7 @@ fn parse(text: &str) -> Result<Vec<serde_yaml::Value>, ImportError> {
 /// Reads and validates site `index` into the monitor it describes (with a nil id).
 fn validate(
     index: usize,
-    value: serde_yaml::Value,
+    value: serde_norway::Value,
     now: chrono::DateTime<Utc>,
 ) -> Result<Monitor, ImportError> {
     let invalid = |message: String| ImportError::Invalid { index, message };
