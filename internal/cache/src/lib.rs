@@ -5,12 +5,14 @@
 //! The cache updater runs the state machine on each result over the cached entry; the API
 //! writes entries when monitors are created, edited, paused or deleted.
 //!
-//! Layout: this file has the trait; [`memory`] the embedded implementation; [`redis_cache`] the
-//! distributed one; [`contract`] the behaviour every implementation must show.
+//! Layout: this file has the trait (the port); [`memory`] the embedded implementation;
+//! `contract` (behind the `contract` feature, for drivers' tests) the behaviour every
+//! implementation must show. The distributed implementation is a driver of its own,
+//! `upwatch-cache-redis`, so that nothing that only needs the port links a Redis client.
 
+#[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub mod memory;
-pub mod redis_cache;
 
 use std::collections::HashMap;
 
@@ -21,7 +23,6 @@ use upwatch_core::{Monitor, MonitorState, MonitorStatus};
 use uuid::Uuid;
 
 pub use memory::MemoryCache;
-pub use redis_cache::RedisCache;
 
 /// What the cache knows of one monitor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

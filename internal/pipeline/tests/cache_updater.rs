@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
-use upwatch_cache::{MemoryCache, RedisCache, StatusCache};
+use upwatch_cache::{MemoryCache, StatusCache};
+use upwatch_cache_redis::RedisCache;
 use upwatch_core::{CheckResult, Monitor, MonitorInput, MonitorStatus};
 use upwatch_pipeline::cache_updater::apply;
 use upwatch_store::{SqliteStore, Store};

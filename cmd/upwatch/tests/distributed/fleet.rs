@@ -309,8 +309,8 @@ impl Fleet {
     }
 
     /// A cache reader on the fleet's Redis prefix.
-    pub async fn cache(&self) -> upwatch_cache::RedisCache {
-        upwatch_cache::RedisCache::connect(&self.redis_url, &self.redis_prefix)
+    pub async fn cache(&self) -> upwatch_cache_redis::RedisCache {
+        upwatch_cache_redis::RedisCache::connect(&self.redis_url, &self.redis_prefix)
             .await
             .unwrap()
     }

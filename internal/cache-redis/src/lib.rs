@@ -1,5 +1,6 @@
-//! The cache of the distributed mode: every monitor's status in Redis, shared by the cache
-//! updaters that write it and the API processes that read it.
+//! The Redis driver of the [`StatusCache`] port, the cache of the distributed mode: every
+//! monitor's status in Redis, shared by the cache updaters that write it and the API
+//! processes that read it.
 //!
 //! Layout, under a key prefix chosen by the deployment (so several installations or test runs
 //! can share one Redis):
@@ -39,7 +40,7 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
 use uuid::Uuid;
 
-use crate::{CacheError, CacheResult, LiveStatus, StaleMark, StatusCache};
+use upwatch_cache::{CacheError, CacheResult, LiveStatus, StaleMark, StatusCache};
 
 /// How long any step may take: waiting for a free pooled connection, opening a connection, or
 /// waiting for Redis to answer a command.

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use upwatch_cache::{contract, CacheError, LiveStatus, RedisCache, StatusCache};
+use upwatch_cache::{contract, CacheError, LiveStatus, StatusCache};
+use upwatch_cache_redis::RedisCache;
 use upwatch_core::{MonitorState, MonitorStatus};
 use uuid::Uuid;
 
