@@ -7,11 +7,13 @@
 //!   them (each message goes to one member);
 //! - a consumer acknowledges a message after its side effect is durable (at-least-once).
 //!
-//! Layout: this file has the trait and helpers; [`memory`] the in-process implementation;
-//! [`kafka`] the Kafka implementation; [`contract`] the behaviour every implementation must show.
+//! Layout: this file has the trait (the port) and helpers; [`memory`] the in-process
+//! implementation; `contract` (behind the `contract` feature, for drivers' tests) the behaviour
+//! every implementation must show. The Kafka implementation is a driver of its own,
+//! `upwatch-bus-kafka`, so that nothing that only needs the port builds librdkafka.
 
+#[cfg(any(test, feature = "contract"))]
 pub mod contract;
-pub mod kafka;
 pub mod memory;
 
 use async_trait::async_trait;
@@ -20,7 +22,6 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-pub use kafka::{KafkaBus, KafkaConfig};
 pub use memory::InProcessBus;
 
 /// The streams of the pipeline.

@@ -10,7 +10,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use upwatch_bus::{contract, Bus, BusError, KafkaBus, KafkaConfig, Message, Subscription, Topic};
+use upwatch_bus::{contract, Bus, BusError, Message, Subscription, Topic};
+use upwatch_bus_kafka::{KafkaBus, KafkaConfig};
 use uuid::Uuid;
 
 /// Generous: joining a group and rebalancing take seconds.

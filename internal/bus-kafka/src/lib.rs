@@ -1,4 +1,5 @@
-//! The Kafka bus of the distributed mode, built on librdkafka (`rdkafka`).
+//! The Kafka driver of the [`Bus`] port, the bus of the distributed mode, built on librdkafka
+//! (`rdkafka`).
 //!
 //! - One idempotent [`FutureProducer`] per bus publishes with `acks=all`; each message is keyed
 //!   by its monitor id, so one monitor's messages share a partition and keep their order.
@@ -41,7 +42,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{Bus, BusError, BusResult, Message, PartitionLag, Subscription, Topic};
+use upwatch_bus::{Bus, BusError, BusResult, Message, PartitionLag, Subscription, Topic};
 
 /// How long one request of [`Bus::consumer_lag`] may take.
 const LAG_TIMEOUT: Duration = Duration::from_secs(5);
