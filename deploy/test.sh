@@ -108,6 +108,24 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+say "embedded-only build (no librdkafka, so no cmake or C++ compiler needed)"
+cargo build -p upwatch --locked --no-default-features --features embedded
+embedded_bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/upwatch"
+if grep -q rd_kafka_new "$embedded_bin"; then
+  echo "error: the embedded-only binary contains librdkafka" >&2
+  exit 1
+fi
+# A distributed setting is a clear start-up error there, naming the feature.
+refusal=$(DATABASE_URL="sqlite://$PWD/target/embedded-only.db" KAFKA_BROKERS=127.0.0.1:9 \
+  "$embedded_bin" serve --listen 127.0.0.1:0 2>&1 || true)
+rm -f target/embedded-only.db*
+if ! grep -q "without the \`distributed\` feature" <<<"$refusal"; then
+  echo "error: KAFKA_BROKERS on the embedded-only binary did not name the missing feature:" >&2
+  echo "$refusal" >&2
+  exit 1
+fi
+echo "built without librdkafka; KAFKA_BROKERS is refused, naming the feature"
+
 say "browser tests of the web pages (headless chromium)"
 command -v chromium >/dev/null 2>&1 || apt_install chromium
 if ! command -v npm >/dev/null 2>&1; then

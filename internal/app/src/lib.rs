@@ -26,8 +26,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use upwatch_api::ApiState;
 use upwatch_bus::{groups, Bus, InProcessBus, Topic};
+#[cfg(feature = "distributed")]
 use upwatch_bus_kafka::{KafkaBus, KafkaConfig};
 use upwatch_cache::{LiveStatus, MemoryCache, StatusCache};
+#[cfg(feature = "distributed")]
 use upwatch_cache_redis::RedisCache;
 use upwatch_checker::{Checker, CheckerConfig};
 use upwatch_config::{DatabaseUrl, Settings};
@@ -157,38 +159,14 @@ impl Application {
         let cache: Option<Arc<dyn StatusCache>> =
             match (&settings.redis, roles.iter().any(|r| r.needs_cache())) {
                 (_, false) => None,
-                (Some(redis), true) => Some(Arc::new(
-                    RedisCache::connect(redis.url.expose_secret(), &redis.prefix)
-                        .await
-                        .context("cannot reach Redis at REDIS_URL")?,
-                )),
+                (Some(redis), true) => Some(connect_redis(redis).await?),
                 (None, true) => Some(Arc::new(MemoryCache::new())),
             };
         let mut local_bus = None;
         let bus: Option<Arc<dyn Bus>> = match (&settings.kafka, roles.iter().any(|r| r.needs_bus()))
         {
             (_, false) => None,
-            (Some(kafka), true) => Some(Arc::new(
-                KafkaBus::connect(KafkaConfig {
-                    brokers: kafka.brokers.clone(),
-                    jobs_topic: kafka.jobs_topic.clone(),
-                    results_topic: kafka.results_topic.clone(),
-                    partitions: kafka.partitions,
-                    group_prefix: kafka.group_prefix.clone(),
-                    properties: kafka
-                        .properties
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.expose_secret().to_string()))
-                        .collect(),
-                    client_id: format!(
-                        "upwatch-{}",
-                        roles.iter().map(|r| r.name()).collect::<Vec<_>>().join("-")
-                    ),
-                    ..KafkaConfig::default()
-                })
-                .await
-                .context("cannot reach Kafka at KAFKA_BROKERS")?,
-            )),
+            (Some(kafka), true) => Some(connect_kafka(kafka, roles).await?),
             (None, true) => {
                 let bus = InProcessBus::new(settings.queue_capacity);
                 local_bus = Some(bus.clone());
@@ -551,6 +529,74 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The Redis cache of `REDIS_URL`.
+#[cfg(feature = "distributed")]
+async fn connect_redis(
+    redis: &upwatch_config::RedisSettings,
+) -> anyhow::Result<Arc<dyn StatusCache>> {
+    Ok(Arc::new(
+        RedisCache::connect(redis.url.expose_secret(), &redis.prefix)
+            .await
+            .context("cannot reach Redis at REDIS_URL")?,
+    ))
+}
+
+/// Without the `distributed` feature there is no Redis driver: say how to get one.
+#[cfg(not(feature = "distributed"))]
+async fn connect_redis(
+    _redis: &upwatch_config::RedisSettings,
+) -> anyhow::Result<Arc<dyn StatusCache>> {
+    bail!("{}", not_built_for("REDIS_URL"))
+}
+
+/// The Kafka bus of `KAFKA_BROKERS`, with a client id naming the roles.
+#[cfg(feature = "distributed")]
+async fn connect_kafka(
+    kafka: &upwatch_config::KafkaSettings,
+    roles: &[Role],
+) -> anyhow::Result<Arc<dyn Bus>> {
+    Ok(Arc::new(
+        KafkaBus::connect(KafkaConfig {
+            brokers: kafka.brokers.clone(),
+            jobs_topic: kafka.jobs_topic.clone(),
+            results_topic: kafka.results_topic.clone(),
+            partitions: kafka.partitions,
+            group_prefix: kafka.group_prefix.clone(),
+            properties: kafka
+                .properties
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose_secret().to_string()))
+                .collect(),
+            client_id: format!(
+                "upwatch-{}",
+                roles.iter().map(|r| r.name()).collect::<Vec<_>>().join("-")
+            ),
+            ..KafkaConfig::default()
+        })
+        .await
+        .context("cannot reach Kafka at KAFKA_BROKERS")?,
+    ))
+}
+
+/// Without the `distributed` feature there is no Kafka driver: say how to get one.
+#[cfg(not(feature = "distributed"))]
+async fn connect_kafka(
+    _kafka: &upwatch_config::KafkaSettings,
+    _roles: &[Role],
+) -> anyhow::Result<Arc<dyn Bus>> {
+    bail!("{}", not_built_for("KAFKA_BROKERS"))
+}
+
+/// The start-up error of a distributed setting given to an embedded-only binary.
+#[cfg(not(feature = "distributed"))]
+fn not_built_for(variable: &str) -> String {
+    format!(
+        "{variable} is set, but this upwatch was built without the `distributed` feature \
+         (Kafka and Redis); unset {variable} to run the embedded mode, or rebuild with \
+         `cargo build --release -p upwatch` (the default features include `distributed`)"
+    )
 }
 
 /// Checks that a process running only some roles has the networked backends they need:
