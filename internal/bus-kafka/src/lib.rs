@@ -43,6 +43,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use upwatch_bus::{Bus, BusError, BusResult, Message, PartitionLag, Subscription, Topic};
+use upwatch_config::{
+    is_verified_assignment_strategy, ASSIGNMENT_STRATEGY_PROPERTY, VERIFIED_ASSIGNMENT_STRATEGIES,
+};
 
 /// How long one request of [`Bus::consumer_lag`] may take.
 const LAG_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,26 +55,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `close` waits for the synchronous commit of one member.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
-/// The values of `partition.assignment.strategy` with which consumer-group failover was
-/// verified (the same list as `upwatch_config::VERIFIED_ASSIGNMENT_STRATEGIES`).
-const VERIFIED_ASSIGNMENT_STRATEGIES: &[&str] = &["range", "roundrobin", "range,roundrobin"];
-
 /// The `partition.assignment.strategy` of `properties` when it is not one of the verified
-/// ones. librdkafka ignores blanks around the names and empty or repeated names.
+/// ones (`upwatch_config` owns the list and reads values as librdkafka does).
 fn unverified_assignment_strategy(properties: &[(String, String)]) -> Option<&str> {
     properties
         .iter()
-        .filter(|(key, _)| key == "partition.assignment.strategy")
+        .filter(|(key, _)| key == ASSIGNMENT_STRATEGY_PROPERTY)
         .map(|(_, value)| value.as_str())
-        .find(|value| {
-            let mut names: Vec<&str> = Vec::new();
-            for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                if !names.contains(&name) {
-                    names.push(name);
-                }
-            }
-            !VERIFIED_ASSIGNMENT_STRATEGIES.contains(&names.join(",").as_str())
-        })
+        .find(|value| !is_verified_assignment_strategy(value))
 }
 
 /// Settings of a [`KafkaBus`].

@@ -256,7 +256,7 @@ pub enum ConfigError {
 /// The values of librdkafka's `partition.assignment.strategy` with which upwatch's consumer
 /// groups were verified to fail over (a killed member's partitions move to the survivors).
 /// `range,roundrobin` is librdkafka's default, which upwatch uses when the property is not set.
-/// The Kafka bus warns about any other (`upwatch_bus_kafka`, same list).
+/// The Kafka bus (`upwatch_bus_kafka`) warns about any other, reading this list.
 pub const VERIFIED_ASSIGNMENT_STRATEGIES: &[&str] = &["range", "roundrobin", "range,roundrobin"];
 
 /// The librdkafka property that chooses how a consumer group's partitions are assigned.
