@@ -15,7 +15,11 @@ use crate::{Application, Role};
 
 /// A distributed website uptime monitor.
 #[derive(Debug, Parser)]
-#[command(name = "upwatch", version, about)]
+#[command(
+    name = "upwatch",
+    version,
+    about = "upwatch watches websites and tells you when they go down: run every role at once with `upwatch serve`, or one role per process on Kafka, PostgreSQL and Redis"
+)]
 pub struct Cli {
     /// A TOML configuration file (environment variables and flags override it).
     #[arg(long, global = true, value_name = "FILE")]
