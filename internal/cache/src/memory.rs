@@ -68,17 +68,16 @@ impl StatusCache for MemoryCache {
 
     async fn put(&self, entry: &LiveStatus) -> CacheResult<bool> {
         let mut entries = self.entries.write().expect("cache lock");
-        let old = entries.live.get(&entry.id()).map(|o| o.state.last_checked);
-        match entries.live.get(&entry.id()) {
-            Some(old) if !is_not_older(entry, old) => Ok(false),
-            _ => {
-                if entry.state.last_checked.is_some() && old.flatten() < entry.state.last_checked {
-                    entries.stale.remove(&entry.id());
-                }
-                entries.live.insert(entry.id(), entry.clone());
-                Ok(true)
-            }
+        let old = entries.live.get(&entry.id());
+        if old.is_some_and(|old| !is_not_older(entry, old)) {
+            return Ok(false);
         }
+        // A newer check time is the monitor's next result: it clears the watchdog's mark.
+        if entry.state.last_checked > old.and_then(|o| o.state.last_checked) {
+            entries.stale.remove(&entry.id());
+        }
+        entries.live.insert(entry.id(), entry.clone());
+        Ok(true)
     }
 
     async fn remove(&self, id: Uuid) -> CacheResult<()> {
