@@ -22,7 +22,8 @@ use clap::Parser;
 use sqlx::{Connection, Executor};
 use upwatch_core::rollup::{uptime_over, Retention};
 use upwatch_core::{CheckResult, Monitor, MonitorInput};
-use upwatch_store::{read_rollups, PostgresStore, SqliteStore, Store};
+use upwatch_store::{read_rollups, Store};
+use upwatch_store_sql::{PostgresStore, SqliteStore};
 use uuid::Uuid;
 
 #[derive(Parser, Debug)]

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use upwatch_checker::{Checker, CheckerConfig};
 use upwatch_config::{DatabaseUrl, Overrides, Settings};
 use upwatch_core::CheckStatus;
-use upwatch_store::{PostgresStore, SqliteStore};
+use upwatch_store_sql::{PostgresStore, SqliteStore};
 
 use crate::{Application, Role};
 

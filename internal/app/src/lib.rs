@@ -43,8 +43,9 @@ use upwatch_pipeline::pruner::Pruner;
 use upwatch_pipeline::scheduler::{Scheduler, StoreMonitors};
 use upwatch_pipeline::watchdog::{Watchdog, WebhookAnnouncer};
 use upwatch_pipeline::worker::WorkerPool;
-use upwatch_store::postgres::LeaderLock;
-use upwatch_store::{PostgresStore, SqliteStore, Store, StoreError};
+use upwatch_store::{Store, StoreError};
+use upwatch_store_sql::postgres::LeaderLock;
+use upwatch_store_sql::{PostgresStore, SqliteStore};
 use upwatch_telemetry::Metrics;
 use uuid::Uuid;
 

@@ -10,7 +10,8 @@ use upwatch_cache::{MemoryCache, StatusCache};
 use upwatch_cache_redis::RedisCache;
 use upwatch_core::{CheckResult, Monitor, MonitorInput, MonitorStatus};
 use upwatch_pipeline::cache_updater::apply;
-use upwatch_store::{SqliteStore, Store};
+use upwatch_store::Store;
+use upwatch_store_sql::SqliteStore;
 
 async fn store() -> (Arc<SqliteStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 use upwatch_core::rollup::Retention;
 use upwatch_core::{CheckResult, Monitor, MonitorInput};
 use upwatch_pipeline::pruner::Pruner;
-use upwatch_store::{HistoryQuery, SqliteStore, Store};
+use upwatch_store::{HistoryQuery, Store};
+use upwatch_store_sql::SqliteStore;
 use upwatch_telemetry::Metrics;
 
 fn result(m: &Monitor, age: TimeDelta) -> CheckResult {

@@ -1,44 +1,37 @@
-//! Durable storage: the [`Store`] trait and its implementations.
+//! Durable storage, the port: the [`Store`] trait, its value types and errors. No driver
+//! here: the SQLite and PostgreSQL implementations live in `upwatch-store-sql`, and only
+//! `upwatch-app` names them.
 //!
 //! Layout:
 //! - this file: the trait, its value types and errors;
-//! - [`sqlite`]: the embedded implementation (SQLite through sqlx, bundled);
-//! - [`postgres`]: the distributed implementation (PostgreSQL through sqlx), and the leader
-//!   lock that elects one process of a role;
 //! - [`intercept`]: a wrapper that lets tests count or fail the calls made to a store;
-//! - [`contract`]: the behaviour every implementation must show, as async functions that the
-//!   tests of each implementation call.
+//! - `contract` (feature `contract`, never in a production build): the behaviour every
+//!   implementation must show, as async functions that the tests of each implementation call.
 //!
 //! Architecture invariant: the store is the only place that persists state; every method is
 //! one transaction, so a crash leaves either all of a method's effects or none.
 
+#[cfg(feature = "contract")]
 pub mod contract;
 pub mod intercept;
-pub mod postgres;
-pub mod sqlite;
 
 use async_trait::async_trait;
-use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use upwatch_core::rollup::{
-    cover, readable_range, rollup_keys, runs, Cutoffs, Resolution, Retention, Rollup, RollupRun,
+    cover, readable_range, runs, Cutoffs, Resolution, Retention, Rollup, RollupRun,
 };
-use upwatch_core::{
-    Alert, AlertKind, CheckError, CheckResult, CheckStatus, Monitor, MonitorState, Webhook,
-};
+use upwatch_core::{Alert, CheckError, CheckResult, CheckStatus, Monitor, MonitorState, Webhook};
 use uuid::Uuid;
-
-pub use postgres::{LeaderLock, PostgresStore};
-pub use sqlite::SqliteStore;
 
 /// What can go wrong in a store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The database could not be reached or answered with an error.
+    /// The database could not be reached or answered with an error. The driver's error is
+    /// kept boxed, so that this trait names no driver type.
     #[error("database error: {0}")]
-    Database(sqlx::Error),
+    Database(Box<dyn std::error::Error + Send + Sync + 'static>),
     /// Migrations failed to apply, or the schema is older than this build expects.
     #[error("database schema: {0}")]
     Schema(String),
@@ -48,17 +41,6 @@ pub enum StoreError {
     /// A write conflicts with existing data (a duplicate id).
     #[error("conflict: {0}")]
     Conflict(String),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            if db.is_unique_violation() {
-                return StoreError::Conflict(db.message().to_string());
-            }
-        }
-        StoreError::Database(e)
-    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -161,72 +143,6 @@ pub struct Pruned {
     pub rollups: u64,
 }
 
-/// The rollups a batch of new results adds to, keyed by (monitor, resolution, bucket start)
-/// in key order, which is also the order in which stores lock rollup rows.
-pub(crate) fn rollup_deltas<'a>(
-    new_results: impl IntoIterator<Item = &'a CheckResult>,
-) -> BTreeMap<(Uuid, Resolution, DateTime<Utc>), Rollup> {
-    let mut deltas: BTreeMap<(Uuid, Resolution, DateTime<Utc>), Rollup> = BTreeMap::new();
-    for result in new_results {
-        for (resolution, start) in rollup_keys(result.checked_at) {
-            deltas
-                .entry((result.monitor_id, resolution, start))
-                .or_default()
-                .add(result);
-        }
-    }
-    deltas
-}
-
-/// A check error read back from its two columns (both NULL for a result that was up).
-pub(crate) fn stored_error(kind: Option<String>, message: Option<String>) -> Option<CheckError> {
-    kind.map(|kind| CheckError {
-        kind: upwatch_core::ErrorKind::parse(&kind),
-        message: message.unwrap_or_default(),
-    })
-}
-
-/// A rollup read back from its columns, which both stores lay out alike.
-pub(crate) fn rollup_from_columns<N: Into<i64>>(
-    up: N,
-    down: N,
-    rt_sum: i64,
-    rt_min: Option<N>,
-    rt_max: Option<N>,
-    sketch: &[u8],
-) -> StoreResult<Rollup> {
-    let count = |v: N, what: &str| {
-        let v: i64 = v.into();
-        u32::try_from(v)
-            .map_err(|_| StoreError::Corrupt(format!("rollup {what} {v} is out of range")))
-    };
-    let (up, down) = (count(up, "up count")?, count(down, "down count")?);
-    Ok(Rollup {
-        checks: up.saturating_add(down),
-        up,
-        down,
-        response_time_sum_ms: u64::try_from(rt_sum).map_err(|_| {
-            StoreError::Corrupt(format!("rollup response time sum {rt_sum} is negative"))
-        })?,
-        response_time_min_ms: rt_min
-            .map(|v| count(v, "minimum response time"))
-            .transpose()?,
-        response_time_max_ms: rt_max
-            .map(|v| count(v, "maximum response time"))
-            .transpose()?,
-        sketch: upwatch_core::rollup::LatencySketch::from_bytes(sketch)
-            .map_err(|e| StoreError::Corrupt(format!("rollup sketch: {e}")))?,
-    })
-}
-
-/// The resolution stored as its bucket length in seconds.
-pub(crate) fn resolution_from_seconds(seconds: i64) -> StoreResult<Resolution> {
-    Resolution::ALL
-        .into_iter()
-        .find(|r| r.duration().num_seconds() == seconds)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown rollup resolution {seconds}")))
-}
-
 /// The rollups of `monitor_ids` that cover `[from, to)` as closely as what is still kept at
 /// `now` allows: whole days in the middle, hours and minutes at the edges (see
 /// [`cover`] and [`readable_range`]). At most a few hundred rows per monitor, however long the
@@ -243,55 +159,6 @@ pub async fn read_rollups(
     let runs = runs(&cover(from, to));
     let rows = store.rollups(monitor_ids, &runs).await?;
     Ok((from, to, rows))
-}
-
-/// What applying a result did to a monitor's state.
-pub(crate) enum Applied {
-    /// Nothing: the monitor is paused, or the result is not newer than the last one applied.
-    Ignored,
-    /// The state changed; on a transition, here is its alert.
-    Changed(Option<Alert>),
-}
-
-/// The incident change a transition's alert makes.
-pub(crate) fn incident_change(alert: &Alert) -> IncidentChange {
-    match alert.kind {
-        AlertKind::Down => IncidentChange::Open(Incident {
-            id: Uuid::now_v7(),
-            monitor_id: alert.monitor_id,
-            started_at: alert.at,
-            ended_at: None,
-            first_error: alert.error.clone(),
-            status_code: alert.status_code,
-            alerts_sent: 0,
-        }),
-        AlertKind::Recovery => IncidentChange::Close { at: alert.at },
-    }
-}
-
-pub(crate) enum IncidentChange {
-    Open(Incident),
-    Close { at: DateTime<Utc> },
-}
-
-/// The pure part of [`Store::apply_result`], shared by every implementation: runs the state
-/// machine and builds a transition's alert. The result carries the name and URL the monitor
-/// had when its job was emitted; the alert shows what the monitor is called now.
-pub(crate) fn apply_to_state(
-    monitor: &Monitor,
-    state: &mut MonitorState,
-    result: &CheckResult,
-) -> Applied {
-    if !state.accepts(result) {
-        return Applied::Ignored;
-    }
-    let alert = state.apply(result).map(|transition| {
-        let mut alert = Alert::new(&transition, result);
-        alert.monitor_name.clone_from(&monitor.name);
-        alert.monitor_url.clone_from(&monitor.url);
-        alert
-    });
-    Applied::Changed(alert)
 }
 
 /// Durable storage of everything upwatch must not forget.

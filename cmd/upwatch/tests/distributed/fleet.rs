@@ -302,8 +302,8 @@ impl Fleet {
     }
 
     /// A store on the fleet's database, to look at what the fleet wrote.
-    pub async fn store(&self) -> upwatch_store::PostgresStore {
-        upwatch_store::PostgresStore::connect(&self.database_url)
+    pub async fn store(&self) -> upwatch_store_sql::PostgresStore {
+        upwatch_store_sql::PostgresStore::connect(&self.database_url)
             .await
             .unwrap()
     }

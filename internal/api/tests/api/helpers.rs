@@ -17,7 +17,8 @@ use upwatch_api::{router, ApiState};
 use upwatch_cache::{MemoryCache, StatusCache};
 use upwatch_core::check::SCHEMA_VERSION;
 use upwatch_core::{CheckError, CheckResult, CheckStatus, ErrorKind, StateRules};
-use upwatch_store::{SqliteStore, Store};
+use upwatch_store::Store;
+use upwatch_store_sql::SqliteStore;
 use upwatch_telemetry::Metrics;
 use uuid::Uuid;
 

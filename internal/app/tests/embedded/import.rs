@@ -7,7 +7,8 @@ use chrono::Utc;
 use tempfile::TempDir;
 use upwatch_app::yaml::{export, import, ImportError, Summary};
 use upwatch_core::{Monitor, MonitorInput};
-use upwatch_store::{SqliteStore, Store};
+use upwatch_store::Store;
+use upwatch_store_sql::SqliteStore;
 
 /// A fresh store in its own directory.
 async fn fresh_store() -> (SqliteStore, TempDir) {

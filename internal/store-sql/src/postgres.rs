@@ -48,8 +48,11 @@ use upwatch_core::rollup::{Cutoffs, Resolution, Rollup, RollupRun};
 
 use crate::{
     apply_to_state, incident_change, resolution_from_seconds, rollup_deltas, rollup_from_columns,
-    stored_error, Applied, Delivery, HistoryEntry, HistoryQuery, Incident, IncidentChange,
-    IncidentQuery, Pruned, Store, StoreError, StoreResult, StoredRollup,
+    stored_error, Applied, Db, IncidentChange,
+};
+use upwatch_store::{
+    Delivery, HistoryEntry, HistoryQuery, Incident, IncidentQuery, Pruned, Store, StoreError,
+    StoreResult, StoredRollup,
 };
 
 /// The schema, embedded at build time from `migrations/postgres/`.
@@ -147,9 +150,9 @@ impl PostgresStore {
 fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
     let options = PgConnectOptions::from_str(url).map_err(|e| {
         // The URL itself is not repeated: it may hold a password.
-        StoreError::Database(sqlx::Error::Configuration(
+        StoreError::Database(Box::new(sqlx::Error::Configuration(
             format!("the postgresql database url is not valid: {e}").into(),
-        ))
+        )))
     })?;
     Ok(if options.get_application_name().is_none() {
         options.application_name(APPLICATION_NAME)
@@ -180,7 +183,7 @@ fn open_error(options: &PgConnectOptions, e: sqlx::Error) -> StoreError {
         "cannot connect to the postgresql database {}: {e}",
         describe(options)
     );
-    StoreError::Database(sqlx::Error::Io(std::io::Error::other(message)))
+    StoreError::Database(Box::new(sqlx::Error::Io(std::io::Error::other(message))))
 }
 
 /// The schema error for a database that lacks migrations of this build.
@@ -197,7 +200,8 @@ async fn check_schema(conn: &mut PgConnection) -> StoreResult<()> {
     // table, and gives NULL instead of an error when there is no such table.
     let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
         .fetch_one(&mut *conn)
-        .await?;
+        .await
+        .db()?;
     if table.is_none() {
         return Err(schema_behind(
             "no migration was ever applied to the database",
@@ -206,7 +210,8 @@ async fn check_schema(conn: &mut PgConnection) -> StoreResult<()> {
     let rows: Vec<(i64, bool, Vec<u8>)> =
         sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations")
             .fetch_all(&mut *conn)
-            .await?;
+            .await
+            .db()?;
     let applied: HashMap<i64, (bool, Vec<u8>)> = rows
         .into_iter()
         .map(|(version, success, checksum)| (version, (success, checksum)))
@@ -364,7 +369,8 @@ async fn load_monitor(conn: &mut PgConnection, id: Uuid) -> StoreResult<Option<M
     let spec: Option<String> = sqlx::query_scalar("SELECT spec::text FROM monitors WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
-        .await?;
+        .await
+        .db()?;
     spec.map(|s| from_json(&s, &format!("monitor {id}")))
         .transpose()
 }
@@ -376,7 +382,8 @@ async fn lock_state(conn: &mut PgConnection, id: Uuid) -> StoreResult<Option<Mon
     )
     .bind(id)
     .fetch_optional(&mut *conn)
-    .await?;
+    .await
+    .db()?;
     state
         .map(|s| from_json(&s, &format!("state of monitor {id}")))
         .transpose()
@@ -390,7 +397,8 @@ async fn save_state(conn: &mut PgConnection, state: &MonitorState) -> StoreResul
     .bind(state.monitor_id)
     .bind(to_json(state)?)
     .execute(&mut *conn)
-    .await?;
+    .await
+    .db()?;
     Ok(())
 }
 
@@ -405,7 +413,8 @@ async fn bump_monitors_version(conn: &mut PgConnection, id: Uuid) -> StoreResult
     .bind(MONITORS_CHANNEL)
     .bind(id.to_string())
     .fetch_optional(&mut *conn)
-    .await?;
+    .await
+    .db()?;
     bumped.map(|_| ()).ok_or_else(missing_version)
 }
 
@@ -445,7 +454,8 @@ async fn add_to_rollups(
     .bind(ROLLUP_LOCK_CLASS)
     .bind(&lock_keys)
     .execute(&mut *conn)
-    .await?;
+    .await
+    .db()?;
 
     let mut monitor_ids = Vec::with_capacity(deltas.len());
     let mut resolutions = Vec::with_capacity(deltas.len());
@@ -477,7 +487,8 @@ async fn add_to_rollups(
     .bind(&resolutions)
     .bind(&starts)
     .fetch_all(&mut *conn)
-    .await?;
+    .await
+    .db()?;
     let mut totals = deltas;
     for (monitor_id, seconds, start, up, down, sum, min, max, sketch) in rows {
         let resolution = resolution_from_seconds(i64::from(seconds))?;
@@ -516,7 +527,8 @@ async fn add_to_rollups(
     .bind(&maxs)
     .bind(&sketches)
     .execute(&mut *conn)
-    .await?;
+    .await
+    .db()?;
     Ok(())
 }
 
@@ -542,7 +554,8 @@ async fn change_incident(conn: &mut PgConnection, alert: &Alert) -> StoreResult<
             .bind(status_code_column(incident.status_code))
             .bind(alert.id)
             .execute(&mut *conn)
-            .await?;
+            .await
+            .db()?;
         }
         IncidentChange::Close { at } => {
             sqlx::query(
@@ -553,7 +566,8 @@ async fn change_incident(conn: &mut PgConnection, alert: &Alert) -> StoreResult<
             .bind(alert.id)
             .bind(alert.monitor_id)
             .execute(&mut *conn)
-            .await?;
+            .await
+            .db()?;
         }
     }
     Ok(())
@@ -562,7 +576,7 @@ async fn change_incident(conn: &mut PgConnection, alert: &Alert) -> StoreResult<
 #[async_trait]
 impl Store for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
         Ok(())
     }
 
@@ -570,7 +584,7 @@ impl Store for PostgresStore {
         let Some(last) = monitors.last() else {
             return Ok(());
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         for monitor in monitors {
             let inserted = sqlx::query(
                 "INSERT INTO monitors (id, url, spec, created_at, updated_at) \
@@ -582,7 +596,8 @@ impl Store for PostgresStore {
             .bind(ms(monitor.created_at))
             .bind(ms(monitor.updated_at))
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db()?;
             if inserted.rows_affected() == 0 {
                 return Err(StoreError::Conflict(format!(
                     "a monitor with id {} already exists",
@@ -593,12 +608,12 @@ impl Store for PostgresStore {
             save_state(&mut tx, &state).await?;
         }
         bump_monitors_version(&mut tx, last.id).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(())
     }
 
     async fn get_monitor(&self, id: Uuid) -> StoreResult<Option<Monitor>> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool.acquire().await.db()?;
         load_monitor(&mut conn, id).await
     }
 
@@ -606,21 +621,19 @@ impl Store for PostgresStore {
         // Two statements rather than one with `$1 IS NULL OR id > $1`, so that each has a
         // plan that starts the scan of the key at the cursor.
         let specs: Vec<String> = match after {
-            Some(after) => {
-                sqlx::query_scalar(
-                    "SELECT spec::text FROM monitors WHERE id > $1 ORDER BY id LIMIT $2",
-                )
-                .bind(after)
+            Some(after) => sqlx::query_scalar(
+                "SELECT spec::text FROM monitors WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .db()?,
+            None => sqlx::query_scalar("SELECT spec::text FROM monitors ORDER BY id LIMIT $1")
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query_scalar("SELECT spec::text FROM monitors ORDER BY id LIMIT $1")
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
+                .await
+                .db()?,
         };
         specs.iter().map(|s| from_json(s, "monitor")).collect()
     }
@@ -628,7 +641,8 @@ impl Store for PostgresStore {
     async fn all_monitors(&self) -> StoreResult<Vec<Monitor>> {
         let specs: Vec<String> = sqlx::query_scalar("SELECT spec::text FROM monitors ORDER BY id")
             .fetch_all(&self.pool)
-            .await?;
+            .await
+            .db()?;
         specs.iter().map(|s| from_json(s, "monitor")).collect()
     }
 
@@ -638,19 +652,21 @@ impl Store for PostgresStore {
         )
         .bind(text(url))
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .db()?;
         spec.map(|s| from_json(&s, "monitor")).transpose()
     }
 
     async fn update_monitor(&self, monitor: &Monitor) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         // Locked so that two updates of one monitor take turns and each sees what the other
         // wrote; `NO KEY` lets results of the monitor be stored and applied meanwhile.
         let old: Option<String> =
             sqlx::query_scalar("SELECT spec::text FROM monitors WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(monitor.id)
                 .fetch_optional(&mut *tx)
-                .await?;
+                .await
+                .db()?;
         let Some(old) = old else {
             return Ok(false);
         };
@@ -663,7 +679,8 @@ impl Store for PostgresStore {
         .bind(ms(monitor.updated_at))
         .bind(monitor.id)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .db()?;
         if old.enabled != monitor.enabled {
             let mut state = lock_state(&mut tx, monitor.id)
                 .await?
@@ -672,19 +689,20 @@ impl Store for PostgresStore {
             save_state(&mut tx, &state).await?;
         }
         bump_monitors_version(&mut tx, monitor.id).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(true)
     }
 
     async fn delete_monitor(&self, id: Uuid) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         // The foreign key deletes the state with the monitor; the results, which have no
         // foreign key, are deleted explicitly. The monitor's row stays locked until the
         // commit, so results of it stored meanwhile wait and are then dropped.
         let deleted = sqlx::query("DELETE FROM monitors WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db()?;
         if deleted.rows_affected() == 0 {
             return Ok(false);
         }
@@ -692,10 +710,11 @@ impl Store for PostgresStore {
             sqlx::query(&format!("DELETE FROM {table} WHERE monitor_id = $1"))
                 .bind(id)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .db()?;
         }
         bump_monitors_version(&mut tx, id).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(true)
     }
 
@@ -703,7 +722,8 @@ impl Store for PostgresStore {
         let version: Option<i64> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
             .bind(MONITORS_VERSION)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .db()?;
         version.ok_or_else(missing_version)
     }
 
@@ -735,7 +755,7 @@ impl Store for PostgresStore {
         // part of a deleted monitor's history; the monitors kept are locked against deletion
         // (`FOR KEY SHARE`, in id order) until the commit. A result stored before, or twice
         // in the batch, conflicts on the key and is skipped.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         let inserted: Vec<Uuid> = sqlx::query_scalar(
             "WITH live AS ( \
                  SELECT id FROM monitors WHERE id = ANY($1) ORDER BY id FOR KEY SHARE \
@@ -760,14 +780,14 @@ impl Store for PostgresStore {
         .bind(&error_kinds)
         .bind(&error_messages)
         .fetch_all(&mut *tx)
-        .await?;
+        .await.db()?;
         // Only results stored now count in the rollups: a redelivered one is counted once.
         // A result given twice in the batch was stored, and is counted, once.
         let stored = inserted.len() as u64;
         let mut fresh: HashSet<Uuid> = inserted.into_iter().collect();
         let deltas = rollup_deltas(results.iter().filter(|r| fresh.remove(&r.id)));
         add_to_rollups(&mut tx, deltas).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(stored)
     }
 
@@ -809,7 +829,7 @@ impl Store for PostgresStore {
             Option<String>,
             Option<String>,
         );
-        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await.db()?;
         rows.into_iter()
             .map(
                 |(checked_at, id, response_time_ms, status_code, up, kind, message)| {
@@ -845,7 +865,8 @@ impl Store for PostgresStore {
             sqlx::query_scalar("SELECT state::text FROM monitor_state WHERE monitor_id = $1")
                 .bind(monitor_id)
                 .fetch_optional(&self.pool)
-                .await?;
+                .await
+                .db()?;
         state
             .map(|s| from_json(&s, &format!("state of monitor {monitor_id}")))
             .transpose()
@@ -855,7 +876,8 @@ impl Store for PostgresStore {
         let states: Vec<String> =
             sqlx::query_scalar("SELECT state::text FROM monitor_state ORDER BY monitor_id")
                 .fetch_all(&self.pool)
-                .await?;
+                .await
+                .db()?;
         states
             .iter()
             .map(|s| from_json(s, "monitor state"))
@@ -864,13 +886,14 @@ impl Store for PostgresStore {
 
     async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
         let id = result.monitor_id;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         // The monitor is locked against deletion only: an update of its settings may go on.
         let spec: Option<String> =
             sqlx::query_scalar("SELECT spec::text FROM monitors WHERE id = $1 FOR KEY SHARE")
                 .bind(id)
                 .fetch_optional(&mut *tx)
-                .await?;
+                .await
+                .db()?;
         let Some(spec) = spec else {
             return Ok(None);
         };
@@ -890,7 +913,8 @@ impl Store for PostgresStore {
                 .bind(id)
                 .bind(to_json(&MonitorState::new(id))?)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .db()?;
                 lock_state(&mut tx, id)
                     .await?
                     .unwrap_or_else(|| MonitorState::new(id))
@@ -901,7 +925,7 @@ impl Store for PostgresStore {
         };
         save_state(&mut tx, &state).await?;
         let Some(alert) = alert else {
-            tx.commit().await?;
+            tx.commit().await.db()?;
             return Ok(None);
         };
         let now = now_ms();
@@ -915,7 +939,8 @@ impl Store for PostgresStore {
         .bind(to_json(&alert)?)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .db()?;
         change_incident(&mut tx, &alert).await?;
         // One pending delivery per applicable enabled webhook: the monitor's, or all when it
         // names none. The webhooks are share-locked, so that one being disabled or deleted
@@ -935,8 +960,9 @@ impl Store for PostgresStore {
         .bind(&monitor.webhook_ids)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        .await
+        .db()?;
+        tx.commit().await.db()?;
         Ok(Some(alert))
     }
 
@@ -971,7 +997,8 @@ impl Store for PostgresStore {
             .bind(run.from)
             .bind(run.to)
             .fetch_all(&self.pool)
-            .await?;
+            .await
+            .db()?;
             for (monitor_id, start, up, down, sum, min, max, sketch) in rows {
                 out.push(StoredRollup {
                     monitor_id,
@@ -1012,7 +1039,7 @@ impl Store for PostgresStore {
             Option<i16>,
             i64,
         );
-        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await.db()?;
         Ok(rows
             .into_iter()
             .map(
@@ -1036,7 +1063,7 @@ impl Store for PostgresStore {
         if monitor_ids.is_empty() {
             return Ok(pruned);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         if let Some(before) = cutoffs.raw {
             // Per monitor, a range of the primary key: the monitor's oldest results.
             let done =
@@ -1044,7 +1071,8 @@ impl Store for PostgresStore {
                     .bind(monitor_ids)
                     .bind(before)
                     .execute(&mut *tx)
-                    .await?;
+                    .await
+                    .db()?;
             pruned.raw += done.rows_affected();
         }
         for (resolution, before) in cutoffs.rollups {
@@ -1058,10 +1086,11 @@ impl Store for PostgresStore {
             // A bucket goes once it has ended before the cutoff.
             .bind(before - resolution.duration())
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db()?;
             pruned.rollups += done.rows_affected();
         }
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(pruned)
     }
 
@@ -1080,7 +1109,8 @@ impl Store for PostgresStore {
         .bind(webhook.source.as_str())
         .bind(ms(webhook.created_at))
         .execute(&self.pool)
-        .await?;
+        .await
+        .db()?;
         Ok(())
     }
 
@@ -1090,7 +1120,8 @@ impl Store for PostgresStore {
         ))
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .db()?;
         row.map(webhook_from_row).transpose()
     }
 
@@ -1099,7 +1130,8 @@ impl Store for PostgresStore {
             "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_at, id"
         ))
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .db()?;
         rows.into_iter().map(webhook_from_row).collect()
     }
 
@@ -1109,18 +1141,20 @@ impl Store for PostgresStore {
         let deleted = sqlx::query("DELETE FROM webhooks WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
-            .await?;
+            .await
+            .db()?;
         Ok(deleted.rows_affected() > 0)
     }
 
     async fn disable_webhook(&self, id: Uuid, reason: &str) -> StoreResult<()> {
         let reason = text(reason);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.db()?;
         sqlx::query("UPDATE webhooks SET enabled = false, disabled_reason = $1 WHERE id = $2")
             .bind(&reason)
             .bind(id)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db()?;
         sqlx::query(
             "UPDATE alert_deliveries SET state = 'failed', last_error = $1 \
              WHERE webhook_id = $2 AND state = 'pending'",
@@ -1128,8 +1162,9 @@ impl Store for PostgresStore {
         .bind(format!("webhook disabled: {reason}"))
         .bind(id)
         .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        .await
+        .db()?;
+        tx.commit().await.db()?;
         Ok(())
     }
 
@@ -1138,7 +1173,8 @@ impl Store for PostgresStore {
             sqlx::query("UPDATE webhooks SET enabled = true, disabled_reason = NULL WHERE id = $1")
                 .bind(id)
                 .execute(&self.pool)
-                .await?;
+                .await
+                .db()?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -1149,7 +1185,8 @@ impl Store for PostgresStore {
              ORDER BY w.created_at, w.id",
         )
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .db()?;
         Ok(ids)
     }
 
@@ -1178,7 +1215,8 @@ impl Store for PostgresStore {
         )
         .bind(webhook_id)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .db()?;
         let Some((id, attempts, next_attempt_at, payload, w0, w1, w2, w3, w4, w5, w6)) = row else {
             return Ok(None);
         };
@@ -1201,7 +1239,8 @@ impl Store for PostgresStore {
         .bind(now_ms())
         .bind(delivery_id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .db()?;
         Ok(())
     }
 
@@ -1221,7 +1260,8 @@ impl Store for PostgresStore {
         .bind(text(error))
         .bind(delivery_id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .db()?;
         Ok(())
     }
 
@@ -1233,7 +1273,7 @@ impl Store for PostgresStore {
         .bind(text(error))
         .bind(delivery_id)
         .execute(&self.pool)
-        .await?;
+        .await.db()?;
         Ok(())
     }
 
@@ -1248,7 +1288,8 @@ impl Store for PostgresStore {
               WHERE d.webhook_id = w.id AND d.state = 'pending') p",
         )
         .fetch_one(&self.pool)
-        .await?;
+        .await
+        .db()?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 }
@@ -1302,11 +1343,13 @@ impl LeaderLock {
                     set_config('tcp_keepalives_count', '3', false)",
         )
         .execute(&mut conn)
-        .await?;
+        .await
+        .db()?;
         let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(key)
             .fetch_one(&mut conn)
-            .await?;
+            .await
+            .db()?;
         if !acquired {
             let _ = conn.close().await;
             return Ok(None);

@@ -11,7 +11,8 @@ use upwatch_core::{
     CheckError, CheckResult, CheckStatus, ErrorKind, Monitor, MonitorInput, MonitorStatus, Webhook,
     WebhookSource,
 };
-use upwatch_store::{contract, HistoryQuery, SqliteStore, Store, StoreError};
+use upwatch_store::{contract, HistoryQuery, Store, StoreError};
+use upwatch_store_sql::SqliteStore;
 use uuid::Uuid;
 
 fn url_for(path: &Path) -> String {

@@ -19,10 +19,9 @@ use upwatch_core::{
     CheckError, CheckResult, CheckStatus, ErrorKind, Monitor, MonitorInput, MonitorStatus, Webhook,
     WebhookSource,
 };
-use upwatch_store::postgres::MONITORS_CHANNEL;
-use upwatch_store::{
-    contract, HistoryCursor, HistoryQuery, LeaderLock, PostgresStore, Store, StoreError,
-};
+use upwatch_store::{contract, HistoryCursor, HistoryQuery, Store, StoreError};
+use upwatch_store_sql::postgres::MONITORS_CHANNEL;
+use upwatch_store_sql::{LeaderLock, PostgresStore};
 use uuid::Uuid;
 
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

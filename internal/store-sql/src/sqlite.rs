@@ -31,9 +31,12 @@ use uuid::Uuid;
 use upwatch_core::rollup::{Cutoffs, Resolution, Rollup, RollupRun};
 
 use crate::{
-    apply_to_state, incident_change, rollup_deltas, rollup_from_columns, stored_error, Applied,
-    Delivery, HistoryEntry, HistoryQuery, Incident, IncidentChange, IncidentQuery, Pruned, Store,
-    StoreError, StoreResult, StoredRollup,
+    apply_to_state, incident_change, rollup_deltas, rollup_from_columns, stored_error, Applied, Db,
+    IncidentChange,
+};
+use upwatch_store::{
+    Delivery, HistoryEntry, HistoryQuery, Incident, IncidentQuery, Pruned, Store, StoreError,
+    StoreResult, StoredRollup,
 };
 
 /// The schema, embedded at build time from `migrations/sqlite/`.
@@ -114,7 +117,7 @@ impl SqliteStore {
 
     /// Starts a transaction that holds the database's write lock from its first statement.
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await.db()?)
     }
 }
 
@@ -135,7 +138,7 @@ fn open_error(url: &str, e: sqlx::Error) -> StoreError {
         url: url.to_string(),
         source: e,
     };
-    StoreError::Database(sqlx::Error::Io(std::io::Error::other(open)))
+    StoreError::Database(Box::new(sqlx::Error::Io(std::io::Error::other(open))))
 }
 
 /// The current time in the store's unit, milliseconds since the Unix epoch.
@@ -198,7 +201,8 @@ async fn load_monitor(conn: &mut SqliteConnection, id: Uuid) -> StoreResult<Opti
     let spec: Option<String> = sqlx::query_scalar("SELECT spec FROM monitors WHERE id = ?")
         .bind(id.as_bytes().as_slice())
         .fetch_optional(&mut *conn)
-        .await?;
+        .await
+        .db()?;
     spec.map(|s| from_json(&s, &format!("monitor {id}")))
         .transpose()
 }
@@ -208,7 +212,8 @@ async fn load_state(conn: &mut SqliteConnection, id: Uuid) -> StoreResult<Option
         sqlx::query_scalar("SELECT state FROM monitor_state WHERE monitor_id = ?")
             .bind(id.as_bytes().as_slice())
             .fetch_optional(&mut *conn)
-            .await?;
+            .await
+            .db()?;
     state
         .map(|s| from_json(&s, &format!("state of monitor {id}")))
         .transpose()
@@ -222,7 +227,8 @@ async fn save_state(conn: &mut SqliteConnection, state: &MonitorState) -> StoreR
     .bind(state.monitor_id.as_bytes().as_slice())
     .bind(to_json(state)?)
     .execute(&mut *conn)
-    .await?;
+    .await
+    .db()?;
     Ok(())
 }
 
@@ -230,7 +236,8 @@ async fn bump_monitors_version(conn: &mut SqliteConnection) -> StoreResult<()> {
     let updated = sqlx::query("UPDATE meta SET value = value + 1 WHERE key = ?")
         .bind(MONITORS_VERSION)
         .execute(&mut *conn)
-        .await?;
+        .await
+        .db()?;
     if updated.rows_affected() == 1 {
         Ok(())
     } else {
@@ -290,7 +297,7 @@ async fn add_to_rollups(
             Option<i64>,
             Vec<u8>,
         );
-        let rows: Vec<Row> = sql.build_query_as().fetch_all(&mut *conn).await?;
+        let rows: Vec<Row> = sql.build_query_as().fetch_all(&mut *conn).await.db()?;
         let mut stored: HashMap<(Uuid, i64, i64), Rollup> = HashMap::with_capacity(rows.len());
         for (id, resolution, start, up, down, sum, min, max, sketch) in rows {
             stored.insert(
@@ -318,7 +325,7 @@ async fn add_to_rollups(
                 .push_bind(total.response_time_max_ms.map(i64::from))
                 .push_bind(total.sketch.to_bytes());
         });
-        sql.build().execute(&mut *conn).await?;
+        sql.build().execute(&mut *conn).await.db()?;
     }
     Ok(())
 }
@@ -340,12 +347,14 @@ async fn record_alert(
     .bind(to_json(alert)?)
     .bind(now)
     .execute(&mut *conn)
-    .await?;
+    .await
+    .db()?;
     change_incident(conn, alert).await?;
     let enabled: Vec<Vec<u8>> =
         sqlx::query_scalar("SELECT id FROM webhooks WHERE enabled = 1 ORDER BY created_at, id")
             .fetch_all(&mut *conn)
-            .await?;
+            .await
+            .db()?;
     for webhook in enabled {
         let applies = monitor.webhook_ids.is_empty()
             || monitor
@@ -365,7 +374,8 @@ async fn record_alert(
         .bind(now)
         .bind(now)
         .execute(&mut *conn)
-        .await?;
+        .await
+        .db()?;
     }
     Ok(())
 }
@@ -386,7 +396,8 @@ async fn change_incident(conn: &mut SqliteConnection, alert: &Alert) -> StoreRes
             .bind(incident.status_code.map(i64::from))
             .bind(alert.id.as_bytes().as_slice())
             .execute(&mut *conn)
-            .await?;
+            .await
+            .db()?;
         }
         IncidentChange::Close { at } => {
             sqlx::query(
@@ -397,7 +408,8 @@ async fn change_incident(conn: &mut SqliteConnection, alert: &Alert) -> StoreRes
             .bind(alert.id.as_bytes().as_slice())
             .bind(alert.monitor_id.as_bytes().as_slice())
             .execute(&mut *conn)
-            .await?;
+            .await
+            .db()?;
         }
     }
     Ok(())
@@ -406,7 +418,7 @@ async fn change_incident(conn: &mut SqliteConnection, alert: &Alert) -> StoreRes
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
         Ok(())
     }
 
@@ -426,7 +438,7 @@ impl Store for SqliteStore {
             .bind(ms(monitor.created_at))
             .bind(ms(monitor.updated_at))
             .execute(&mut *tx)
-            .await?;
+            .await.db()?;
             if inserted.rows_affected() == 0 {
                 return Err(StoreError::Conflict(format!(
                     "a monitor with id {} already exists",
@@ -437,12 +449,12 @@ impl Store for SqliteStore {
             save_state(&mut tx, &state).await?;
         }
         bump_monitors_version(&mut tx).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(())
     }
 
     async fn get_monitor(&self, id: Uuid) -> StoreResult<Option<Monitor>> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool.acquire().await.db()?;
         load_monitor(&mut conn, id).await
     }
 
@@ -454,14 +466,16 @@ impl Store for SqliteStore {
                 .bind(after)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
-                .await?;
+                .await
+                .db()?;
         specs.iter().map(|s| from_json(s, "monitor")).collect()
     }
 
     async fn all_monitors(&self) -> StoreResult<Vec<Monitor>> {
         let specs: Vec<String> = sqlx::query_scalar("SELECT spec FROM monitors ORDER BY id")
             .fetch_all(&self.pool)
-            .await?;
+            .await
+            .db()?;
         specs.iter().map(|s| from_json(s, "monitor")).collect()
     }
 
@@ -470,7 +484,8 @@ impl Store for SqliteStore {
             sqlx::query_scalar("SELECT spec FROM monitors WHERE url = ? ORDER BY id LIMIT 1")
                 .bind(url)
                 .fetch_optional(&self.pool)
-                .await?;
+                .await
+                .db()?;
         spec.map(|s| from_json(&s, "monitor")).transpose()
     }
 
@@ -485,7 +500,8 @@ impl Store for SqliteStore {
             .bind(ms(monitor.updated_at))
             .bind(monitor.id.as_bytes().as_slice())
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db()?;
         if old.enabled != monitor.enabled {
             let mut state = load_state(&mut tx, monitor.id)
                 .await?
@@ -494,7 +510,7 @@ impl Store for SqliteStore {
             save_state(&mut tx, &state).await?;
         }
         bump_monitors_version(&mut tx).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(true)
     }
 
@@ -504,7 +520,8 @@ impl Store for SqliteStore {
         let deleted = sqlx::query("DELETE FROM monitors WHERE id = ?")
             .bind(key)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db()?;
         if deleted.rows_affected() == 0 {
             return Ok(false);
         }
@@ -512,15 +529,17 @@ impl Store for SqliteStore {
             sqlx::query(&format!("DELETE FROM {table} WHERE monitor_id = ?"))
                 .bind(key)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .db()?;
         }
         // The foreign key cascades too; deleting explicitly does not depend on it being on.
         sqlx::query("DELETE FROM monitor_state WHERE monitor_id = ?")
             .bind(key)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db()?;
         bump_monitors_version(&mut tx).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(true)
     }
 
@@ -528,7 +547,8 @@ impl Store for SqliteStore {
         let version: Option<i64> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
             .bind(MONITORS_VERSION)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .db()?;
         version.ok_or_else(missing_version)
     }
 
@@ -559,7 +579,7 @@ impl Store for SqliteStore {
                     .push_bind(r.error.as_ref().map(|e| e.message.clone()));
             });
             sql.push(") AS v WHERE v.column1 IN (SELECT id FROM monitors) RETURNING id");
-            let ids: Vec<Vec<u8>> = sql.build_query_scalar().fetch_all(&mut *tx).await?;
+            let ids: Vec<Vec<u8>> = sql.build_query_scalar().fetch_all(&mut *tx).await.db()?;
             for id in ids {
                 inserted.insert(uuid(&id, "result id")?);
             }
@@ -568,7 +588,7 @@ impl Store for SqliteStore {
         // Only results stored now count in the rollups: a redelivered one is counted once.
         let deltas = rollup_deltas(results.iter().filter(|r| inserted.remove(&r.id)));
         add_to_rollups(&mut tx, deltas).await?;
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(stored)
     }
 
@@ -608,7 +628,7 @@ impl Store for SqliteStore {
             Option<String>,
             Option<String>,
         );
-        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await.db()?;
         rows.into_iter()
             .map(
                 |(checked_at, id, response_time_ms, status_code, up, kind, message)| {
@@ -641,7 +661,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_state(&self, monitor_id: Uuid) -> StoreResult<Option<MonitorState>> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool.acquire().await.db()?;
         load_state(&mut conn, monitor_id).await
     }
 
@@ -649,7 +669,8 @@ impl Store for SqliteStore {
         let states: Vec<String> =
             sqlx::query_scalar("SELECT state FROM monitor_state ORDER BY monitor_id")
                 .fetch_all(&self.pool)
-                .await?;
+                .await
+                .db()?;
         states
             .iter()
             .map(|s| from_json(s, "monitor state"))
@@ -683,7 +704,7 @@ impl Store for SqliteStore {
         for chunk in ids.chunks(500) {
             let mut sql = QueryBuilder::<Sqlite>::new("SELECT spec FROM monitors WHERE id IN ");
             push_ids(&mut sql, chunk);
-            let specs: Vec<String> = sql.build_query_scalar().fetch_all(&mut *tx).await?;
+            let specs: Vec<String> = sql.build_query_scalar().fetch_all(&mut *tx).await.db()?;
             for spec in specs {
                 let monitor: Monitor = from_json(&spec, "monitor")?;
                 monitors.insert(monitor.id, monitor);
@@ -691,7 +712,7 @@ impl Store for SqliteStore {
             let mut sql =
                 QueryBuilder::<Sqlite>::new("SELECT state FROM monitor_state WHERE monitor_id IN ");
             push_ids(&mut sql, chunk);
-            let rows: Vec<String> = sql.build_query_scalar().fetch_all(&mut *tx).await?;
+            let rows: Vec<String> = sql.build_query_scalar().fetch_all(&mut *tx).await.db()?;
             for row in rows {
                 let state: MonitorState = from_json(&row, "monitor state")?;
                 states.insert(state.monitor_id, state);
@@ -727,9 +748,9 @@ impl Store for SqliteStore {
                 row.push_bind(id.as_bytes().to_vec()).push_bind(json);
             });
             sql.push(" ON CONFLICT (monitor_id) DO UPDATE SET state = excluded.state");
-            sql.build().execute(&mut *tx).await?;
+            sql.build().execute(&mut *tx).await.db()?;
         }
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(alerts)
     }
 
@@ -742,7 +763,7 @@ impl Store for SqliteStore {
         if monitor_ids.is_empty() {
             return Ok(out);
         }
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool.acquire().await.db()?;
         // One range scan per monitor, in one statement per run (and chunk of monitors).
         for run in runs {
             for chunk in monitor_ids.chunks(500) {
@@ -767,7 +788,7 @@ impl Store for SqliteStore {
                     Option<i64>,
                     Vec<u8>,
                 );
-                let rows: Vec<Row> = sql.build_query_as().fetch_all(&mut *conn).await?;
+                let rows: Vec<Row> = sql.build_query_as().fetch_all(&mut *conn).await.db()?;
                 for (monitor_id, start, up, down, sum, min, max, sketch) in rows {
                     out.push(StoredRollup {
                         monitor_id: uuid(&monitor_id, "rollup monitor id")?,
@@ -811,7 +832,7 @@ impl Store for SqliteStore {
             Option<i64>,
             i64,
         );
-        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await.db()?;
         rows.into_iter()
             .map(
                 |(id, monitor_id, started_at, ended_at, kind, message, status_code, sent)| {
@@ -844,7 +865,8 @@ impl Store for SqliteStore {
                         .bind(key)
                         .bind(ms(before))
                         .execute(&mut *tx)
-                        .await?;
+                        .await
+                        .db()?;
                 pruned.raw += done.rows_affected();
             }
             for (resolution, before) in cutoffs.rollups {
@@ -857,11 +879,12 @@ impl Store for SqliteStore {
                 // A bucket goes once it has ended before the cutoff.
                 .bind((before - resolution.duration()).timestamp())
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .db()?;
                 pruned.rollups += done.rows_affected();
             }
         }
-        tx.commit().await?;
+        tx.commit().await.db()?;
         Ok(pruned)
     }
 
@@ -880,7 +903,8 @@ impl Store for SqliteStore {
         .bind(webhook.source.as_str())
         .bind(ms(webhook.created_at))
         .execute(&self.pool)
-        .await?;
+        .await
+        .db()?;
         Ok(())
     }
 
@@ -890,7 +914,8 @@ impl Store for SqliteStore {
         ))
         .bind(id.as_bytes().as_slice())
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .db()?;
         row.map(webhook_from_row).transpose()
     }
 
@@ -899,7 +924,8 @@ impl Store for SqliteStore {
             "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_at, id"
         ))
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .db()?;
         rows.into_iter().map(webhook_from_row).collect()
     }
 
@@ -910,12 +936,14 @@ impl Store for SqliteStore {
         sqlx::query("DELETE FROM alert_deliveries WHERE webhook_id = ?")
             .bind(key)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db()?;
         let deleted = sqlx::query("DELETE FROM webhooks WHERE id = ?")
             .bind(key)
             .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .await
+            .db()?;
+        tx.commit().await.db()?;
         Ok(deleted.rows_affected() > 0)
     }
 
@@ -926,7 +954,8 @@ impl Store for SqliteStore {
             .bind(reason)
             .bind(key)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db()?;
         sqlx::query(
             "UPDATE alert_deliveries SET state = 'failed', last_error = ? \
              WHERE webhook_id = ? AND state = 'pending'",
@@ -934,8 +963,9 @@ impl Store for SqliteStore {
         .bind(format!("webhook disabled: {reason}"))
         .bind(key)
         .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        .await
+        .db()?;
+        tx.commit().await.db()?;
         Ok(())
     }
 
@@ -944,7 +974,8 @@ impl Store for SqliteStore {
             sqlx::query("UPDATE webhooks SET enabled = 1, disabled_reason = NULL WHERE id = ?")
                 .bind(id.as_bytes().as_slice())
                 .execute(&self.pool)
-                .await?;
+                .await
+                .db()?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -955,7 +986,8 @@ impl Store for SqliteStore {
              ORDER BY w.created_at, w.id",
         )
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .db()?;
         ids.iter().map(|id| uuid(id, "webhook id")).collect()
     }
 
@@ -984,7 +1016,8 @@ impl Store for SqliteStore {
         )
         .bind(webhook_id.as_bytes().as_slice())
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .db()?;
         let Some((id, attempts, next_attempt_at, payload, w0, w1, w2, w3, w4, w5, w6)) = row else {
             return Ok(None);
         };
@@ -1007,7 +1040,8 @@ impl Store for SqliteStore {
         .bind(now_ms())
         .bind(delivery_id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .db()?;
         Ok(())
     }
 
@@ -1026,7 +1060,7 @@ impl Store for SqliteStore {
         .bind(error)
         .bind(delivery_id)
         .execute(&self.pool)
-        .await?;
+        .await.db()?;
         Ok(())
     }
 
@@ -1038,7 +1072,7 @@ impl Store for SqliteStore {
         .bind(error)
         .bind(delivery_id)
         .execute(&self.pool)
-        .await?;
+        .await.db()?;
         Ok(())
     }
 
@@ -1052,7 +1086,8 @@ impl Store for SqliteStore {
                  ON d.webhook_id = w.id AND d.state = 'pending'",
         )
         .fetch_one(&self.pool)
-        .await?;
+        .await
+        .db()?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 }
