@@ -117,7 +117,7 @@ impl SqliteStore {
 
     /// Starts a transaction that holds the database's write lock from its first statement.
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await.db()?)
+        self.pool.begin_with("BEGIN IMMEDIATE").await.db()
     }
 }
 
