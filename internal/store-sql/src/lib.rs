@@ -10,15 +10,12 @@
 //! Only `upwatch-app` (and tests) name this crate: every other crate takes the port.
 
 pub mod postgres;
+mod script;
 pub mod sqlite;
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Utc};
-use upwatch_core::rollup::{rollup_keys, Resolution, Rollup};
-use upwatch_core::{Alert, AlertKind, CheckError, CheckResult, Monitor, MonitorState};
-use upwatch_store::{Incident, StoreError, StoreResult};
-use uuid::Uuid;
+use upwatch_core::rollup::{Resolution, Rollup};
+use upwatch_core::CheckError;
+use upwatch_store::{StoreError, StoreResult};
 
 pub use postgres::{LeaderLock, PostgresStore, MONITORS_CHANNEL};
 pub use sqlite::SqliteStore;
@@ -44,23 +41,6 @@ impl<T> Db<T> for Result<T, sqlx::Error> {
     fn db(self) -> StoreResult<T> {
         self.map_err(db_error)
     }
-}
-
-/// The rollups a batch of new results adds to, keyed by (monitor, resolution, bucket start)
-/// in key order, which is also the order in which stores lock rollup rows.
-pub(crate) fn rollup_deltas<'a>(
-    new_results: impl IntoIterator<Item = &'a CheckResult>,
-) -> BTreeMap<(Uuid, Resolution, DateTime<Utc>), Rollup> {
-    let mut deltas: BTreeMap<(Uuid, Resolution, DateTime<Utc>), Rollup> = BTreeMap::new();
-    for result in new_results {
-        for (resolution, start) in rollup_keys(result.checked_at) {
-            deltas
-                .entry((result.monitor_id, resolution, start))
-                .or_default()
-                .add(result);
-        }
-    }
-    deltas
 }
 
 /// A check error read back from its two columns (both NULL for a result that was up).
@@ -110,53 +90,4 @@ pub(crate) fn resolution_from_seconds(seconds: i64) -> StoreResult<Resolution> {
         .into_iter()
         .find(|r| r.duration().num_seconds() == seconds)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown rollup resolution {seconds}")))
-}
-
-/// What applying a result did to a monitor's state.
-pub(crate) enum Applied {
-    /// Nothing: the monitor is paused, or the result is not newer than the last one applied.
-    Ignored,
-    /// The state changed; on a transition, here is its alert.
-    Changed(Option<Alert>),
-}
-
-/// The incident change a transition's alert makes.
-pub(crate) fn incident_change(alert: &Alert) -> IncidentChange {
-    match alert.kind {
-        AlertKind::Down => IncidentChange::Open(Incident {
-            id: Uuid::now_v7(),
-            monitor_id: alert.monitor_id,
-            started_at: alert.at,
-            ended_at: None,
-            first_error: alert.error.clone(),
-            status_code: alert.status_code,
-            alerts_sent: 0,
-        }),
-        AlertKind::Recovery => IncidentChange::Close { at: alert.at },
-    }
-}
-
-pub(crate) enum IncidentChange {
-    Open(Incident),
-    Close { at: DateTime<Utc> },
-}
-
-/// The pure part of [`Store::apply_result`], shared by every implementation: runs the state
-/// machine and builds a transition's alert. The result carries the name and URL the monitor
-/// had when its job was emitted; the alert shows what the monitor is called now.
-pub(crate) fn apply_to_state(
-    monitor: &Monitor,
-    state: &mut MonitorState,
-    result: &CheckResult,
-) -> Applied {
-    if !state.accepts(result) {
-        return Applied::Ignored;
-    }
-    let alert = state.apply(result).map(|transition| {
-        let mut alert = Alert::new(&transition, result);
-        alert.monitor_name.clone_from(&monitor.name);
-        alert.monitor_url.clone_from(&monitor.url);
-        alert
-    });
-    Applied::Changed(alert)
 }

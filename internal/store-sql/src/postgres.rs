@@ -46,10 +46,8 @@ use uuid::Uuid;
 
 use upwatch_core::rollup::{Cutoffs, Resolution, Rollup, RollupRun};
 
-use crate::{
-    apply_to_state, incident_change, resolution_from_seconds, rollup_deltas, rollup_from_columns,
-    stored_error, Applied, Db, IncidentChange,
-};
+use crate::script::{self, RollupDeltas, ScriptSql};
+use crate::{resolution_from_seconds, rollup_from_columns, stored_error, Db};
 use upwatch_store::{
     Delivery, HistoryEntry, HistoryQuery, Incident, IncidentQuery, Pruned, Store, StoreError,
     StoreResult, StoredRollup,
@@ -538,39 +536,233 @@ fn rollup_lock_key(monitor_id: Uuid) -> i32 {
     i32::from_be_bytes([b[12], b[13], b[14], b[15]])
 }
 
-/// Opens an incident for a down alert, or closes the monitor's open one for a recovery.
-async fn change_incident(conn: &mut PgConnection, alert: &Alert) -> StoreResult<()> {
-    match incident_change(alert) {
-        IncidentChange::Open(incident) => {
-            sqlx::query(
-                "INSERT INTO incidents (id, monitor_id, started_at, error_kind, error_message, \
-                 status_code, down_alert_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(incident.id)
-            .bind(incident.monitor_id)
-            .bind(ms(incident.started_at))
-            .bind(incident.first_error.as_ref().map(|e| e.kind.as_str()))
-            .bind(incident.first_error.as_ref().map(|e| text(&e.message)))
-            .bind(status_code_column(incident.status_code))
-            .bind(alert.id)
-            .execute(&mut *conn)
-            .await
-            .db()?;
+/// The PostgreSQL statements of the transaction scripts. Locks are taken in the order every
+/// transaction that takes both keeps: monitors first, then their states, each in id order.
+struct Script<'c>(&'c mut PgConnection);
+
+#[async_trait]
+impl ScriptSql for Script<'_> {
+    async fn insert_new_results(&mut self, results: &[CheckResult]) -> StoreResult<HashSet<Uuid>> {
+        let count = results.len();
+        let mut monitor_ids = Vec::with_capacity(count);
+        let mut checked_at = Vec::with_capacity(count);
+        let mut ids = Vec::with_capacity(count);
+        let mut response_times = Vec::with_capacity(count);
+        let mut status_codes = Vec::with_capacity(count);
+        let mut ups = Vec::with_capacity(count);
+        let mut error_kinds = Vec::with_capacity(count);
+        let mut error_messages = Vec::with_capacity(count);
+        for r in results {
+            monitor_ids.push(r.monitor_id);
+            checked_at.push(ms(r.checked_at));
+            ids.push(r.id);
+            response_times.push(response_time_column(r.response_time_ms));
+            status_codes.push(status_code_column(r.status_code));
+            ups.push(r.status == CheckStatus::Up);
+            error_kinds.push(r.error.as_ref().map(|e| e.kind.as_str()));
+            error_messages.push(r.error.as_ref().map(|e| text(&e.message)));
         }
-        IncidentChange::Close { at } => {
-            sqlx::query(
-                "UPDATE incidents SET ended_at = $1, recovery_alert_id = $2 \
-                 WHERE monitor_id = $3 AND ended_at IS NULL",
-            )
-            .bind(ms(at))
-            .bind(alert.id)
-            .bind(alert.monitor_id)
-            .execute(&mut *conn)
-            .await
-            .db()?;
-        }
+        // One statement for the whole batch, its columns sent as arrays. The monitors kept
+        // are locked against deletion (`FOR KEY SHARE`, in id order) until the commit. A
+        // result stored before, or twice in the batch, conflicts on the key and is skipped.
+        let inserted: Vec<Uuid> = sqlx::query_scalar(
+            "WITH live AS ( \
+                 SELECT id FROM monitors WHERE id = ANY($1) ORDER BY id FOR KEY SHARE \
+             ) \
+             INSERT INTO results \
+             (monitor_id, checked_at, id, response_time_ms, status_code, up, error_kind, error_message) \
+             SELECT r.* FROM UNNEST( \
+                 $1::uuid[], $2::timestamptz[], $3::uuid[], $4::integer[], $5::smallint[], \
+                 $6::boolean[], $7::text[], $8::text[] \
+             ) AS r (monitor_id, checked_at, id, response_time_ms, status_code, up, \
+                     error_kind, error_message) \
+             WHERE r.monitor_id IN (SELECT id FROM live) \
+             ON CONFLICT DO NOTHING \
+             RETURNING id",
+        )
+        .bind(&monitor_ids)
+        .bind(&checked_at)
+        .bind(&ids)
+        .bind(&response_times)
+        .bind(&status_codes)
+        .bind(&ups)
+        .bind(&error_kinds)
+        .bind(&error_messages)
+        .fetch_all(&mut *self.0)
+        .await
+        .db()?;
+        Ok(inserted.into_iter().collect())
     }
-    Ok(())
+
+    async fn add_to_rollups(&mut self, deltas: RollupDeltas) -> StoreResult<()> {
+        add_to_rollups(self.0, deltas).await
+    }
+
+    async fn monitors(&mut self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, Monitor>> {
+        // Locked against deletion only: an update of a monitor's settings may go on.
+        let specs: Vec<String> = sqlx::query_scalar(
+            "SELECT spec::text FROM monitors WHERE id = ANY($1) ORDER BY id FOR KEY SHARE",
+        )
+        .bind(ids)
+        .fetch_all(&mut *self.0)
+        .await
+        .db()?;
+        let mut monitors = HashMap::with_capacity(specs.len());
+        for spec in specs {
+            let monitor: Monitor = from_json(&spec, "monitor")?;
+            monitors.insert(monitor.id, monitor);
+        }
+        Ok(monitors)
+    }
+
+    async fn lock_states(&mut self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, MonitorState>> {
+        // The state rows stay locked until the commit, so that processes applying results of
+        // these monitors at once take turns, each reading what the previous one wrote: a
+        // transition is seen, and alerted, once.
+        let mut states = locked_states(self.0, ids).await?;
+        let missing: Vec<Uuid> = ids
+            .iter()
+            .copied()
+            .filter(|id| !states.contains_key(id))
+            .collect();
+        if !missing.is_empty() {
+            // The rows are created with their monitors; should some be missing, they are
+            // created here first, so that concurrent callers still have one row to take turns on.
+            let initial = missing
+                .iter()
+                .map(|id| to_json(&MonitorState::new(*id)))
+                .collect::<StoreResult<Vec<_>>>()?;
+            sqlx::query(
+                "INSERT INTO monitor_state (monitor_id, state) \
+                 SELECT id, state::jsonb FROM UNNEST($1::uuid[], $2::text[]) AS s (id, state) \
+                 ORDER BY id ON CONFLICT (monitor_id) DO NOTHING",
+            )
+            .bind(&missing)
+            .bind(&initial)
+            .execute(&mut *self.0)
+            .await
+            .db()?;
+            states.extend(locked_states(self.0, &missing).await?);
+        }
+        Ok(states)
+    }
+
+    async fn save_states(&mut self, states: &[&MonitorState]) -> StoreResult<()> {
+        let ids: Vec<Uuid> = states.iter().map(|s| s.monitor_id).collect();
+        let encoded = states
+            .iter()
+            .map(|s| to_json(*s))
+            .collect::<StoreResult<Vec<_>>>()?;
+        sqlx::query(
+            "INSERT INTO monitor_state (monitor_id, state) \
+             SELECT id, state::jsonb FROM UNNEST($1::uuid[], $2::text[]) AS s (id, state) \
+             ON CONFLICT (monitor_id) DO UPDATE SET state = excluded.state",
+        )
+        .bind(&ids)
+        .bind(&encoded)
+        .execute(&mut *self.0)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn insert_alert(&mut self, alert: &Alert) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO alerts (id, monitor_id, kind, payload, created_at) \
+             VALUES ($1, $2, $3, $4::jsonb, $5)",
+        )
+        .bind(alert.id)
+        .bind(alert.monitor_id)
+        .bind(alert.kind.as_str())
+        .bind(to_json(alert)?)
+        .bind(now_ms())
+        .execute(&mut *self.0)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn open_incident(&mut self, incident: &Incident, alert_id: Uuid) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO incidents (id, monitor_id, started_at, error_kind, error_message, \
+             status_code, down_alert_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(incident.id)
+        .bind(incident.monitor_id)
+        .bind(ms(incident.started_at))
+        .bind(incident.first_error.as_ref().map(|e| e.kind.as_str()))
+        .bind(incident.first_error.as_ref().map(|e| text(&e.message)))
+        .bind(status_code_column(incident.status_code))
+        .bind(alert_id)
+        .execute(&mut *self.0)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn close_incident(
+        &mut self,
+        monitor_id: Uuid,
+        at: DateTime<Utc>,
+        alert_id: Uuid,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE incidents SET ended_at = $1, recovery_alert_id = $2 \
+             WHERE monitor_id = $3 AND ended_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(alert_id)
+        .bind(monitor_id)
+        .execute(&mut *self.0)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn queue_deliveries(&mut self, monitor: &Monitor, alert: &Alert) -> StoreResult<()> {
+        // The webhooks are share-locked, so that one being disabled or deleted meanwhile
+        // either waits for this commit (and then fails or deletes the delivery too) or has
+        // committed first (and is then skipped, its row read again).
+        let now = now_ms();
+        sqlx::query(
+            "WITH targets AS ( \
+                 SELECT id, created_at FROM webhooks \
+                 WHERE enabled AND (cardinality($2::uuid[]) = 0 OR id = ANY($2)) \
+                 ORDER BY created_at, id FOR SHARE \
+             ) \
+             INSERT INTO alert_deliveries \
+             (alert_id, webhook_id, state, attempts, next_attempt_at, created_at) \
+             SELECT $1, id, 'pending', 0, $3, $3 FROM targets ORDER BY created_at, id",
+        )
+        .bind(alert.id)
+        .bind(&monitor.webhook_ids)
+        .bind(now)
+        .execute(&mut *self.0)
+        .await
+        .db()?;
+        Ok(())
+    }
+}
+
+/// The states of monitors `ids`, their rows locked (in id order) until the commit.
+async fn locked_states(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> StoreResult<HashMap<Uuid, MonitorState>> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT state::text FROM monitor_state WHERE monitor_id = ANY($1) \
+         ORDER BY monitor_id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let mut states = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let state: MonitorState = from_json(&row, "monitor state")?;
+        states.insert(state.monitor_id, state);
+    }
+    Ok(states)
 }
 
 #[async_trait]
@@ -731,62 +923,8 @@ impl Store for PostgresStore {
         if results.is_empty() {
             return Ok(0);
         }
-        let count = results.len();
-        let mut monitor_ids = Vec::with_capacity(count);
-        let mut checked_at = Vec::with_capacity(count);
-        let mut ids = Vec::with_capacity(count);
-        let mut response_times = Vec::with_capacity(count);
-        let mut status_codes = Vec::with_capacity(count);
-        let mut ups = Vec::with_capacity(count);
-        let mut error_kinds = Vec::with_capacity(count);
-        let mut error_messages = Vec::with_capacity(count);
-        for r in results {
-            monitor_ids.push(r.monitor_id);
-            checked_at.push(ms(r.checked_at));
-            ids.push(r.id);
-            response_times.push(response_time_column(r.response_time_ms));
-            status_codes.push(status_code_column(r.status_code));
-            ups.push(r.status == CheckStatus::Up);
-            error_kinds.push(r.error.as_ref().map(|e| e.kind.as_str()));
-            error_messages.push(r.error.as_ref().map(|e| text(&e.message)));
-        }
-        // One statement for the whole batch, its columns sent as arrays. Results of monitors
-        // that do not exist (any more) are dropped, so that a late result cannot bring back
-        // part of a deleted monitor's history; the monitors kept are locked against deletion
-        // (`FOR KEY SHARE`, in id order) until the commit. A result stored before, or twice
-        // in the batch, conflicts on the key and is skipped.
         let mut tx = self.pool.begin().await.db()?;
-        let inserted: Vec<Uuid> = sqlx::query_scalar(
-            "WITH live AS ( \
-                 SELECT id FROM monitors WHERE id = ANY($1) ORDER BY id FOR KEY SHARE \
-             ) \
-             INSERT INTO results \
-             (monitor_id, checked_at, id, response_time_ms, status_code, up, error_kind, error_message) \
-             SELECT r.* FROM UNNEST( \
-                 $1::uuid[], $2::timestamptz[], $3::uuid[], $4::integer[], $5::smallint[], \
-                 $6::boolean[], $7::text[], $8::text[] \
-             ) AS r (monitor_id, checked_at, id, response_time_ms, status_code, up, \
-                     error_kind, error_message) \
-             WHERE r.monitor_id IN (SELECT id FROM live) \
-             ON CONFLICT DO NOTHING \
-             RETURNING id",
-        )
-        .bind(&monitor_ids)
-        .bind(&checked_at)
-        .bind(&ids)
-        .bind(&response_times)
-        .bind(&status_codes)
-        .bind(&ups)
-        .bind(&error_kinds)
-        .bind(&error_messages)
-        .fetch_all(&mut *tx)
-        .await.db()?;
-        // Only results stored now count in the rollups: a redelivered one is counted once.
-        // A result given twice in the batch was stored, and is counted, once.
-        let stored = inserted.len() as u64;
-        let mut fresh: HashSet<Uuid> = inserted.into_iter().collect();
-        let deltas = rollup_deltas(results.iter().filter(|r| fresh.remove(&r.id)));
-        add_to_rollups(&mut tx, deltas).await?;
+        let stored = script::insert_results(&mut Script(&mut tx), results).await?;
         tx.commit().await.db()?;
         Ok(stored)
     }
@@ -885,85 +1023,21 @@ impl Store for PostgresStore {
     }
 
     async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
-        let id = result.monitor_id;
+        Ok(self
+            .apply_results(std::slice::from_ref(result))
+            .await?
+            .pop())
+    }
+
+    /// One transaction for the whole batch (see [`script::apply_results`]).
+    async fn apply_results(&self, results: &[CheckResult]) -> StoreResult<Vec<Alert>> {
+        if results.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.pool.begin().await.db()?;
-        // The monitor is locked against deletion only: an update of its settings may go on.
-        let spec: Option<String> =
-            sqlx::query_scalar("SELECT spec::text FROM monitors WHERE id = $1 FOR KEY SHARE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .db()?;
-        let Some(spec) = spec else {
-            return Ok(None);
-        };
-        let monitor: Monitor = from_json(&spec, &format!("monitor {id}"))?;
-        // The state row stays locked until the commit, so that processes applying results of
-        // this monitor at once take turns, each reading what the previous one wrote: a
-        // transition is seen, and alerted, once.
-        let mut state = match lock_state(&mut tx, id).await? {
-            Some(state) => state,
-            None => {
-                // The row is created with the monitor; should it be missing, it is created
-                // here first, so that concurrent callers still have one row to take turns on.
-                sqlx::query(
-                    "INSERT INTO monitor_state (monitor_id, state) VALUES ($1, $2::jsonb) \
-                     ON CONFLICT (monitor_id) DO NOTHING",
-                )
-                .bind(id)
-                .bind(to_json(&MonitorState::new(id))?)
-                .execute(&mut *tx)
-                .await
-                .db()?;
-                lock_state(&mut tx, id)
-                    .await?
-                    .unwrap_or_else(|| MonitorState::new(id))
-            }
-        };
-        let Applied::Changed(alert) = apply_to_state(&monitor, &mut state, result) else {
-            return Ok(None);
-        };
-        save_state(&mut tx, &state).await?;
-        let Some(alert) = alert else {
-            tx.commit().await.db()?;
-            return Ok(None);
-        };
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO alerts (id, monitor_id, kind, payload, created_at) \
-             VALUES ($1, $2, $3, $4::jsonb, $5)",
-        )
-        .bind(alert.id)
-        .bind(alert.monitor_id)
-        .bind(alert.kind.as_str())
-        .bind(to_json(&alert)?)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .db()?;
-        change_incident(&mut tx, &alert).await?;
-        // One pending delivery per applicable enabled webhook: the monitor's, or all when it
-        // names none. The webhooks are share-locked, so that one being disabled or deleted
-        // meanwhile either waits for this commit (and then fails or deletes the delivery
-        // too) or has committed first (and is then skipped, its row read again).
-        sqlx::query(
-            "WITH targets AS ( \
-                 SELECT id, created_at FROM webhooks \
-                 WHERE enabled AND (cardinality($2::uuid[]) = 0 OR id = ANY($2)) \
-                 ORDER BY created_at, id FOR SHARE \
-             ) \
-             INSERT INTO alert_deliveries \
-             (alert_id, webhook_id, state, attempts, next_attempt_at, created_at) \
-             SELECT $1, id, 'pending', 0, $3, $3 FROM targets ORDER BY created_at, id",
-        )
-        .bind(alert.id)
-        .bind(&monitor.webhook_ids)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .db()?;
+        let alerts = script::apply_results(&mut Script(&mut tx), results).await?;
         tx.commit().await.db()?;
-        Ok(Some(alert))
+        Ok(alerts)
     }
 
     async fn rollups(

@@ -10,7 +10,7 @@
 //! once: a transaction that read first and asked for the lock later could fail with "database
 //! is locked" when another writer committed in between, whatever the busy timeout.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -30,10 +30,8 @@ use uuid::Uuid;
 
 use upwatch_core::rollup::{Cutoffs, Resolution, Rollup, RollupRun};
 
-use crate::{
-    apply_to_state, incident_change, rollup_deltas, rollup_from_columns, stored_error, Applied, Db,
-    IncidentChange,
-};
+use crate::script::{self, RollupDeltas, ScriptSql};
+use crate::{rollup_from_columns, stored_error, Db};
 use upwatch_store::{
     Delivery, HistoryEntry, HistoryQuery, Incident, IncidentQuery, Pruned, Store, StoreError,
     StoreResult, StoredRollup,
@@ -330,89 +328,180 @@ async fn add_to_rollups(
     Ok(())
 }
 
-/// Stores an alert with its incident change and one pending delivery per applicable enabled
-/// webhook (the monitor's, or all when it names none), in the caller's transaction.
-async fn record_alert(
-    conn: &mut SqliteConnection,
-    monitor: &Monitor,
-    alert: &Alert,
-) -> StoreResult<()> {
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO alerts (id, monitor_id, kind, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(alert.id.as_bytes().as_slice())
-    .bind(alert.monitor_id.as_bytes().as_slice())
-    .bind(alert.kind.as_str())
-    .bind(to_json(alert)?)
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .db()?;
-    change_incident(conn, alert).await?;
-    let enabled: Vec<Vec<u8>> =
-        sqlx::query_scalar("SELECT id FROM webhooks WHERE enabled = 1 ORDER BY created_at, id")
-            .fetch_all(&mut *conn)
+/// The SQLite statements of the transaction scripts, in a transaction that holds the write
+/// lock from its start (`BEGIN IMMEDIATE`): SQLite has no row locks, and needs none then.
+struct Script<'c>(&'c mut SqliteConnection);
+
+#[async_trait]
+impl ScriptSql for Script<'_> {
+    async fn insert_new_results(&mut self, results: &[CheckResult]) -> StoreResult<HashSet<Uuid>> {
+        // Multi-row statements: a round trip to SQLite's thread costs more than a row.
+        let mut inserted: HashSet<Uuid> = HashSet::with_capacity(results.len());
+        for chunk in results.chunks(100) {
+            // `OR IGNORE` skips a result stored before (or twice in the batch); RETURNING
+            // names those stored.
+            let mut sql = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO results \
+                 (monitor_id, checked_at, id, response_time_ms, status_code, up, error_kind, error_message) \
+                 SELECT * FROM (",
+            );
+            sql.push_values(chunk, |mut row, r| {
+                row.push_bind(r.monitor_id.as_bytes().to_vec())
+                    .push_bind(ms(r.checked_at))
+                    .push_bind(r.id.as_bytes().to_vec())
+                    .push_bind(i64::from(r.response_time_ms))
+                    .push_bind(r.status_code.map(i64::from))
+                    .push_bind(r.status == CheckStatus::Up)
+                    .push_bind(r.error.as_ref().map(|e| e.kind.as_str().to_string()))
+                    .push_bind(r.error.as_ref().map(|e| e.message.clone()));
+            });
+            sql.push(") AS v WHERE v.column1 IN (SELECT id FROM monitors) RETURNING id");
+            let ids: Vec<Vec<u8>> = sql
+                .build_query_scalar()
+                .fetch_all(&mut *self.0)
+                .await
+                .db()?;
+            for id in ids {
+                inserted.insert(uuid(&id, "result id")?);
+            }
+        }
+        Ok(inserted)
+    }
+
+    async fn add_to_rollups(&mut self, deltas: RollupDeltas) -> StoreResult<()> {
+        add_to_rollups(self.0, deltas).await
+    }
+
+    async fn monitors(&mut self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, Monitor>> {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT spec FROM monitors WHERE id IN ");
+        push_ids(&mut sql, ids);
+        let specs: Vec<String> = sql
+            .build_query_scalar()
+            .fetch_all(&mut *self.0)
             .await
             .db()?;
-    for webhook in enabled {
-        let applies = monitor.webhook_ids.is_empty()
-            || monitor
-                .webhook_ids
-                .iter()
-                .any(|id| id.as_bytes().as_slice() == webhook);
-        if !applies {
-            continue;
+        let mut monitors = HashMap::with_capacity(specs.len());
+        for spec in specs {
+            let monitor: Monitor = from_json(&spec, "monitor")?;
+            monitors.insert(monitor.id, monitor);
         }
+        Ok(monitors)
+    }
+
+    async fn lock_states(&mut self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, MonitorState>> {
+        let mut sql =
+            QueryBuilder::<Sqlite>::new("SELECT state FROM monitor_state WHERE monitor_id IN ");
+        push_ids(&mut sql, ids);
+        let rows: Vec<String> = sql
+            .build_query_scalar()
+            .fetch_all(&mut *self.0)
+            .await
+            .db()?;
+        let mut states = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let state: MonitorState = from_json(&row, "monitor state")?;
+            states.insert(state.monitor_id, state);
+        }
+        Ok(states)
+    }
+
+    async fn save_states(&mut self, states: &[&MonitorState]) -> StoreResult<()> {
+        let mut sql = QueryBuilder::<Sqlite>::new("INSERT INTO monitor_state (monitor_id, state) ");
+        let mut encoded = Vec::with_capacity(states.len());
+        for state in states {
+            encoded.push((state.monitor_id, to_json(state)?));
+        }
+        sql.push_values(encoded, |mut row, (id, json)| {
+            row.push_bind(id.as_bytes().to_vec()).push_bind(json);
+        });
+        sql.push(" ON CONFLICT (monitor_id) DO UPDATE SET state = excluded.state");
+        sql.build().execute(&mut *self.0).await.db()?;
+        Ok(())
+    }
+
+    async fn insert_alert(&mut self, alert: &Alert) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO alert_deliveries \
-             (alert_id, webhook_id, state, attempts, next_attempt_at, created_at) \
-             VALUES (?, ?, 'pending', 0, ?, ?)",
+            "INSERT INTO alerts (id, monitor_id, kind, payload, created_at) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(alert.id.as_bytes().as_slice())
-        .bind(webhook)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *conn)
+        .bind(alert.monitor_id.as_bytes().as_slice())
+        .bind(alert.kind.as_str())
+        .bind(to_json(alert)?)
+        .bind(now_ms())
+        .execute(&mut *self.0)
         .await
         .db()?;
+        Ok(())
     }
-    Ok(())
-}
 
-/// Opens an incident for a down alert, or closes the monitor's open one for a recovery.
-async fn change_incident(conn: &mut SqliteConnection, alert: &Alert) -> StoreResult<()> {
-    match incident_change(alert) {
-        IncidentChange::Open(incident) => {
-            sqlx::query(
-                "INSERT INTO incidents (id, monitor_id, started_at, error_kind, error_message, \
-                 status_code, down_alert_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(incident.id.as_bytes().as_slice())
-            .bind(incident.monitor_id.as_bytes().as_slice())
-            .bind(ms(incident.started_at))
-            .bind(incident.first_error.as_ref().map(|e| e.kind.as_str()))
-            .bind(incident.first_error.as_ref().map(|e| e.message.as_str()))
-            .bind(incident.status_code.map(i64::from))
-            .bind(alert.id.as_bytes().as_slice())
-            .execute(&mut *conn)
-            .await
-            .db()?;
-        }
-        IncidentChange::Close { at } => {
-            sqlx::query(
-                "UPDATE incidents SET ended_at = ?, recovery_alert_id = ? \
-                 WHERE monitor_id = ? AND ended_at IS NULL",
-            )
-            .bind(ms(at))
-            .bind(alert.id.as_bytes().as_slice())
-            .bind(alert.monitor_id.as_bytes().as_slice())
-            .execute(&mut *conn)
-            .await
-            .db()?;
-        }
+    async fn open_incident(&mut self, incident: &Incident, alert_id: Uuid) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO incidents (id, monitor_id, started_at, error_kind, error_message, \
+             status_code, down_alert_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(incident.id.as_bytes().as_slice())
+        .bind(incident.monitor_id.as_bytes().as_slice())
+        .bind(ms(incident.started_at))
+        .bind(incident.first_error.as_ref().map(|e| e.kind.as_str()))
+        .bind(incident.first_error.as_ref().map(|e| e.message.as_str()))
+        .bind(incident.status_code.map(i64::from))
+        .bind(alert_id.as_bytes().as_slice())
+        .execute(&mut *self.0)
+        .await
+        .db()?;
+        Ok(())
     }
-    Ok(())
+
+    async fn close_incident(
+        &mut self,
+        monitor_id: Uuid,
+        at: DateTime<Utc>,
+        alert_id: Uuid,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE incidents SET ended_at = ?, recovery_alert_id = ? \
+             WHERE monitor_id = ? AND ended_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(alert_id.as_bytes().as_slice())
+        .bind(monitor_id.as_bytes().as_slice())
+        .execute(&mut *self.0)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn queue_deliveries(&mut self, monitor: &Monitor, alert: &Alert) -> StoreResult<()> {
+        let now = now_ms();
+        let enabled: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT id FROM webhooks WHERE enabled = 1 ORDER BY created_at, id")
+                .fetch_all(&mut *self.0)
+                .await
+                .db()?;
+        for webhook in enabled {
+            let applies = monitor.webhook_ids.is_empty()
+                || monitor
+                    .webhook_ids
+                    .iter()
+                    .any(|id| id.as_bytes().as_slice() == webhook);
+            if !applies {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO alert_deliveries \
+                 (alert_id, webhook_id, state, attempts, next_attempt_at, created_at) \
+                 VALUES (?, ?, 'pending', 0, ?, ?)",
+            )
+            .bind(alert.id.as_bytes().as_slice())
+            .bind(webhook)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *self.0)
+            .await
+            .db()?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -557,37 +646,7 @@ impl Store for SqliteStore {
             return Ok(0);
         }
         let mut tx = self.write_tx().await?;
-        // Multi-row statements: a round trip to SQLite's thread costs more than a row.
-        let mut inserted: HashSet<Uuid> = HashSet::with_capacity(results.len());
-        for chunk in results.chunks(100) {
-            // Results of a monitor that does not exist (any more) are dropped, so that a late
-            // result cannot bring back part of a deleted monitor's history. `OR IGNORE` skips
-            // a result stored before (or twice in the batch); RETURNING names those stored.
-            let mut sql = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO results \
-                 (monitor_id, checked_at, id, response_time_ms, status_code, up, error_kind, error_message) \
-                 SELECT * FROM (",
-            );
-            sql.push_values(chunk, |mut row, r| {
-                row.push_bind(r.monitor_id.as_bytes().to_vec())
-                    .push_bind(ms(r.checked_at))
-                    .push_bind(r.id.as_bytes().to_vec())
-                    .push_bind(i64::from(r.response_time_ms))
-                    .push_bind(r.status_code.map(i64::from))
-                    .push_bind(r.status == CheckStatus::Up)
-                    .push_bind(r.error.as_ref().map(|e| e.kind.as_str().to_string()))
-                    .push_bind(r.error.as_ref().map(|e| e.message.clone()));
-            });
-            sql.push(") AS v WHERE v.column1 IN (SELECT id FROM monitors) RETURNING id");
-            let ids: Vec<Vec<u8>> = sql.build_query_scalar().fetch_all(&mut *tx).await.db()?;
-            for id in ids {
-                inserted.insert(uuid(&id, "result id")?);
-            }
-        }
-        let stored = inserted.len() as u64;
-        // Only results stored now count in the rollups: a redelivered one is counted once.
-        let deltas = rollup_deltas(results.iter().filter(|r| inserted.remove(&r.id)));
-        add_to_rollups(&mut tx, deltas).await?;
+        let stored = script::insert_results(&mut Script(&mut tx), results).await?;
         tx.commit().await.db()?;
         Ok(stored)
     }
@@ -685,71 +744,13 @@ impl Store for SqliteStore {
     }
 
     async fn apply_results(&self, results: &[CheckResult]) -> StoreResult<Vec<Alert>> {
-        let mut alerts = Vec::new();
         if results.is_empty() {
-            return Ok(alerts);
+            return Ok(Vec::new());
         }
         // The write lock is held from the first read, so that two consumers applying results
         // of the same monitor at once cannot both read the old state (and both alert).
         let mut tx = self.write_tx().await?;
-        let ids: Vec<Uuid> = results
-            .iter()
-            .map(|r| r.monitor_id)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let mut monitors: HashMap<Uuid, Monitor> = HashMap::with_capacity(ids.len());
-        let mut states: HashMap<Uuid, MonitorState> = HashMap::with_capacity(ids.len());
-        // Two queries per chunk of monitors, instead of two per result.
-        for chunk in ids.chunks(500) {
-            let mut sql = QueryBuilder::<Sqlite>::new("SELECT spec FROM monitors WHERE id IN ");
-            push_ids(&mut sql, chunk);
-            let specs: Vec<String> = sql.build_query_scalar().fetch_all(&mut *tx).await.db()?;
-            for spec in specs {
-                let monitor: Monitor = from_json(&spec, "monitor")?;
-                monitors.insert(monitor.id, monitor);
-            }
-            let mut sql =
-                QueryBuilder::<Sqlite>::new("SELECT state FROM monitor_state WHERE monitor_id IN ");
-            push_ids(&mut sql, chunk);
-            let rows: Vec<String> = sql.build_query_scalar().fetch_all(&mut *tx).await.db()?;
-            for row in rows {
-                let state: MonitorState = from_json(&row, "monitor state")?;
-                states.insert(state.monitor_id, state);
-            }
-        }
-        let mut changed = BTreeSet::new();
-        for result in results {
-            // Results of unknown (deleted) monitors change nothing.
-            let Some(monitor) = monitors.get(&result.monitor_id) else {
-                continue;
-            };
-            let state = states
-                .entry(monitor.id)
-                .or_insert_with(|| MonitorState::new(monitor.id));
-            let Applied::Changed(alert) = apply_to_state(monitor, state, result) else {
-                continue;
-            };
-            changed.insert(monitor.id);
-            if let Some(alert) = alert {
-                record_alert(&mut tx, monitor, &alert).await?;
-                alerts.push(alert);
-            }
-        }
-        let changed: Vec<&MonitorState> = changed.iter().filter_map(|id| states.get(id)).collect();
-        for chunk in changed.chunks(500) {
-            let mut sql =
-                QueryBuilder::<Sqlite>::new("INSERT INTO monitor_state (monitor_id, state) ");
-            let mut encoded = Vec::with_capacity(chunk.len());
-            for state in chunk {
-                encoded.push((state.monitor_id, to_json(state)?));
-            }
-            sql.push_values(encoded, |mut row, (id, json)| {
-                row.push_bind(id.as_bytes().to_vec()).push_bind(json);
-            });
-            sql.push(" ON CONFLICT (monitor_id) DO UPDATE SET state = excluded.state");
-            sql.build().execute(&mut *tx).await.db()?;
-        }
+        let alerts = script::apply_results(&mut Script(&mut tx), results).await?;
         tx.commit().await.db()?;
         Ok(alerts)
     }

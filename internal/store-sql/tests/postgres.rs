@@ -470,6 +470,65 @@ async fn a_large_batch_is_stored_whole() {
 
 /// PostgreSQL refuses NUL characters in text; results, states and alerts that carry one (an
 /// error message quoting a response, say) are stored with U+FFFD in its place.
+/// `apply_results` runs in one transaction per batch, however many results, monitors and
+/// transitions it holds: a trigger records the transaction id of every statement that writes a
+/// state, an alert, an incident or a delivery, and one id is seen.
+#[tokio::test]
+async fn a_batch_is_applied_in_one_transaction() {
+    let db = TestDb::migrated().await;
+    let store = db.store().await;
+    let monitors: Vec<Monitor> = (0..20)
+        .map(|i| monitor(&format!("http://127.0.0.1:{}/", 300 + i)))
+        .collect();
+    store.insert_monitors(&monitors).await.unwrap();
+    store.upsert_webhook(&hook("ops")).await.unwrap();
+    let mut conn = db.conn().await;
+    for statement in [
+        "CREATE TABLE tx_seen (xid xid8 PRIMARY KEY)",
+        "CREATE FUNCTION note_tx() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         INSERT INTO tx_seen VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING; \
+         RETURN NULL; END $$",
+        "CREATE TRIGGER tx_state AFTER INSERT OR UPDATE ON monitor_state \
+         FOR EACH STATEMENT EXECUTE FUNCTION note_tx()",
+        "CREATE TRIGGER tx_alerts AFTER INSERT ON alerts \
+         FOR EACH STATEMENT EXECUTE FUNCTION note_tx()",
+        "CREATE TRIGGER tx_incidents AFTER INSERT OR UPDATE ON incidents \
+         FOR EACH STATEMENT EXECUTE FUNCTION note_tx()",
+        "CREATE TRIGGER tx_deliveries AFTER INSERT ON alert_deliveries \
+         FOR EACH STATEMENT EXECUTE FUNCTION note_tx()",
+    ] {
+        sqlx::query(statement).execute(&mut conn).await.unwrap();
+    }
+    // Each monitor goes down, then recovers: two transitions each, in one batch.
+    let mut batch = Vec::new();
+    for at in 1..=4 {
+        for m in &monitors {
+            batch.push(down_result(m, at));
+        }
+    }
+    for at in 5..=8 {
+        for m in &monitors {
+            batch.push(up_result(m, at));
+        }
+    }
+    let alerts = store.apply_results(&batch).await.unwrap();
+    assert_eq!(alerts.len(), 2 * monitors.len(), "{alerts:?}");
+    let transactions: i64 = sqlx::query_scalar("SELECT count(*) FROM tx_seen")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        transactions,
+        1,
+        "{} results with {} alerts were applied in {transactions} transactions",
+        batch.len(),
+        alerts.len()
+    );
+    let pending = store.pending_deliveries().await.unwrap();
+    assert_eq!(pending, 2 * monitors.len() as u64);
+    store.close().await;
+}
+
 #[tokio::test]
 async fn nul_characters_are_stored_replaced() {
     let db = TestDb::migrated().await;
