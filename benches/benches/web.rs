@@ -57,7 +57,11 @@ async fn seeded(dir: &tempfile::TempDir) -> Data {
         store.insert_results(chunk).await.unwrap();
     }
     let live = Live::new(store.clone(), cache.clone());
-    Data::new(store, cache, Default::default(), live)
+    let stats = Arc::new(upwatch_service::Stats::new(
+        store.clone(),
+        Default::default(),
+    ));
+    Data::new(store, cache, stats, live)
 }
 
 fn dashboard(c: &mut Criterion) {

@@ -3,8 +3,6 @@
 //! Badges are served without the API token, since an image in a README cannot send headers:
 //! anyone who knows a monitor's id can read its uptime and status, and nothing else.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -16,7 +14,7 @@ use crate::error::{quote, ApiError};
 use crate::extract::{IdPath, Query};
 use crate::sites::no_site;
 use crate::status::live_status;
-use crate::uptime::{UptimeMemo, WINDOWS};
+use crate::uptime::WINDOWS;
 use crate::ApiState;
 
 /// How long clients and proxies may keep a badge.
@@ -40,7 +38,6 @@ pub struct BadgeParams {
 /// `GET /api/v1/sites/{id}/badge/uptime.svg?window=30d`.
 pub async fn uptime(
     State(state): State<ApiState>,
-    State(memo): State<Arc<UptimeMemo>>,
     IdPath(id): IdPath,
     Query(params): Query<BadgeParams>,
 ) -> Result<Response, ApiError> {
@@ -58,7 +55,7 @@ pub async fn uptime(
     if state.store.get_monitor(id).await?.is_none() {
         return Err(no_site(id));
     }
-    let counts = memo.counts(&state, &[id], span, Utc::now()).await?;
+    let counts = state.stats.counts(&[id], span, Utc::now()).await?;
     let percent = counts.get(&id).and_then(|c| c.percent());
     let (value, color) = match percent {
         Some(p) => (format_percent(p), uptime_color(p)),

@@ -11,7 +11,6 @@ use upwatch_core::{Monitor, MonitorInput};
 
 use crate::error::{sentence, ApiError};
 use crate::extract::{from_object, Json};
-use crate::sites::insert_new;
 use crate::ApiState;
 
 /// The most monitors one bulk request may create.
@@ -57,10 +56,7 @@ pub async fn create(
         .collect::<Result<Vec<_>, _>>()?;
 
     // One transaction: all are stored, or none.
-    insert_new(&state, &monitors).await?;
-    if !monitors.is_empty() {
-        state.monitors_changed.notify_one();
-    }
+    state.monitors.create(&monitors).await?;
     tracing::info!(count = monitors.len(), "monitors created in bulk");
     Ok((StatusCode::CREATED, axum::Json(Created { items: monitors })))
 }

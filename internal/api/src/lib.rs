@@ -38,7 +38,7 @@ mod webhooks;
 use std::any::Any;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -51,7 +51,6 @@ use upwatch_store::Store;
 use upwatch_telemetry::Metrics;
 
 use crate::error::ApiError;
-use crate::uptime::UptimeMemo;
 
 /// The default of [`ApiState::max_body_bytes`]: one MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -67,8 +66,10 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// When set, every /api/v1 request needs `Authorization: Bearer <token>`.
     pub api_token: Option<secrecy::SecretString>,
-    /// Poked after every monitor create/update/delete so the scheduler reloads at once.
-    pub monitors_changed: Arc<tokio::sync::Notify>,
+    /// Creating, changing and deleting monitors (store, cache and the scheduler's notice).
+    pub monitors: upwatch_service::MonitorService,
+    /// Uptime figures, with the one definition and memo the pages share.
+    pub stats: Arc<upwatch_service::Stats>,
     /// Largest accepted request body in bytes (default 1 MiB).
     pub max_body_bytes: usize,
     /// How long each kind of history is kept, so that reads of long ranges use the rollups
@@ -76,27 +77,6 @@ pub struct ApiState {
     pub retention: upwatch_core::rollup::Retention,
     /// Sends the test messages of `POST /api/v1/webhooks/{id}/test`.
     pub notifier: Arc<dyn upwatch_notify::Notifier>,
-}
-
-/// What the router's handlers share: the [`ApiState`] given to [`router`], and what the
-/// router keeps for itself (the memo of recent uptimes), so that building the state stays the
-/// caller's business alone.
-#[derive(Clone)]
-struct RouterState {
-    api: ApiState,
-    uptime: Arc<UptimeMemo>,
-}
-
-impl FromRef<RouterState> for ApiState {
-    fn from_ref(state: &RouterState) -> Self {
-        state.api.clone()
-    }
-}
-
-impl FromRef<RouterState> for Arc<UptimeMemo> {
-    fn from_ref(state: &RouterState) -> Self {
-        state.uptime.clone()
-    }
 }
 
 /// The complete application: `/api/v1/*`, `/healthz`, `/readyz`, `/metrics`, and fallbacks
@@ -159,10 +139,7 @@ pub fn router(state: ApiState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
         .layer(CatchPanicLayer::custom(panicked))
-        .with_state(RouterState {
-            api: state,
-            uptime: Arc::new(UptimeMemo::default()),
-        })
+        .with_state(state)
 }
 
 /// The answer to a path no route matches.

@@ -5,8 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use upwatch_cache::LiveStatus;
-use upwatch_core::{Monitor, MonitorInput, MonitorState};
+use upwatch_core::{Monitor, MonitorInput};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -44,8 +43,10 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let input: MonitorInput = from_object(&body, "the monitor's settings")?;
     let monitor = Monitor::create(input, Utc::now())?;
-    insert_new(&state, std::slice::from_ref(&monitor)).await?;
-    state.monitors_changed.notify_one();
+    state
+        .monitors
+        .create(std::slice::from_ref(&monitor))
+        .await?;
     let location = format!("/api/v1/sites/{}", monitor.id);
     Ok((
         StatusCode::CREATED,
@@ -53,19 +54,6 @@ pub async fn create(
         axum::Json(monitor),
     )
         .into_response())
-}
-
-/// Stores newly created monitors, all or none, and caches their first live status
-/// (`pending`, or `paused` when disabled). The caller tells the scheduler, once for all it
-/// created.
-pub(crate) async fn insert_new(state: &ApiState, monitors: &[Monitor]) -> Result<(), ApiError> {
-    state.store.insert_monitors(monitors).await?;
-    for monitor in monitors {
-        let live = MonitorState::initial(monitor.id, monitor.enabled, monitor.created_at);
-        put_cache(state, &LiveStatus::new(monitor, live)).await;
-        tracing::info!(monitor_id = %monitor.id, name = %monitor.name, "monitor created");
-    }
-    Ok(())
 }
 
 /// `GET /api/v1/sites`.
@@ -112,25 +100,10 @@ pub async fn patch(
         .get_monitor(id)
         .await?
         .ok_or_else(|| no_site(id))?;
-    let now = Utc::now();
-    let updated = existing.apply_patch(&patch, now)?;
-    if !state.store.update_monitor(&updated).await? {
+    let updated = existing.apply_patch(&patch, Utc::now())?;
+    if !state.monitors.update(&existing, &updated).await? {
         return Err(no_site(id));
     }
-    let mut live = match cached_state(&state, id).await {
-        Some(live) => live,
-        None => state
-            .store
-            .get_state(id)
-            .await?
-            .unwrap_or_else(|| MonitorState::new(id)),
-    };
-    if updated.enabled != existing.enabled {
-        live.set_enabled(updated.enabled, now);
-    }
-    put_cache(&state, &LiveStatus::new(&updated, live)).await;
-    state.monitors_changed.notify_one();
-    tracing::info!(monitor_id = %id, enabled = updated.enabled, "monitor updated");
     Ok(axum::Json(updated))
 }
 
@@ -139,32 +112,8 @@ pub async fn delete(
     State(state): State<ApiState>,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    if !state.store.delete_monitor(id).await? {
+    if !state.monitors.delete(id).await? {
         return Err(no_site(id));
     }
-    if let Err(error) = state.cache.remove(id).await {
-        tracing::warn!(monitor_id = %id, error = %crate::error::chain(&error), "could not remove a deleted monitor from the status cache");
-    }
-    state.monitors_changed.notify_one();
-    tracing::info!(monitor_id = %id, "monitor deleted");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The cached state of a monitor; `None` on a miss or a cache failure (logged).
-async fn cached_state(state: &ApiState, id: Uuid) -> Option<MonitorState> {
-    match state.cache.get(id).await {
-        Ok(entry) => entry.map(|e| e.state),
-        Err(error) => {
-            tracing::warn!(monitor_id = %id, error = %crate::error::chain(&error), "status cache read failed; using the store");
-            None
-        }
-    }
-}
-
-/// Writes a cache entry. The store already holds the truth, so a cache failure is logged and
-/// the request still succeeds; the cache updater refreshes the entry with the next result.
-async fn put_cache(state: &ApiState, entry: &LiveStatus) {
-    if let Err(error) = state.cache.put(entry).await {
-        tracing::warn!(monitor_id = %entry.id(), error = %crate::error::chain(&error), "status cache write failed");
-    }
 }

@@ -1,7 +1,5 @@
 //! Live status: one monitor's or every monitor's, from the cache with the store as fallback.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -12,7 +10,7 @@ use uuid::Uuid;
 use crate::error::{chain, ApiError};
 use crate::extract::{parse_id_cursor, parse_limit, IdPath, Query};
 use crate::sites::{no_site, Page, PageQuery};
-use crate::uptime::UptimeMemo;
+use crate::uptime::last_24h;
 use crate::ApiState;
 
 /// Largest page size of the status listing (which lists everything when no limit is given).
@@ -61,11 +59,10 @@ impl From<LiveStatus> for StatusView {
 /// `GET /api/v1/sites/{id}/status`.
 pub async fn one(
     State(state): State<ApiState>,
-    State(memo): State<Arc<UptimeMemo>>,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<StatusView>, ApiError> {
     let mut view = StatusView::from(live_status(&state, id).await?);
-    view.uptime_24h = memo.last_24h(&state, &[id]).await.get(&id).copied();
+    view.uptime_24h = last_24h(&state, &[id]).await.get(&id).copied();
     Ok(axum::Json(view))
 }
 
@@ -85,7 +82,7 @@ pub(crate) async fn live_status(state: &ApiState, id: Uuid) -> Result<LiveStatus
         .ok_or_else(|| no_site(id))?;
     let live = match state.store.get_state(id).await? {
         Some(live) => live,
-        None => LiveStatus::fresh_state(&monitor),
+        None => monitor.initial_state(),
     };
     Ok(LiveStatus::new(&monitor, live))
 }
@@ -93,7 +90,6 @@ pub(crate) async fn live_status(state: &ApiState, id: Uuid) -> Result<LiveStatus
 /// `GET /api/v1/status`.
 pub async fn all(
     State(state): State<ApiState>,
-    State(memo): State<Arc<UptimeMemo>>,
     Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page<StatusView>>, ApiError> {
     let limit = match query.limit.as_deref() {
@@ -121,7 +117,7 @@ pub async fn all(
         _ => None,
     };
     let ids: Vec<Uuid> = page.iter().map(LiveStatus::id).collect();
-    let uptimes = memo.last_24h(&state, &ids).await;
+    let uptimes = last_24h(&state, &ids).await;
     let items = page
         .into_iter()
         .map(|live| {

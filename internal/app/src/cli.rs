@@ -220,7 +220,7 @@ async fn import(settings: Settings, file: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match crate::yaml::import(store.as_ref(), &text).await {
+    match crate::yaml::import(&upwatch_service::MonitorService::offline(store), &text).await {
         Ok(summary) => {
             println!("{summary}");
             ExitCode::SUCCESS

@@ -28,12 +28,12 @@ use upwatch_api::ApiState;
 use upwatch_bus::{groups, Bus, InProcessBus, Topic};
 #[cfg(feature = "distributed")]
 use upwatch_bus_kafka::{KafkaBus, KafkaConfig};
-use upwatch_cache::{LiveStatus, MemoryCache, StatusCache};
+use upwatch_cache::{MemoryCache, StatusCache};
 #[cfg(feature = "distributed")]
 use upwatch_cache_redis::RedisCache;
 use upwatch_checker::{Checker, CheckerConfig};
 use upwatch_config::{DatabaseUrl, Settings};
-use upwatch_core::{redact_url, MonitorInput, MonitorState, Webhook, WebhookSource};
+use upwatch_core::{redact_url, Webhook, WebhookSource};
 use upwatch_notify::{DiscordNotifier, Dispatcher, RetryPolicy};
 use upwatch_pipeline::alerter::Alerter;
 use upwatch_pipeline::cache_updater::CacheUpdater;
@@ -43,11 +43,11 @@ use upwatch_pipeline::pruner::Pruner;
 use upwatch_pipeline::scheduler::{Scheduler, StoreMonitors};
 use upwatch_pipeline::watchdog::{Watchdog, WebhookAnnouncer};
 use upwatch_pipeline::worker::WorkerPool;
+use upwatch_service::{MonitorService, Stats};
 use upwatch_store::{Store, StoreError};
 use upwatch_store_sql::postgres::LeaderLock;
 use upwatch_store_sql::{PostgresStore, SqliteStore};
 use upwatch_telemetry::Metrics;
-use uuid::Uuid;
 
 /// The PostgreSQL advisory lock key that elects the one active scheduler ("upwatch" in ASCII).
 pub const SCHEDULER_LOCK_KEY: i64 = 0x0075_7077_6174_6368;
@@ -131,6 +131,8 @@ pub struct Application {
     /// The in-process bus, when that is the bus, for its queue-depth gauge.
     local_bus: Option<InProcessBus>,
     metrics: Arc<Metrics>,
+    /// Poked after every monitor create/update/delete so that the scheduler reloads at once.
+    monitors_changed: Arc<Notify>,
 }
 
 impl Application {
@@ -152,6 +154,7 @@ impl Application {
         if !all {
             check_distributed(&settings, roles)?;
         }
+        let monitors_changed = Arc::new(Notify::new());
         let store = if roles.iter().any(|r| r.needs_store()) {
             Some(open_store(&settings.database_url).await?)
         } else {
@@ -178,11 +181,11 @@ impl Application {
             if roles.iter().any(|r| matches!(r, Role::Api | Role::Alerter)) {
                 sync_config_webhooks(store.as_ref(), &settings).await?;
             }
-            if roles.contains(&Role::Api) {
-                seed_sites(store.as_ref(), &settings.sites_to_monitor).await?;
-                if let Some(cache) = &cache {
-                    warm_cache(store.as_ref(), cache.as_ref()).await?;
-                }
+            if let (true, Some(cache)) = (roles.contains(&Role::Api), &cache) {
+                let monitors =
+                    MonitorService::new(store.clone(), cache.clone(), monitors_changed.clone());
+                monitors.seed(&settings.sites_to_monitor).await?;
+                monitors.warm_cache().await?;
             }
         }
         let listener = match listen {
@@ -200,6 +203,7 @@ impl Application {
             bus,
             local_bus,
             metrics: Metrics::new(),
+            monitors_changed,
         })
     }
 
@@ -234,9 +238,9 @@ impl Application {
             bus,
             local_bus,
             metrics,
+            monitors_changed: changed,
         } = self;
         let has = |role: Role| roles.contains(&role);
-        let changed = Arc::new(Notify::new());
         let store_of = |role: Role| {
             store
                 .clone()
@@ -443,19 +447,22 @@ impl Application {
                 let cache = cache.clone().context("the api role needs a cache")?;
                 // The pages sit next to the API on the same listener, over the same store
                 // and cache; they stop their live streams when the process shuts down.
+                // One memo of uptime figures for the API and the pages: both show the same.
+                let stats = Arc::new(Stats::new(store.clone(), settings.retention));
                 let web = upwatch_web::WebState::start(upwatch_web::WebConfig {
                     store: store.clone(),
                     cache: cache.clone(),
-                    retention: settings.retention,
+                    stats: stats.clone(),
                     dashboard: settings.api_token.is_none() || settings.dashboard_public,
                     stop: shutdown.clone(),
                 });
                 upwatch_api::router(ApiState {
+                    monitors: MonitorService::new(store.clone(), cache.clone(), changed),
+                    stats,
                     store,
                     cache,
                     metrics: metrics.clone(),
                     api_token: settings.api_token.clone(),
-                    monitors_changed: changed,
                     max_body_bytes: settings.api_max_body_bytes,
                     retention: settings.retention,
                     notifier: notifier.clone().expect("built for the API"),
@@ -730,54 +737,6 @@ async fn sync_config_webhooks(store: &dyn Store, settings: &Settings) -> anyhow:
     {
         store.delete_webhook(stale.id).await?;
         tracing::info!(webhook = %redact_url(&stale.url), "webhook no longer configured; removed");
-    }
-    Ok(())
-}
-
-/// Adds each `SITES_TO_MONITOR` URL that no monitor watches yet, with default settings. The
-/// id is derived from the URL, so API processes starting together add a site once.
-async fn seed_sites(store: &dyn Store, sites: &[String]) -> anyhow::Result<()> {
-    for site in sites {
-        let now = Utc::now();
-        let monitor = MonitorInput::for_url(site)
-            .into_monitor(
-                Uuid::new_v5(&Uuid::NAMESPACE_URL, site.as_bytes()),
-                now,
-                now,
-            )
-            .map_err(|e| anyhow::anyhow!("SITES_TO_MONITOR: {e}"))?;
-        if store.find_monitor_by_url(&monitor.url).await?.is_some() {
-            continue;
-        }
-        match store.insert_monitor(&monitor).await {
-            Ok(()) => {
-                tracing::info!(url = %monitor.url, id = %monitor.id, "site from SITES_TO_MONITOR added")
-            }
-            Err(StoreError::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// Writes every monitor's stored state into the live-status cache, where the cache has
-/// nothing newer.
-async fn warm_cache(store: &dyn Store, cache: &dyn StatusCache) -> anyhow::Result<()> {
-    let states: std::collections::HashMap<_, _> = store
-        .list_states()
-        .await?
-        .into_iter()
-        .map(|s| (s.monitor_id, s))
-        .collect();
-    for monitor in store.all_monitors().await? {
-        let state = states
-            .get(&monitor.id)
-            .cloned()
-            .unwrap_or_else(|| MonitorState::new(monitor.id));
-        if let Err(error) = cache.put(&LiveStatus::new(&monitor, state)).await {
-            tracing::warn!(%error, "cannot warm the live-status cache; the API falls back to the database");
-            break;
-        }
     }
     Ok(())
 }

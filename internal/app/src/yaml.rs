@@ -16,6 +16,7 @@ use std::fmt;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use upwatch_core::{Monitor, MonitorInput};
+use upwatch_service::MonitorService;
 use upwatch_store::{Store, StoreError};
 use uuid::Uuid;
 
@@ -103,9 +104,10 @@ fn portable_settings(monitor: &Monitor) -> MonitorInput {
     input
 }
 
-/// Applies a sites document (or a bare list of sites) to `store`: validates every site
-/// first, then creates the sites that match no monitor and updates the others.
-pub async fn import(store: &dyn Store, text: &str) -> Result<Summary, ImportError> {
+/// Applies a sites document (or a bare list of sites) through `monitors`: validates every
+/// site first, then creates the sites that match no monitor and updates the others.
+pub async fn import(monitors: &MonitorService, text: &str) -> Result<Summary, ImportError> {
+    let store = monitors.store();
     let now = Utc::now();
     let wanted = parse(text)?
         .into_iter()
@@ -141,7 +143,7 @@ pub async fn import(store: &dyn Store, text: &str) -> Result<Summary, ImportErro
                     summary.unchanged += 1;
                 } else {
                     updated.updated_at = now;
-                    store.update_monitor(&updated).await?;
+                    monitors.update(current, &updated).await?;
                     tracing::info!(monitor_id = %updated.id, name = %updated.name, "monitor updated from a file");
                     summary.updated += 1;
                 }
@@ -151,7 +153,7 @@ pub async fn import(store: &dyn Store, text: &str) -> Result<Summary, ImportErro
                     id: Uuid::now_v7(),
                     ..monitor
                 };
-                store.insert_monitor(&created).await?;
+                monitors.create(std::slice::from_ref(&created)).await?;
                 tracing::info!(monitor_id = %created.id, name = %created.name, "monitor created from a file");
                 summary.created += 1;
             }

@@ -59,22 +59,15 @@ impl LiveStatus {
         state
     }
 
-    /// The state of `monitor` before any result: pending, or paused when it is disabled.
-    pub fn fresh_state(monitor: &Monitor) -> MonitorState {
-        MonitorState::initial(monitor.id, monitor.enabled, monitor.updated_at)
-    }
-
     /// An entry per monitor, in the monitors' order, each with its state from `states` or,
-    /// when it has none, [`LiveStatus::fresh_state`]: the live status as the store has it.
+    /// when it has none, [`Monitor::initial_state`]: the live status as the store has it.
     pub fn join(monitors: &[Monitor], states: Vec<MonitorState>) -> Vec<LiveStatus> {
         let mut states: std::collections::HashMap<Uuid, MonitorState> =
             states.into_iter().map(|s| (s.monitor_id, s)).collect();
         monitors
             .iter()
             .map(|m| {
-                let state = states
-                    .remove(&m.id)
-                    .unwrap_or_else(|| LiveStatus::fresh_state(m));
+                let state = states.remove(&m.id).unwrap_or_else(|| m.initial_state());
                 LiveStatus::new(m, state)
             })
             .collect()

@@ -372,6 +372,13 @@ fn default_name(url: &str) -> String {
 }
 
 impl Monitor {
+    /// The state of this monitor before any result: pending, or paused (since its settings
+    /// last changed) when it is disabled. The one place where a monitor's first state is made:
+    /// the stores, the live-status cache and the pages all start from it.
+    pub fn initial_state(&self) -> crate::MonitorState {
+        crate::MonitorState::initial(self.id, self.enabled, self.updated_at)
+    }
+
     /// Creates a monitor from client input with a fresh id.
     pub fn create(input: MonitorInput, now: DateTime<Utc>) -> Result<Monitor, ValidationError> {
         input.into_monitor(Uuid::now_v7(), now, now)

@@ -64,7 +64,7 @@ pub async fn apply(
             };
             let state = match store.get_state(id).await? {
                 Some(state) => state,
-                None => LiveStatus::fresh_state(&monitor),
+                None => monitor.initial_state(),
             };
             (LiveStatus::new(&monitor, state), true)
         }

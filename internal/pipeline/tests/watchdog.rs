@@ -122,7 +122,7 @@ async fn monitors_nobody_checks_go_stale_loudly_and_come_back() {
     let cache = Arc::new(MemoryCache::new());
     for m in &monitors {
         cache
-            .put(&LiveStatus::new(m, LiveStatus::fresh_state(m)))
+            .put(&LiveStatus::new(m, m.initial_state()))
             .await
             .unwrap();
     }
@@ -257,7 +257,7 @@ async fn a_paused_or_new_monitor_is_not_stale_for_time_it_was_not_expected() {
     let mut old = monitor("old", 10);
     old.enabled = true;
     let cache = Arc::new(MemoryCache::new());
-    let mut state = LiveStatus::fresh_state(&old);
+    let mut state = old.initial_state();
     let long_ago = Utc::now() - chrono::TimeDelta::days(3);
     state.apply(&CheckResult::simulated(&old, long_ago, true, 5));
     cache.put(&LiveStatus::new(&old, state)).await.unwrap();

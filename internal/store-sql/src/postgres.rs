@@ -615,23 +615,28 @@ impl ScriptSql for Script<'_> {
         Ok(monitors)
     }
 
-    async fn lock_states(&mut self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, MonitorState>> {
+    async fn lock_states(
+        &mut self,
+        monitors: &[&Monitor],
+    ) -> StoreResult<HashMap<Uuid, MonitorState>> {
+        let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
         // The state rows stay locked until the commit, so that processes applying results of
         // these monitors at once take turns, each reading what the previous one wrote: a
         // transition is seen, and alerted, once.
-        let mut states = locked_states(self.0, ids).await?;
-        let missing: Vec<Uuid> = ids
+        let mut states = locked_states(self.0, &ids).await?;
+        let missing: Vec<&Monitor> = monitors
             .iter()
             .copied()
-            .filter(|id| !states.contains_key(id))
+            .filter(|m| !states.contains_key(&m.id))
             .collect();
         if !missing.is_empty() {
             // The rows are created with their monitors; should some be missing, they are
             // created here first, so that concurrent callers still have one row to take turns on.
             let initial = missing
                 .iter()
-                .map(|id| to_json(&MonitorState::new(*id)))
+                .map(|m| to_json(&m.initial_state()))
                 .collect::<StoreResult<Vec<_>>>()?;
+            let missing: Vec<Uuid> = missing.iter().map(|m| m.id).collect();
             sqlx::query(
                 "INSERT INTO monitor_state (monitor_id, state) \
                  SELECT id, state::jsonb FROM UNNEST($1::uuid[], $2::text[]) AS s (id, state) \
@@ -796,7 +801,7 @@ impl Store for PostgresStore {
                     monitor.id
                 )));
             }
-            let state = MonitorState::initial(monitor.id, monitor.enabled, Utc::now());
+            let state = monitor.initial_state();
             save_state(&mut tx, &state).await?;
         }
         bump_monitors_version(&mut tx, last.id).await?;
@@ -876,7 +881,7 @@ impl Store for PostgresStore {
         if old.enabled != monitor.enabled {
             let mut state = lock_state(&mut tx, monitor.id)
                 .await?
-                .unwrap_or_else(|| MonitorState::new(monitor.id));
+                .unwrap_or_else(|| monitor.initial_state());
             state.set_enabled(monitor.enabled, Utc::now());
             save_state(&mut tx, &state).await?;
         }

@@ -29,10 +29,13 @@ pub(crate) trait ScriptSql: Send {
     async fn add_to_rollups(&mut self, deltas: RollupDeltas) -> StoreResult<()>;
     /// The monitors of `ids` (sorted, distinct) that exist, locked against deletion.
     async fn monitors(&mut self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, Monitor>>;
-    /// The states of the monitors `ids` (sorted, distinct, existing), locked until the commit
-    /// so that processes applying results of one monitor take turns. A monitor without a
-    /// state row may be left out: the script starts it from [`MonitorState::new`].
-    async fn lock_states(&mut self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, MonitorState>>;
+    /// The states of `monitors` (in id order, distinct), locked until the commit so that
+    /// processes applying results of one monitor take turns. A monitor without a state row
+    /// may be left out: the script starts it from [`Monitor::initial_state`].
+    async fn lock_states(
+        &mut self,
+        monitors: &[&Monitor],
+    ) -> StoreResult<HashMap<Uuid, MonitorState>>;
     /// Writes the states back.
     async fn save_states(&mut self, states: &[&MonitorState]) -> StoreResult<()>;
     async fn insert_alert(&mut self, alert: &Alert) -> StoreResult<()>;
@@ -88,11 +91,7 @@ pub(crate) async fn apply_results(
     for chunk in ids.chunks(CHUNK) {
         monitors.extend(sql.monitors(chunk).await?);
     }
-    let known: Vec<Uuid> = ids
-        .iter()
-        .copied()
-        .filter(|id| monitors.contains_key(id))
-        .collect();
+    let known: Vec<&Monitor> = ids.iter().filter_map(|id| monitors.get(id)).collect();
     let mut states = HashMap::with_capacity(known.len());
     for chunk in known.chunks(CHUNK) {
         states.extend(sql.lock_states(chunk).await?);
@@ -105,7 +104,7 @@ pub(crate) async fn apply_results(
         };
         let state = states
             .entry(monitor.id)
-            .or_insert_with(|| MonitorState::new(monitor.id));
+            .or_insert_with(|| monitor.initial_state());
         let Applied::Changed(alert) = apply_to_state(monitor, state, result) else {
             continue;
         };

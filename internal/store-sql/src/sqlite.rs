@@ -388,10 +388,14 @@ impl ScriptSql for Script<'_> {
         Ok(monitors)
     }
 
-    async fn lock_states(&mut self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, MonitorState>> {
+    async fn lock_states(
+        &mut self,
+        monitors: &[&Monitor],
+    ) -> StoreResult<HashMap<Uuid, MonitorState>> {
+        let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
         let mut sql =
             QueryBuilder::<Sqlite>::new("SELECT state FROM monitor_state WHERE monitor_id IN ");
-        push_ids(&mut sql, ids);
+        push_ids(&mut sql, &ids);
         let rows: Vec<String> = sql
             .build_query_scalar()
             .fetch_all(&mut *self.0)
@@ -534,7 +538,7 @@ impl Store for SqliteStore {
                     monitor.id
                 )));
             }
-            let state = MonitorState::initial(monitor.id, monitor.enabled, Utc::now());
+            let state = monitor.initial_state();
             save_state(&mut tx, &state).await?;
         }
         bump_monitors_version(&mut tx).await?;
@@ -594,7 +598,7 @@ impl Store for SqliteStore {
         if old.enabled != monitor.enabled {
             let mut state = load_state(&mut tx, monitor.id)
                 .await?
-                .unwrap_or_else(|| MonitorState::new(monitor.id));
+                .unwrap_or_else(|| monitor.initial_state());
             state.set_enabled(monitor.enabled, Utc::now());
             save_state(&mut tx, &state).await?;
         }

@@ -2,9 +2,11 @@
 //! functions the API's history endpoints use (`read_rollups`, `Store::rollups`,
 //! `Store::incidents`).
 //!
-//! Uptime over 24 hours and 30 days and the 90-day bars change slowly and cost a read of
-//! every monitor's rollups, so the dashboard and the status page keep them for
-//! [`SLOW_TTL`] and refresh them in the background while serving the previous answer.
+//! Uptime over 24 hours and 30 days comes from the service layer ([`Stats`]), with the
+//! definition and the memo the API's status endpoints use, so that both show the same figure.
+//! The 90-day bars change slowly and cost a read of every public monitor's rollups, so the
+//! status page keeps them for [`SLOW_TTL`] and refreshes them in the background while serving
+//! the previous answer.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use upwatch_cache::{LiveStatus, StatusCache};
-use upwatch_core::rollup::{series, uptime_over, Resolution, Retention, Rollup, RollupRun};
+use upwatch_core::rollup::{series, Resolution, Retention, Rollup, RollupRun};
 use upwatch_core::{Monitor, MonitorState};
+use upwatch_service::stats::{by_monitor, Counts, Stats, DAY, MONTH};
 use upwatch_store::{read_rollups, Incident, IncidentQuery, Store, StoreError, StoredRollup};
 use uuid::Uuid;
 
@@ -25,7 +28,8 @@ pub const SLOW_TTL: Duration = Duration::from_secs(15);
 /// Days in the daily uptime bars.
 pub const DAYS: i64 = 90;
 
-/// Uptime of one monitor over the last 24 hours and 30 days (`None`: no checks then).
+/// Uptime of one monitor over the last 24 hours and 30 days, in percent as
+/// [`Counts::percent`] rounds it (`None`: no checks then).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Uptime {
     pub day: Option<f64>,
@@ -167,9 +171,9 @@ type DaysMemo = Memo<Vec<Uuid>, HashMap<Uuid, Vec<Day>>>;
 pub struct Data {
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn StatusCache>,
+    pub stats: Arc<Stats>,
     pub retention: Retention,
     pub live: Arc<Live>,
-    uptimes: Arc<Memo<i64, HashMap<Uuid, Uptime>>>,
     days: Arc<DaysMemo>,
 }
 
@@ -217,15 +221,15 @@ impl Data {
     pub fn new(
         store: Arc<dyn Store>,
         cache: Arc<dyn StatusCache>,
-        retention: Retention,
+        stats: Arc<Stats>,
         live: Arc<Live>,
     ) -> Data {
         Data {
             store,
             cache,
-            retention,
+            retention: *stats.retention(),
+            stats,
             live,
-            uptimes: Arc::new(Memo::new()),
             days: Arc::new(Memo::new()),
         }
     }
@@ -261,20 +265,10 @@ impl Data {
 
     /// The dashboard: every monitor, in name order.
     pub async fn dashboard(&self) -> Result<Vec<Row>, StoreError> {
-        let Monitors {
-            version,
-            list: monitors,
-        } = self.monitors().await?;
+        let monitors = self.monitors().await?.list;
         let live = self.statuses(&monitors).await?;
         let ids: Vec<Uuid> = monitors.iter().map(|m| m.id).collect();
-        let uptimes = {
-            let (store, retention, ids) = (self.store.clone(), self.retention, ids.clone());
-            self.uptimes
-                .get(version, move || async move {
-                    uptimes(store.as_ref(), &ids, Utc::now(), &retention).await
-                })
-                .await?
-        };
+        let uptimes = uptimes(&self.stats, &ids).await?;
         let mut recent = self.live.recent(&ids, &live).await;
         let mut rows: Vec<Row> = monitors
             .iter()
@@ -282,7 +276,7 @@ impl Data {
                 state: live
                     .get(&m.id)
                     .map(LiveStatus::shown_state)
-                    .unwrap_or_else(|| LiveStatus::fresh_state(m)),
+                    .unwrap_or_else(|| m.initial_state()),
                 uptime: uptimes.get(&m.id).copied().unwrap_or_default(),
                 recent: recent.remove(&m.id).unwrap_or_default(),
                 monitor: m.clone(),
@@ -309,9 +303,9 @@ impl Data {
                 .store
                 .get_state(id)
                 .await?
-                .unwrap_or_else(|| LiveStatus::fresh_state(&monitor)),
+                .unwrap_or_else(|| monitor.initial_state()),
         };
-        let uptime = uptimes(self.store.as_ref(), &[id], now, &self.retention)
+        let uptime = uptimes(&self.stats, &[id])
             .await?
             .remove(&id)
             .unwrap_or_default();
@@ -380,7 +374,7 @@ impl Data {
                 state: live
                     .get(&m.id)
                     .map(LiveStatus::shown_state)
-                    .unwrap_or_else(|| LiveStatus::fresh_state(m)),
+                    .unwrap_or_else(|| m.initial_state()),
                 days: days.get(&m.id).cloned().unwrap_or_default(),
             })
             .collect();
@@ -421,16 +415,6 @@ fn triples(rows: &[StoredRollup]) -> Vec<(DateTime<Utc>, Resolution, Rollup)> {
         .collect()
 }
 
-fn by_monitor(rows: Vec<StoredRollup>) -> HashMap<Uuid, Vec<(DateTime<Utc>, Resolution, Rollup)>> {
-    let mut out: HashMap<Uuid, Vec<_>> = HashMap::new();
-    for r in rows {
-        out.entry(r.monitor_id)
-            .or_default()
-            .push((r.start, r.resolution, r.rollup));
-    }
-    out
-}
-
 fn point(start: DateTime<Utc>, rollup: &Rollup) -> Point {
     Point {
         start,
@@ -441,33 +425,24 @@ fn point(start: DateTime<Utc>, rollup: &Rollup) -> Point {
     }
 }
 
-/// Uptime over the current hour and the 23 before it, and over today and the 29 days before
-/// it (whole buckets, so that few rollups are read per monitor).
-pub async fn uptimes(
-    store: &dyn Store,
-    ids: &[Uuid],
-    now: DateTime<Utc>,
-    retention: &Retention,
-) -> Result<HashMap<Uuid, Uptime>, StoreError> {
-    let mut out: HashMap<Uuid, Uptime> = ids.iter().map(|&id| (id, Uptime::default())).collect();
+/// Uptime over 24 hours and 30 days of each of `ids`, as the API's status endpoints show it.
+pub async fn uptimes(stats: &Stats, ids: &[Uuid]) -> Result<HashMap<Uuid, Uptime>, StoreError> {
     if ids.is_empty() {
-        return Ok(out);
+        return Ok(HashMap::new());
     }
-    for (resolution, count) in [(Resolution::Hour, 24), (Resolution::Day, 30)] {
-        let to = resolution.bucket_start(now) + resolution.duration();
-        let from = to - resolution.duration() * count;
-        let (from, to, rows) = read_rollups(store, ids, from, to, now, retention).await?;
-        for (id, rollups) in by_monitor(rows) {
-            let ratio = uptime_over(&rollups, from, to);
-            if let Some(u) = out.get_mut(&id) {
-                match resolution {
-                    Resolution::Hour => u.day = ratio,
-                    _ => u.month = ratio,
-                }
-            }
-        }
-    }
-    Ok(out)
+    let now = Utc::now();
+    let day = stats.counts(ids, DAY, now).await?;
+    let month = stats.counts(ids, MONTH, now).await?;
+    Ok(ids
+        .iter()
+        .map(|id| {
+            let uptime = Uptime {
+                day: day.get(id).and_then(Counts::percent),
+                month: month.get(id).and_then(Counts::percent),
+            };
+            (*id, uptime)
+        })
+        .collect())
 }
 
 /// The last [`DAYS`] days (today included) of each monitor, oldest first.

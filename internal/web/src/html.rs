@@ -594,8 +594,19 @@ fn ms(v: Option<u32>) -> String {
     v.map_or_else(|| "—".to_string(), |v| format!("{v} ms"))
 }
 
-fn percent(ratio: Option<f64>) -> String {
-    ratio.map_or_else(|| "—".to_string(), percent_text)
+/// An uptime in percent as the service layer gives it (already rounded down to hundredths,
+/// so that 100 means that no check failed).
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(
+        || "—".to_string(),
+        |p| {
+            if p >= 100.0 {
+                "100%".to_string()
+            } else {
+                format!("{p:.2}%")
+            }
+        },
+    )
 }
 
 /// A percentage that never rounds a failure away: 99.996% shows as 99.99%, not 100%.

@@ -43,7 +43,6 @@ use tower_http::compression::CompressionLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use upwatch_cache::StatusCache;
-use upwatch_core::rollup::Retention;
 use upwatch_store::Store;
 use uuid::Uuid;
 
@@ -65,7 +64,8 @@ pub struct WebState {
 pub struct WebConfig {
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn StatusCache>,
-    pub retention: Retention,
+    /// Uptime figures: the API's, so that the pages show the same ones.
+    pub stats: Arc<upwatch_service::Stats>,
     /// Serve the dashboard (false: only the public status page).
     pub dashboard: bool,
     /// Cancelled at shutdown.
@@ -78,12 +78,7 @@ impl WebState {
         let live = Live::new(config.store.clone(), config.cache.clone());
         tokio::spawn(live.clone().run(config.stop.clone()));
         WebState {
-            data: Arc::new(Data::new(
-                config.store,
-                config.cache,
-                config.retention,
-                live,
-            )),
+            data: Arc::new(Data::new(config.store, config.cache, config.stats, live)),
             dashboard: config.dashboard,
             stop: config.stop,
         }

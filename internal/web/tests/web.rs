@@ -38,7 +38,10 @@ async fn serve(dashboard: bool) -> Server {
     let state = WebState::start(WebConfig {
         store: store.clone(),
         cache: cache.clone(),
-        retention: Default::default(),
+        stats: Arc::new(upwatch_service::Stats::new(
+            store.clone(),
+            Default::default(),
+        )),
         dashboard,
         stop: stop.clone(),
     });

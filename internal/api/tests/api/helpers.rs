@@ -65,11 +65,19 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         None => store.clone(),
     };
     let state = ApiState {
+        monitors: upwatch_service::MonitorService::new(
+            api_store.clone(),
+            cache.clone(),
+            monitors_changed.clone(),
+        ),
+        stats: Arc::new(upwatch_service::Stats::new(
+            api_store.clone(),
+            Default::default(),
+        )),
         store: api_store,
         cache: cache.clone(),
         metrics: Metrics::new(),
         api_token: options.api_token.map(|t| t.to_string().into()),
-        monitors_changed: monitors_changed.clone(),
         max_body_bytes: options
             .max_body_bytes
             .unwrap_or(upwatch_api::DEFAULT_MAX_BODY_BYTES),

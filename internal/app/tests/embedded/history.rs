@@ -104,3 +104,76 @@ async fn an_incident_opened_before_a_restart_is_closed_by_the_recovery_after_it(
     assert_eq!(down as usize, down_in_history);
     assert!(down >= 1);
 }
+
+/// The API's `uptime_24h` and the dashboard's and the monitor page's 24-hour uptime are one
+/// figure (one definition, one memo in the service layer), for the same monitor at the same
+/// moment. The failures sit just inside the last 24 hours, early in an hour that a window of
+/// whole hours ("this hour and the 23 before it", what the pages once used) would mostly
+/// leave out.
+#[tokio::test]
+async fn the_api_and_the_pages_show_the_same_24_hour_uptime() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(dir.path(), &[]).await;
+    // Paused: nothing checks it, so the results written below are all it has.
+    let id: Uuid = app
+        .create_site(json!({"url": "http://127.0.0.1:9/", "enabled": false}))
+        .await
+        .parse()
+        .unwrap();
+    let monitor = app.store.get_monitor(id).await.unwrap().expect("created");
+    let now = chrono::Utc::now();
+    let mut results = Vec::new();
+    for i in 0..10 {
+        let at = now - chrono::TimeDelta::hours(24) + chrono::TimeDelta::minutes(2 + i);
+        results.push(upwatch_core::CheckResult::simulated(
+            &monitor, at, false, 100,
+        ));
+    }
+    for i in 0..30 {
+        let at = now - chrono::TimeDelta::minutes(1 + i);
+        results.push(upwatch_core::CheckResult::simulated(&monitor, at, true, 50));
+    }
+    assert_eq!(app.store.insert_results(&results).await.unwrap(), 40);
+
+    let status = app.get_json(&format!("/api/v1/sites/{id}/status")).await;
+    let api = status["uptime_24h"]
+        .as_f64()
+        .expect("an uptime over 24 hours");
+    assert_eq!(api, 75.0, "{status}");
+    let shown = format!("{api:.2}%");
+
+    let client = reqwest::Client::new();
+    let dashboard = client
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row_start = dashboard
+        .find(&format!("<tr id=\"{id}\""))
+        .unwrap_or_else(|| panic!("the dashboard lists {id}: {dashboard}"));
+    let row = &dashboard[row_start..];
+    let row = &row[..row.find("</tr>").expect("the row ends")];
+    let cells: Vec<&str> = row
+        .split("<td class=\"num\">")
+        .skip(1)
+        .map(|cell| &cell[..cell.find("</td>").expect("the cell ends")])
+        .collect();
+    assert_eq!(cells.first(), Some(&shown.as_str()), "dashboard row: {row}");
+
+    let page = client
+        .get(app.url(&format!("/sites/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("<dt>Uptime 24 h</dt><dd>{shown}</dd>")),
+        "the monitor page shows {shown}: {page}"
+    );
+    app.stop().await.expect("a clean exit");
+}

@@ -2,13 +2,20 @@
 //! over SQLite stores in temporary directories.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::Utc;
 use tempfile::TempDir;
 use upwatch_app::yaml::{export, import, ImportError, Summary};
 use upwatch_core::{Monitor, MonitorInput};
+use upwatch_service::MonitorService;
 use upwatch_store::Store;
 use upwatch_store_sql::SqliteStore;
+
+/// What `upwatch import` writes through, on `store`.
+fn offline(store: &SqliteStore) -> MonitorService {
+    MonitorService::offline(Arc::new(store.clone()))
+}
 
 /// A fresh store in its own directory.
 async fn fresh_store() -> (SqliteStore, TempDir) {
@@ -73,7 +80,7 @@ async fn export_then_import_reproduces_the_settings() {
     );
 
     let (target, _target_dir) = fresh_store().await;
-    let summary = import(&target, &text).await.expect("the import");
+    let summary = import(&offline(&target), &text).await.expect("the import");
     assert_eq!(
         summary,
         Summary {
@@ -92,10 +99,14 @@ async fn importing_twice_changes_nothing_the_second_time() {
     seed(&source).await;
     let text = export(&source).await.expect("the export");
     let (target, _target_dir) = fresh_store().await;
-    import(&target, &text).await.expect("the first import");
+    import(&offline(&target), &text)
+        .await
+        .expect("the first import");
     let before = target.all_monitors().await.expect("the store answers");
 
-    let summary = import(&target, &text).await.expect("the second import");
+    let summary = import(&offline(&target), &text)
+        .await
+        .expect("the second import");
     assert_eq!(summary.to_string(), "created 0, updated 0, unchanged 3");
     assert_eq!(
         target.all_monitors().await.expect("the store answers"),
@@ -125,7 +136,9 @@ sites:
   - name: files
     url: ftp://files.example.com/
 ";
-    let error = import(&store, text).await.expect_err("an invalid site");
+    let error = import(&offline(&store), text)
+        .await
+        .expect_err("an invalid site");
     assert!(
         matches!(error, ImportError::Invalid { index: 2, .. }),
         "{error:?}"
@@ -146,7 +159,9 @@ async fn a_misspelt_field_is_named_with_its_site() {
     let (store, _dir) = fresh_store().await;
     let text =
         "- url: https://a.example.com/\n- url: https://b.example.com/\n  intervall_seconds: 5\n";
-    let error = import(&store, text).await.expect_err("an unknown field");
+    let error = import(&offline(&store), text)
+        .await
+        .expect_err("an unknown field");
     let message = error.to_string();
     assert!(
         message.starts_with("sites[1]: unknown field `intervall_seconds`"),
@@ -168,7 +183,7 @@ async fn an_edited_interval_updates_the_existing_monitor() {
     assert_eq!(text.matches("interval_seconds: 60\n").count(), 1, "{text}");
     let edited = text.replace("interval_seconds: 60\n", "interval_seconds: 120\n");
 
-    let summary = import(&store, &edited).await.expect("the import");
+    let summary = import(&offline(&store), &edited).await.expect("the import");
     assert_eq!(summary.to_string(), "created 0, updated 1, unchanged 2");
     let after = store.all_monitors().await.expect("the store answers");
     assert_eq!(after.len(), 3);
@@ -200,7 +215,7 @@ async fn a_bare_list_matches_by_name_then_by_url() {
   url: https://api.example.com/health
 - url: https://brand-new.example.com/
 ";
-    let summary = import(&store, text).await.expect("the import");
+    let summary = import(&offline(&store), text).await.expect("the import");
     assert_eq!(summary.to_string(), "created 1, updated 2, unchanged 0");
     let after = store.all_monitors().await.expect("the store answers");
     assert_eq!(after.len(), 4);

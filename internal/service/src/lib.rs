@@ -1,0 +1,17 @@
+//! The service layer: upwatch's use cases, each written once, over the ports.
+//!
+//! - [`monitors`]: creating (one or in bulk), changing, pausing, resuming and deleting
+//!   monitors, where the store, the live-status cache and the scheduler's notice go together;
+//!   seeding from `SITES_TO_MONITOR` and warming the cache. The API, YAML import and seeding
+//!   all go through it.
+//! - [`stats`]: uptime over a window with one definition and one memo, shared by the API's
+//!   status endpoints, the badges and the pages, so that they show the same figure.
+//!
+//! Architecture invariant: this crate sees ports only (`upwatch-store`, `upwatch-cache`),
+//! never a driver, and no HTTP: the API and the pages translate its results to their forms.
+
+pub mod monitors;
+pub mod stats;
+
+pub use monitors::MonitorService;
+pub use stats::{Counts, Stats};

@@ -1,0 +1,200 @@
+//! Uptime over windows of time, read from rollups (never from raw results), with one
+//! definition and one per-process memo for every reader.
+//!
+//! The definition: the uptime of a monitor over a window ending now is the share of up checks
+//! among the checks counted in the rollups that overlap `[now - window, now)`, as
+//! [`read_rollups`] covers that range with what retention still keeps (minutes at the edges,
+//! hours and days in the middle). "Uptime over 24 hours" is that with a 24-hour window, on the
+//! API's status endpoints, the badges, the dashboard and the monitor pages alike.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use upwatch_core::rollup::{combine_over, Resolution, Retention, Rollup};
+use upwatch_store::{read_rollups, Store, StoreResult, StoredRollup};
+use uuid::Uuid;
+
+/// The named windows: what `GET /api/v1/sites/{id}/uptime` answers without a range, and
+/// what a badge may show.
+pub const WINDOWS: [(&str, TimeDelta); 4] = [
+    ("24h", TimeDelta::hours(24)),
+    ("7d", TimeDelta::days(7)),
+    ("30d", TimeDelta::days(30)),
+    ("90d", TimeDelta::days(90)),
+];
+
+/// The window of "uptime over 24 hours".
+pub const DAY: TimeDelta = TimeDelta::hours(24);
+/// The window of "uptime over 30 days".
+pub const MONTH: TimeDelta = TimeDelta::days(30);
+
+/// How long a memoized uptime is served before it is read again.
+pub const MEMO_TTL: Duration = Duration::from_secs(60);
+
+/// What the checks of one monitor over one window add up to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub up: u64,
+    pub down: u64,
+}
+
+impl Counts {
+    pub fn of(rollup: &Rollup) -> Self {
+        Counts {
+            up: u64::from(rollup.up),
+            down: u64::from(rollup.down),
+        }
+    }
+
+    pub fn checks(&self) -> u64 {
+        self.up + self.down
+    }
+
+    /// The share of up checks in percent, rounded down to two decimals so that 100 means that
+    /// no check failed; `None` when no check ran.
+    pub fn percent(&self) -> Option<f64> {
+        let checks = self.checks();
+        (checks > 0).then(|| (self.up * 10_000 / checks) as f64 / 100.0)
+    }
+}
+
+/// Rollup rows grouped by monitor, as the functions of `upwatch_core::rollup` take them.
+pub fn by_monitor(
+    rows: Vec<StoredRollup>,
+) -> HashMap<Uuid, Vec<(DateTime<Utc>, Resolution, Rollup)>> {
+    let mut grouped: HashMap<Uuid, Vec<_>> = HashMap::new();
+    for row in rows {
+        grouped
+            .entry(row.monitor_id)
+            .or_default()
+            .push((row.start, row.resolution, row.rollup));
+    }
+    grouped
+}
+
+/// Uptime figures, memoized per monitor and window for [`MEMO_TTL`] in this process, so that
+/// listings, badges and pages never read more than once a minute per monitor, and show the
+/// same figure at the same moment. Misses are read with one batched rollup read.
+pub struct Stats {
+    store: Arc<dyn Store>,
+    retention: Retention,
+    memo: Mutex<HashMap<(Uuid, i64), (Instant, Counts)>>,
+}
+
+impl Stats {
+    pub fn new(store: Arc<dyn Store>, retention: Retention) -> Stats {
+        Stats {
+            store,
+            retention,
+            memo: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn retention(&self) -> &Retention {
+        &self.retention
+    }
+
+    /// The counts of each of `ids` over the `window` ending at `now`, from the memo where it
+    /// is fresh. Every id is in the answer (with zero counts when it had no checks).
+    pub async fn counts(
+        &self,
+        ids: &[Uuid],
+        window: TimeDelta,
+        now: DateTime<Utc>,
+    ) -> StoreResult<HashMap<Uuid, Counts>> {
+        let key = |id: Uuid| (id, window.num_seconds());
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        {
+            let memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+            for &id in ids {
+                match memo.get(&key(id)) {
+                    Some((at, counts)) if at.elapsed() < MEMO_TTL => {
+                        found.insert(id, *counts);
+                    }
+                    _ => missing.push(id),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let read = self.read(&missing, now - window, now, now).await?;
+        let read_at = Instant::now();
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget what has expired (deleted monitors, windows no longer asked for).
+        memo.retain(|_, (at, _)| at.elapsed() < MEMO_TTL);
+        for (id, counts) in read.1 {
+            memo.insert(key(id), (read_at, counts));
+            found.insert(id, counts);
+        }
+        Ok(found)
+    }
+
+    /// The uptime over 24 hours of each of `ids`: [`Stats::counts`] over [`DAY`] ending now.
+    pub async fn last_24h(&self, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, Counts>> {
+        self.counts(ids, DAY, Utc::now()).await
+    }
+
+    /// The counts of one monitor over `[from, to)` read now, without the memo, with the range
+    /// the rollups read actually cover (widened to whole hours or days where finer rollups
+    /// were already pruned).
+    pub async fn over(
+        &self,
+        id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(DateTime<Utc>, DateTime<Utc>, Counts)> {
+        let ((from, to), mut counts) = self.read(&[id], from, to, now).await?;
+        Ok((from, to, counts.remove(&id).unwrap_or_default()))
+    }
+
+    /// One batched read of the rollups of `ids` over `[from, to)`.
+    async fn read(
+        &self,
+        ids: &[Uuid],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<((DateTime<Utc>, DateTime<Utc>), HashMap<Uuid, Counts>)> {
+        let (from, to, rows) =
+            read_rollups(self.store.as_ref(), ids, from, to, now, &self.retention).await?;
+        let mut grouped = by_monitor(rows);
+        let counts = ids
+            .iter()
+            .map(|id| {
+                let counts = grouped
+                    .remove(id)
+                    .map(|rows| Counts::of(&combine_over(&rows, from, to)))
+                    .unwrap_or_default();
+                (*id, counts)
+            })
+            .collect();
+        Ok(((from, to), counts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_is_rounded_down_and_none_without_checks() {
+        assert_eq!(Counts { up: 0, down: 0 }.percent(), None);
+        assert_eq!(Counts { up: 1439, down: 1 }.percent(), Some(99.93));
+        assert_eq!(
+            Counts {
+                up: 99_999,
+                down: 1
+            }
+            .percent(),
+            Some(99.99)
+        );
+        assert_eq!(Counts { up: 5, down: 0 }.percent(), Some(100.0));
+        assert_eq!(Counts { up: 0, down: 3 }.percent(), Some(0.0));
+        assert_eq!(Counts { up: 2, down: 1 }.percent(), Some(66.66));
+    }
+}
