@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 use upwatch_core::redact_url;
-use upwatch_store::{Delivery, Store, StoreResult};
+use upwatch_store::{Delivery, Outbox, StoreResult};
 use upwatch_telemetry::Metrics;
 use uuid::Uuid;
 
@@ -95,7 +95,7 @@ fn random_unit() -> f64 {
 /// [`waker`]: Dispatcher::waker
 /// [`run`]: Dispatcher::run
 pub struct Dispatcher {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Outbox>,
     notifier: Arc<dyn Notifier>,
     metrics: Arc<Metrics>,
     policy: RetryPolicy,
@@ -106,7 +106,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// A dispatcher over `store`'s outbox, sending through `notifier`.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn Outbox>,
         notifier: Arc<dyn Notifier>,
         metrics: Arc<Metrics>,
         policy: RetryPolicy,
@@ -190,7 +190,7 @@ impl Dispatcher {
 
 /// What the loop and its workers share.
 struct Shared {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Outbox>,
     notifier: Arc<dyn Notifier>,
     metrics: Arc<Metrics>,
     policy: RetryPolicy,

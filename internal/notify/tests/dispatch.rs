@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use upwatch_store::prelude::*;
 
 use chrono::{DateTime, Utc};
 use tempfile::TempDir;

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 use upwatch_bus::Subscription;
-use upwatch_store::Store;
+use upwatch_store::StateStore;
 
 use crate::consume::{each_batch, Batching};
 use crate::retry::{until_ok, Backoff};
 
 /// The alerter role.
 pub struct Alerter {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn StateStore>,
     /// Woken after an alert is stored, so delivery starts at once.
     pub dispatch: Arc<Notify>,
     /// Results are applied in batches, one store transaction each.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use upwatch_bus::Subscription;
 use upwatch_cache::{CacheError, LiveStatus, StatusCache};
 use upwatch_core::CheckResult;
-use upwatch_store::Store;
+use upwatch_store::Reads;
 
 use crate::consume::each_result;
 use crate::retry::{until_ok, Backoff};
@@ -21,7 +21,7 @@ use crate::retry::{until_ok, Backoff};
 pub struct CacheUpdater {
     pub cache: Arc<dyn StatusCache>,
     /// Where entries missing from the cache are rebuilt from.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn Reads>,
 }
 
 impl CacheUpdater {
@@ -52,7 +52,7 @@ pub enum ApplyError {
 /// Applies one result to its monitor's cached entry, rebuilding a missing entry from `store`.
 pub async fn apply(
     cache: &dyn StatusCache,
-    store: &dyn Store,
+    store: &dyn Reads,
     result: &CheckResult,
 ) -> Result<(), ApplyError> {
     let id = result.monitor_id;

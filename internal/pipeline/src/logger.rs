@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use upwatch_bus::Subscription;
 use upwatch_core::CheckResult;
-use upwatch_store::Store;
+use upwatch_store::ResultLog;
 use upwatch_telemetry::Metrics;
 
 use crate::consume::{each_batch, Batching};
@@ -14,7 +14,7 @@ use crate::retry::{until_ok, Backoff};
 
 /// The logger role.
 pub struct Logger {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn ResultLog>,
     pub metrics: Arc<Metrics>,
     /// A batch is written when it holds this many results...
     pub batch_size: usize,

@@ -28,7 +28,7 @@ use upwatch_bus::{publish_json, Bus, BusError, Topic};
 use upwatch_core::schedule::{first_slot, Schedule};
 use upwatch_core::watchdog::Expected;
 use upwatch_core::{CheckJob, Monitor};
-use upwatch_store::Store;
+use upwatch_store::MonitorReader;
 use upwatch_telemetry::{Metrics, TopicLabel};
 use uuid::Uuid;
 
@@ -68,7 +68,7 @@ fn expected_set(loaded: &Loaded) -> ExpectedSet {
 }
 
 /// The store as a [`MonitorSource`].
-pub struct StoreMonitors(pub Arc<dyn Store>);
+pub struct StoreMonitors(pub Arc<dyn MonitorReader>);
 
 #[async_trait]
 impl MonitorSource for StoreMonitors {

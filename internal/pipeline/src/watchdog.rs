@@ -26,7 +26,7 @@ use upwatch_bus::{groups, Bus, Topic};
 use upwatch_cache::{StaleMark, StatusCache};
 use upwatch_core::watchdog::{is_stale, Bursts, Expected, LagTrend, Notice};
 use upwatch_notify::{Notifier, SendError};
-use upwatch_store::Store;
+use upwatch_store::WebhookStore;
 use upwatch_telemetry::{Metrics, PartitionLabel};
 use uuid::Uuid;
 
@@ -58,7 +58,7 @@ pub trait Announce: Send + Sync + 'static {
 /// monitor, and a lost all-clear is less harmful than a schema change of the outbox for
 /// them. They are still retried, and each failure is logged.
 pub struct WebhookAnnouncer {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn WebhookStore>,
     pub notifier: Arc<dyn Notifier>,
 }
 

@@ -4,6 +4,7 @@
 //! brings nothing back.
 
 use std::sync::Arc;
+use upwatch_store::prelude::*;
 
 use chrono::{TimeDelta, Utc};
 use upwatch_cache::{MemoryCache, StatusCache};

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use upwatch_core::rollup::{combine_over, Resolution, Retention, Rollup};
-use upwatch_store::{read_rollups, Store, StoreResult, StoredRollup};
+use upwatch_store::{read_rollups, HistoryReader, StoreResult, StoredRollup};
 use uuid::Uuid;
 
 /// The named windows: what `GET /api/v1/sites/{id}/uptime` answers without a range, and
@@ -78,13 +78,13 @@ pub fn by_monitor(
 /// listings, badges and pages never read more than once a minute per monitor, and show the
 /// same figure at the same moment. Misses are read with one batched rollup read.
 pub struct Stats {
-    store: Arc<dyn Store>,
+    store: Arc<dyn HistoryReader>,
     retention: Retention,
     memo: Mutex<HashMap<(Uuid, i64), (Instant, Counts)>>,
 }
 
 impl Stats {
-    pub fn new(store: Arc<dyn Store>, retention: Retention) -> Stats {
+    pub fn new(store: Arc<dyn HistoryReader>, retention: Retention) -> Stats {
         Stats {
             store,
             retention,

@@ -31,6 +31,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
+use upwatch_store::prelude::*;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -771,44 +772,7 @@ async fn locked_states(
 }
 
 #[async_trait]
-impl Store for PostgresStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
-        Ok(())
-    }
-
-    async fn insert_monitors(&self, monitors: &[Monitor]) -> StoreResult<()> {
-        let Some(last) = monitors.last() else {
-            return Ok(());
-        };
-        let mut tx = self.pool.begin().await.db()?;
-        for monitor in monitors {
-            let inserted = sqlx::query(
-                "INSERT INTO monitors (id, url, spec, created_at, updated_at) \
-                 VALUES ($1, $2, $3::jsonb, $4, $5) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(monitor.id)
-            .bind(text(&monitor.url))
-            .bind(to_json(monitor)?)
-            .bind(ms(monitor.created_at))
-            .bind(ms(monitor.updated_at))
-            .execute(&mut *tx)
-            .await
-            .db()?;
-            if inserted.rows_affected() == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "a monitor with id {} already exists",
-                    monitor.id
-                )));
-            }
-            let state = monitor.initial_state();
-            save_state(&mut tx, &state).await?;
-        }
-        bump_monitors_version(&mut tx, last.id).await?;
-        tx.commit().await.db()?;
-        Ok(())
-    }
-
+impl MonitorReader for PostgresStore {
     async fn get_monitor(&self, id: Uuid) -> StoreResult<Option<Monitor>> {
         let mut conn = self.pool.acquire().await.db()?;
         load_monitor(&mut conn, id).await
@@ -852,6 +816,50 @@ impl Store for PostgresStore {
         .await
         .db()?;
         spec.map(|s| from_json(&s, "monitor")).transpose()
+    }
+
+    async fn monitors_version(&self) -> StoreResult<i64> {
+        let version: Option<i64> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(MONITORS_VERSION)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        version.ok_or_else(missing_version)
+    }
+}
+
+#[async_trait]
+impl MonitorStore for PostgresStore {
+    async fn insert_monitors(&self, monitors: &[Monitor]) -> StoreResult<()> {
+        let Some(last) = monitors.last() else {
+            return Ok(());
+        };
+        let mut tx = self.pool.begin().await.db()?;
+        for monitor in monitors {
+            let inserted = sqlx::query(
+                "INSERT INTO monitors (id, url, spec, created_at, updated_at) \
+                 VALUES ($1, $2, $3::jsonb, $4, $5) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(monitor.id)
+            .bind(text(&monitor.url))
+            .bind(to_json(monitor)?)
+            .bind(ms(monitor.created_at))
+            .bind(ms(monitor.updated_at))
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "a monitor with id {} already exists",
+                    monitor.id
+                )));
+            }
+            let state = monitor.initial_state();
+            save_state(&mut tx, &state).await?;
+        }
+        bump_monitors_version(&mut tx, last.id).await?;
+        tx.commit().await.db()?;
+        Ok(())
     }
 
     async fn update_monitor(&self, monitor: &Monitor) -> StoreResult<bool> {
@@ -914,26 +922,10 @@ impl Store for PostgresStore {
         tx.commit().await.db()?;
         Ok(true)
     }
+}
 
-    async fn monitors_version(&self) -> StoreResult<i64> {
-        let version: Option<i64> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-            .bind(MONITORS_VERSION)
-            .fetch_optional(&self.pool)
-            .await
-            .db()?;
-        version.ok_or_else(missing_version)
-    }
-
-    async fn insert_results(&self, results: &[CheckResult]) -> StoreResult<u64> {
-        if results.is_empty() {
-            return Ok(0);
-        }
-        let mut tx = self.pool.begin().await.db()?;
-        let stored = script::insert_results(&mut Script(&mut tx), results).await?;
-        tx.commit().await.db()?;
-        Ok(stored)
-    }
-
+#[async_trait]
+impl HistoryReader for PostgresStore {
     async fn history(
         &self,
         monitor_id: Uuid,
@@ -1001,48 +993,6 @@ impl Store for PostgresStore {
                 },
             )
             .collect()
-    }
-
-    async fn get_state(&self, monitor_id: Uuid) -> StoreResult<Option<MonitorState>> {
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state::text FROM monitor_state WHERE monitor_id = $1")
-                .bind(monitor_id)
-                .fetch_optional(&self.pool)
-                .await
-                .db()?;
-        state
-            .map(|s| from_json(&s, &format!("state of monitor {monitor_id}")))
-            .transpose()
-    }
-
-    async fn list_states(&self) -> StoreResult<Vec<MonitorState>> {
-        let states: Vec<String> =
-            sqlx::query_scalar("SELECT state::text FROM monitor_state ORDER BY monitor_id")
-                .fetch_all(&self.pool)
-                .await
-                .db()?;
-        states
-            .iter()
-            .map(|s| from_json(s, "monitor state"))
-            .collect()
-    }
-
-    async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
-        Ok(self
-            .apply_results(std::slice::from_ref(result))
-            .await?
-            .pop())
-    }
-
-    /// One transaction for the whole batch (see [`script::apply_results`]).
-    async fn apply_results(&self, results: &[CheckResult]) -> StoreResult<Vec<Alert>> {
-        if results.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.pool.begin().await.db()?;
-        let alerts = script::apply_results(&mut Script(&mut tx), results).await?;
-        tx.commit().await.db()?;
-        Ok(alerts)
     }
 
     async fn rollups(
@@ -1136,6 +1086,19 @@ impl Store for PostgresStore {
             )
             .collect())
     }
+}
+
+#[async_trait]
+impl ResultLog for PostgresStore {
+    async fn insert_results(&self, results: &[CheckResult]) -> StoreResult<u64> {
+        if results.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await.db()?;
+        let stored = script::insert_results(&mut Script(&mut tx), results).await?;
+        tx.commit().await.db()?;
+        Ok(stored)
+    }
 
     async fn prune(&self, monitor_ids: &[Uuid], cutoffs: &Cutoffs) -> StoreResult<Pruned> {
         let mut pruned = Pruned::default();
@@ -1172,7 +1135,58 @@ impl Store for PostgresStore {
         tx.commit().await.db()?;
         Ok(pruned)
     }
+}
 
+#[async_trait]
+impl StateReader for PostgresStore {
+    async fn get_state(&self, monitor_id: Uuid) -> StoreResult<Option<MonitorState>> {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state::text FROM monitor_state WHERE monitor_id = $1")
+                .bind(monitor_id)
+                .fetch_optional(&self.pool)
+                .await
+                .db()?;
+        state
+            .map(|s| from_json(&s, &format!("state of monitor {monitor_id}")))
+            .transpose()
+    }
+
+    async fn list_states(&self) -> StoreResult<Vec<MonitorState>> {
+        let states: Vec<String> =
+            sqlx::query_scalar("SELECT state::text FROM monitor_state ORDER BY monitor_id")
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+        states
+            .iter()
+            .map(|s| from_json(s, "monitor state"))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl StateStore for PostgresStore {
+    async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
+        Ok(self
+            .apply_results(std::slice::from_ref(result))
+            .await?
+            .pop())
+    }
+
+    /// One transaction for the whole batch (see [`script::apply_results`]).
+    async fn apply_results(&self, results: &[CheckResult]) -> StoreResult<Vec<Alert>> {
+        if results.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.db()?;
+        let alerts = script::apply_results(&mut Script(&mut tx), results).await?;
+        tx.commit().await.db()?;
+        Ok(alerts)
+    }
+}
+
+#[async_trait]
+impl WebhookStore for PostgresStore {
     async fn upsert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO webhooks (id, name, url, enabled, disabled_reason, source, created_at) \
@@ -1225,6 +1239,19 @@ impl Store for PostgresStore {
         Ok(deleted.rows_affected() > 0)
     }
 
+    async fn enable_webhook(&self, id: Uuid) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE webhooks SET enabled = true, disabled_reason = NULL WHERE id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .db()?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl Outbox for PostgresStore {
     async fn disable_webhook(&self, id: Uuid, reason: &str) -> StoreResult<()> {
         let reason = text(reason);
         let mut tx = self.pool.begin().await.db()?;
@@ -1245,16 +1272,6 @@ impl Store for PostgresStore {
         .db()?;
         tx.commit().await.db()?;
         Ok(())
-    }
-
-    async fn enable_webhook(&self, id: Uuid) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE webhooks SET enabled = true, disabled_reason = NULL WHERE id = $1")
-                .bind(id)
-                .execute(&self.pool)
-                .await
-                .db()?;
-        Ok(done.rows_affected() > 0)
     }
 
     async fn webhooks_with_pending(&self) -> StoreResult<Vec<Uuid>> {
@@ -1370,6 +1387,14 @@ impl Store for PostgresStore {
         .await
         .db()?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
+        Ok(())
     }
 }
 

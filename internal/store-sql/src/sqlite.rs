@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
+use upwatch_store::prelude::*;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -509,43 +510,7 @@ impl ScriptSql for Script<'_> {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
-        Ok(())
-    }
-
-    async fn insert_monitors(&self, monitors: &[Monitor]) -> StoreResult<()> {
-        if monitors.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.write_tx().await?;
-        for monitor in monitors {
-            let inserted = sqlx::query(
-                "INSERT INTO monitors (id, url, spec, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(monitor.id.as_bytes().as_slice())
-            .bind(&monitor.url)
-            .bind(to_json(monitor)?)
-            .bind(ms(monitor.created_at))
-            .bind(ms(monitor.updated_at))
-            .execute(&mut *tx)
-            .await.db()?;
-            if inserted.rows_affected() == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "a monitor with id {} already exists",
-                    monitor.id
-                )));
-            }
-            let state = monitor.initial_state();
-            save_state(&mut tx, &state).await?;
-        }
-        bump_monitors_version(&mut tx).await?;
-        tx.commit().await.db()?;
-        Ok(())
-    }
-
+impl MonitorReader for SqliteStore {
     async fn get_monitor(&self, id: Uuid) -> StoreResult<Option<Monitor>> {
         let mut conn = self.pool.acquire().await.db()?;
         load_monitor(&mut conn, id).await
@@ -580,6 +545,49 @@ impl Store for SqliteStore {
                 .await
                 .db()?;
         spec.map(|s| from_json(&s, "monitor")).transpose()
+    }
+
+    async fn monitors_version(&self) -> StoreResult<i64> {
+        let version: Option<i64> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(MONITORS_VERSION)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        version.ok_or_else(missing_version)
+    }
+}
+
+#[async_trait]
+impl MonitorStore for SqliteStore {
+    async fn insert_monitors(&self, monitors: &[Monitor]) -> StoreResult<()> {
+        if monitors.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for monitor in monitors {
+            let inserted = sqlx::query(
+                "INSERT INTO monitors (id, url, spec, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(monitor.id.as_bytes().as_slice())
+            .bind(&monitor.url)
+            .bind(to_json(monitor)?)
+            .bind(ms(monitor.created_at))
+            .bind(ms(monitor.updated_at))
+            .execute(&mut *tx)
+            .await.db()?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "a monitor with id {} already exists",
+                    monitor.id
+                )));
+            }
+            let state = monitor.initial_state();
+            save_state(&mut tx, &state).await?;
+        }
+        bump_monitors_version(&mut tx).await?;
+        tx.commit().await.db()?;
+        Ok(())
     }
 
     async fn update_monitor(&self, monitor: &Monitor) -> StoreResult<bool> {
@@ -635,26 +643,10 @@ impl Store for SqliteStore {
         tx.commit().await.db()?;
         Ok(true)
     }
+}
 
-    async fn monitors_version(&self) -> StoreResult<i64> {
-        let version: Option<i64> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
-            .bind(MONITORS_VERSION)
-            .fetch_optional(&self.pool)
-            .await
-            .db()?;
-        version.ok_or_else(missing_version)
-    }
-
-    async fn insert_results(&self, results: &[CheckResult]) -> StoreResult<u64> {
-        if results.is_empty() {
-            return Ok(0);
-        }
-        let mut tx = self.write_tx().await?;
-        let stored = script::insert_results(&mut Script(&mut tx), results).await?;
-        tx.commit().await.db()?;
-        Ok(stored)
-    }
-
+#[async_trait]
+impl HistoryReader for SqliteStore {
     async fn history(
         &self,
         monitor_id: Uuid,
@@ -721,42 +713,6 @@ impl Store for SqliteStore {
                 },
             )
             .collect()
-    }
-
-    async fn get_state(&self, monitor_id: Uuid) -> StoreResult<Option<MonitorState>> {
-        let mut conn = self.pool.acquire().await.db()?;
-        load_state(&mut conn, monitor_id).await
-    }
-
-    async fn list_states(&self) -> StoreResult<Vec<MonitorState>> {
-        let states: Vec<String> =
-            sqlx::query_scalar("SELECT state FROM monitor_state ORDER BY monitor_id")
-                .fetch_all(&self.pool)
-                .await
-                .db()?;
-        states
-            .iter()
-            .map(|s| from_json(s, "monitor state"))
-            .collect()
-    }
-
-    async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
-        Ok(self
-            .apply_results(std::slice::from_ref(result))
-            .await?
-            .pop())
-    }
-
-    async fn apply_results(&self, results: &[CheckResult]) -> StoreResult<Vec<Alert>> {
-        if results.is_empty() {
-            return Ok(Vec::new());
-        }
-        // The write lock is held from the first read, so that two consumers applying results
-        // of the same monitor at once cannot both read the old state (and both alert).
-        let mut tx = self.write_tx().await?;
-        let alerts = script::apply_results(&mut Script(&mut tx), results).await?;
-        tx.commit().await.db()?;
-        Ok(alerts)
     }
 
     async fn rollups(
@@ -854,6 +810,19 @@ impl Store for SqliteStore {
             )
             .collect()
     }
+}
+
+#[async_trait]
+impl ResultLog for SqliteStore {
+    async fn insert_results(&self, results: &[CheckResult]) -> StoreResult<u64> {
+        if results.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.write_tx().await?;
+        let stored = script::insert_results(&mut Script(&mut tx), results).await?;
+        tx.commit().await.db()?;
+        Ok(stored)
+    }
 
     async fn prune(&self, monitor_ids: &[Uuid], cutoffs: &Cutoffs) -> StoreResult<Pruned> {
         let mut pruned = Pruned::default();
@@ -892,7 +861,52 @@ impl Store for SqliteStore {
         tx.commit().await.db()?;
         Ok(pruned)
     }
+}
 
+#[async_trait]
+impl StateReader for SqliteStore {
+    async fn get_state(&self, monitor_id: Uuid) -> StoreResult<Option<MonitorState>> {
+        let mut conn = self.pool.acquire().await.db()?;
+        load_state(&mut conn, monitor_id).await
+    }
+
+    async fn list_states(&self) -> StoreResult<Vec<MonitorState>> {
+        let states: Vec<String> =
+            sqlx::query_scalar("SELECT state FROM monitor_state ORDER BY monitor_id")
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+        states
+            .iter()
+            .map(|s| from_json(s, "monitor state"))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl StateStore for SqliteStore {
+    async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
+        Ok(self
+            .apply_results(std::slice::from_ref(result))
+            .await?
+            .pop())
+    }
+
+    async fn apply_results(&self, results: &[CheckResult]) -> StoreResult<Vec<Alert>> {
+        if results.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The write lock is held from the first read, so that two consumers applying results
+        // of the same monitor at once cannot both read the old state (and both alert).
+        let mut tx = self.write_tx().await?;
+        let alerts = script::apply_results(&mut Script(&mut tx), results).await?;
+        tx.commit().await.db()?;
+        Ok(alerts)
+    }
+}
+
+#[async_trait]
+impl WebhookStore for SqliteStore {
     async fn upsert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO webhooks (id, name, url, enabled, disabled_reason, source, created_at) \
@@ -952,6 +966,19 @@ impl Store for SqliteStore {
         Ok(deleted.rows_affected() > 0)
     }
 
+    async fn enable_webhook(&self, id: Uuid) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE webhooks SET enabled = 1, disabled_reason = NULL WHERE id = ?")
+                .bind(id.as_bytes().as_slice())
+                .execute(&self.pool)
+                .await
+                .db()?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl Outbox for SqliteStore {
     async fn disable_webhook(&self, id: Uuid, reason: &str) -> StoreResult<()> {
         let key = id.as_bytes().as_slice();
         let mut tx = self.write_tx().await?;
@@ -972,16 +999,6 @@ impl Store for SqliteStore {
         .db()?;
         tx.commit().await.db()?;
         Ok(())
-    }
-
-    async fn enable_webhook(&self, id: Uuid) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE webhooks SET enabled = 1, disabled_reason = NULL WHERE id = ?")
-                .bind(id.as_bytes().as_slice())
-                .execute(&self.pool)
-                .await
-                .db()?;
-        Ok(done.rows_affected() > 0)
     }
 
     async fn webhooks_with_pending(&self) -> StoreResult<Vec<Uuid>> {
@@ -1094,5 +1111,13 @@ impl Store for SqliteStore {
         .await
         .db()?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
+        Ok(())
     }
 }

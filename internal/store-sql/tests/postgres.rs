@@ -10,6 +10,7 @@
 use std::error::Error as _;
 use std::future::Future;
 use std::time::Duration;
+use upwatch_store::prelude::*;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgListener;

@@ -3,6 +3,7 @@
 
 use std::error::Error as _;
 use std::path::Path;
+use upwatch_store::prelude::*;
 
 use chrono::{DateTime, Utc};
 use tempfile::TempDir;

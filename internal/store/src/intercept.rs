@@ -2,6 +2,7 @@
 //! that a test can count the calls a component makes, or make some of them fail, against a
 //! real store.
 
+use crate::prelude::*;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -51,51 +52,58 @@ impl Intercepted {
 }
 
 #[async_trait]
-impl Store for Intercepted {
-    async fn ping(&self) -> StoreResult<()> {
-        self.call("ping", 0)?;
-        self.inner.ping().await
-    }
-    async fn insert_monitor(&self, monitor: &Monitor) -> StoreResult<()> {
-        self.call("insert_monitor", 0)?;
-        self.inner.insert_monitor(monitor).await
-    }
-    async fn insert_monitors(&self, monitors: &[Monitor]) -> StoreResult<()> {
-        self.call("insert_monitors", monitors.len())?;
-        self.inner.insert_monitors(monitors).await
-    }
+impl MonitorReader for Intercepted {
     async fn get_monitor(&self, id: Uuid) -> StoreResult<Option<Monitor>> {
         self.call("get_monitor", 1)?;
         self.inner.get_monitor(id).await
     }
+
     async fn list_monitors(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<Monitor>> {
         self.call("list_monitors", 0)?;
         self.inner.list_monitors(after, limit).await
     }
+
     async fn all_monitors(&self) -> StoreResult<Vec<Monitor>> {
         self.call("all_monitors", 0)?;
         self.inner.all_monitors().await
     }
+
     async fn find_monitor_by_url(&self, url: &str) -> StoreResult<Option<Monitor>> {
         self.call("find_monitor_by_url", 0)?;
         self.inner.find_monitor_by_url(url).await
     }
-    async fn update_monitor(&self, monitor: &Monitor) -> StoreResult<bool> {
-        self.call("update_monitor", 0)?;
-        self.inner.update_monitor(monitor).await
-    }
-    async fn delete_monitor(&self, id: Uuid) -> StoreResult<bool> {
-        self.call("delete_monitor", 1)?;
-        self.inner.delete_monitor(id).await
-    }
+
     async fn monitors_version(&self) -> StoreResult<i64> {
         self.call("monitors_version", 0)?;
         self.inner.monitors_version().await
     }
-    async fn insert_results(&self, results: &[CheckResult]) -> StoreResult<u64> {
-        self.call("insert_results", 0)?;
-        self.inner.insert_results(results).await
+}
+
+#[async_trait]
+impl MonitorStore for Intercepted {
+    async fn insert_monitor(&self, monitor: &Monitor) -> StoreResult<()> {
+        self.call("insert_monitor", 0)?;
+        self.inner.insert_monitor(monitor).await
     }
+
+    async fn insert_monitors(&self, monitors: &[Monitor]) -> StoreResult<()> {
+        self.call("insert_monitors", monitors.len())?;
+        self.inner.insert_monitors(monitors).await
+    }
+
+    async fn update_monitor(&self, monitor: &Monitor) -> StoreResult<bool> {
+        self.call("update_monitor", 0)?;
+        self.inner.update_monitor(monitor).await
+    }
+
+    async fn delete_monitor(&self, id: Uuid) -> StoreResult<bool> {
+        self.call("delete_monitor", 1)?;
+        self.inner.delete_monitor(id).await
+    }
+}
+
+#[async_trait]
+impl HistoryReader for Intercepted {
     async fn history(
         &self,
         monitor_id: Uuid,
@@ -104,22 +112,7 @@ impl Store for Intercepted {
         self.call("history", 1)?;
         self.inner.history(monitor_id, query).await
     }
-    async fn get_state(&self, monitor_id: Uuid) -> StoreResult<Option<MonitorState>> {
-        self.call("get_state", 1)?;
-        self.inner.get_state(monitor_id).await
-    }
-    async fn list_states(&self) -> StoreResult<Vec<MonitorState>> {
-        self.call("list_states", 0)?;
-        self.inner.list_states().await
-    }
-    async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
-        self.call("apply_result", 0)?;
-        self.inner.apply_result(result).await
-    }
-    async fn apply_results(&self, results: &[CheckResult]) -> StoreResult<Vec<Alert>> {
-        self.call("apply_results", 0)?;
-        self.inner.apply_results(results).await
-    }
+
     async fn rollups(
         &self,
         monitor_ids: &[Uuid],
@@ -128,51 +121,102 @@ impl Store for Intercepted {
         self.call("rollups", monitor_ids.len())?;
         self.inner.rollups(monitor_ids, runs).await
     }
+
     async fn incidents(&self, query: &IncidentQuery) -> StoreResult<Vec<Incident>> {
         self.call("incidents", 0)?;
         self.inner.incidents(query).await
     }
+}
+
+#[async_trait]
+impl ResultLog for Intercepted {
+    async fn insert_results(&self, results: &[CheckResult]) -> StoreResult<u64> {
+        self.call("insert_results", 0)?;
+        self.inner.insert_results(results).await
+    }
+
     async fn prune(&self, monitor_ids: &[Uuid], cutoffs: &Cutoffs) -> StoreResult<Pruned> {
         self.call("prune", monitor_ids.len())?;
         self.inner.prune(monitor_ids, cutoffs).await
     }
+}
+
+#[async_trait]
+impl StateReader for Intercepted {
+    async fn get_state(&self, monitor_id: Uuid) -> StoreResult<Option<MonitorState>> {
+        self.call("get_state", 1)?;
+        self.inner.get_state(monitor_id).await
+    }
+
+    async fn list_states(&self) -> StoreResult<Vec<MonitorState>> {
+        self.call("list_states", 0)?;
+        self.inner.list_states().await
+    }
+}
+
+#[async_trait]
+impl StateStore for Intercepted {
+    async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
+        self.call("apply_result", 0)?;
+        self.inner.apply_result(result).await
+    }
+
+    async fn apply_results(&self, results: &[CheckResult]) -> StoreResult<Vec<Alert>> {
+        self.call("apply_results", 0)?;
+        self.inner.apply_results(results).await
+    }
+}
+
+#[async_trait]
+impl WebhookStore for Intercepted {
     async fn upsert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
         self.call("upsert_webhook", 0)?;
         self.inner.upsert_webhook(webhook).await
     }
+
     async fn get_webhook(&self, id: Uuid) -> StoreResult<Option<Webhook>> {
         self.call("get_webhook", 0)?;
         self.inner.get_webhook(id).await
     }
+
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
         self.call("list_webhooks", 0)?;
         self.inner.list_webhooks().await
     }
+
     async fn delete_webhook(&self, id: Uuid) -> StoreResult<bool> {
         self.call("delete_webhook", 0)?;
         self.inner.delete_webhook(id).await
-    }
-    async fn disable_webhook(&self, id: Uuid, reason: &str) -> StoreResult<()> {
-        self.call("disable_webhook", 0)?;
-        self.inner.disable_webhook(id, reason).await
     }
 
     async fn enable_webhook(&self, id: Uuid) -> StoreResult<bool> {
         self.call("enable_webhook", 0)?;
         self.inner.enable_webhook(id).await
     }
+}
+
+#[async_trait]
+impl Outbox for Intercepted {
+    async fn disable_webhook(&self, id: Uuid, reason: &str) -> StoreResult<()> {
+        self.call("disable_webhook", 0)?;
+        self.inner.disable_webhook(id, reason).await
+    }
+
     async fn webhooks_with_pending(&self) -> StoreResult<Vec<Uuid>> {
         self.call("webhooks_with_pending", 0)?;
         self.inner.webhooks_with_pending().await
     }
+
     async fn next_delivery(&self, webhook_id: Uuid) -> StoreResult<Option<Delivery>> {
         self.call("next_delivery", 0)?;
         self.inner.next_delivery(webhook_id).await
     }
+
     async fn delivery_sent(&self, delivery_id: i64) -> StoreResult<()> {
         self.call("delivery_sent", 0)?;
         self.inner.delivery_sent(delivery_id).await
     }
+
     async fn delivery_retry(
         &self,
         delivery_id: i64,
@@ -184,12 +228,22 @@ impl Store for Intercepted {
             .delivery_retry(delivery_id, next_attempt_at, error)
             .await
     }
+
     async fn delivery_failed(&self, delivery_id: i64, error: &str) -> StoreResult<()> {
         self.call("delivery_failed", 0)?;
         self.inner.delivery_failed(delivery_id, error).await
     }
+
     async fn pending_deliveries(&self) -> StoreResult<u64> {
         self.call("pending_deliveries", 0)?;
         self.inner.pending_deliveries().await
+    }
+}
+
+#[async_trait]
+impl Store for Intercepted {
+    async fn ping(&self) -> StoreResult<()> {
+        self.call("ping", 0)?;
+        self.inner.ping().await
     }
 }

@@ -148,7 +148,7 @@ pub struct Pruned {
 /// [`cover`] and [`readable_range`]). At most a few hundred rows per monitor, however long the
 /// range and the history. Returns the range actually covered with the rollups.
 pub async fn read_rollups(
-    store: &dyn Store,
+    store: &dyn HistoryReader,
     monitor_ids: &[Uuid],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -161,44 +161,49 @@ pub async fn read_rollups(
     Ok((from, to, rows))
 }
 
-/// Durable storage of everything upwatch must not forget.
-///
-/// Times are kept to the millisecond: a time read back may lack the microseconds it was
-/// written with (monitors, states and alerts, stored whole, keep theirs).
+/// Reading monitors: what the pages, the scheduler and the API's reads need.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Succeeds when the database answers.
-    async fn ping(&self) -> StoreResult<()>;
+pub trait MonitorReader: Send + Sync + 'static {
+    async fn get_monitor(&self, id: Uuid) -> StoreResult<Option<Monitor>>;
 
+    /// Monitors in id order (which is creation order), those after `after`, at most `limit`.
+    async fn list_monitors(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<Monitor>>;
+
+    /// Every monitor, for the scheduler.
+    async fn all_monitors(&self) -> StoreResult<Vec<Monitor>>;
+
+    /// The first monitor with exactly this URL, used to seed `SITES_TO_MONITOR` once.
+    async fn find_monitor_by_url(&self, url: &str) -> StoreResult<Option<Monitor>>;
+
+    /// A number that changes whenever a monitor is created, updated or deleted, so that a
+    /// scheduler can poll cheaply for changes.
+    async fn monitors_version(&self) -> StoreResult<i64>;
+}
+
+/// Writing monitors. The service layer's monitor use cases are its callers.
+#[async_trait]
+pub trait MonitorStore: Send + Sync + 'static {
     /// Adds a monitor, with a `pending` state (or `paused` when it is disabled).
     /// A duplicate id is a [`StoreError::Conflict`].
     async fn insert_monitor(&self, monitor: &Monitor) -> StoreResult<()> {
         self.insert_monitors(std::slice::from_ref(monitor)).await
     }
+
     /// Adds several monitors in one transaction, all or none: a duplicate id among them (or
     /// with a stored monitor) is a [`StoreError::Conflict`] and adds nothing.
     async fn insert_monitors(&self, monitors: &[Monitor]) -> StoreResult<()>;
-    async fn get_monitor(&self, id: Uuid) -> StoreResult<Option<Monitor>>;
-    /// Monitors in id order (which is creation order), those after `after`, at most `limit`.
-    async fn list_monitors(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<Monitor>>;
-    /// Every monitor, for the scheduler.
-    async fn all_monitors(&self) -> StoreResult<Vec<Monitor>>;
-    /// The first monitor with exactly this URL, used to seed `SITES_TO_MONITOR` once.
-    async fn find_monitor_by_url(&self, url: &str) -> StoreResult<Option<Monitor>>;
+
     /// Replaces a monitor's settings; pauses or resumes its state when `enabled` changed.
     /// Returns false when there is no such monitor.
     async fn update_monitor(&self, monitor: &Monitor) -> StoreResult<bool>;
+
     /// Deletes a monitor with its results and state. Returns false when there was none.
     async fn delete_monitor(&self, id: Uuid) -> StoreResult<bool>;
-    /// A number that changes whenever a monitor is created, updated or deleted, so that a
-    /// scheduler can poll cheaply for changes.
-    async fn monitors_version(&self) -> StoreResult<i64>;
+}
 
-    /// Stores a batch of results in one transaction. Idempotent on result id: a redelivered
-    /// result is not stored twice. Results of monitors that do not exist (any more) are not
-    /// stored, so that a late result cannot bring back part of a deleted monitor's history.
-    /// Returns how many were new.
-    async fn insert_results(&self, results: &[CheckResult]) -> StoreResult<u64>;
+/// Reading history: raw results, rollups and incidents.
+#[async_trait]
+pub trait HistoryReader: Send + Sync + 'static {
     /// A monitor's results, newest first.
     async fn history(
         &self,
@@ -206,8 +211,47 @@ pub trait Store: Send + Sync + 'static {
         query: &HistoryQuery,
     ) -> StoreResult<Vec<HistoryEntry>>;
 
+    /// The rollups of the given monitors in the given runs of buckets (a run holds the
+    /// buckets of its resolution that start in `[from, to)`), in no particular order. The
+    /// stores keep them up to date in [`Store::insert_results`], in the same transaction as
+    /// the results, counting each new result once in its minute, hour and day.
+    async fn rollups(
+        &self,
+        monitor_ids: &[Uuid],
+        runs: &[RollupRun],
+    ) -> StoreResult<Vec<StoredRollup>>;
+
+    /// Incidents, newest first.
+    async fn incidents(&self, query: &IncidentQuery) -> StoreResult<Vec<Incident>>;
+}
+
+/// The result log: storing results with their rollups (the logger), and pruning them.
+#[async_trait]
+pub trait ResultLog: Send + Sync + 'static {
+    /// Stores a batch of results in one transaction. Idempotent on result id: a redelivered
+    /// result is not stored twice. Results of monitors that do not exist (any more) are not
+    /// stored, so that a late result cannot bring back part of a deleted monitor's history.
+    /// Returns how many were new.
+    async fn insert_results(&self, results: &[CheckResult]) -> StoreResult<u64>;
+
+    /// Deletes the given monitors' raw results and rollups older than the cutoffs, in one
+    /// short transaction. Pruning is meant to be called for a few monitors at a time, so that
+    /// writers never wait long.
+    async fn prune(&self, monitor_ids: &[Uuid], cutoffs: &Cutoffs) -> StoreResult<Pruned>;
+}
+
+/// Reading the monitors' states.
+#[async_trait]
+pub trait StateReader: Send + Sync + 'static {
     async fn get_state(&self, monitor_id: Uuid) -> StoreResult<Option<MonitorState>>;
+
     async fn list_states(&self) -> StoreResult<Vec<MonitorState>>;
+}
+
+/// Applying results to the state machines (the alerter), with alerts, incidents and
+/// deliveries in the same transaction.
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
     /// Runs the monitor's state machine on `result` and, in the same transaction, stores the
     /// new state and, on a transition, the alert with one pending delivery per applicable
     /// enabled webhook (the monitor's `webhook_ids`, or all when empty). Results of unknown or
@@ -227,47 +271,45 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(alerts)
     }
+}
 
-    /// The rollups of the given monitors in the given runs of buckets (a run holds the
-    /// buckets of its resolution that start in `[from, to)`), in no particular order. The
-    /// stores keep them up to date in [`Store::insert_results`], in the same transaction as
-    /// the results, counting each new result once in its minute, hour and day.
-    async fn rollups(
-        &self,
-        monitor_ids: &[Uuid],
-        runs: &[RollupRun],
-    ) -> StoreResult<Vec<StoredRollup>>;
-
-    /// Incidents, newest first.
-    async fn incidents(&self, query: &IncidentQuery) -> StoreResult<Vec<Incident>>;
-
-    /// Deletes the given monitors' raw results and rollups older than the cutoffs, in one
-    /// short transaction. Pruning is meant to be called for a few monitors at a time, so that
-    /// writers never wait long.
-    async fn prune(&self, monitor_ids: &[Uuid], cutoffs: &Cutoffs) -> StoreResult<Pruned>;
-
+/// Notification destinations (webhooks).
+#[async_trait]
+pub trait WebhookStore: Send + Sync + 'static {
     /// Inserts a webhook, or updates name, URL and source of the one with the same id
     /// (keeping whether it is enabled).
     async fn upsert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+
     async fn get_webhook(&self, id: Uuid) -> StoreResult<Option<Webhook>>;
+
     /// Every webhook, oldest first.
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>>;
+
     /// Deletes a webhook and its pending deliveries. Returns false when there was none.
     async fn delete_webhook(&self, id: Uuid) -> StoreResult<bool>;
-    /// Stops using a webhook (it answered 404), keeping the reason for people to see.
-    /// Its pending deliveries are marked failed.
-    async fn disable_webhook(&self, id: Uuid, reason: &str) -> StoreResult<()>;
+
     /// Uses a disabled webhook again, forgetting why it was disabled: alerts from now on
     /// reach it (the deliveries failed while it was disabled stay failed). Returns false when
     /// there is no such webhook.
     async fn enable_webhook(&self, id: Uuid) -> StoreResult<bool>;
+}
+
+/// The delivery outbox: what the dispatcher takes, sends and settles.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
+    /// Stops using a webhook (it answered 404), keeping the reason for people to see.
+    /// Its pending deliveries are marked failed.
+    async fn disable_webhook(&self, id: Uuid, reason: &str) -> StoreResult<()>;
 
     /// Ids of enabled webhooks that have pending deliveries.
     async fn webhooks_with_pending(&self) -> StoreResult<Vec<Uuid>>;
+
     /// The oldest pending delivery of a webhook (deliveries of one webhook go out in order).
     async fn next_delivery(&self, webhook_id: Uuid) -> StoreResult<Option<Delivery>>;
+
     /// Marks a delivery done.
     async fn delivery_sent(&self, delivery_id: i64) -> StoreResult<()>;
+
     /// Counts a failed attempt and sets when to try again.
     async fn delivery_retry(
         &self,
@@ -275,8 +317,49 @@ pub trait Store: Send + Sync + 'static {
         next_attempt_at: DateTime<Utc>,
         error: &str,
     ) -> StoreResult<()>;
+
     /// Gives a delivery up for good (the endpoint refused it permanently).
     async fn delivery_failed(&self, delivery_id: i64, error: &str) -> StoreResult<()>;
+
     /// Number of deliveries still pending, for readiness and metrics.
     async fn pending_deliveries(&self) -> StoreResult<u64>;
+}
+
+/// Durable storage of everything upwatch must not forget: every concern above, for code
+/// that needs them all (the wiring, the contract, the intercepting wrapper). Consumers take
+/// the narrowest trait they use; an `Arc<dyn Store>` converts to any of them.
+///
+/// Times are kept to the millisecond: a time read back may lack the microseconds it was
+/// written with (monitors, states and alerts, stored whole, keep theirs).
+#[async_trait]
+pub trait Store:
+    MonitorReader
+    + MonitorStore
+    + HistoryReader
+    + ResultLog
+    + StateReader
+    + StateStore
+    + WebhookStore
+    + Outbox
+    + Reads
+    + Send
+    + Sync
+    + 'static
+{
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// What the pages read, and nothing they could write with: monitors, their states, and
+/// history. Every [`Store`] is one (an `Arc<dyn Store>` converts to an `Arc<dyn Reads>`).
+pub trait Reads: MonitorReader + HistoryReader + StateReader {}
+
+impl<T: MonitorReader + HistoryReader + StateReader + ?Sized> Reads for T {}
+
+/// Every trait of the store, for `use upwatch_store::prelude::*`.
+pub mod prelude {
+    pub use crate::{
+        HistoryReader, MonitorReader, MonitorStore, Outbox, Reads, ResultLog, StateReader,
+        StateStore, Store, WebhookStore,
+    };
 }

@@ -18,7 +18,7 @@ use upwatch_cache::{LiveStatus, StatusCache};
 use upwatch_core::rollup::{series, Resolution, Retention, Rollup, RollupRun};
 use upwatch_core::{Monitor, MonitorState};
 use upwatch_service::stats::{by_monitor, Counts, Stats, DAY, MONTH};
-use upwatch_store::{read_rollups, Incident, IncidentQuery, Store, StoreError, StoredRollup};
+use upwatch_store::{read_rollups, Incident, IncidentQuery, Reads, StoreError, StoredRollup};
 use uuid::Uuid;
 
 use crate::live::{Live, Monitors, Tick};
@@ -169,7 +169,7 @@ type DaysMemo = Memo<Vec<Uuid>, HashMap<Uuid, Vec<Day>>>;
 
 /// Reads what the pages show.
 pub struct Data {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn Reads>,
     pub cache: Arc<dyn StatusCache>,
     pub stats: Arc<Stats>,
     pub retention: Retention,
@@ -219,7 +219,7 @@ pub struct StatusView {
 
 impl Data {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn Reads>,
         cache: Arc<dyn StatusCache>,
         stats: Arc<Stats>,
         live: Arc<Live>,
@@ -447,7 +447,7 @@ pub async fn uptimes(stats: &Stats, ids: &[Uuid]) -> Result<HashMap<Uuid, Uptime
 
 /// The last [`DAYS`] days (today included) of each monitor, oldest first.
 pub async fn daily(
-    store: &dyn Store,
+    store: &dyn Reads,
     ids: &[Uuid],
     now: DateTime<Utc>,
     retention: &Retention,

@@ -43,7 +43,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use upwatch_cache::StatusCache;
-use upwatch_store::Store;
+use upwatch_store::Reads;
 use uuid::Uuid;
 
 use crate::data::{Data, Window};
@@ -62,7 +62,7 @@ pub struct WebState {
 
 /// How a [`WebState`] is made.
 pub struct WebConfig {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn Reads>,
     pub cache: Arc<dyn StatusCache>,
     /// Uptime figures: the API's, so that the pages show the same ones.
     pub stats: Arc<upwatch_service::Stats>,

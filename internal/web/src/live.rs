@@ -27,7 +27,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use upwatch_cache::{LiveStatus, StatusCache};
 use upwatch_core::{Monitor, MonitorStatus};
-use upwatch_store::{HistoryQuery, Store};
+use upwatch_store::{HistoryQuery, Reads};
 use uuid::Uuid;
 
 /// How often the poller reads the cache.
@@ -97,7 +97,7 @@ pub struct Monitors {
 
 /// The process's live view of every monitor.
 pub struct Live {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Reads>,
     cache: Arc<dyn StatusCache>,
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Batch>,
@@ -129,7 +129,7 @@ struct Inner {
 
 impl Live {
     /// A live view over `cache` and `store`; nothing happens until [`Live::run`].
-    pub fn new(store: Arc<dyn Store>, cache: Arc<dyn StatusCache>) -> Arc<Live> {
+    pub fn new(store: Arc<dyn Reads>, cache: Arc<dyn StatusCache>) -> Arc<Live> {
         let (tx, _) = broadcast::channel(256);
         let start = now_id();
         Arc::new(Live {

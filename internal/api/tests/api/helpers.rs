@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use upwatch_store::prelude::*;
 
 use axum::body::Body;
 use axum::body::Bytes;

@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Value};
-use upwatch_store::Store;
+use upwatch_store::prelude::*;
 use uuid::Uuid;
 
 use crate::helpers::{id_of, result_at, spawn_app, TestApp};

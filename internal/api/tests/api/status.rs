@@ -1,12 +1,12 @@
 //! Live status, from the cache and, when the cache fails, from the store.
 
 use std::sync::Arc;
+use upwatch_store::prelude::*;
 
 use async_trait::async_trait;
 use axum::http::StatusCode;
 use serde_json::json;
 use upwatch_cache::{CacheError, CacheResult, LiveStatus, StaleMark, StatusCache};
-use upwatch_store::Store;
 use uuid::Uuid;
 
 use crate::helpers::{id_of, result, spawn_app, spawn_app_with, t, Options};

@@ -2,7 +2,7 @@
 
 use axum::http::{header, StatusCode};
 use serde_json::json;
-use upwatch_store::Store;
+use upwatch_store::prelude::*;
 use uuid::Uuid;
 
 use crate::helpers::{id_of, spawn_app};

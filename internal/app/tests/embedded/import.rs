@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use upwatch_store::prelude::*;
 
 use chrono::Utc;
 use tempfile::TempDir;
