@@ -11,57 +11,34 @@
 
 pub mod cli;
 mod ops;
+pub mod roles;
 pub mod yaml;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use chrono::Utc;
+use roles::{AdvisoryLock, AlwaysLeader, Leadership, Wiring, START_ORDER};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use upwatch_api::ApiState;
-use upwatch_bus::{groups, Bus, InProcessBus, Topic};
+use upwatch_bus::{Bus, InProcessBus};
 #[cfg(feature = "distributed")]
 use upwatch_bus_kafka::{KafkaBus, KafkaConfig};
 use upwatch_cache::{MemoryCache, StatusCache};
 #[cfg(feature = "distributed")]
 use upwatch_cache_redis::RedisCache;
-use upwatch_checker::{Checker, CheckerConfig};
 use upwatch_config::{DatabaseUrl, Settings};
 use upwatch_core::{redact_url, Webhook, WebhookSource};
-use upwatch_notify::{DiscordNotifier, Dispatcher, RetryPolicy};
-use upwatch_pipeline::alerter::Alerter;
-use upwatch_pipeline::cache_updater::CacheUpdater;
-use upwatch_pipeline::consume::Batching;
-use upwatch_pipeline::logger::Logger;
-use upwatch_pipeline::pruner::Pruner;
-use upwatch_pipeline::scheduler::{Scheduler, StoreMonitors};
-use upwatch_pipeline::watchdog::{Watchdog, WebhookAnnouncer};
-use upwatch_pipeline::worker::WorkerPool;
 use upwatch_service::{MonitorService, Stats};
 use upwatch_store::{Store, StoreError};
-use upwatch_store_sql::postgres::LeaderLock;
 use upwatch_store_sql::{PostgresStore, SqliteStore};
 use upwatch_telemetry::Metrics;
 
-/// The PostgreSQL advisory lock key that elects the one active scheduler ("upwatch" in ASCII).
-pub const SCHEDULER_LOCK_KEY: i64 = 0x0075_7077_6174_6368;
-/// The lock key that elects the one alerter process that delivers the outbox, so that two
-/// alerters never send the same delivery.
-pub const DISPATCHER_LOCK_KEY: i64 = SCHEDULER_LOCK_KEY + 1;
-
-/// The advisory lock that elects the one logger that prunes old history.
-pub const PRUNER_LOCK_KEY: i64 = SCHEDULER_LOCK_KEY + 2;
-
-/// How often the watchdog judges every monitor.
-const WATCHDOG_EVERY: Duration = Duration::from_secs(1);
-/// How often the watchdog samples the workers' lag on the jobs topic.
-const WATCHDOG_LAG_EVERY: Duration = Duration::from_secs(5);
+pub use roles::{DISPATCHER_LOCK_KEY, PRUNER_LOCK_KEY, SCHEDULER_LOCK_KEY};
 
 /// A part of the pipeline that a process can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -241,210 +218,36 @@ impl Application {
             monitors_changed: changed,
         } = self;
         let has = |role: Role| roles.contains(&role);
-        let store_of = |role: Role| {
-            store
-                .clone()
-                .with_context(|| format!("the {} role needs a store", role.name()))
+        let leadership: Arc<dyn Leadership> = match &settings.database_url {
+            DatabaseUrl::Postgres(url) => Arc::new(AdvisoryLock { url: url.clone() }),
+            DatabaseUrl::Sqlite(_) => Arc::new(AlwaysLeader),
         };
-
-        // Every consumer joins its group before the scheduler publishes anything.
-        let mut subscriptions = std::collections::HashMap::new();
-        if let Some(bus) = &bus {
-            for (role, topic, group) in [
-                (Role::Worker, Topic::Jobs, groups::WORKERS),
-                (Role::Logger, Topic::Results, groups::LOGGER),
-                (Role::CacheUpdater, Topic::Results, groups::CACHE),
-                (Role::Alerter, Topic::Results, groups::ALERTER),
-            ] {
-                if has(role) {
-                    let sub = bus
-                        .subscribe(topic, group)
-                        .await
-                        .with_context(|| format!("cannot join the consumer group {group}"))?;
-                    subscriptions.insert(role, sub);
-                }
+        let wiring = Wiring::new(
+            &settings,
+            store.clone(),
+            cache.clone(),
+            bus.clone(),
+            metrics.clone(),
+            leadership,
+            shutdown.clone(),
+            changed.clone(),
+        );
+        let mut running = Vec::new();
+        for role in START_ORDER {
+            if has(role) {
+                running.extend(wiring.start(role).await?);
             }
         }
-
-        // One HTTP client for Discord, shared by the alerter's dispatcher, the API's test
-        // messages and the watchdog's messages; processes with none of them build none.
-        let notifier: Option<Arc<dyn upwatch_notify::Notifier>> =
-            if has(Role::Alerter) || has(Role::Api) || has(Role::Scheduler) {
-                Some(Arc::new(
-                    DiscordNotifier::new().context("cannot build the HTTP client for Discord")?,
-                ))
-            } else {
-                None
-            };
-        let mut dispatcher: Option<(JoinHandle<()>, CancellationToken)> = None;
-        let mut consumers: Vec<JoinHandle<()>> = Vec::new();
-        if has(Role::Alerter) {
-            let store = store_of(Role::Alerter)?;
-            let waker = Arc::new(Notify::new());
-            let stop = CancellationToken::new();
-            let make = {
-                let (store, notifier, metrics, waker, drain) = (
-                    store.clone(),
-                    notifier.clone().expect("built for the alerter"),
-                    metrics.clone(),
-                    waker.clone(),
-                    settings.drain_timeout,
-                );
-                move |stop: CancellationToken| {
-                    let d = Dispatcher::new(
-                        store.clone(),
-                        notifier.clone(),
-                        metrics.clone(),
-                        RetryPolicy::default(),
-                    )
-                    .with_waker(waker.clone());
-                    tokio::spawn(d.run(stop, drain))
-                }
-            };
-            let task = match &settings.database_url {
-                // Alerters scale out for the results stream, but one delivers the outbox.
-                DatabaseUrl::Postgres(url) => tokio::spawn(while_leader(
-                    url.clone(),
-                    DISPATCHER_LOCK_KEY,
-                    "alert dispatcher",
-                    stop.clone(),
-                    make,
-                )),
-                DatabaseUrl::Sqlite(_) => make(stop.clone()),
-            };
-            dispatcher = Some((task, stop));
-            let sub = subscriptions.remove(&Role::Alerter).expect("subscribed");
-            consumers.push(tokio::spawn(
-                Alerter {
-                    store,
-                    dispatch: waker,
-                    batching: Batching {
-                        size: settings.logger_batch_size,
-                        wait: settings.logger_batch_wait,
-                    },
-                }
-                .run(sub),
-            ));
+        if let Some(bus) = local_bus {
+            running.push(roles::queue_gauge(bus, metrics.clone(), shutdown.clone()));
         }
-        let mut pruning = None;
-        if has(Role::Logger) {
-            let logger = Logger {
-                store: store_of(Role::Logger)?,
-                metrics: metrics.clone(),
-                batch_size: settings.logger_batch_size,
-                batch_wait: settings.logger_batch_wait,
-            };
-            consumers.push(tokio::spawn(
-                logger.run(subscriptions.remove(&Role::Logger).expect("subscribed")),
-            ));
-            // Loggers scale out for the results stream, but one prunes.
-            let pruner = Pruner {
-                store: store_of(Role::Logger)?,
-                metrics: metrics.clone(),
-                retention: settings.retention,
-                every: settings.prune_interval,
-                batch_monitors: settings.prune_batch_monitors,
-            };
-            pruning = Some(match &settings.database_url {
-                DatabaseUrl::Postgres(url) => tokio::spawn(while_leader(
-                    url.clone(),
-                    PRUNER_LOCK_KEY,
-                    "pruner",
-                    shutdown.clone(),
-                    move |stop| tokio::spawn(pruner.clone().run(stop)),
-                )),
-                DatabaseUrl::Sqlite(_) => tokio::spawn(pruner.run(shutdown.clone())),
-            });
-        }
-        if has(Role::CacheUpdater) {
-            let cache = cache
-                .clone()
-                .context("the cache-updater role needs a cache")?;
-            let sub = subscriptions
-                .remove(&Role::CacheUpdater)
-                .expect("subscribed");
-            let store = store_of(Role::CacheUpdater)?;
-            consumers.push(tokio::spawn(CacheUpdater { cache, store }.run(sub)));
-        }
-        let workers = if has(Role::Worker) {
-            let checker = Checker::new(CheckerConfig {
-                max_body_bytes: settings.check_max_body_bytes,
-                max_redirects: settings.check_max_redirects,
-                ..CheckerConfig::default()
-            })
-            .context("cannot build the HTTP client for checks")?;
-            let pool = WorkerPool {
-                bus: bus.clone().expect("a bus for workers"),
-                checker,
-                metrics: metrics.clone(),
-                concurrency: settings.workers,
-                drain_timeout: settings.drain_timeout,
-            };
-            let sub = subscriptions.remove(&Role::Worker).expect("subscribed");
-            Some(tokio::spawn(pool.run(sub, shutdown.clone())))
-        } else {
-            None
-        };
-        let scheduler = if has(Role::Scheduler) {
-            let store = store_of(Role::Scheduler)?;
-            let bus = bus.clone().expect("a bus for the scheduler");
-            let watchdog = Watchdog {
-                cache: cache.clone().context("the scheduler role needs a cache")?,
-                announce: Arc::new(WebhookAnnouncer {
-                    store: store.clone(),
-                    notifier: notifier.clone().expect("built for the scheduler"),
-                }),
-                metrics: metrics.clone(),
-                stale_after_intervals: settings.stale_after_intervals,
-                every: WATCHDOG_EVERY,
-                lag_of: settings.kafka.as_ref().map(|_| bus.clone()),
-                lag_every: WATCHDOG_LAG_EVERY,
-            };
-            let scheduler = Scheduler {
-                source: Arc::new(StoreMonitors(store)),
-                bus,
-                metrics: metrics.clone(),
-                reload_every: settings.scheduler_reload,
-                changed: changed.clone(),
-                // First checks of monitors created together go out at about the pool's
-                // capacity: one check per worker per second.
-                first_checks_per_second: u32::try_from(settings.workers).unwrap_or(u32::MAX),
-                watchdog: Some(watchdog),
-            };
-            Some(match &settings.database_url {
-                DatabaseUrl::Postgres(url) => tokio::spawn(while_leader(
-                    url.clone(),
-                    SCHEDULER_LOCK_KEY,
-                    "scheduler",
-                    shutdown.clone(),
-                    move |stop| tokio::spawn(scheduler.clone().run(stop)),
-                )),
-                DatabaseUrl::Sqlite(_) => tokio::spawn(scheduler.run(shutdown.clone())),
-            })
-        } else {
-            None
-        };
-        let gauges = local_bus.map(|bus| {
-            let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tick.tick() => {
-                            metrics.queue_depth.set(bus.depth(Topic::Jobs, groups::WORKERS) as i64);
-                        }
-                    }
-                }
-            })
-        });
 
         let mut http = None;
         if let Some(listener) = listener {
             let addr = listener.local_addr()?;
             let router = if has(Role::Api) {
-                let store = store_of(Role::Api)?;
-                let cache = cache.clone().context("the api role needs a cache")?;
+                let store = wiring.store(Role::Api)?;
+                let cache = wiring.cache(Role::Api)?;
                 // The pages sit next to the API on the same listener, over the same store
                 // and cache; they stop their live streams when the process shuts down.
                 // One memo of uptime figures for the API and the pages: both show the same.
@@ -465,7 +268,7 @@ impl Application {
                     api_token: settings.api_token.clone(),
                     max_body_bytes: settings.api_max_body_bytes,
                     retention: settings.retention,
-                    notifier: notifier.clone().expect("built for the API"),
+                    notifier: wiring.notifier()?,
                 })
                 .merge(upwatch_web::router(web))
             } else {
@@ -500,30 +303,7 @@ impl Application {
         };
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         tracing::info!("shutting down: stopping the scheduler and draining in-flight checks");
-        if let Some(task) = scheduler {
-            let _ = task.await;
-        }
-        if let Some(task) = workers {
-            let _ = task.await;
-        }
-        if let Some(bus) = &bus {
-            bus.close(Topic::Jobs).await;
-            bus.close(Topic::Results).await;
-        }
-        for task in consumers {
-            let _ = task.await;
-        }
-        if let Some((task, stop)) = dispatcher {
-            tracing::info!("results applied; delivering due alerts");
-            stop.cancel();
-            let _ = task.await;
-        }
-        if let Some(task) = gauges {
-            let _ = task.await;
-        }
-        if let Some(task) = pruning {
-            let _ = task.await;
-        }
+        roles::drain(running, bus.as_ref()).await;
         let http_result = match (http_failed, http) {
             (Some(result), _) => Some(result),
             (None, Some(task)) => Some(task.await),
@@ -650,61 +430,6 @@ pub async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
             }
         },
     })
-}
-
-/// Runs the task `start` makes while this process holds the advisory lock `key`; stands by
-/// otherwise, and takes over within about a second of the holder's session ending.
-async fn while_leader<F>(
-    url: String,
-    key: i64,
-    what: &'static str,
-    shutdown: CancellationToken,
-    start: F,
-) where
-    F: Fn(CancellationToken) -> JoinHandle<()>,
-{
-    let mut failures = 0u32;
-    let mut standing_by = false;
-    loop {
-        let attempt = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            attempt = LeaderLock::try_acquire(&url, key) => attempt,
-        };
-        match attempt {
-            Ok(Some(mut lock)) => {
-                failures = 0;
-                standing_by = false;
-                tracing::info!(role = what, "this {what} is the leader");
-                let stop = CancellationToken::new();
-                let task = start(stop.clone());
-                tokio::select! {
-                    _ = lock.lost() => tracing::warn!(role = what, "leadership lost; standing by"),
-                    _ = shutdown.cancelled() => {}
-                }
-                stop.cancel();
-                let _ = task.await;
-                lock.release().await;
-                if shutdown.is_cancelled() {
-                    return;
-                }
-            }
-            Ok(None) => {
-                if !standing_by {
-                    tracing::info!(role = what, "another {what} is the leader; standing by");
-                    standing_by = true;
-                }
-            }
-            Err(error) => {
-                failures += 1;
-                tracing::warn!(role = what, %error, attempt = failures, "cannot take part in the election; retrying");
-            }
-        }
-        let wait = Duration::from_millis(1000 * u64::from(failures.clamp(1, 10)));
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
 }
 
 /// Makes the stored configured webhooks match `DISCORD_WEBHOOK_URL`: adds new ones, removes

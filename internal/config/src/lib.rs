@@ -101,6 +101,18 @@ pub const SETTINGS: &[Setting] = &[
         expected: "a whole number of milliseconds from 1 to 60000",
     },
     Setting {
+        key: "alerter_batch_size",
+        env: "UPWATCH_ALERTER_BATCH_SIZE",
+        default: Some("1000"),
+        expected: "a whole number of results from 1 to 100000",
+    },
+    Setting {
+        key: "alerter_batch_ms",
+        env: "UPWATCH_ALERTER_BATCH_MS",
+        default: Some("200"),
+        expected: "a whole number of milliseconds from 1 to 60000",
+    },
+    Setting {
         key: "scheduler_reload_ms",
         env: "UPWATCH_SCHEDULER_RELOAD_MS",
         default: Some("1000"),
@@ -325,6 +337,10 @@ pub struct Settings {
     pub check_max_redirects: usize,
     pub logger_batch_size: usize,
     pub logger_batch_wait: Duration,
+    /// Results the alerter applies in one transaction at most, and the longest wait before a
+    /// partial batch is applied.
+    pub alerter_batch_size: usize,
+    pub alerter_batch_wait: Duration,
     pub scheduler_reload: Duration,
     /// Intervals without a result after which the watchdog shows a monitor as stale (never
     /// less than the interval plus 15 s).
@@ -681,6 +697,8 @@ impl Settings {
             check_max_redirects: raw.number("check_max_redirects", 0, 50)? as usize,
             logger_batch_size: raw.number("logger_batch_size", 1, 100_000)? as usize,
             logger_batch_wait: Duration::from_millis(raw.number("logger_batch_ms", 1, 60_000)?),
+            alerter_batch_size: raw.number("alerter_batch_size", 1, 100_000)? as usize,
+            alerter_batch_wait: Duration::from_millis(raw.number("alerter_batch_ms", 1, 60_000)?),
             scheduler_reload: Duration::from_millis(raw.number(
                 "scheduler_reload_ms",
                 10,

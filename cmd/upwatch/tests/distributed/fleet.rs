@@ -219,6 +219,7 @@ impl Fleet {
             ("REDIS_URL".into(), redis_url.clone()),
             ("UPWATCH_REDIS_PREFIX".into(), redis_prefix.clone()),
             ("UPWATCH_LOGGER_BATCH_MS".into(), "50".into()),
+            ("UPWATCH_ALERTER_BATCH_MS".into(), "50".into()),
             ("UPWATCH_SCHEDULER_RELOAD_MS".into(), "200".into()),
             ("UPWATCH_DRAIN_TIMEOUT_SECONDS".into(), "10".into()),
             ("UPWATCH_LOG".into(), "info,upwatch_notify=debug".into()),

@@ -31,6 +31,7 @@ pub fn settings(dir: &std::path::Path, extra: &[(&str, &str)]) -> Settings {
             format!("sqlite://{}", dir.join("upwatch.db").display()),
         ),
         ("UPWATCH_LOGGER_BATCH_MS".into(), "20".into()),
+        ("UPWATCH_ALERTER_BATCH_MS".into(), "20".into()),
         ("UPWATCH_SCHEDULER_RELOAD_MS".into(), "200".into()),
         ("UPWATCH_DRAIN_TIMEOUT_SECONDS".into(), "5".into()),
     ]);
