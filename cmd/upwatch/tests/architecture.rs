@@ -105,6 +105,7 @@ const DRIVERS: &[&str] = &[
     "upwatch-cache-redis",
     "upwatch-store-sql",
     "sqlx",
+    "upwatch-notifiers",
     "rdkafka",
     "rdkafka-sys",
     "redis",
@@ -121,7 +122,12 @@ fn the_crate_graph_has_none_of_the_forbidden_arrows() {
         ],
         "the core is pure: no IO, no async runtime",
     );
-    for port in ["upwatch-bus", "upwatch-cache", "upwatch-store"] {
+    for port in [
+        "upwatch-bus",
+        "upwatch-cache",
+        "upwatch-store",
+        "upwatch-notify",
+    ] {
         graph.assert_never(port, DRIVERS, "a port never imports a driver");
     }
     for consumer in [

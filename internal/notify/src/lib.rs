@@ -1,10 +1,9 @@
-//! Alert delivery: notifiers and the outbox dispatcher.
+//! Alert delivery, the port: the [`Notifier`] trait and the outbox dispatcher. The drivers
+//! (Discord) live in `upwatch-notifiers`.
 //!
 //! Layout:
 //! - this file: the [`Notifier`] trait, one small interface per destination (as in Gatus),
 //!   and its [`SendError`];
-//! - [`discord`]: the Discord webhook body, built by a pure function, and the notifier that
-//!   posts it;
 //! - [`dispatch`]: the [`Dispatcher`], which delivers the store's outbox with retries, one
 //!   worker per webhook so that a slow or failing webhook never holds up the others.
 //!
@@ -15,7 +14,6 @@
 //! Webhook URLs are secrets: errors and logs show them through
 //! [`upwatch_core::redact_url`] only.
 
-pub mod discord;
 pub mod dispatch;
 
 use std::time::Duration;
@@ -24,7 +22,6 @@ use async_trait::async_trait;
 use upwatch_core::watchdog::Notice;
 use upwatch_core::{Alert, Webhook};
 
-pub use discord::DiscordNotifier;
 pub use dispatch::{Dispatcher, RetryPolicy};
 
 /// Sends one alert to one webhook.

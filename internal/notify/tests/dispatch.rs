@@ -16,9 +16,10 @@ use upwatch_core::{
     Alert, AlertKind, CheckError, CheckResult, CheckStatus, ErrorKind, Monitor, MonitorInput,
     Webhook, WebhookSource,
 };
-use upwatch_notify::discord::message;
+use upwatch_notifiers::discord::message;
+use upwatch_notifiers::DiscordNotifier;
 use upwatch_notify::dispatch::GONE_REASON;
-use upwatch_notify::{DiscordNotifier, Dispatcher, RetryPolicy};
+use upwatch_notify::{Dispatcher, RetryPolicy};
 use upwatch_store::intercept::Intercepted;
 use upwatch_store::{Store, StoreError};
 use upwatch_store_sql::SqliteStore;

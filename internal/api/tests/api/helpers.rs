@@ -83,7 +83,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             .max_body_bytes
             .unwrap_or(upwatch_api::DEFAULT_MAX_BODY_BYTES),
         retention: Default::default(),
-        notifier: Arc::new(upwatch_notify::DiscordNotifier::new().expect("an HTTP client")),
+        notifier: Arc::new(upwatch_notifiers::DiscordNotifier::new().expect("an HTTP client")),
     };
     TestApp {
         router: router(state),

@@ -19,7 +19,7 @@ use upwatch_core::alert::human_duration;
 use upwatch_core::watchdog::Notice;
 use upwatch_core::{redact_url, Alert, AlertKind, Webhook};
 
-use crate::{Notifier, SendError};
+use upwatch_notify::{Notifier, SendError};
 
 /// Longest message content Discord accepts, in characters.
 pub const MAX_CONTENT: usize = 2000;

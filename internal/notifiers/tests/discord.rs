@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use upwatch_core::{Alert, AlertKind, CheckError, ErrorKind, Webhook, WebhookSource};
-use upwatch_notify::discord::message;
-use upwatch_notify::{DiscordNotifier, Notifier, SendError};
+use upwatch_notifiers::discord::message;
+use upwatch_notifiers::DiscordNotifier;
+use upwatch_notify::{Notifier, SendError};
 use upwatch_testkit::discord::{DiscordReceiver, Reply};
 use uuid::Uuid;
 
