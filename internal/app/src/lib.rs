@@ -184,22 +184,20 @@ impl Application {
         })
     }
 
-    /// The address the HTTP listener is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
-            .expect("this process has a listener")
+    /// The address the HTTP listener is bound to; `None` for a process without one.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    /// The port of the HTTP listener.
-    pub fn port(&self) -> u16 {
-        self.local_addr().port()
+    /// The port of the HTTP listener; `None` for a process without one.
+    pub fn port(&self) -> Option<u16> {
+        self.local_addr().map(|addr| addr.port())
     }
 
-    /// The store, for tests and tools that inspect what the process wrote.
-    pub fn store(&self) -> Arc<dyn Store> {
-        self.store.clone().expect("this process has a store")
+    /// The store, for tests and tools that inspect what the process wrote; `None` for a
+    /// process whose roles need none.
+    pub fn store(&self) -> Option<Arc<dyn Store>> {
+        self.store.clone()
     }
 
     /// Runs the roles until `shutdown` is cancelled, then drains: the scheduler stops,

@@ -1166,13 +1166,6 @@ impl StateReader for PostgresStore {
 
 #[async_trait]
 impl StateStore for PostgresStore {
-    async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
-        Ok(self
-            .apply_results(std::slice::from_ref(result))
-            .await?
-            .pop())
-    }
-
     /// One transaction for the whole batch (see [`script::apply_results`]).
     async fn apply_results(&self, results: &[CheckResult]) -> StoreResult<Vec<Alert>> {
         if results.is_empty() {

@@ -885,13 +885,6 @@ impl StateReader for SqliteStore {
 
 #[async_trait]
 impl StateStore for SqliteStore {
-    async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
-        Ok(self
-            .apply_results(std::slice::from_ref(result))
-            .await?
-            .pop())
-    }
-
     async fn apply_results(&self, results: &[CheckResult]) -> StoreResult<Vec<Alert>> {
         if results.is_empty() {
             return Ok(Vec::new());

@@ -257,20 +257,17 @@ pub trait StateStore: Send + Sync + 'static {
     /// enabled webhook (the monitor's `webhook_ids`, or all when empty). Results of unknown or
     /// paused monitors, and results already applied, change nothing and return `None`.
     /// A transition to down also opens an [`Incident`], and a recovery closes the open one.
-    async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>>;
-
-    /// [`Store::apply_result`] on each result in order, returning the alerts made. A store may
-    /// do it in one transaction; either way a batch applied again changes nothing, since
-    /// results already applied are ignored.
-    async fn apply_results(&self, results: &[CheckResult]) -> StoreResult<Vec<Alert>> {
-        let mut alerts = Vec::new();
-        for result in results {
-            if let Some(alert) = self.apply_result(result).await? {
-                alerts.push(alert);
-            }
-        }
-        Ok(alerts)
+    async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {
+        Ok(self
+            .apply_results(std::slice::from_ref(result))
+            .await?
+            .pop())
     }
+
+    /// [`StateStore::apply_result`] on each result in order, in one transaction, returning the
+    /// alerts made. A batch applied again changes nothing, since results already applied are
+    /// ignored.
+    async fn apply_results(&self, results: &[CheckResult]) -> StoreResult<Vec<Alert>>;
 }
 
 /// Notification destinations (webhooks).

@@ -47,8 +47,8 @@ pub async fn spawn_app_in(dir: &std::path::Path, extra: &[(&str, &str)]) -> Test
     let app = Application::build(settings(dir, extra))
         .await
         .expect("the app builds");
-    let addr = app.local_addr();
-    let store = app.store();
+    let addr = app.local_addr().expect("serve listens");
+    let store = app.store().expect("serve has a store");
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     TestApp {
