@@ -139,3 +139,6 @@ cargo build -p upwatch --locked
 bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/upwatch"
 (cd tests/browser && UPWATCH_BIN="$bin" node --test --test-concurrency=1 .)
 echo "screenshots: target/browser-artifacts/"
+
+say "API fuzzing from the OpenAPI document (Schemathesis, loopback-only network namespace)"
+bash deploy/fuzz.sh "$bin"

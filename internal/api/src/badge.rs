@@ -30,12 +30,16 @@ const RED: &str = "#e05d44";
 const GREY: &str = "#9f9f9f";
 
 /// The query of the uptime badge.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BadgeParams {
+    /// `24h`, `7d`, `30d` or `90d` (default `30d`).
+    #[param(value_type = Option<String>, pattern = "^(24h|7d|30d|90d)$", example = "30d")]
     pub window: Option<String>,
 }
 
 /// `GET /api/v1/sites/{id}/badge/uptime.svg?window=30d`.
+#[utoipa::path(get, path = "/api/v1/sites/{id}/badge/uptime.svg", tag = "badges", operation_id = "get_uptime_badge", security(()), params(("id" = uuid::Uuid, Path, description = "The id of the resource."), BadgeParams), responses((status = 200, description = "An SVG badge of the uptime.", body = String, content_type = "image/svg+xml")))]
 pub async fn uptime(
     State(state): State<ApiState>,
     IdPath(id): IdPath,
@@ -69,6 +73,7 @@ pub async fn uptime(
 }
 
 /// `GET /api/v1/sites/{id}/badge/status.svg`.
+#[utoipa::path(get, path = "/api/v1/sites/{id}/badge/status.svg", tag = "badges", operation_id = "get_status_badge", security(()), params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "An SVG badge of the live status.", body = String, content_type = "image/svg+xml")))]
 pub async fn status(
     State(state): State<ApiState>,
     IdPath(id): IdPath,

@@ -21,13 +21,14 @@ pub const MAX_BULK_ITEMS: usize = 10_000;
 pub const MAX_BULK_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// The answer to a bulk creation: the created monitors, in the order they were sent.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Created {
     /// The created monitors.
     pub items: Vec<Monitor>,
 }
 
 /// `POST /api/v1/sites/bulk`.
+#[utoipa::path(post, path = "/api/v1/sites/bulk", tag = "sites", operation_id = "create_sites", request_body(content = Vec<upwatch_core::MonitorInput>, description = "Up to 10,000 monitors' settings; all are created or none."), responses((status = 201, description = "Every monitor was created, in the order sent.", body = Created)))]
 pub async fn create(
     State(state): State<ApiState>,
     Json(body): Json<serde_json::Value>,

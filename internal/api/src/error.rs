@@ -130,14 +130,25 @@ impl ApiError {
     }
 }
 
-/// The body of an error response (RFC 9457).
-#[derive(Debug, Serialize)]
-struct Problem {
+/// The body of an error response (RFC 9457 problem details), sent as
+/// `application/problem+json`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "about:blank", "title": "Unprocessable Entity", "status": 422,
+    "detail": "`interval_seconds` must be at least 10.", "field": "interval_seconds"
+}))]
+pub struct Problem {
+    /// Always `about:blank`: the status says what kind of problem it is.
     #[serde(rename = "type")]
+    #[schema(rename = "type")]
     kind: &'static str,
+    /// The status's reason phrase.
     title: &'static str,
+    /// The HTTP status.
     status: u16,
+    /// A sentence for a person, saying what to fix.
     detail: String,
+    /// The JSON field at fault, when one can be named.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
 }

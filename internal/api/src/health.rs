@@ -12,12 +12,14 @@ use crate::ApiState;
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// `GET /healthz`: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz", security(()), responses((status = 200, description = "The process is alive.", body = Object, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: the database and the status cache both answer, and no role of this process
 /// reports a problem (such as monitors the watchdog found unchecked).
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz", security(()), responses((status = 200, description = "The process can serve: its database answers and nothing is unhealthy.", body = Object, example = json!({"status": "ready"}))))]
 pub async fn readyz(
     State(state): State<ApiState>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
@@ -44,6 +46,7 @@ pub async fn readyz(
 }
 
 /// `GET /metrics`: every metric in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", security(()), responses((status = 200, description = "Prometheus metrics in the text exposition format.", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub async fn metrics(State(state): State<ApiState>) -> Response {
     (
         [(header::CONTENT_TYPE, OPENMETRICS)],

@@ -18,16 +18,28 @@ const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
 /// The query of `GET /api/v1/sites/{id}/history`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
+    /// Only results checked at or after this time (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub since: Option<String>,
+    /// Only results checked before this time (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub until: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page, unchanged.
+    #[param(
+        value_type = Option<String>,
+        pattern = "^[0-9]{1,13}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )]
     pub cursor: Option<String>,
 }
 
 /// One check result as history shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryItem {
     pub checked_at: DateTime<Utc>,
     pub status: CheckStatus,
@@ -49,6 +61,7 @@ impl From<HistoryEntry> for HistoryItem {
 }
 
 /// `GET /api/v1/sites/{id}/history`.
+#[utoipa::path(get, path = "/api/v1/sites/{id}/history", tag = "history", operation_id = "get_site_history", params(("id" = uuid::Uuid, Path, description = "The id of the resource."), HistoryParams), responses((status = 200, description = "A page of results, newest first.", body = Page<HistoryItem>)))]
 pub async fn list(
     State(state): State<ApiState>,
     IdPath(id): IdPath,

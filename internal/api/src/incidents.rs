@@ -23,15 +23,22 @@ const MAX_LIMIT: u32 = 1000;
 const NAME_LOOKUPS: usize = 20;
 
 /// The query of the incident listings.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct IncidentParams {
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page (an incident id).
+    #[param(value_type = Option<uuid::Uuid>)]
     pub cursor: Option<String>,
+    /// `true` lists only incidents that have not ended.
+    #[param(value_type = Option<bool>)]
     pub open: Option<String>,
 }
 
 /// One incident as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IncidentView {
     pub id: Uuid,
     pub monitor_id: Uuid,
@@ -65,7 +72,7 @@ impl IncidentView {
 }
 
 /// An incident of the cross-monitor listing, with the monitor's current name.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NamedIncidentView {
     #[serde(flatten)]
     pub incident: IncidentView,
@@ -74,6 +81,7 @@ pub struct NamedIncidentView {
 }
 
 /// `GET /api/v1/sites/{id}/incidents?limit=&cursor=`.
+#[utoipa::path(get, path = "/api/v1/sites/{id}/incidents", tag = "incidents", operation_id = "list_site_incidents", params(("id" = uuid::Uuid, Path, description = "The id of the resource."), IncidentParams), responses((status = 200, description = "A page of the monitor's incidents, newest first.", body = Page<IncidentView>)))]
 pub async fn of_site(
     State(state): State<ApiState>,
     IdPath(id): IdPath,
@@ -103,6 +111,7 @@ pub async fn of_site(
 }
 
 /// `GET /api/v1/incidents?open=&limit=&cursor=`.
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", operation_id = "list_incidents", params(IncidentParams), responses((status = 200, description = "A page of incidents, newest first.", body = Page<NamedIncidentView>)))]
 pub async fn all(
     State(state): State<ApiState>,
     Query(params): Query<IncidentParams>,

@@ -29,6 +29,7 @@ mod bulk;
 mod health;
 mod history;
 mod incidents;
+pub mod openapi;
 mod response_times;
 mod sites;
 mod status;
@@ -85,6 +86,7 @@ pub fn router(state: ApiState) -> Router {
     // Badges are images for READMEs, which cannot send a token: these two routes are merged
     // in after the token layer, so that it does not apply to them.
     let badges = Router::new()
+        .route("/openapi.json", get(openapi::document))
         .route("/sites/{id}/badge/uptime.svg", get(badge::uptime))
         .route("/sites/{id}/badge/status.svg", get(badge::status))
         .method_not_allowed_fallback(method_not_allowed);

@@ -21,14 +21,20 @@ pub const MAX_BUCKETS: i64 = 1_500;
 pub const MAX_WINDOW_DAYS: i64 = 400;
 
 /// The query of `GET /api/v1/sites/{id}/response-times`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ResponseTimeParams {
+    /// The window ending now: a whole number and a unit, `m`, `h` or `d` (default `24h`, at
+    /// most 400 days).
+    #[param(value_type = Option<String>, pattern = "^[1-9][0-9]{0,5}[mhd]$", example = "24h")]
     pub window: Option<String>,
+    /// The bucket length, in the same form (default `1h`; at most 1500 buckets a window).
+    #[param(value_type = Option<String>, pattern = "^[1-9][0-9]{0,5}[mhd]$", example = "1h")]
     pub bucket: Option<String>,
 }
 
 /// Response-time statistics per bucket over a window ending now.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ResponseTimes {
     pub window: String,
     pub bucket: String,
@@ -40,7 +46,7 @@ pub struct ResponseTimes {
 }
 
 /// One bucket; every statistic is `None` when no check ran in it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Bucket {
     pub start: DateTime<Utc>,
     pub checks: u32,
@@ -70,6 +76,7 @@ impl Bucket {
 }
 
 /// `GET /api/v1/sites/{id}/response-times?window=24h&bucket=1h`.
+#[utoipa::path(get, path = "/api/v1/sites/{id}/response-times", tag = "history", operation_id = "get_site_response_times", params(("id" = uuid::Uuid, Path, description = "The id of the resource."), ResponseTimeParams), responses((status = 200, description = "Response-time statistics per bucket.", body = ResponseTimes)))]
 pub async fn get(
     State(state): State<ApiState>,
     IdPath(id): IdPath,

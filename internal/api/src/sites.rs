@@ -18,14 +18,19 @@ const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
 /// The query of a paged listing; values are parsed by hand for precise messages.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page (an id).
+    #[param(value_type = Option<uuid::Uuid>)]
     pub cursor: Option<String>,
 }
 
 /// A page of items and where the next one starts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
@@ -37,6 +42,7 @@ pub fn no_site(id: Uuid) -> ApiError {
 }
 
 /// `POST /api/v1/sites`.
+#[utoipa::path(post, path = "/api/v1/sites", tag = "sites", operation_id = "create_site", request_body(content = upwatch_core::MonitorInput, description = "The monitor's settings; only `url` is required."), responses((status = 201, description = "The monitor was created; `Location` names it.", body = upwatch_core::Monitor, headers(("Location" = String, description = "The path of the new monitor.")))))]
 pub async fn create(
     State(state): State<ApiState>,
     Json(body): Json<serde_json::Value>,
@@ -57,6 +63,7 @@ pub async fn create(
 }
 
 /// `GET /api/v1/sites`.
+#[utoipa::path(get, path = "/api/v1/sites", tag = "sites", operation_id = "list_sites", params(PageQuery), responses((status = 200, description = "A page of monitors in creation order.", body = Page<upwatch_core::Monitor>)))]
 pub async fn list(
     State(state): State<ApiState>,
     Query(query): Query<PageQuery>,
@@ -74,6 +81,7 @@ pub async fn list(
 }
 
 /// `GET /api/v1/sites/{id}`.
+#[utoipa::path(get, path = "/api/v1/sites/{id}", tag = "sites", operation_id = "get_site", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "The monitor.", body = upwatch_core::Monitor)))]
 pub async fn get(
     State(state): State<ApiState>,
     IdPath(id): IdPath,
@@ -87,6 +95,7 @@ pub async fn get(
 }
 
 /// `PATCH /api/v1/sites/{id}` with a JSON merge patch.
+#[utoipa::path(patch, path = "/api/v1/sites/{id}", tag = "sites", operation_id = "update_site", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), request_body(content((upwatch_core::MonitorInput = "application/merge-patch+json"), (upwatch_core::MonitorInput = "application/json")), description = "A JSON merge patch of the settings to change; `null` resets a field to its default."), responses((status = 200, description = "The monitor as changed.", body = upwatch_core::Monitor)))]
 pub async fn patch(
     State(state): State<ApiState>,
     IdPath(id): IdPath,
@@ -108,6 +117,7 @@ pub async fn patch(
 }
 
 /// `DELETE /api/v1/sites/{id}`.
+#[utoipa::path(delete, path = "/api/v1/sites/{id}", tag = "sites", operation_id = "delete_site", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 204, description = "The monitor and its history were deleted.")))]
 pub async fn delete(
     State(state): State<ApiState>,
     IdPath(id): IdPath,

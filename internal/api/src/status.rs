@@ -17,7 +17,7 @@ use crate::ApiState;
 const MAX_LIMIT: u32 = 1000;
 
 /// What the API shows of a monitor's live status.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatusView {
     pub id: Uuid,
     pub name: String,
@@ -57,6 +57,7 @@ impl From<LiveStatus> for StatusView {
 }
 
 /// `GET /api/v1/sites/{id}/status`.
+#[utoipa::path(get, path = "/api/v1/sites/{id}/status", tag = "status", operation_id = "get_site_status", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "The monitor's live status.", body = StatusView)))]
 pub async fn one(
     State(state): State<ApiState>,
     IdPath(id): IdPath,
@@ -88,6 +89,7 @@ pub(crate) async fn live_status(state: &ApiState, id: Uuid) -> Result<LiveStatus
 }
 
 /// `GET /api/v1/status`.
+#[utoipa::path(get, path = "/api/v1/status", tag = "status", operation_id = "list_status", params(PageQuery), responses((status = 200, description = "Every monitor's live status (a page of it with `limit`).", body = Page<StatusView>)))]
 pub async fn all(
     State(state): State<ApiState>,
     Query(query): Query<PageQuery>,

@@ -38,21 +38,26 @@ pub async fn last_24h(state: &ApiState, ids: &[Uuid]) -> HashMap<Uuid, f64> {
 }
 
 /// The query of `GET /api/v1/sites/{id}/uptime`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UptimeParams {
+    /// The start of a range of one's own (RFC 3339); give `to` too.
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub from: Option<String>,
+    /// The end of a range of one's own (RFC 3339); give `from` too.
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub to: Option<String>,
 }
 
 /// A monitor's uptime over one or more windows.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UptimeView {
     pub monitor_id: Uuid,
     pub windows: Vec<UptimeWindow>,
 }
 
 /// The uptime over one window.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UptimeWindow {
     /// `24h`, `7d`, `30d` or `90d`; `None` for a range given with `from` and `to`.
     pub window: Option<&'static str>,
@@ -67,6 +72,7 @@ pub struct UptimeWindow {
 }
 
 /// `GET /api/v1/sites/{id}/uptime[?from=&to=]`.
+#[utoipa::path(get, path = "/api/v1/sites/{id}/uptime", tag = "history", operation_id = "get_site_uptime", params(("id" = uuid::Uuid, Path, description = "The id of the resource."), UptimeParams), responses((status = 200, description = "Uptime over the 24h, 7d, 30d and 90d windows, or over the range given.", body = UptimeView)))]
 pub async fn get(
     State(state): State<ApiState>,
     IdPath(id): IdPath,

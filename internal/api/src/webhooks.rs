@@ -16,21 +16,25 @@ use crate::ApiState;
 const MAX_NAME: usize = 100;
 
 /// What a client sends to add a webhook.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
+    /// The webhook's http(s) URL, at most 2048 characters: a secret, only ever shown
+    /// redacted.
+    #[schema(example = "https://discord.com/api/webhooks/123/abc")]
     pub url: String,
     #[serde(default)]
     pub name: Option<String>,
 }
 
 /// The webhook listing.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WebhookList {
     pub items: Vec<WebhookView>,
 }
 
 /// `POST /api/v1/webhooks`.
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", operation_id = "create_webhook", request_body(content = WebhookInput), responses((status = 201, description = "The webhook was created; its URL is shown redacted.", body = upwatch_core::WebhookView, headers(("Location" = String, description = "The path of the new webhook.")))))]
 pub async fn create(
     State(state): State<ApiState>,
     Json(body): Json<serde_json::Value>,
@@ -63,7 +67,7 @@ pub async fn create(
 }
 
 /// What a client may change of a webhook; what it leaves out stays as it is.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
     #[serde(default)]
@@ -78,6 +82,7 @@ pub struct WebhookPatch {
 const DISABLED_THROUGH_API: &str = "disabled through the API";
 
 /// `GET /api/v1/webhooks/{id}`.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "get_webhook", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "The webhook, its URL redacted.", body = upwatch_core::WebhookView)))]
 pub async fn get(
     State(state): State<ApiState>,
     IdPath(id): IdPath,
@@ -88,6 +93,7 @@ pub async fn get(
 
 /// `PATCH /api/v1/webhooks/{id}`: renames, moves, or enables or disables a webhook.
 /// `"enabled": true` is how a webhook disabled after answering 404 is used again.
+#[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "update_webhook", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), request_body(content((WebhookPatch = "application/merge-patch+json"), (WebhookPatch = "application/json"))), responses((status = 200, description = "The webhook as changed.", body = upwatch_core::WebhookView)))]
 pub async fn update(
     State(state): State<ApiState>,
     IdPath(id): IdPath,
@@ -129,7 +135,7 @@ pub async fn update(
 
 /// What `POST /api/v1/webhooks/{id}/test` answers: whether the test message went out, and
 /// why not (never with the webhook's URL).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TestOutcome {
     pub delivered: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -139,6 +145,7 @@ pub struct TestOutcome {
 /// `POST /api/v1/webhooks/{id}/test`: sends the webhook a test message, once, whether or not
 /// it is enabled, and says how it went. A failed test is an answer, not an API error, so it
 /// is a 200 with `"delivered": false` and the reason; it changes nothing.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", operation_id = "test_webhook", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "Whether the test message was delivered.", body = TestOutcome)))]
 pub async fn test(
     State(state): State<ApiState>,
     IdPath(id): IdPath,
@@ -212,6 +219,7 @@ fn validate_url(raw: &str) -> Result<String, ApiError> {
 }
 
 /// `GET /api/v1/webhooks`.
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", operation_id = "list_webhooks", responses((status = 200, description = "Every webhook, URLs redacted.", body = WebhookList)))]
 pub async fn list(State(state): State<ApiState>) -> Result<axum::Json<WebhookList>, ApiError> {
     let items = state
         .store
@@ -224,6 +232,7 @@ pub async fn list(State(state): State<ApiState>) -> Result<axum::Json<WebhookLis
 }
 
 /// `DELETE /api/v1/webhooks/{id}`.
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "delete_webhook", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 204, description = "The webhook and its pending deliveries were deleted.")))]
 pub async fn delete(
     State(state): State<ApiState>,
     IdPath(id): IdPath,

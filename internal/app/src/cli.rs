@@ -76,6 +76,9 @@ pub enum Command {
         /// The YAML file to apply.
         file: PathBuf,
     },
+    /// Print the OpenAPI 3.1 document of the REST API (as served at /api/v1/openapi.json);
+    /// `upwatch openapi > docs/openapi.json` refreshes the committed copy.
+    Openapi,
 }
 
 impl Command {
@@ -92,7 +95,8 @@ impl Command {
             Command::Migrate
             | Command::Check { .. }
             | Command::Export { .. }
-            | Command::Import { .. } => return None,
+            | Command::Import { .. }
+            | Command::Openapi => return None,
         })
     }
 }
@@ -101,6 +105,11 @@ impl Command {
 pub fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
+    // Needs no configuration: the document is the same for every server.
+    if matches!(cli.command, Command::Openapi) {
+        print!("{}", upwatch_api::openapi::pretty());
+        return ExitCode::SUCCESS;
+    }
     let overrides = Overrides {
         config_file: cli.config.clone(),
         listen: cli
@@ -142,6 +151,7 @@ pub fn main() -> ExitCode {
         Command::Check { url } => runtime.block_on(check(settings, &url)),
         Command::Export { output } => runtime.block_on(export(settings, output.as_deref())),
         Command::Import { file } => runtime.block_on(import(settings, &file)),
+        Command::Openapi => ExitCode::SUCCESS,
         _ => unreachable!("long-running commands are handled above"),
     }
 }

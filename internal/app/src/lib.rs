@@ -254,6 +254,7 @@ impl Application {
                     store: store.clone(),
                     cache: cache.clone(),
                     stats: stats.clone(),
+                    api_document: Arc::new(upwatch_api::openapi::json()),
                     dashboard: settings.api_token.is_none() || settings.dashboard_public,
                     stop: shutdown.clone(),
                 });

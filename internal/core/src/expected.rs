@@ -146,10 +146,63 @@ impl<'de> Deserialize<'de> for StatusMatcher {
     }
 }
 
+impl utoipa::PartialSchema for StatusMatcher {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(100))
+                    .maximum(Some(599))
+                    .description(Some("One status code.")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(
+                        "A class such as `2xx`, or an inclusive range such as `200-299`.",
+                    ))
+                    .examples(["2xx", "200-299"]),
+            )
+            .description(Some(
+                "A status code the monitor expects: one code, a class or a range.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for StatusMatcher {}
+
 /// The full list of matchers of one monitor; a code is expected when any matcher accepts it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ExpectedStatus(pub Vec<StatusMatcher>);
+
+impl utoipa::PartialSchema for ExpectedStatus {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::ArrayBuilder;
+        ArrayBuilder::new()
+            .items(utoipa::openapi::Ref::from_schema_name("StatusMatcher"))
+            .min_items(Some(1))
+            .description(Some(
+                "Status codes that count as up: the monitor is up when any of them matches.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ExpectedStatus {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push(("StatusMatcher".to_string(), StatusMatcher::schema()));
+    }
+}
 
 impl Default for ExpectedStatus {
     /// Only `200`, as most health endpoints answer.

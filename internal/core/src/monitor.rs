@@ -29,7 +29,15 @@ pub const MAX_GROUP_CHARS: usize = 100;
 pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// A monitored URL with its check settings, as stored and as the API returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": "0190f5a4-6a47-7c1e-9a8b-3c2d1e0f9a7b", "name": "Example", "url": "https://example.com/",
+    "method": "GET", "headers": {}, "body": null, "expected_status_codes": [200], "keyword": null,
+    "interval_seconds": 60, "timeout_seconds": 10, "follow_redirects": true,
+    "failure_threshold": 1, "success_threshold": 1, "enabled": true, "webhook_ids": [],
+    "public": false, "group": null,
+    "created_at": "2026-11-27T12:00:00Z", "updated_at": "2026-11-27T12:00:00Z"
+}))]
 pub struct Monitor {
     /// Stable identifier (UUIDv7, so ids sort by creation time).
     pub id: Uuid,
@@ -107,8 +115,9 @@ impl std::error::Error for ValidationError {}
 ///
 /// Unknown fields are refused so that a typo (`intervall_seconds`) is an error rather than a
 /// silently ignored setting.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://example.com/health", "name": "Example", "interval_seconds": 60}))]
 pub struct MonitorInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::check::{CheckError, CheckResult, CheckStatus};
 
 /// The status a person sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MonitorStatus {
     /// No result yet.

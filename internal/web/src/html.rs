@@ -69,6 +69,7 @@ pub fn layout(
                         nav aria-label="Main" {
                             a href="/" aria-current=[(page == Page::Dashboard).then_some("page")] { "Dashboard" }
                             a href="/status" { "Status page" }
+                            a href="/api/docs" { "API" }
                         }
                     } @else {
                         span.brand { "upwatch" }

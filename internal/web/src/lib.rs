@@ -18,6 +18,7 @@
 //! Layout: [`live`] (what changed, for live updates), [`data`] (what each page shows, from the
 //! store and the cache), [`html`] (the templates), [`assets`] (embedded files).
 
+pub mod apidocs;
 pub mod assets;
 pub mod data;
 pub mod html;
@@ -55,6 +56,8 @@ pub struct WebState {
     data: Arc<Data>,
     /// Whether the dashboard is served (see the crate documentation).
     dashboard: bool,
+    /// The API's OpenAPI document, for `/api/docs`.
+    api_document: Arc<serde_json::Value>,
     /// Cancelled at shutdown: ends the live view and every open event stream, so that the
     /// server's graceful shutdown does not wait for pages to close.
     stop: CancellationToken,
@@ -66,6 +69,8 @@ pub struct WebConfig {
     pub cache: Arc<dyn StatusCache>,
     /// Uptime figures: the API's, so that the pages show the same ones.
     pub stats: Arc<upwatch_service::Stats>,
+    /// The API's OpenAPI document, rendered at `/api/docs`.
+    pub api_document: Arc<serde_json::Value>,
     /// Serve the dashboard (false: only the public status page).
     pub dashboard: bool,
     /// Cancelled at shutdown.
@@ -80,6 +85,7 @@ impl WebState {
         WebState {
             data: Arc::new(Data::new(config.store, config.cache, config.stats, live)),
             dashboard: config.dashboard,
+            api_document: config.api_document,
             stop: config.stop,
         }
     }
@@ -96,6 +102,7 @@ pub fn router(state: WebState) -> Router {
         .route("/", get(dashboard))
         .route("/sites/{id}", get(site))
         .route("/status", get(status_page))
+        .route("/api/docs", get(api_docs))
         .route("/events", get(events))
         .route("/updates", get(updates))
         .route("/status/events", get(public_events))
@@ -112,6 +119,12 @@ pub fn router(state: WebState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
         .with_state(state)
+}
+
+/// `/api/docs`: the API reference, rendered from the OpenAPI document; public, like the
+/// document itself.
+async fn api_docs(State(state): State<WebState>) -> Response {
+    page(StatusCode::OK, apidocs::render(&state.api_document))
 }
 
 /// Every request of the pages tells the live view that someone is looking.

@@ -42,6 +42,19 @@ async fn serve(dashboard: bool) -> Server {
             store.clone(),
             Default::default(),
         )),
+        api_document: Arc::new(serde_json::json!({
+            "openapi": "3.1.0",
+            "info": {"title": "upwatch", "description": "The REST API."},
+            "tags": [{"name": "sites", "description": "Monitors."}],
+            "paths": {"/api/v1/sites": {"get": {
+                "tags": ["sites"], "operationId": "list_sites",
+                "responses": {"200": {"description": "A page of monitors.",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Monitor"}}}}}
+            }}},
+            "components": {"schemas": {"Monitor": {"type": "object",
+                "properties": {"id": {"type": "string", "format": "uuid", "description": "Stable identifier."}},
+                "required": ["id"]}}}
+        })),
         dashboard,
         stop: stop.clone(),
     });
@@ -537,4 +550,26 @@ async fn streams_say_when_the_monitors_a_page_lists_changed() {
     .await;
     assert_eq!(value["monitors_changed"], false, "{value}");
     server.stop.cancel();
+}
+
+#[tokio::test]
+async fn the_api_reference_renders_the_document_with_no_script() {
+    let server = serve(false).await;
+    let response = server.get("/api/docs").await;
+    assert_eq!(response.status(), 200);
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    let page = response.text().await.unwrap();
+    assert!(page.contains("<code>GET /api/v1/sites</code>"), "{page}");
+    assert!(page.contains("A page of monitors."), "{page}");
+    assert!(page.contains("id=\"schema-Monitor\""), "{page}");
+    assert!(page.contains("Stable identifier."), "{page}");
+    assert!(page.contains("href=\"/api/v1/openapi.json\""), "{page}");
+    assert!(
+        !page.contains("<script"),
+        "the reference needs no script: {page}"
+    );
 }

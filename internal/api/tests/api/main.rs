@@ -8,6 +8,7 @@ mod health;
 mod helpers;
 mod history;
 mod incidents;
+mod openapi;
 mod response_times;
 mod sites;
 mod status;
