@@ -11,9 +11,12 @@
 # its partitions to the survivors once its session expires (the distributed tests check it).
 # nisshi 0.8.1 does; tansu 0.6.0, the broker used before, does not (the dead member's
 # partitions are orphaned), so it must not be used.
-# Then it runs the formatting and lint checks, the whole test suite, and the browser tests of
+# Then it runs the formatting and lint checks, the whole test suite, the browser tests of
 # the web pages (Debian's chromium driven by Playwright; chromium is installed with apt and the
-# test's npm packages with `npm ci` when missing).
+# test's npm packages with `npm ci` when missing), and the fuzzing of the API from its OpenAPI
+# document (deploy/fuzz.sh: Schemathesis and openapi-spec-validator from PyPI, installed into
+# a virtual environment under target/ when missing; as root, for its loopback-only network
+# namespace).
 #
 # This is the README's test command and exactly what CI runs (.ci/run), so what CI proves is
 # what a new user gets.
