@@ -10,7 +10,7 @@
 use maud::{html, Markup, DOCTYPE};
 use serde_json::Value;
 
-use crate::assets;
+use crate::html::head_start;
 
 /// The reference page of `doc`, an OpenAPI 3.1 document.
 pub fn render(doc: &Value) -> Markup {
@@ -29,13 +29,7 @@ pub fn render(doc: &Value) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="color-scheme" content="light dark";
-                title { "API reference · " (title) }
-                link rel="stylesheet" href=(assets::url("app.css"));
-            }
+            head { (head_start(&format!("API reference · {title}"))) }
             body data-page="api-docs" {
                 a.skip href="#main" { "Skip to content" }
                 header.top {

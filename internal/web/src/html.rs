@@ -36,6 +36,18 @@ impl Page {
     }
 }
 
+/// What every page's `head` starts with: encoding, viewport, colour schemes, title and the
+/// stylesheet.
+pub fn head_start(title: &str) -> Markup {
+    html! {
+        meta charset="utf-8";
+        meta name="viewport" content="width=device-width, initial-scale=1";
+        meta name="color-scheme" content="light dark";
+        title { (title) }
+        link rel="stylesheet" href=(assets::url("app.css"));
+    }
+}
+
 /// The frame of every page. `since` is the live view's batch id at render time, from which
 /// the page's event stream continues.
 pub fn layout(
@@ -54,11 +66,7 @@ pub fn layout(
         (DOCTYPE)
         html lang="en" {
             head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="color-scheme" content="light dark";
-                title { (title) " · upwatch" }
-                link rel="stylesheet" href=(assets::url("app.css"));
+                (head_start(&format!("{title} · upwatch")))
                 (head)
                 script src=(assets::url("app.js")) defer {}
             }
