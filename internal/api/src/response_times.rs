@@ -4,7 +4,7 @@ use axum::extract::State;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use upwatch_core::parse_span;
-use upwatch_core::rollup::{series, Resolution, Rollup, RollupRun};
+use upwatch_core::rollup::{Resolution, Rollup};
 
 use crate::error::{quote, ApiError};
 use crate::extract::{IdPath, Query};
@@ -90,19 +90,10 @@ pub async fn get(
     }
     let now = Utc::now();
     let from = floor(now - window, bucket);
-    let run = RollupRun {
-        resolution,
-        from,
-        to: now,
-    };
-    let rows: Vec<_> = state
-        .store
-        .rollups(&[id], &[run])
+    let buckets = state
+        .stats
+        .series(id, from, now, bucket, resolution)
         .await?
-        .into_iter()
-        .map(|r| (r.start, r.resolution, r.rollup))
-        .collect();
-    let buckets = series(&rows, from, now, bucket)
         .iter()
         .map(|(start, rollup)| Bucket::new(*start, rollup))
         .collect();

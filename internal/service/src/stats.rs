@@ -6,13 +6,16 @@
 //! [`read_rollups`] covers that range with what retention still keeps (minutes at the edges,
 //! hours and days in the middle). "Uptime over 24 hours" is that with a 24-hour window, on the
 //! API's status endpoints, the badges, the dashboard and the monitor pages alike.
+//!
+//! Response times in buckets ([`Stats::series`]) are read here too, for the API's
+//! `response-times` and the monitor page's chart.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use upwatch_core::rollup::{combine_over, Resolution, Retention, Rollup};
+use upwatch_core::rollup::{combine_over, series, Resolution, Retention, Rollup, RollupRun};
 use upwatch_store::{read_rollups, HistoryReader, StoreResult, StoredRollup};
 use uuid::Uuid;
 
@@ -150,6 +153,34 @@ impl Stats {
     ) -> StoreResult<(DateTime<Utc>, DateTime<Utc>, Counts)> {
         let ((from, to), mut counts) = self.read(&[id], from, to, now).await?;
         Ok((from, to, counts.remove(&id).unwrap_or_default()))
+    }
+
+    /// Response times (and counts) of one monitor in buckets of `bucket` over `[from, to)`,
+    /// from its rollups of `resolution` (which must tile `bucket`): what the API's
+    /// `response-times` and the monitor page's chart both show.
+    pub async fn series(
+        &self,
+        id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        bucket: TimeDelta,
+        resolution: Resolution,
+    ) -> StoreResult<Vec<(DateTime<Utc>, Rollup)>> {
+        let rows: Vec<_> = self
+            .store
+            .rollups(
+                &[id],
+                &[RollupRun {
+                    resolution,
+                    from,
+                    to,
+                }],
+            )
+            .await?
+            .into_iter()
+            .map(|r| (r.start, r.resolution, r.rollup))
+            .collect();
+        Ok(series(&rows, from, to, bucket))
     }
 
     /// One batched read of the rollups of `ids` over `[from, to)`.

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use upwatch_cache::{LiveStatus, StatusCache};
-use upwatch_core::rollup::{series, Resolution, Retention, Rollup, RollupRun};
+use upwatch_core::rollup::{series, Resolution, Retention, Rollup};
 use upwatch_core::{Monitor, MonitorState};
 use upwatch_service::stats::{by_monitor, Counts, Stats, DAY, MONTH};
-use upwatch_store::{read_rollups, Incident, IncidentQuery, Reads, StoreError, StoredRollup};
+use upwatch_store::{read_rollups, Incident, IncidentQuery, Reads, StoreError};
 use uuid::Uuid;
 
 use crate::live::{Live, Monitors, Tick};
@@ -316,18 +316,10 @@ impl Data {
         let (bucket, resolution) = window.buckets(&self.retention);
         let to = resolution.bucket_start(now) + resolution.duration();
         let from = to - window.span();
-        let rows = self
-            .store
-            .rollups(
-                &[id],
-                &[RollupRun {
-                    resolution,
-                    from,
-                    to,
-                }],
-            )
-            .await?;
-        let points = series(&triples(&rows), from, to, bucket)
+        let points = self
+            .stats
+            .series(id, from, to, bucket, resolution)
+            .await?
             .into_iter()
             .map(|(start, r)| point(start, &r))
             .collect();
@@ -407,12 +399,6 @@ impl Data {
         }
         Ok(StatusView { rows, incidents })
     }
-}
-
-fn triples(rows: &[StoredRollup]) -> Vec<(DateTime<Utc>, Resolution, Rollup)> {
-    rows.iter()
-        .map(|r| (r.start, r.resolution, r.rollup.clone()))
-        .collect()
 }
 
 fn point(start: DateTime<Utc>, rollup: &Rollup) -> Point {
