@@ -135,6 +135,7 @@ fn the_crate_graph_has_none_of_the_forbidden_arrows() {
         "upwatch-web",
         "upwatch-pipeline",
         "upwatch-notify",
+        "upwatch-service",
     ] {
         graph.assert_never(
             consumer,
