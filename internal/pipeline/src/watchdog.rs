@@ -44,6 +44,9 @@ const LAG_PROBLEM: &str = "watchdog: jobs lag";
 /// Attempts to deliver one notice to one webhook.
 const NOTICE_ATTEMPTS: u32 = 5;
 
+/// Every this many judgements (30 s at one a second) the watchdog writes all its marks again.
+const RESEND_MARKS_EVERY: u64 = 30;
+
 /// Where the watchdog's messages go.
 #[async_trait]
 pub trait Announce: Send + Sync + 'static {
@@ -128,6 +131,7 @@ impl Watchdog {
     ) {
         let mut state = State {
             marked: None,
+            judged: 0,
             bursts: Bursts::new(),
             lag: LagTrend::new(),
             reported: 0,
@@ -174,22 +178,40 @@ impl Watchdog {
             })
             .collect();
         let stale_ids: HashSet<Uuid> = stale.iter().map(|(id, _)| *id).collect();
-        let since = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+        let now = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+        // Each monitor keeps the time it was first found stale, also when its mark is sent
+        // again.
+        let since_of = |id: &Uuid| {
+            state
+                .marked
+                .as_ref()
+                .and_then(|marked| marked.get(id).copied())
+                .unwrap_or(now)
+        };
+        // Now and then every mark is written again, so that marks the cache lost (a Redis
+        // that was flushed or restarted empty) come back; writing a mark that is there
+        // changes nothing.
+        let resend = state.judged.is_multiple_of(RESEND_MARKS_EVERY);
+        state.judged += 1;
         let (marks, cleared): (Vec<StaleMark>, Vec<Uuid>) = match &state.marked {
             Some(marked) => (
                 stale
                     .iter()
-                    .filter(|(id, _)| !marked.contains(id))
-                    .map(|(id, seen)| mark(*id, *seen, since))
+                    .filter(|(id, _)| resend || !marked.contains_key(id))
+                    .map(|(id, seen)| mark(*id, *seen, since_of(id)))
                     .collect(),
-                marked.difference(&stale_ids).copied().collect(),
+                marked
+                    .keys()
+                    .filter(|id| !stale_ids.contains(id))
+                    .copied()
+                    .collect(),
             ),
             // The first judgement after taking over: marks left by another watchdog (or by
             // this one before a restart) are not known, so every other monitor is cleared.
             None => (
                 stale
                     .iter()
-                    .map(|(id, seen)| mark(*id, *seen, since))
+                    .map(|(id, seen)| mark(*id, *seen, now))
                     .collect(),
                 times
                     .keys()
@@ -204,7 +226,9 @@ impl Watchdog {
                 return;
             }
         }
-        state.marked = Some(stale_ids);
+        let marked: HashMap<Uuid, DateTime<chrono::Utc>> =
+            stale_ids.iter().map(|id| (*id, since_of(id))).collect();
+        state.marked = Some(marked);
         self.metrics.monitors_stale.set(stale.len() as i64);
         let mut names: Vec<String> = stale
             .iter()
@@ -287,8 +311,11 @@ impl Watchdog {
 }
 
 struct State {
-    /// The monitors this watchdog marked stale; `None` before its first judgement.
-    marked: Option<HashSet<Uuid>>,
+    /// The monitors this watchdog marked stale, with when each was first found stale; `None`
+    /// before its first judgement.
+    marked: Option<HashMap<Uuid, DateTime<chrono::Utc>>>,
+    /// Judgements made, to write every mark again each [`RESEND_MARKS_EVERY`].
+    judged: u64,
     bursts: Bursts,
     lag: LagTrend,
     /// Stale monitors at the last judgement, to log changes only.

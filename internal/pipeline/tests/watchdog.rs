@@ -290,3 +290,61 @@ async fn a_paused_or_new_monitor_is_not_stale_for_time_it_was_not_expected() {
         "a stopped watchdog reports nothing"
     );
 }
+
+/// Marks the cache lost (a Redis flushed or restarted empty) are written again within the
+/// watchdog's resend period, with the time each monitor was first found stale, and nobody is
+/// told twice.
+#[tokio::test(start_paused = true)]
+async fn stale_marks_the_cache_lost_come_back_with_their_first_time() {
+    let monitors: Vec<Monitor> = (0..3).map(|i| monitor(&format!("lost-{i}"), 10)).collect();
+    let cache = Arc::new(MemoryCache::new());
+    for m in &monitors {
+        cache
+            .put(&LiveStatus::new(m, m.initial_state()))
+            .await
+            .unwrap();
+    }
+    let bus = Arc::new(InProcessBus::new(100_000));
+    // Workers that never answer: every monitor goes stale.
+    let _jobs = bus.subscribe(Topic::Jobs, "workers").await.unwrap();
+    let metrics = Metrics::new();
+    let heard = Arc::new(Heard::default());
+    let shutdown = CancellationToken::new();
+    let scheduler = watched_scheduler(monitors.clone(), &bus, &metrics, &cache, heard.clone());
+    let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+
+    wait_until(Duration::from_secs(60), async || {
+        stale_count(&cache).await == monitors.len()
+    })
+    .await;
+    let first: Vec<_> = {
+        let mut since = Vec::new();
+        for m in &monitors {
+            since.push(cache.get(m.id).await.unwrap().unwrap().stale_since);
+        }
+        since
+    };
+    assert!(first.iter().all(Option::is_some), "{first:?}");
+    // The burst is announced once it settles.
+    wait_until(Duration::from_secs(10), async || heard.all().len() == 1).await;
+
+    // The cache loses every mark.
+    let ids: Vec<_> = monitors.iter().map(|m| m.id).collect();
+    cache.set_stale(&[], &ids).await.unwrap();
+    assert_eq!(stale_count(&cache).await, 0);
+
+    // Within the resend period (30 judgements, a second apart) they are back, unchanged.
+    let took = wait_until(Duration::from_secs(31), async || {
+        stale_count(&cache).await == monitors.len()
+    })
+    .await;
+    assert!(took <= Duration::from_secs(31), "{took:?}");
+    for (m, since) in monitors.iter().zip(&first) {
+        assert_eq!(&cache.get(m.id).await.unwrap().unwrap().stale_since, since);
+    }
+    assert_eq!(metrics.monitors_stale.get(), 3);
+    assert_eq!(heard.all().len(), 1, "no second message: {:?}", heard.all());
+
+    shutdown.cancel();
+    scheduler.await.unwrap();
+}
