@@ -73,9 +73,6 @@ pub struct ApiState {
     pub stats: Arc<upwatch_service::Stats>,
     /// Largest accepted request body in bytes (default 1 MiB).
     pub max_body_bytes: usize,
-    /// How long each kind of history is kept, so that reads of long ranges use the rollups
-    /// that still exist.
-    pub retention: upwatch_core::rollup::Retention,
     /// Sends the test messages of `POST /api/v1/webhooks/{id}/test`.
     pub notifier: Arc<dyn upwatch_notify::Notifier>,
 }

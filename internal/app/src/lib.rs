@@ -266,7 +266,6 @@ impl Application {
                     metrics: metrics.clone(),
                     api_token: settings.api_token.clone(),
                     max_body_bytes: settings.api_max_body_bytes,
-                    retention: settings.retention,
                     notifier: wiring.notifier()?,
                 })
                 .merge(upwatch_web::router(web))

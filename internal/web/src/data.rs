@@ -172,7 +172,6 @@ pub struct Data {
     pub store: Arc<dyn Reads>,
     pub cache: Arc<dyn StatusCache>,
     pub stats: Arc<Stats>,
-    pub retention: Retention,
     pub live: Arc<Live>,
     days: Arc<DaysMemo>,
 }
@@ -227,7 +226,6 @@ impl Data {
         Data {
             store,
             cache,
-            retention: *stats.retention(),
             stats,
             live,
             days: Arc::new(Memo::new()),
@@ -309,11 +307,11 @@ impl Data {
             .await?
             .remove(&id)
             .unwrap_or_default();
-        let days = daily(self.store.as_ref(), &[id], now, &self.retention)
+        let days = daily(self.store.as_ref(), &[id], now, self.stats.retention())
             .await?
             .remove(&id)
             .unwrap_or_default();
-        let (bucket, resolution) = window.buckets(&self.retention);
+        let (bucket, resolution) = window.buckets(self.stats.retention());
         let to = resolution.bucket_start(now) + resolution.duration();
         let from = to - window.span();
         let points = self
@@ -350,7 +348,8 @@ impl Data {
         let ids: Vec<Uuid> = public.iter().map(|m| m.id).collect();
         let live = self.statuses(&monitors).await?;
         let days = {
-            let (store, retention, key) = (self.store.clone(), self.retention, ids.clone());
+            let (store, retention, key) =
+                (self.store.clone(), *self.stats.retention(), ids.clone());
             self.days
                 .get(key, move || async move {
                     daily(store.as_ref(), &ids, Utc::now(), &retention).await
