@@ -6,6 +6,8 @@
 //! The error responses every operation can give are added here, once, by [`Problems`]: each
 //! is `application/problem+json` with the [`Problem`] schema.
 
+use std::sync::OnceLock;
+
 use axum::extract::State;
 use serde_json::{json, Value};
 use utoipa::openapi::path::Operation;
@@ -61,8 +63,15 @@ pub struct ApiDoc;
     security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document of this API.", body = Object))
 )]
-pub async fn document(State(state): State<ApiState>) -> axum::Json<Value> {
-    axum::Json(for_server(state.api_token.is_some()))
+pub async fn document(State(state): State<ApiState>) -> axum::Json<&'static Value> {
+    // The two forms are built once per process, not on every request.
+    static DOCUMENTS: OnceLock<[Value; 2]> = OnceLock::new();
+    let [open, secured] = DOCUMENTS.get_or_init(|| [for_server(false), for_server(true)]);
+    axum::Json(if state.api_token.is_some() {
+        secured
+    } else {
+        open
+    })
 }
 
 /// The document as a JSON value: what `docs/openapi.json` holds and `/api/docs` shows (the
