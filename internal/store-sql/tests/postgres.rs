@@ -97,28 +97,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        // Drop runs outside any async context it could borrow, so the database is dropped
-        // from a thread with a runtime of its own. Best effort: a failure leaves a database
-        // behind, which is only litter.
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let mut conn = PgConnection::connect(&admin_url()).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-                    .ok()?;
-                conn.close().await.ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(()))) {
-            eprintln!("could not drop the test database {}", self.name);
-        }
+        upwatch_testkit::postgres::drop_database_blocking(&admin_url(), &self.name);
     }
 }
 

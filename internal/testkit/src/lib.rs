@@ -4,7 +4,9 @@
 //! - [`discord`]: a Discord-compatible webhook receiver that records every message and can be
 //!   told to answer 429, 5xx or 404.
 //! - [`wait`]: waiting on a condition with a deadline.
+//! - [`postgres`]: dropping a test's database from a `Drop`.
 
 pub mod discord;
+pub mod postgres;
 pub mod target;
 pub mod wait;

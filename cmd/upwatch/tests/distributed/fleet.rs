@@ -324,31 +324,9 @@ impl Fleet {
 }
 
 impl Drop for Fleet {
-    /// Drops the test database, also when a test panics (unwinding runs this), from a thread
-    /// with a runtime of its own, since `drop` cannot await. A failure leaves a database
-    /// behind, which is only litter, and says so.
+    /// Drops the test database, also when a test panics (unwinding runs this).
     fn drop(&mut self) {
-        let (admin_url, database) = (self.admin_url.clone(), self.database.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
-                    .await
-                    .ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await
-                    .ok()?;
-                Some(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(()))) {
-            eprintln!("could not drop the test database {}", self.database);
-        }
+        upwatch_testkit::postgres::drop_database_blocking(&self.admin_url, &self.database);
     }
 }
 
