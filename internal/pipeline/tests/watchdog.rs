@@ -106,6 +106,18 @@ async fn wait_until(within: Duration, mut done: impl AsyncFnMut() -> bool) -> Du
     start.elapsed()
 }
 
+/// A memory cache holding `monitors` in their first state, as the API caches new monitors.
+async fn cache_of(monitors: &[Monitor]) -> Arc<MemoryCache> {
+    let cache = Arc::new(MemoryCache::new());
+    for m in monitors {
+        cache
+            .put(&LiveStatus::new(m, m.initial_state()))
+            .await
+            .unwrap();
+    }
+    cache
+}
+
 async fn stale_count(cache: &MemoryCache) -> usize {
     cache
         .list()
@@ -119,13 +131,7 @@ async fn stale_count(cache: &MemoryCache) -> usize {
 #[tokio::test(start_paused = true)]
 async fn monitors_nobody_checks_go_stale_loudly_and_come_back() {
     let monitors: Vec<Monitor> = (0..5).map(|i| monitor(&format!("site-{i}"), 10)).collect();
-    let cache = Arc::new(MemoryCache::new());
-    for m in &monitors {
-        cache
-            .put(&LiveStatus::new(m, m.initial_state()))
-            .await
-            .unwrap();
-    }
+    let cache = cache_of(&monitors).await;
     let bus = Arc::new(InProcessBus::new(100_000));
     let mut jobs = bus.subscribe(Topic::Jobs, "workers").await.unwrap();
     let metrics = Metrics::new();
@@ -297,13 +303,7 @@ async fn a_paused_or_new_monitor_is_not_stale_for_time_it_was_not_expected() {
 #[tokio::test(start_paused = true)]
 async fn stale_marks_the_cache_lost_come_back_with_their_first_time() {
     let monitors: Vec<Monitor> = (0..3).map(|i| monitor(&format!("lost-{i}"), 10)).collect();
-    let cache = Arc::new(MemoryCache::new());
-    for m in &monitors {
-        cache
-            .put(&LiveStatus::new(m, m.initial_state()))
-            .await
-            .unwrap();
-    }
+    let cache = cache_of(&monitors).await;
     let bus = Arc::new(InProcessBus::new(100_000));
     // Workers that never answer: every monitor goes stale.
     let _jobs = bus.subscribe(Topic::Jobs, "workers").await.unwrap();

@@ -89,6 +89,22 @@ impl TestApp {
         response.json().await.expect("json")
     }
 
+    /// The body of a successful `GET path` as text (a page, the metrics).
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.text().await.expect("text")
+    }
+
     /// Creates a monitor and returns its id.
     pub async fn create_site(&self, body: Value) -> String {
         let response = self.post("/api/v1/sites", body).await;

@@ -142,15 +142,7 @@ async fn the_api_and_the_pages_show_the_same_24_hour_uptime() {
     assert_eq!(api, 75.0, "{status}");
     let shown = format!("{api:.2}%");
 
-    let client = reqwest::Client::new();
-    let dashboard = client
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let dashboard = app.get_text("/").await;
     let row_start = dashboard
         .find(&format!("<tr id=\"{id}\""))
         .unwrap_or_else(|| panic!("the dashboard lists {id}: {dashboard}"));
@@ -163,14 +155,7 @@ async fn the_api_and_the_pages_show_the_same_24_hour_uptime() {
         .collect();
     assert_eq!(cells.first(), Some(&shown.as_str()), "dashboard row: {row}");
 
-    let page = client
-        .get(app.url(&format!("/sites/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text(&format!("/sites/{id}")).await;
     assert!(
         page.contains(&format!("<dt>Uptime 24 h</dt><dd>{shown}</dd>")),
         "the monitor page shows {shown}: {page}"

@@ -25,15 +25,7 @@ async fn shutdown_stores_every_result_it_produced() {
     })
     .await;
     let store = app.store.clone();
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(metrics.contains("upwatch_checks_total"), "{metrics}");
     app.stop().await.expect("a clean exit");
     // Every request the target answered became a stored result: nothing in flight was lost.
