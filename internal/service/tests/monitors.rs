@@ -1,0 +1,89 @@
+//! The monitor use cases on a real SQLite store and the memory cache: what the store and the
+//! live-status cache hold after each, and that the scheduler is told.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+use upwatch_cache::{MemoryCache, StatusCache};
+use upwatch_core::{Monitor, MonitorInput, MonitorStatus};
+use upwatch_service::MonitorService;
+use upwatch_store::prelude::*;
+use upwatch_store_sql::SqliteStore;
+
+async fn told(changed: &Notify) -> bool {
+    tokio::time::timeout(Duration::from_secs(1), changed.notified())
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn pause_resume_and_delete_keep_store_and_cache_agreeing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("service.db").display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    let cache = Arc::new(MemoryCache::new());
+    let changed = Arc::new(Notify::new());
+    let service = MonitorService::new(store.clone(), cache.clone(), changed.clone());
+
+    let monitor =
+        Monitor::create(MonitorInput::for_url("http://127.0.0.1:9/"), Utc::now()).unwrap();
+    service
+        .create(std::slice::from_ref(&monitor))
+        .await
+        .unwrap();
+    assert!(told(&changed).await);
+    let live = cache
+        .get(monitor.id)
+        .await
+        .unwrap()
+        .expect("cached at once");
+    assert_eq!(live.state.status, MonitorStatus::Pending);
+
+    let paused = service
+        .set_enabled(monitor.id, false)
+        .await
+        .unwrap()
+        .expect("found");
+    assert!(!paused.enabled);
+    assert!(told(&changed).await);
+    assert!(
+        !store
+            .get_monitor(monitor.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    assert_eq!(
+        store.get_state(monitor.id).await.unwrap().unwrap().status,
+        MonitorStatus::Paused
+    );
+    assert_eq!(
+        cache.get(monitor.id).await.unwrap().unwrap().state.status,
+        MonitorStatus::Paused
+    );
+
+    let resumed = service
+        .set_enabled(monitor.id, true)
+        .await
+        .unwrap()
+        .expect("found");
+    assert!(resumed.enabled);
+    assert_eq!(
+        cache.get(monitor.id).await.unwrap().unwrap().state.status,
+        MonitorStatus::Pending
+    );
+
+    assert!(service.delete(monitor.id).await.unwrap());
+    assert!(told(&changed).await);
+    assert!(store.get_monitor(monitor.id).await.unwrap().is_none());
+    assert!(cache.get(monitor.id).await.unwrap().is_none());
+    assert!(!service.delete(monitor.id).await.unwrap());
+    assert!(service
+        .set_enabled(monitor.id, true)
+        .await
+        .unwrap()
+        .is_none());
+}
