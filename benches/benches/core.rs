@@ -33,6 +33,8 @@ fn result(monitor_id: Uuid, second: i64, up: bool) -> CheckResult {
         error: (!up)
             .then(|| CheckError::new(ErrorKind::StatusMismatch, "got HTTP 503, expected 200")),
         rules: StateRules::default(),
+        details: Default::default(),
+        cert_expiry_alert_days: Vec::new(),
     }
 }
 
@@ -109,7 +111,13 @@ fn encoding(c: &mut Criterion) {
             expected_status_codes: ExpectedStatus::default(),
             keyword: None,
             follow_redirects: true,
+            check_type: Default::default(),
+            conditions: Vec::new(),
+            dns: None,
+            packets: None,
+            tls_skip_verify: false,
         },
+        cert_expiry_alert_days: vec![14, 7, 1],
     };
     let encoded = serde_json::to_vec(&r).unwrap();
     let mut group = c.benchmark_group("encoding");

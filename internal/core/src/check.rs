@@ -12,6 +12,10 @@ use uuid::Uuid;
 
 use crate::expected::ExpectedStatus;
 use crate::monitor::Monitor;
+use crate::observation::{CheckDetails, CheckType, DnsQuery};
+
+/// Days before a certificate's expiry at which it is announced, unless configured otherwise.
+pub const DEFAULT_CERT_EXPIRY_ALERT_DAYS: [u32; 3] = [14, 7, 1];
 
 /// The schema version written into every job and result.
 pub const SCHEMA_VERSION: u16 = 1;
@@ -49,6 +53,25 @@ pub struct CheckRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyword: Option<String>,
     pub follow_redirects: bool,
+    /// The check type (HTTP when absent, as in jobs from before other types existed).
+    #[serde(rename = "type", default, skip_serializing_if = "is_http")]
+    pub check_type: CheckType,
+    /// Conditions that must all hold ([`crate::condition`]), as written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
+    /// The query of a DNS check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsQuery>,
+    /// Echo requests an ICMP check sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u32>,
+    /// Whether a TLS-speaking check accepts any certificate (unsafe).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls_skip_verify: bool,
+}
+
+fn is_http(t: &CheckType) -> bool {
+    *t == CheckType::Http
 }
 
 impl CheckRequest {
@@ -63,6 +86,11 @@ impl CheckRequest {
             expected_status_codes: m.expected_status_codes.clone(),
             keyword: m.keyword.clone(),
             follow_redirects: m.follow_redirects,
+            check_type: m.check_type,
+            conditions: m.conditions.clone(),
+            dns: m.dns.clone(),
+            packets: m.packets,
+            tls_skip_verify: m.tls_skip_verify,
         }
     }
 }
@@ -82,6 +110,9 @@ pub struct CheckJob {
     pub interval_ms: u64,
     pub rules: StateRules,
     pub request: CheckRequest,
+    /// Days before a certificate's expiry at which it is announced, largest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cert_expiry_alert_days: Vec<u32>,
 }
 
 impl CheckJob {
@@ -96,7 +127,20 @@ impl CheckJob {
             interval_ms: u64::from(monitor.interval_seconds) * 1000,
             rules: monitor.rules(),
             request: CheckRequest::for_monitor(monitor),
+            cert_expiry_alert_days: monitor.cert_expiry_alert_days(&DEFAULT_CERT_EXPIRY_ALERT_DAYS),
         }
+    }
+
+    /// The job for `monitor`'s check due at `due_at`, announcing certificate expiry at
+    /// `default_days` unless the monitor sets its own.
+    pub fn for_monitor_with(
+        monitor: &Monitor,
+        due_at: DateTime<Utc>,
+        default_days: &[u32],
+    ) -> Self {
+        let mut job = CheckJob::for_monitor(monitor, due_at);
+        job.cert_expiry_alert_days = monitor.cert_expiry_alert_days(default_days);
+        job
     }
 
     /// Whether a worker picking this job up at `now` is too late to check it meaningfully:
@@ -142,13 +186,24 @@ pub enum ErrorKind {
     KeywordMissing,
     /// More redirects than the bounded number of hops.
     TooManyRedirects,
+    /// A condition of the monitor did not hold; the message names it with the value seen.
+    ConditionFailed,
+    /// No echo reply came back (ICMP), every packet lost.
+    NoReply,
+    /// ICMP checks cannot run here: the process may open neither datagram nor raw ICMP
+    /// sockets.
+    IcmpUnavailable,
+    /// A push monitor got no push within its interval and grace.
+    MissedHeartbeat,
+    /// A push monitor was told it is down (`?status=down`).
+    ReportedDown,
     /// Anything else: a malformed answer, a protocol error.
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, in a stable order (for metrics and docs).
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::Timeout,
         ErrorKind::Dns,
         ErrorKind::Connect,
@@ -156,6 +211,11 @@ impl ErrorKind {
         ErrorKind::StatusMismatch,
         ErrorKind::KeywordMissing,
         ErrorKind::TooManyRedirects,
+        ErrorKind::ConditionFailed,
+        ErrorKind::NoReply,
+        ErrorKind::IcmpUnavailable,
+        ErrorKind::MissedHeartbeat,
+        ErrorKind::ReportedDown,
         ErrorKind::Other,
     ];
 
@@ -168,6 +228,11 @@ impl ErrorKind {
             ErrorKind::StatusMismatch => "status_mismatch",
             ErrorKind::KeywordMissing => "keyword_missing",
             ErrorKind::TooManyRedirects => "too_many_redirects",
+            ErrorKind::ConditionFailed => "condition_failed",
+            ErrorKind::NoReply => "no_reply",
+            ErrorKind::IcmpUnavailable => "icmp_unavailable",
+            ErrorKind::MissedHeartbeat => "missed_heartbeat",
+            ErrorKind::ReportedDown => "reported_down",
             ErrorKind::Other => "other",
         }
     }
@@ -245,6 +310,12 @@ pub struct CheckResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<CheckError>,
     pub rules: StateRules,
+    /// Facts of the check beyond its status (address, certificate, DNS answers, ICMP).
+    #[serde(default, skip_serializing_if = "CheckDetails::is_empty")]
+    pub details: CheckDetails,
+    /// Days before the certificate's expiry at which it is announced (from the job).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cert_expiry_alert_days: Vec<u32>,
 }
 
 impl CheckResult {
@@ -274,6 +345,8 @@ impl CheckResult {
             status,
             error,
             rules: job.rules,
+            details: CheckDetails::default(),
+            cert_expiry_alert_days: job.cert_expiry_alert_days.clone(),
         }
     }
 
@@ -355,6 +428,11 @@ mod tests {
             expected_status_codes: ExpectedStatus(vec![StatusMatcher::Range(200, 299)]),
             keyword: keyword.map(str::to_string),
             follow_redirects: true,
+            check_type: CheckType::Http,
+            conditions: Vec::new(),
+            dns: None,
+            packets: None,
+            tls_skip_verify: false,
         }
     }
 

@@ -18,8 +18,10 @@
 
 pub mod alert;
 pub mod check;
+pub mod condition;
 pub mod expected;
 pub mod monitor;
+pub mod observation;
 pub mod rollup;
 pub mod schedule;
 pub mod span;

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::condition::Condition;
 use crate::expected::{ExpectedStatus, StatusMatcher};
+use crate::observation::{CheckType, DnsQuery, DnsQueryType};
 
 /// Default check interval: five minutes, as most hosted monitors offer on their free tier.
 pub const DEFAULT_INTERVAL_SECONDS: u32 = 300;
@@ -25,6 +27,16 @@ pub const MAX_TIMEOUT_SECONDS: u32 = 300;
 pub const MAX_THRESHOLD: u32 = 100;
 /// The longest group name accepted, in characters.
 pub const MAX_GROUP_CHARS: usize = 100;
+/// Echo requests an ICMP check sends unless told otherwise.
+pub const DEFAULT_PACKETS: u32 = 3;
+/// The most echo requests one ICMP check may send.
+pub const MAX_PACKETS: u32 = 20;
+/// Seconds a push monitor waits past its interval before it counts a heartbeat as missed.
+pub const DEFAULT_PUSH_GRACE_SECONDS: u32 = 30;
+/// The most conditions one monitor may have.
+pub const MAX_CONDITIONS: usize = 32;
+/// Where the API takes pushes: `{PUSH_PATH}/{token}`.
+pub const PUSH_PATH: &str = "/api/v1/push";
 /// HTTP methods a check may use.
 pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
@@ -77,6 +89,33 @@ pub struct Monitor {
     /// `None`.
     #[serde(default)]
     pub group: Option<String>,
+    /// The check type, selected by the URL's scheme (`push` for push monitors).
+    #[serde(rename = "type", default)]
+    pub check_type: CheckType,
+    /// Conditions that must all hold for the check to be up, Gatus-style
+    /// (`[BODY].status == UP`).
+    #[serde(default)]
+    pub conditions: Vec<String>,
+    /// The query of a `dns://` monitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsQuery>,
+    /// Echo requests per check of an `icmp://` monitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u32>,
+    /// Accept any certificate (unsafe: a TLS check then proves only that something answers).
+    #[serde(default)]
+    pub tls_skip_verify: bool,
+    /// Days before the certificate's expiry at which an alert says so; the global setting
+    /// (`UPWATCH_CERT_EXPIRY_ALERT_DAYS`, default 14, 7, 1) when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_expiry_alert_days: Option<Vec<u32>>,
+    /// Seconds past the interval that a push monitor waits for a push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_grace_seconds: Option<u32>,
+    /// Where the monitored job reports in (`GET` or `POST`), for push monitors: a path on
+    /// upwatch's API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -154,6 +193,22 @@ pub struct MonitorInput {
     pub public: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The check type; only needed for `push`, which has no URL (the URL's scheme says the
+    /// others, and a type given with a URL must agree with it).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub check_type: Option<CheckType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsQuery>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_skip_verify: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_expiry_alert_days: Option<Vec<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_grace_seconds: Option<u32>,
 }
 
 impl MonitorInput {
@@ -172,8 +227,9 @@ impl MonitorInput {
         created_at: DateTime<Utc>,
         updated_at: DateTime<Utc>,
     ) -> Result<Monitor, ValidationError> {
-        let url = validate_url(self.url.as_deref())?;
-        let name = match self.name {
+        let (check_type, url) = validate_target(self.check_type, self.url.as_deref())?;
+        let typed = TypedSettings::validate(check_type, &url, &self)?;
+        let name = match self.name.clone() {
             Some(name) => {
                 let name = name.trim().to_string();
                 if name.is_empty() {
@@ -189,7 +245,7 @@ impl MonitorInput {
             }
             None => default_name(&url),
         };
-        let method = match self.method {
+        let method = match self.method.clone() {
             Some(m) => {
                 let upper = m.trim().to_ascii_uppercase();
                 if !METHODS.contains(&upper.as_str()) {
@@ -202,7 +258,7 @@ impl MonitorInput {
             }
             None => "GET".to_string(),
         };
-        let headers = self.headers.unwrap_or_default();
+        let headers = self.headers.clone().unwrap_or_default();
         for (name, value) in &headers {
             let valid_name = !name.is_empty()
                 && name
@@ -224,7 +280,10 @@ impl MonitorInput {
         if self.body.as_ref().is_some_and(|b| b.len() > 65_536) {
             return Err(ValidationError::new("body", "must be at most 64 KiB"));
         }
-        let expected_status_codes = match (self.expected_status_codes, self.expected_status_code) {
+        let expected_status_codes = match (
+            self.expected_status_codes.clone(),
+            self.expected_status_code,
+        ) {
             (Some(_), Some(_)) => {
                 return Err(ValidationError::new(
                     "expected_status_code",
@@ -243,7 +302,7 @@ impl MonitorInput {
             (None, Some(one)) => ExpectedStatus(vec![one]),
             (None, None) => ExpectedStatus::default(),
         };
-        let keyword = self.keyword.filter(|k| !k.is_empty());
+        let keyword = self.keyword.clone().filter(|k| !k.is_empty());
         if keyword.as_ref().is_some_and(|k| k.len() > 1024) {
             return Err(ValidationError::new(
                 "keyword",
@@ -281,8 +340,8 @@ impl MonitorInput {
         }
         let failure_threshold = threshold("failure_threshold", self.failure_threshold)?;
         let success_threshold = threshold("success_threshold", self.success_threshold)?;
-        let group = validate_group(self.group)?;
-        let mut webhook_ids = self.webhook_ids.unwrap_or_default();
+        let group = validate_group(self.group.clone())?;
+        let mut webhook_ids = self.webhook_ids.clone().unwrap_or_default();
         webhook_ids.sort();
         webhook_ids.dedup();
         Ok(Monitor {
@@ -291,7 +350,7 @@ impl MonitorInput {
             url,
             method,
             headers,
-            body: self.body,
+            body: self.body.clone(),
             expected_status_codes,
             keyword,
             interval_seconds,
@@ -303,6 +362,14 @@ impl MonitorInput {
             webhook_ids,
             public: self.public.unwrap_or(false),
             group,
+            check_type,
+            conditions: typed.conditions,
+            dns: typed.dns,
+            packets: typed.packets,
+            tls_skip_verify: typed.tls_skip_verify,
+            cert_expiry_alert_days: typed.cert_expiry_alert_days,
+            push_grace_seconds: typed.push_grace_seconds,
+            push_url: typed.push_url,
             created_at,
             updated_at,
         })
@@ -344,36 +411,356 @@ fn threshold(field: &str, value: Option<u32>) -> Result<u32, ValidationError> {
     }
 }
 
-fn validate_url(url: Option<&str>) -> Result<String, ValidationError> {
+/// The check type and normalised URL of a monitor: the URL's scheme selects the type, and a
+/// push monitor without a URL gets a fresh `push://` token.
+fn validate_target(
+    check_type: Option<CheckType>,
+    url: Option<&str>,
+) -> Result<(CheckType, String), ValidationError> {
     let Some(raw) = url else {
-        return Err(ValidationError::new("url", "is required"));
+        return match check_type {
+            Some(CheckType::Push) => Ok((CheckType::Push, format!("push://{}", new_push_token()))),
+            _ => Err(ValidationError::new(
+                "url",
+                "is required (or `\"type\": \"push\"` for a monitor that is sent heartbeats)",
+            )),
+        };
     };
     let raw = raw.trim();
-    let parsed = url::Url::parse(raw).map_err(|e| {
-        ValidationError::new(
-            "url",
-            format!("`{raw}` is not a valid URL ({e}); expected a form such as https://example.com/health"),
-        )
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ValidationError::new(
-            "url",
-            format!("must use http or https, not `{}`", parsed.scheme()),
-        ));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(ValidationError::new("url", "must name a host"));
-    }
     if raw.len() > 2048 {
         return Err(ValidationError::new(
             "url",
             "must be at most 2048 characters",
         ));
     }
-    Ok(parsed.to_string())
+    let parsed = url::Url::parse(raw).map_err(|e| {
+        let why = match e {
+            url::ParseError::InvalidPort => "its port must be a number from 1 to 65535".to_string(),
+            other => other.to_string(),
+        };
+        ValidationError::new(
+            "url",
+            format!(
+                "`{raw}` is not a valid URL ({why}); expected a form such as \
+                 https://example.com/health, tcp://db.example.com:5432 or icmp://example.com"
+            ),
+        )
+    })?;
+    let Some(scheme_type) = CheckType::of_scheme(parsed.scheme()) else {
+        return Err(ValidationError::new(
+            "url",
+            format!(
+                "must use http, https, tcp, tls, icmp or dns, not `{}`",
+                parsed.scheme()
+            ),
+        ));
+    };
+    if let Some(given) = check_type {
+        if given != scheme_type {
+            return Err(ValidationError::new(
+                "type",
+                format!(
+                    "is `{given}` but the url's scheme `{}` makes a `{scheme_type}` monitor; \
+                     leave `type` out or make them agree",
+                    parsed.scheme()
+                ),
+            ));
+        }
+    }
+    let host = parsed.host_str().filter(|h| !h.is_empty());
+    if scheme_type == CheckType::Push {
+        let token = raw.strip_prefix("push://").unwrap_or_default();
+        if !is_push_token(token) {
+            return Err(ValidationError::new(
+                "url",
+                "of a push monitor must be `push://` and 32 lower-case hex digits; \
+                 leave it out to have one made",
+            ));
+        }
+        return Ok((CheckType::Push, raw.to_string()));
+    }
+    let Some(host) = host else {
+        return Err(ValidationError::new("url", "must name a host"));
+    };
+    if scheme_type == CheckType::Http {
+        return Ok((CheckType::Http, parsed.to_string()));
+    }
+    if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() {
+        return Err(ValidationError::new(
+            "url",
+            format!(
+                "of a {scheme_type} monitor must have no path or query, only a host{}",
+                match scheme_type {
+                    CheckType::Icmp => "",
+                    CheckType::Dns => " and an optional port",
+                    _ => " and a port",
+                }
+            ),
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ValidationError::new(
+            "url",
+            format!("of a {scheme_type} monitor must not carry a user or password"),
+        ));
+    }
+    let port = match (scheme_type, parsed.port()) {
+        (CheckType::Icmp, Some(_)) => {
+            return Err(ValidationError::new(
+                "url",
+                "of an icmp monitor must not have a port: ICMP has none",
+            ))
+        }
+        (CheckType::Icmp, None) => None,
+        (CheckType::Tcp | CheckType::Tls, None) => {
+            return Err(ValidationError::new(
+                "url",
+                format!(
+                    "of a {scheme_type} monitor needs a port, as in {scheme_type}://{host}:443"
+                ),
+            ))
+        }
+        (_, Some(0)) => {
+            return Err(ValidationError::new(
+                "url",
+                "has port 0; expected a port from 1 to 65535",
+            ))
+        }
+        (CheckType::Dns, None) => Some(53),
+        (_, port) => port,
+    };
+    let url = match port {
+        Some(port) => format!("{scheme_type}://{host}:{port}"),
+        None => format!("{scheme_type}://{host}"),
+    };
+    Ok((scheme_type, url))
+}
+
+/// A fresh push token: 128 random bits as 32 lower-case hex digits.
+fn new_push_token() -> String {
+    // Two version-4 UUIDs give 2 x 122 random bits; the 16 bytes taken skip the version and
+    // variant bits.
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let bytes = [
+        a[0], a[1], a[2], a[3], a[4], a[5], a[7], a[9], b[0], b[1], b[2], b[3], b[4], b[5], b[7],
+        b[9],
+    ];
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `token` has the form of a push token.
+pub fn is_push_token(token: &str) -> bool {
+    token.len() == 32
+        && token
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The settings that belong to one check type, validated against it.
+struct TypedSettings {
+    conditions: Vec<String>,
+    dns: Option<DnsQuery>,
+    packets: Option<u32>,
+    tls_skip_verify: bool,
+    cert_expiry_alert_days: Option<Vec<u32>>,
+    push_grace_seconds: Option<u32>,
+    push_url: Option<String>,
+}
+
+impl TypedSettings {
+    fn validate(
+        check_type: CheckType,
+        url: &str,
+        input: &MonitorInput,
+    ) -> Result<TypedSettings, ValidationError> {
+        let only = |field: &str, types: &str| {
+            ValidationError::new(
+                field,
+                format!("applies only to {types} monitors, and this one is `{check_type}`"),
+            )
+        };
+        if check_type != CheckType::Http {
+            if input.keyword.as_ref().is_some_and(|k| !k.is_empty()) {
+                return Err(only("keyword", "http"));
+            }
+            if input.body.is_some() {
+                return Err(only("body", "http"));
+            }
+            if input.headers.as_ref().is_some_and(|h| !h.is_empty()) {
+                return Err(only("headers", "http"));
+            }
+            if input
+                .method
+                .as_deref()
+                .is_some_and(|m| !m.trim().eq_ignore_ascii_case("GET"))
+            {
+                return Err(only("method", "http"));
+            }
+            if input
+                .expected_status_codes
+                .as_ref()
+                .is_some_and(|e| *e != ExpectedStatus::default())
+                || input.expected_status_code.is_some()
+            {
+                return Err(only("expected_status_codes", "http"));
+            }
+        }
+        let dns = match (check_type, input.dns.clone()) {
+            (CheckType::Dns, None) => {
+                return Err(ValidationError::new(
+                    "dns",
+                    "is required for a dns monitor: {\"query_name\": \"example.com\", \"query_type\": \"A\"}",
+                ))
+            }
+            (CheckType::Dns, Some(query)) => Some(validate_dns(query)?),
+            (_, Some(_)) => return Err(only("dns", "dns")),
+            (_, None) => None,
+        };
+        let packets = match (check_type, input.packets) {
+            (CheckType::Icmp, packets) => {
+                let packets = packets.unwrap_or(DEFAULT_PACKETS);
+                if !(1..=MAX_PACKETS).contains(&packets) {
+                    return Err(ValidationError::new(
+                        "packets",
+                        format!("must be between 1 and {MAX_PACKETS}, not {packets}"),
+                    ));
+                }
+                Some(packets)
+            }
+            (_, Some(_)) => return Err(only("packets", "icmp")),
+            (_, None) => None,
+        };
+        let speaks_tls = check_type.speaks_tls(url);
+        let tls_skip_verify = input.tls_skip_verify.unwrap_or(false);
+        if tls_skip_verify && !speaks_tls {
+            return Err(only("tls_skip_verify", "https and tls"));
+        }
+        let cert_expiry_alert_days = match input.cert_expiry_alert_days.clone() {
+            Some(_) if !speaks_tls => return Err(only("cert_expiry_alert_days", "https and tls")),
+            Some(days) => Some(validate_alert_days("cert_expiry_alert_days", days)?),
+            None => None,
+        };
+        let (push_grace_seconds, push_url) = match (check_type, input.push_grace_seconds) {
+            (CheckType::Push, grace) => {
+                let grace = grace.unwrap_or(DEFAULT_PUSH_GRACE_SECONDS);
+                if grace > MAX_INTERVAL_SECONDS {
+                    return Err(ValidationError::new(
+                        "push_grace_seconds",
+                        format!("must be at most {MAX_INTERVAL_SECONDS} seconds, not {grace}"),
+                    ));
+                }
+                let token = url.strip_prefix("push://").unwrap_or_default();
+                (Some(grace), Some(format!("{PUSH_PATH}/{token}")))
+            }
+            (_, Some(_)) => return Err(only("push_grace_seconds", "push")),
+            (_, None) => (None, None),
+        };
+        let conditions = input.conditions.clone().unwrap_or_default();
+        if conditions.len() > MAX_CONDITIONS {
+            return Err(ValidationError::new(
+                "conditions",
+                format!("must list at most {MAX_CONDITIONS} conditions"),
+            ));
+        }
+        for (i, text) in conditions.iter().enumerate() {
+            let field = format!("conditions[{i}]");
+            if text.len() > 1024 {
+                return Err(ValidationError::new(field, "must be at most 1024 bytes"));
+            }
+            let condition = Condition::parse(text).map_err(|e| {
+                ValidationError::new(field.clone(), format!("`{text}` does not parse: {e}"))
+            })?;
+            if let Some(p) = condition
+                .placeholders()
+                .into_iter()
+                .find(|p| !check_type.allows(url, *p))
+            {
+                return Err(ValidationError::new(
+                    field,
+                    format!(
+                        "names {p}, which a `{check_type}` monitor{} does not have",
+                        if check_type == CheckType::Http
+                            && p == crate::observation::Placeholder::CertificateExpiration
+                        {
+                            " over plain http"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+        }
+        Ok(TypedSettings {
+            conditions: conditions
+                .into_iter()
+                .map(|c| c.trim().to_string())
+                .collect(),
+            dns,
+            packets,
+            tls_skip_verify,
+            cert_expiry_alert_days,
+            push_grace_seconds,
+            push_url,
+        })
+    }
+}
+
+fn validate_dns(query: DnsQuery) -> Result<DnsQuery, ValidationError> {
+    let name = query.query_name.trim().trim_end_matches('.').to_string();
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if !valid {
+        return Err(ValidationError::new(
+            "dns.query_name",
+            format!(
+                "`{}` is not a domain name; expected labels of letters, digits and hyphens \
+                 such as example.com",
+                query.query_name
+            ),
+        ));
+    }
+    Ok(DnsQuery {
+        query_name: name,
+        query_type: query.query_type,
+    })
+}
+
+/// Alert thresholds in days: 1 to 365 each, at most 10, largest first.
+pub fn validate_alert_days(field: &str, mut days: Vec<u32>) -> Result<Vec<u32>, ValidationError> {
+    if days.len() > 10 {
+        return Err(ValidationError::new(
+            field,
+            "must list at most 10 thresholds",
+        ));
+    }
+    if let Some(bad) = days.iter().find(|d| !(1..=365).contains(*d)) {
+        return Err(ValidationError::new(
+            field,
+            format!("must list days from 1 to 365, not {bad}"),
+        ));
+    }
+    days.sort_unstable_by(|a, b| b.cmp(a));
+    days.dedup();
+    Ok(days)
+}
+
+/// The record types a DNS monitor accepts, for messages.
+pub fn dns_query_types() -> String {
+    DnsQueryType::ALL.map(DnsQueryType::as_str).join(", ")
 }
 
 fn default_name(url: &str) -> String {
+    if url.starts_with("push://") {
+        return "Heartbeat".to_string();
+    }
     url::Url::parse(url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
@@ -413,7 +800,36 @@ impl Monitor {
             webhook_ids: Some(self.webhook_ids.clone()),
             public: Some(self.public),
             group: self.group.clone(),
+            check_type: Some(self.check_type),
+            conditions: Some(self.conditions.clone()),
+            dns: self.dns.clone(),
+            packets: self.packets,
+            tls_skip_verify: Some(self.tls_skip_verify),
+            cert_expiry_alert_days: self.cert_expiry_alert_days.clone(),
+            push_grace_seconds: self.push_grace_seconds,
         }
+    }
+
+    /// Days before certificate expiry at which to alert: the monitor's own, or `default`;
+    /// largest first, each once.
+    pub fn cert_expiry_alert_days(&self, default: &[u32]) -> Vec<u32> {
+        if !self.check_type.speaks_tls(&self.url) {
+            return Vec::new();
+        }
+        let mut days = self
+            .cert_expiry_alert_days
+            .clone()
+            .unwrap_or_else(|| default.to_vec());
+        days.sort_unstable_by(|a, b| b.cmp(a));
+        days.dedup();
+        days
+    }
+
+    /// The token of a push monitor (the last segment of its `push://` URL).
+    pub fn push_token(&self) -> Option<&str> {
+        (self.check_type == CheckType::Push)
+            .then(|| self.url.strip_prefix("push://"))
+            .flatten()
     }
 
     /// Applies a JSON merge patch (RFC 7396) of settings and validates the result as a whole.

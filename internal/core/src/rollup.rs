@@ -787,6 +787,8 @@ mod tests {
             },
             error: None,
             rules: StateRules::default(),
+            details: Default::default(),
+            cert_expiry_alert_days: Vec::new(),
         }
     }
 

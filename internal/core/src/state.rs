@@ -233,6 +233,8 @@ mod tests {
                 failure_threshold: rules.0,
                 success_threshold: rules.1,
             },
+            details: Default::default(),
+            cert_expiry_alert_days: Vec::new(),
         }
     }
 

@@ -99,6 +99,8 @@ impl Env {
             error: (!up)
                 .then(|| CheckError::new(ErrorKind::StatusMismatch, "got HTTP 500, expected 2xx")),
             rules: self.monitor.rules(),
+            details: Default::default(),
+            cert_expiry_alert_days: Vec::new(),
         };
         self.store
             .apply_result(&result)

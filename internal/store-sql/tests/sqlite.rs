@@ -63,6 +63,8 @@ fn down_result(m: &Monitor, at: i64) -> CheckResult {
         status: CheckStatus::Down,
         error: Some(CheckError::new(ErrorKind::Timeout, "no answer within 1s")),
         rules: m.rules(),
+        details: Default::default(),
+        cert_expiry_alert_days: Vec::new(),
     }
 }
 

@@ -275,6 +275,8 @@ pub fn result(id: Uuid, at: i64, up: bool) -> CheckResult {
         error: (!up)
             .then(|| CheckError::new(ErrorKind::StatusMismatch, "got HTTP 503, expected 2xx")),
         rules: StateRules::default(),
+        details: Default::default(),
+        cert_expiry_alert_days: Vec::new(),
     }
 }
 
