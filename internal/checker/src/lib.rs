@@ -1,28 +1,41 @@
-//! Performs one HTTP check and turns whatever happens into a [`CheckResult`].
+//! Performs one check of any type and turns whatever happens into a [`CheckResult`].
 //!
-//! A [`Checker`] holds two reqwest clients, one that follows a bounded number of redirects and
-//! one that follows none, and picks one per job. A check never fails as a Rust error: a
-//! refused connection, a timeout or an unexpected status are all results with status down and
-//! an [`ErrorKind`](upwatch_core::ErrorKind) (see the `classify` module for how reqwest's
-//! errors are sorted).
+//! One module per check type, each behind the same small signature (the request, a deadline,
+//! and what it observed), as Prometheus' blackbox_exporter keeps one prober per module:
+//! [`http`], [`tcp`], [`tls`], [`icmp`] and [`dns`]. Adding a type is one module and one line
+//! in [`Checker::probe`]. Push monitors are not probed: the API records their pushes and the
+//! scheduler their missed heartbeats.
+//!
+//! A check never fails as a Rust error: a refused connection, a timeout or an unexpected
+//! status are all results with status down and an [`ErrorKind`](upwatch_core::ErrorKind). What
+//! a prober observed is then judged by the monitor's conditions ([`upwatch_core::condition`]).
 //!
 //! Bounds that hold for every check:
 //! - the whole check, body reading included, ends within the job's `timeout_ms`;
-//! - the body is read only when the job has a keyword, and then at most
-//!   [`CheckerConfig::max_body_bytes`] of it;
-//! - at most [`CheckerConfig::max_redirects`] redirects are followed.
+//! - the body is read only when the job has a keyword or a condition on the body, and then at
+//!   most [`CheckerConfig::max_body_bytes`] of it;
+//! - at most [`CheckerConfig::max_redirects`] redirects are followed;
+//! - at most [`CheckerConfig::max_per_host`] checks are in flight against one host.
 
+pub mod cert;
 mod classify;
+mod dns;
+mod http;
+mod icmp;
+mod limit;
+mod tcp;
+mod tls;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use reqwest::{redirect, Client, Method, Url};
-use upwatch_core::check::{evaluate, CheckError, CheckJob, CheckResult, ErrorKind};
+use rustls::pki_types::CertificateDer;
+use upwatch_core::check::{judge, CheckError, CheckJob, CheckResult, ErrorKind};
+use upwatch_core::observation::{CheckType, Observation};
 use upwatch_core::{Monitor, MonitorInput, ValidationError};
 
-use crate::classify::{classify, timeout_error, Context};
+pub use crate::icmp::IcmpSupport;
 
 /// How long an idle pooled connection is kept before it is closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,6 +49,10 @@ pub struct CheckerConfig {
     pub max_redirects: usize,
     /// The `User-Agent` sent unless a job sets its own (default `upwatch/<version>`).
     pub user_agent: String,
+    /// The most checks in flight against one host (default 16).
+    pub max_per_host: usize,
+    /// Roots trusted besides the public ones (`UPWATCH_CHECK_CA_FILE`), for internal CAs.
+    pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
 impl Default for CheckerConfig {
@@ -44,52 +61,131 @@ impl Default for CheckerConfig {
             max_body_bytes: 64 * 1024,
             max_redirects: 10,
             user_agent: format!("upwatch/{}", env!("CARGO_PKG_VERSION")),
+            max_per_host: 16,
+            extra_roots: Vec::new(),
         }
     }
 }
 
-/// Performs HTTP checks; cheap to clone, as the clients it wraps share their connection pools.
+/// Why a [`Checker`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckerError {
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+}
+
+/// What a prober reports: what it saw, and the failure that ended the check, if any.
+#[derive(Debug, Clone)]
+pub(crate) struct Probe {
+    pub observation: Observation,
+    pub outcome: Result<(), CheckError>,
+}
+
+impl Probe {
+    /// A probe that failed before it observed anything.
+    pub fn failed(error: CheckError) -> Probe {
+        Probe {
+            observation: Observation::default(),
+            outcome: Err(error),
+        }
+    }
+}
+
+/// Performs checks; cheap to clone, as the clients and sockets it wraps are shared.
 #[derive(Debug, Clone)]
 pub struct Checker {
-    following: Client,
-    direct: Client,
-    max_body_bytes: usize,
-    max_redirects: usize,
+    http: Arc<http::HttpProber>,
+    tls: Arc<tls::TlsProber>,
+    icmp: Arc<icmp::Pinger>,
+    hosts: limit::HostLimiter,
 }
 
 impl Checker {
-    /// Builds the two clients (rustls, pooled connections, no global timeout).
+    /// Builds the probers (rustls, pooled connections, no global timeout) and finds out once
+    /// which ICMP sockets this process may open.
     ///
-    /// Fails only when reqwest cannot set up TLS or the user agent is not a valid header value.
-    pub fn new(config: CheckerConfig) -> Result<Checker, reqwest::Error> {
-        let build = |policy: redirect::Policy| {
-            Client::builder()
-                .user_agent(config.user_agent.as_str())
-                .redirect(policy)
-                // A redirect target need not learn which page pointed to it.
-                .referer(false)
-                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-                .tcp_nodelay(true)
-                .build()
-        };
+    /// Fails only when TLS cannot be set up or the user agent is not a valid header value.
+    pub fn new(config: CheckerConfig) -> Result<Checker, CheckerError> {
         Ok(Checker {
-            following: build(redirect::Policy::limited(config.max_redirects))?,
-            direct: build(redirect::Policy::none())?,
-            max_body_bytes: config.max_body_bytes,
-            max_redirects: config.max_redirects,
+            http: Arc::new(http::HttpProber::new(&config)?),
+            tls: Arc::new(tls::TlsProber::new(&config.extra_roots).map_err(CheckerError::Tls)?),
+            icmp: Arc::new(icmp::Pinger::new()),
+            hosts: limit::HostLimiter::new(config.max_per_host),
         })
+    }
+
+    /// Which ICMP sockets checks use, or why they cannot run.
+    pub fn icmp_support(&self) -> &IcmpSupport {
+        self.icmp.support()
     }
 
     /// Performs `job`'s check and reports how it went; never panics and never fails.
     ///
-    /// `checked_at` is when the check started. `response_time_ms` is the time to the response
-    /// headers, plus the body read when the job has a keyword; for a failed check it is the
-    /// time until the failure.
+    /// `checked_at` is when the check started. `response_time_ms` is the time the probe
+    /// measures (to the response headers, plus the body read when needed, for HTTP; the
+    /// connect time for TCP; the handshake for TLS; the mean round trip for ICMP; the answer
+    /// for DNS); for a failed check it is the time until the failure.
     pub async fn check(&self, job: &CheckJob) -> CheckResult {
         let checked_at = Utc::now();
         let started = Instant::now();
-        let (status_code, outcome) = self.perform(job).await;
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(job.request.timeout_ms);
+        let probe = {
+            // Waiting for a turn against a busy host counts against the check's time.
+            let _turn = match tokio::time::timeout_at(
+                deadline,
+                self.hosts.acquire(&job.request.url),
+            )
+            .await
+            {
+                Ok(turn) => turn,
+                Err(_) => {
+                    return self.finish(job, checked_at, started, Probe::failed(
+                        classify::timeout_error(job.request.timeout_ms),
+                    ))
+                }
+            };
+            self.probe(job, deadline).await
+        };
+        self.finish(job, checked_at, started, probe)
+    }
+
+    /// Runs the prober of the job's type.
+    async fn probe(&self, job: &CheckJob, deadline: tokio::time::Instant) -> Probe {
+        let request = &job.request;
+        match request.check_type {
+            CheckType::Http => self.http.probe(request, deadline).await,
+            CheckType::Tcp => tcp::probe(request, deadline).await,
+            CheckType::Tls => self.tls.probe(request, deadline).await,
+            CheckType::Icmp => self.icmp.probe(request, deadline).await,
+            CheckType::Dns => dns::probe(request, deadline).await,
+            CheckType::Push => Probe::failed(CheckError::new(
+                ErrorKind::Other,
+                "push monitors are not probed; they report in themselves",
+            )),
+        }
+    }
+
+    /// Judges the probe's observation and makes the result.
+    fn finish(
+        &self,
+        job: &CheckJob,
+        checked_at: chrono::DateTime<Utc>,
+        started: Instant,
+        probe: Probe,
+    ) -> CheckResult {
         let elapsed_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let Probe {
+            mut observation,
+            outcome,
+        } = probe;
+        if observation.response_time_ms == 0 {
+            observation.response_time_ms = elapsed_ms;
+        }
+        observation.now = Some(checked_at);
+        let outcome = outcome.and_then(|()| judge(&job.request, &observation));
         if let Err(error) = &outcome {
             tracing::debug!(
                 monitor_id = %job.monitor_id,
@@ -99,7 +195,20 @@ impl Checker {
                 "check failed"
             );
         }
-        CheckResult::for_job(job, checked_at, elapsed_ms, status_code, outcome)
+        let response_time_ms = if outcome.is_ok() {
+            observation.response_time_ms
+        } else {
+            elapsed_ms
+        };
+        let mut result = CheckResult::for_job(
+            job,
+            checked_at,
+            response_time_ms,
+            observation.status_code,
+            outcome,
+        );
+        result.details = observation.details;
+        result
     }
 
     /// Checks `url` with every other setting at the monitor defaults, as `upwatch check URL`
@@ -110,124 +219,6 @@ impl Checker {
         let job = CheckJob::for_monitor(&monitor, now);
         Ok(self.check(&job).await)
     }
-
-    /// Sends the request and judges the answer, giving the status code when one arrived.
-    async fn perform(&self, job: &CheckJob) -> (Option<u16>, Result<(), CheckError>) {
-        let request = &job.request;
-        let timeout = Duration::from_millis(request.timeout_ms);
-        let deadline = tokio::time::Instant::now() + timeout;
-
-        let url = match Url::parse(&request.url) {
-            Ok(url) => url,
-            Err(e) => {
-                return (
-                    None,
-                    Err(CheckError::new(
-                        ErrorKind::Other,
-                        format!("invalid url: {e}"),
-                    )),
-                )
-            }
-        };
-        let method = match Method::from_bytes(request.method.as_bytes()) {
-            Ok(method) => method,
-            Err(_) => {
-                return (
-                    None,
-                    Err(CheckError::new(
-                        ErrorKind::Other,
-                        format!("invalid http method `{}`", request.method),
-                    )),
-                )
-            }
-        };
-        let headers = match header_map(job) {
-            Ok(headers) => headers,
-            Err(e) => return (None, Err(e)),
-        };
-        let client = if request.follow_redirects {
-            &self.following
-        } else {
-            &self.direct
-        };
-        let ctx = Context {
-            timeout_ms: request.timeout_ms,
-            max_redirects: if request.follow_redirects {
-                self.max_redirects
-            } else {
-                0
-            },
-            url: Some(&url),
-        };
-
-        let mut builder = client
-            .request(method, url.clone())
-            .headers(headers)
-            .timeout(timeout);
-        if let Some(body) = &request.body {
-            builder = builder.body(body.clone());
-        }
-        // reqwest's own timeout covers connecting, headers and body; the outer one also covers
-        // anything reqwest does before it arms its timer.
-        let response = match tokio::time::timeout_at(deadline, builder.send()).await {
-            Err(_) => return (None, Err(timeout_error(request.timeout_ms))),
-            Ok(Err(e)) => return (None, Err(classify(&e, &ctx))),
-            Ok(Ok(response)) => response,
-        };
-        let status = response.status().as_u16();
-
-        // The body matters only for a keyword, and only when the status is right: `evaluate`
-        // judges the status first.
-        let wants_body = request.keyword.is_some() && request.expected_status_codes.matches(status);
-        let body = if wants_body {
-            match tokio::time::timeout_at(deadline, read_prefix(response, self.max_body_bytes))
-                .await
-            {
-                Err(_) => return (Some(status), Err(timeout_error(request.timeout_ms))),
-                Ok(Err(e)) => return (Some(status), Err(classify(&e, &ctx))),
-                Ok(Ok(body)) => Some(body),
-            }
-        } else {
-            // Dropping an unread response closes its connection rather than draining it.
-            drop(response);
-            None
-        };
-        (Some(status), evaluate(request, status, body.as_deref()))
-    }
-}
-
-/// The job's headers as reqwest wants them, or an `Other` error naming the bad one.
-fn header_map(job: &CheckJob) -> Result<HeaderMap, CheckError> {
-    let mut headers = HeaderMap::new();
-    for (name, value) in &job.request.headers {
-        let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-            CheckError::new(ErrorKind::Other, format!("invalid header name `{name}`"))
-        })?;
-        let header_value = HeaderValue::from_str(value).map_err(|_| {
-            CheckError::new(
-                ErrorKind::Other,
-                format!("invalid value for header `{name}`"),
-            )
-        })?;
-        headers.append(header_name, header_value);
-    }
-    Ok(headers)
-}
-
-/// Reads at most `max` bytes of the body, then stops and drops the rest unread.
-async fn read_prefix(
-    mut response: reqwest::Response,
-    max: usize,
-) -> Result<Vec<u8>, reqwest::Error> {
-    let mut body = Vec::with_capacity(max.min(16 * 1024));
-    while body.len() < max {
-        let Some(chunk) = response.chunk().await? else {
-            break;
-        };
-        let take = chunk.len().min(max - body.len());
-        body.extend_from_slice(&chunk[..take]);
-    }
-    Ok(body)
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::expected::ExpectedStatus;
+use crate::condition::{evaluate_all, Condition};
 use crate::monitor::Monitor;
-use crate::observation::{CheckDetails, CheckType, DnsQuery};
+use crate::observation::{CheckDetails, CheckType, DnsQuery, Observation, Placeholder};
 
 /// Days before a certificate's expiry at which it is announced, unless configured otherwise.
 pub const DEFAULT_CERT_EXPIRY_ALERT_DAYS: [u32; 3] = [14, 7, 1];
@@ -75,6 +76,13 @@ fn is_http(t: &CheckType) -> bool {
 }
 
 impl CheckRequest {
+    /// Whether judging the answer needs the response body: a condition reads it.
+    pub fn needs_body(&self) -> bool {
+        self.conditions.iter().any(|text| {
+            Condition::parse(text).is_ok_and(|c| c.needs_body())
+        })
+    }
+
     /// The request a monitor's settings describe.
     pub fn for_monitor(m: &Monitor) -> Self {
         CheckRequest {
@@ -407,6 +415,41 @@ pub fn evaluate(
         }
     }
     Ok(())
+}
+
+/// Judges what a probe observed against the request: for HTTP the expected status and the
+/// keyword first, for DNS a `NOERROR` answer unless a condition names `[DNS_RCODE]`, then
+/// every condition in order. The first failure is the check's error.
+pub fn judge(request: &CheckRequest, observation: &Observation) -> Result<(), CheckError> {
+    let conditions = request
+        .conditions
+        .iter()
+        .map(|text| Condition::parse(text))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CheckError::new(ErrorKind::Other, format!("invalid condition: {e}")))?;
+    match request.check_type {
+        CheckType::Http => {
+            if let Some(status) = observation.status_code {
+                evaluate(request, status, observation.body.as_deref())?;
+            }
+        }
+        CheckType::Dns => {
+            let names_rcode = conditions
+                .iter()
+                .any(|c| c.placeholders().contains(&Placeholder::DnsRcode));
+            if let Some(dns) = &observation.details.dns {
+                if !names_rcode && dns.rcode != "NOERROR" {
+                    return Err(CheckError::new(
+                        ErrorKind::Dns,
+                        format!("the resolver answered {}, expected NOERROR", dns.rcode),
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    evaluate_all(&conditions, observation)
+        .map_err(|failed| CheckError::new(ErrorKind::ConditionFailed, failed))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -5,8 +5,13 @@
 //!   told to answer 429, 5xx or 404.
 //! - [`wait`]: waiting on a condition with a deadline.
 //! - [`postgres`]: dropping a test's database from a `Drop`.
+//! - [`tls`]: TLS and plain TCP servers with `rcgen` certificates (valid, expiring, expired,
+//!   from an unknown CA).
+//! - [`dns`]: a DNS server on loopback UDP with fixed records.
 
 pub mod discord;
+pub mod dns;
 pub mod postgres;
 pub mod target;
+pub mod tls;
 pub mod wait;

@@ -1,0 +1,1 @@
+//! A DNS server on loopback UDP with fixed records (to be written).

@@ -1,0 +1,1 @@
+//! TLS and TCP servers on loopback with rcgen certificates (to be written).
