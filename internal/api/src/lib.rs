@@ -29,6 +29,7 @@ mod bulk;
 mod health;
 mod history;
 mod incidents;
+mod push;
 pub mod openapi;
 mod response_times;
 mod sites;
@@ -75,6 +76,8 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// Sends the test messages of `POST /api/v1/webhooks/{id}/test`.
     pub notifier: Arc<dyn upwatch_notify::Notifier>,
+    /// Records the pushes of push monitors (`/api/v1/push/{token}`).
+    pub pushes: Arc<upwatch_service::PushService>,
 }
 
 /// The complete application: `/api/v1/*`, `/healthz`, `/readyz`, `/metrics`, and fallbacks
@@ -86,6 +89,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .route("/sites/{id}/badge/uptime.svg", get(badge::uptime))
         .route("/sites/{id}/badge/status.svg", get(badge::status))
+        .route("/push/{token}", get(push::get).post(push::post))
         .method_not_allowed_fallback(method_not_allowed);
     let api = Router::new()
         .route("/sites", post(sites::create).get(sites::list))

@@ -17,8 +17,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{Problem, PROBLEM_JSON};
 use crate::{
-    badge, bulk, health, history, incidents, response_times, sites, status, uptime, webhooks,
-    ApiState,
+    badge, bulk, health, history, incidents, push, response_times, sites, status, uptime,
+    webhooks, ApiState,
 };
 
 /// The document's root.
@@ -26,7 +26,7 @@ use crate::{
 #[openapi(
     info(
         title = "upwatch",
-        description = "The REST API of upwatch, a distributed uptime monitor: monitors (\"sites\"), their live status, history, uptime, response times and incidents, and the webhooks alerts go to.\n\nEvery error is `application/problem+json` (RFC 9457) with a sentence saying what to fix. When the server has an API token (`UPWATCH_API_TOKEN`), every `/api/v1` request but the badges and this document needs `Authorization: Bearer <token>`.\n\nBodies are JSON (`Content-Type: application/json`, or `application/merge-patch+json` for PATCH; anything else is a 415) of at most 1 MiB (32 MiB for bulk creation; larger is a 413). Unknown fields in a body are refused with a 422 naming the field, so that a typo is never a silently ignored setting; unknown query parameters are ignored.",
+        description = "The REST API of upwatch, a distributed uptime monitor: monitors (\"sites\"), their live status, history, uptime, response times and incidents, and the webhooks alerts go to.\n\nEvery error is `application/problem+json` (RFC 9457) with a sentence saying what to fix. When the server has an API token (`UPWATCH_API_TOKEN`), every `/api/v1` request but the badges, the pushes and this document needs `Authorization: Bearer <token>`.\n\nBodies are JSON (`Content-Type: application/json`, or `application/merge-patch+json` for PATCH; anything else is a 415) of at most 1 MiB (32 MiB for bulk creation; larger is a 413). Unknown fields in a body are refused with a 422 naming the field, so that a typo is never a silently ignored setting; unknown query parameters are ignored.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -37,6 +37,7 @@ use crate::{
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::test,
         badge::uptime, badge::status,
+        push::get, push::post,
         health::healthz, health::readyz, health::metrics,
         document,
     ),
@@ -50,6 +51,7 @@ use crate::{
         (name = "incidents", description = "Down periods, opened by a down alert and closed by the recovery."),
         (name = "webhooks", description = "Where alerts go (URLs are secrets: always shown redacted)."),
         (name = "badges", description = "SVG badges for READMEs: no token needed."),
+        (name = "push", description = "Heartbeats of push monitors: a cron job or backup reports in. No API token: the push token in the path is the credential."),
         (name = "operations", description = "Health, readiness, metrics and this document."),
     ),
 )]
@@ -176,7 +178,8 @@ impl Modify for Problems {
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
             let api = path.starts_with("/api/v1/") && path != "/api/v1/openapi.json";
-            let has_id = path.contains("{id}");
+            let has_id = path.contains("{id}") || path.contains("{token}");
+            let limited = path.starts_with("/api/v1/push/");
             for operation in [
                 item.get.as_mut(),
                 item.post.as_mut(),
@@ -186,13 +189,13 @@ impl Modify for Problems {
             .into_iter()
             .flatten()
             {
-                add_problems(operation, api, has_id);
+                add_problems(operation, api, has_id, limited);
             }
         }
     }
 }
 
-fn add_problems(operation: &mut Operation, api: bool, has_id: bool) {
+fn add_problems(operation: &mut Operation, api: bool, has_id: bool, limited: bool) {
     let secured = operation
         .security
         .as_ref()
@@ -212,6 +215,12 @@ fn add_problems(operation: &mut Operation, api: bool, has_id: bool) {
         }
         if has_id {
             wanted.push(("404", "There is no such resource."));
+        }
+        if limited {
+            wanted.push((
+                "429",
+                "Too many requests; `Retry-After` says when to send again.",
+            ));
         }
         wanted.push(("503", "The database is unavailable; try again shortly."));
     } else if operation.operation_id.as_deref() == Some("readyz") {

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use upwatch_checker::{Checker, CheckerConfig};
 use upwatch_config::{DatabaseUrl, Overrides, Settings};
 use upwatch_core::CheckStatus;
 use upwatch_store_sql::{PostgresStore, SqliteStore};
@@ -292,14 +291,10 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 }
 
 async fn check(settings: Settings, url: &str) -> ExitCode {
-    let checker = match Checker::new(CheckerConfig {
-        max_body_bytes: settings.check_max_body_bytes,
-        max_redirects: settings.check_max_redirects,
-        ..CheckerConfig::default()
-    }) {
+    let checker = match crate::roles::build_checker(&settings) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: cannot build the HTTP client: {e}");
+            eprintln!("error: {e:#}");
             return ExitCode::FAILURE;
         }
     };

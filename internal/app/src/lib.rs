@@ -33,7 +33,7 @@ use upwatch_cache::{MemoryCache, StatusCache};
 use upwatch_cache_redis::RedisCache;
 use upwatch_config::{DatabaseUrl, Settings};
 use upwatch_core::{redact_url, Webhook, WebhookSource};
-use upwatch_service::{MonitorService, Stats};
+use upwatch_service::{MonitorService, PushService, Stats};
 use upwatch_store::{Store, StoreError};
 use upwatch_store_sql::{PostgresStore, SqliteStore};
 use upwatch_telemetry::Metrics;
@@ -91,10 +91,6 @@ impl Role {
         // The scheduler's watchdog reads check times from the cache and marks stale monitors.
         matches!(self, Role::Scheduler | Role::CacheUpdater | Role::Api)
     }
-
-    fn needs_bus(self) -> bool {
-        !matches!(self, Role::Api)
-    }
 }
 
 /// One upwatch process: some roles, their backends, and an HTTP listener.
@@ -144,11 +140,10 @@ impl Application {
                 (None, true) => Some(Arc::new(MemoryCache::new())),
             };
         let mut local_bus = None;
-        let bus: Option<Arc<dyn Bus>> = match (&settings.kafka, roles.iter().any(|r| r.needs_bus()))
-        {
-            (_, false) => None,
-            (Some(kafka), true) => Some(connect_kafka(kafka, roles).await?),
-            (None, true) => {
+        // Every role uses the bus; the API only to publish the pushes of push monitors.
+        let bus: Option<Arc<dyn Bus>> = match &settings.kafka {
+            Some(kafka) => Some(connect_kafka(kafka, roles).await?),
+            None => {
                 let bus = InProcessBus::new(settings.queue_capacity);
                 local_bus = Some(bus.clone());
                 Some(Arc::new(bus))
@@ -267,6 +262,11 @@ impl Application {
                     api_token: settings.api_token.clone(),
                     max_body_bytes: settings.api_max_body_bytes,
                     notifier: wiring.notifier()?,
+                    pushes: Arc::new(PushService::new(
+                        store.clone(),
+                        wiring.bus(Role::Api)?,
+                        settings.push_max_per_minute,
+                    )),
                 })
                 .merge(upwatch_web::router(web))
             } else {

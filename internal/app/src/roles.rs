@@ -223,7 +223,7 @@ impl<'a> Wiring<'a> {
             .with_context(|| format!("the {} role needs a cache", role.name()))
     }
 
-    fn bus(&self, role: Role) -> anyhow::Result<Arc<dyn Bus>> {
+    pub fn bus(&self, role: Role) -> anyhow::Result<Arc<dyn Bus>> {
         self.bus
             .clone()
             .with_context(|| format!("the {} role needs a bus", role.name()))
@@ -392,12 +392,7 @@ impl<'a> Wiring<'a> {
         let sub = self
             .subscribe(Role::Worker, Topic::Jobs, groups::WORKERS)
             .await?;
-        let checker = Checker::new(CheckerConfig {
-            max_body_bytes: self.settings.check_max_body_bytes,
-            max_redirects: self.settings.check_max_redirects,
-            ..CheckerConfig::default()
-        })
-        .context("cannot build the HTTP client for checks")?;
+        let checker = build_checker(&self.settings)?;
         let pool = WorkerPool {
             bus: self.bus(Role::Worker)?,
             checker,
@@ -428,6 +423,7 @@ impl<'a> Wiring<'a> {
             every: WATCHDOG_EVERY,
             lag_of: self.settings.kafka.as_ref().map(|_| bus.clone()),
             lag_every: WATCHDOG_LAG_EVERY,
+            results: bus.clone(),
         };
         let scheduler = Scheduler {
             source: Arc::new(StoreMonitors(store)),
@@ -439,6 +435,7 @@ impl<'a> Wiring<'a> {
             // one check per worker per second.
             first_checks_per_second: u32::try_from(self.settings.workers).unwrap_or(u32::MAX),
             watchdog: Some(watchdog),
+            cert_expiry_alert_days: self.settings.cert_expiry_alert_days.clone(),
         };
         let task = self.led(
             SCHEDULER_LOCK_KEY,
@@ -508,4 +505,30 @@ pub async fn drain(mut running: Vec<Running>, bus: Option<&Arc<dyn Bus>>) {
             }
         }
     }
+}
+
+/// The checker the settings describe: body and redirect bounds, the per-host limit and the
+/// extra trusted roots of `UPWATCH_CHECK_CA_FILE`. Says once how ICMP checks will run.
+pub(crate) fn build_checker(settings: &Settings) -> anyhow::Result<Checker> {
+    let extra_roots = match &settings.check_ca_file {
+        Some(path) => upwatch_checker::load_roots(path)
+            .map_err(|e| anyhow::anyhow!("UPWATCH_CHECK_CA_FILE: {e}"))?,
+        None => Vec::new(),
+    };
+    let checker = Checker::new(CheckerConfig {
+        max_body_bytes: settings.check_max_body_bytes,
+        max_redirects: settings.check_max_redirects,
+        max_per_host: settings.check_max_per_host,
+        extra_roots,
+        ..CheckerConfig::default()
+    })
+    .context("cannot build the checker")?;
+    match checker.icmp_support() {
+        upwatch_checker::IcmpSupport::Unavailable(why) => tracing::warn!(
+            reason = %why,
+            "icmp:// monitors cannot be checked by this process and will fail with icmp_unavailable"
+        ),
+        support => tracing::debug!(?support, "icmp checks available"),
+    }
+    Ok(checker)
 }

@@ -89,6 +89,30 @@ pub const SETTINGS: &[Setting] = &[
         expected: "a whole number of hops from 0 to 50",
     },
     Setting {
+        key: "check_max_per_host",
+        env: "UPWATCH_CHECK_MAX_PER_HOST",
+        default: Some("16"),
+        expected: "a whole number of checks in flight against one host from 0 (no limit) to 100000",
+    },
+    Setting {
+        key: "check_ca_file",
+        env: "UPWATCH_CHECK_CA_FILE",
+        default: None,
+        expected: "the path of a PEM file of CA certificates to trust besides the public ones",
+    },
+    Setting {
+        key: "cert_expiry_alert_days",
+        env: "UPWATCH_CERT_EXPIRY_ALERT_DAYS",
+        default: Some("14,7,1"),
+        expected: "comma-separated whole numbers of days from 1 to 365, such as 14,7,1 (or `off`)",
+    },
+    Setting {
+        key: "push_max_per_minute",
+        env: "UPWATCH_PUSH_MAX_PER_MINUTE",
+        default: Some("60"),
+        expected: "a whole number of pushes one push monitor may send per minute, from 1 to 100000",
+    },
+    Setting {
         key: "logger_batch_size",
         env: "UPWATCH_LOGGER_BATCH_SIZE",
         default: Some("1000"),
@@ -335,6 +359,14 @@ pub struct Settings {
     pub drain_timeout: Duration,
     pub check_max_body_bytes: usize,
     pub check_max_redirects: usize,
+    /// Checks in flight against one host at most (0: no limit).
+    pub check_max_per_host: usize,
+    /// A PEM file of CA certificates that TLS-speaking checks trust besides the public roots.
+    pub check_ca_file: Option<PathBuf>,
+    /// Days before a certificate's expiry at which monitors that set none alert; empty: off.
+    pub cert_expiry_alert_days: Vec<u32>,
+    /// Pushes one push monitor may send per minute; more are answered 429.
+    pub push_max_per_minute: u32,
     pub logger_batch_size: usize,
     pub logger_batch_wait: Duration,
     /// Results the alerter applies in one transaction at most, and the longest wait before a
@@ -489,6 +521,20 @@ impl Raw {
             }
         }
         Ok(out)
+    }
+
+    /// Days before an event, such as `14,7,1`, largest first; `off` (or empty) for none.
+    fn alert_days(&self, key: &str) -> Result<Vec<u32>, ConfigError> {
+        let text = self.text(key).unwrap_or("").trim();
+        if text.is_empty() || text.eq_ignore_ascii_case("off") {
+            return Ok(Vec::new());
+        }
+        let days = text
+            .split(',')
+            .map(|d| d.trim().parse::<u32>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| self.invalid(key))?;
+        upwatch_core::monitor::validate_alert_days(key, days).map_err(|_| self.invalid(key))
     }
 
     fn list(&self, key: &str) -> Vec<String> {
@@ -695,6 +741,10 @@ impl Settings {
             drain_timeout: Duration::from_secs(raw.number("drain_timeout_seconds", 0, 3600)?),
             check_max_body_bytes: raw.number("check_max_body_bytes", 0, 10 * 1024 * 1024)? as usize,
             check_max_redirects: raw.number("check_max_redirects", 0, 50)? as usize,
+            check_max_per_host: raw.number("check_max_per_host", 0, 100_000)? as usize,
+            check_ca_file: raw.text("check_ca_file").map(|p| PathBuf::from(p.trim())),
+            cert_expiry_alert_days: raw.alert_days("cert_expiry_alert_days")?,
+            push_max_per_minute: raw.number("push_max_per_minute", 1, 100_000)? as u32,
             logger_batch_size: raw.number("logger_batch_size", 1, 100_000)? as usize,
             logger_batch_wait: Duration::from_millis(raw.number("logger_batch_ms", 1, 60_000)?),
             alerter_batch_size: raw.number("alerter_batch_size", 1, 100_000)? as usize,

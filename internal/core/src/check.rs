@@ -382,6 +382,40 @@ impl CheckResult {
         CheckResult::for_job(&job, at, response_time_ms, Some(code), outcome)
     }
 
+    /// A push monitor's result: a push that arrived at `at` (up, or down when the job said
+    /// so), or its heartbeat missed at `at`. Push results have no job: the id stands in.
+    pub fn heartbeat(
+        monitor_id: Uuid,
+        monitor_name: &str,
+        url: &str,
+        rules: StateRules,
+        at: DateTime<Utc>,
+        outcome: Result<(), CheckError>,
+    ) -> Self {
+        let id = Uuid::now_v7();
+        let (status, error) = match outcome {
+            Ok(()) => (CheckStatus::Up, None),
+            Err(e) => (CheckStatus::Down, Some(e)),
+        };
+        CheckResult {
+            v: SCHEMA_VERSION,
+            id,
+            job_id: id,
+            monitor_id,
+            monitor_name: monitor_name.to_string(),
+            url: url.to_string(),
+            due_at: at,
+            checked_at: at,
+            response_time_ms: 0,
+            status_code: None,
+            status,
+            error,
+            rules,
+            details: CheckDetails::default(),
+            cert_expiry_alert_days: Vec::new(),
+        }
+    }
+
     /// Milliseconds from due time to the start of the check.
     pub fn schedule_lag_ms(&self) -> i64 {
         (self.checked_at - self.due_at).num_milliseconds().max(0)

@@ -55,7 +55,10 @@ pub struct Monitor {
     pub id: Uuid,
     /// Human name used in alerts and listings.
     pub name: String,
-    /// The http or https URL to request.
+    /// What to check; its scheme selects the check type: `https://example.com/health`,
+    /// `tcp://db.example.com:5432`, `tls://mail.example.com:465`, `icmp://example.com`,
+    /// `dns://1.1.1.1:53` (with `dns`), or `push://<token>` for a push monitor (made by
+    /// upwatch when a monitor is created with `"type": "push"` and no URL).
     pub url: String,
     /// Upper-case HTTP method.
     pub method: String,
@@ -800,7 +803,9 @@ impl Monitor {
             webhook_ids: Some(self.webhook_ids.clone()),
             public: Some(self.public),
             group: self.group.clone(),
-            check_type: Some(self.check_type),
+            // The URL's scheme says the type (`push://` included), so that a patch of the URL
+            // alone can change it.
+            check_type: None,
             conditions: Some(self.conditions.clone()),
             dns: self.dns.clone(),
             packets: self.packets,

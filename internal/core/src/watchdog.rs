@@ -35,6 +35,34 @@ pub struct Expected {
     /// Since when results are expected: when the scheduler started, or when the monitor was
     /// created or resumed. Time before it never counts against the monitor.
     pub since_ms: i64,
+    /// Set for a push monitor: its pushes are awaited (see [`missed_heartbeat`]) instead of
+    /// judging it stale.
+    pub push: Option<Heartbeat>,
+}
+
+/// What the watchdog needs to record a push monitor's missed heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Milliseconds past the interval that a push may be late.
+    pub grace_ms: i64,
+    /// The monitor's `push://` URL, carried into its results.
+    pub url: String,
+    pub rules: crate::check::StateRules,
+}
+
+/// When a push monitor's heartbeat counts as missed, if it does at `now_ms`: the interval plus
+/// the grace after its newest result (a push, or the previous missed heartbeat), or after
+/// `since_ms` when it has none since then. Each deadline is missed once; the missed result
+/// itself starts the next wait.
+pub fn missed_heartbeat(
+    expected: &Expected,
+    heartbeat: &Heartbeat,
+    last_result_ms: Option<i64>,
+    now_ms: i64,
+) -> Option<i64> {
+    let from = last_result_ms.map_or(expected.since_ms, |at| at.max(expected.since_ms));
+    let deadline = from + expected.interval_ms.max(1) + heartbeat.grace_ms.max(0);
+    (now_ms >= deadline).then_some(deadline)
 }
 
 /// How long a monitor of `interval_ms` may go without a result before it is stale.
@@ -229,7 +257,32 @@ mod tests {
             name: "a".into(),
             interval_ms,
             since_ms,
+            push: None,
         }
+    }
+
+    #[test]
+    fn a_heartbeat_is_missed_once_per_deadline_after_the_newest_result() {
+        let e = expected(60_000, 1_000);
+        let hb = Heartbeat {
+            grace_ms: 30_000,
+            url: "push://x".into(),
+            rules: Default::default(),
+        };
+        // No push yet: counted from `since`.
+        assert_eq!(missed_heartbeat(&e, &hb, None, 90_999), None);
+        assert_eq!(missed_heartbeat(&e, &hb, None, 91_000), Some(91_000));
+        // A push resets the wait.
+        assert_eq!(missed_heartbeat(&e, &hb, Some(50_000), 139_999), None);
+        assert_eq!(missed_heartbeat(&e, &hb, Some(50_000), 140_000), Some(140_000));
+        // A result from before a pause counts from the resume.
+        assert_eq!(missed_heartbeat(&e, &hb, Some(0), 90_000), None);
+        // The missed heartbeat is a result too: the next deadline follows it.
+        assert_eq!(missed_heartbeat(&e, &hb, Some(140_000), 200_000), None);
+        assert_eq!(missed_heartbeat(&e, &hb, Some(140_000), 230_000), Some(230_000));
+        // No grace: exactly one interval.
+        let none = Heartbeat { grace_ms: 0, ..hb };
+        assert_eq!(missed_heartbeat(&e, &none, Some(50_000), 110_000), Some(110_000));
     }
 
     #[test]

@@ -26,7 +26,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use upwatch_bus::{publish_json, Bus, BusError, Topic};
 use upwatch_core::schedule::{first_slot, Schedule};
-use upwatch_core::watchdog::Expected;
+use upwatch_core::observation::CheckType;
+use upwatch_core::watchdog::{Expected, Heartbeat};
 use upwatch_core::{CheckJob, Monitor};
 use upwatch_store::MonitorReader;
 use upwatch_telemetry::{Metrics, TopicLabel};
@@ -61,6 +62,11 @@ fn expected_set(loaded: &Loaded) -> ExpectedSet {
                     name: m.name.clone(),
                     interval_ms: i64::from(m.interval_seconds) * 1000,
                     since_ms: loaded.since_ms.get(&m.id).copied().unwrap_or_default(),
+                    push: (m.check_type == CheckType::Push).then(|| Heartbeat {
+                        grace_ms: i64::from(m.push_grace_seconds.unwrap_or_default()) * 1000,
+                        url: m.url.clone(),
+                        rules: m.rules(),
+                    }),
                 },
             )
         })
@@ -108,6 +114,9 @@ pub struct Scheduler {
     pub first_checks_per_second: u32,
     /// The watchdog to run beside the scheduler, if any.
     pub watchdog: Option<Watchdog>,
+    /// Days before certificate expiry at which monitors that set none alert
+    /// (`UPWATCH_CERT_EXPIRY_ALERT_DAYS`).
+    pub cert_expiry_alert_days: Vec<u32>,
 }
 
 struct Loaded {
@@ -163,11 +172,21 @@ impl Scheduler {
             loop {
                 let due = schedule.pop_due(now);
                 if let Some(due) = &due {
-                    if let Some(monitor) = loaded.monitors.get(&due.monitor_id) {
+                    // Push monitors are not checked: they report in, and the watchdog records
+                    // their missed heartbeats.
+                    if let Some(monitor) = loaded
+                        .monitors
+                        .get(&due.monitor_id)
+                        .filter(|m| m.check_type != CheckType::Push)
+                    {
                         self.metrics.schedule_missed.inc_by(due.missed);
                         let due_at =
                             DateTime::from_timestamp_millis(due.due_ms).unwrap_or_else(Utc::now);
-                        jobs.push(CheckJob::for_monitor(monitor, due_at));
+                        jobs.push(CheckJob::for_monitor_with(
+                            monitor,
+                            due_at,
+                            &self.cert_expiry_alert_days,
+                        ));
                     }
                 }
                 if jobs.len() >= PUBLISH_BATCH || (due.is_none() && !jobs.is_empty()) {
@@ -385,6 +404,7 @@ mod tests {
             changed: changed.clone(),
             first_checks_per_second: 100,
             watchdog: None,
+            cert_expiry_alert_days: vec![14, 7, 1],
         };
         let task = tokio::spawn(scheduler.run(shutdown.clone()));
         Harness {

@@ -22,9 +22,11 @@ use chrono::DateTime;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use upwatch_bus::{groups, Bus, Topic};
+use upwatch_bus::{groups, publish_json, Bus, Topic};
 use upwatch_cache::{StaleMark, StatusCache};
-use upwatch_core::watchdog::{is_stale, Bursts, Expected, LagTrend, Notice};
+use upwatch_core::alert::human_duration;
+use upwatch_core::watchdog::{is_stale, missed_heartbeat, Bursts, Expected, LagTrend, Notice};
+use upwatch_core::{CheckError, CheckResult, ErrorKind};
 use upwatch_notify::{Notifier, SendError};
 use upwatch_store::WebhookStore;
 use upwatch_telemetry::{Metrics, PartitionLabel};
@@ -119,6 +121,8 @@ pub struct Watchdog {
     pub lag_of: Option<Arc<dyn Bus>>,
     /// How often the lag is sampled.
     pub lag_every: Duration,
+    /// Where push monitors' missed heartbeats are published (the results stream).
+    pub results: Arc<dyn Bus>,
 }
 
 impl Watchdog {
@@ -135,6 +139,7 @@ impl Watchdog {
             bursts: Bursts::new(),
             lag: LagTrend::new(),
             reported: 0,
+            missed: HashMap::new(),
         };
         let mut next_lag = Instant::now();
         loop {
@@ -168,9 +173,13 @@ impl Watchdog {
                 return;
             }
         };
+        self.record_missed_heartbeats(expected, &times, now_ms, state)
+            .await;
         let intervals = self.stale_after_intervals;
         let stale: Vec<(Uuid, Option<DateTime<chrono::Utc>>)> = expected
             .iter()
+            // A push monitor is never stale: its silence is a missed heartbeat, a down.
+            .filter(|(_, e)| e.push.is_none())
             .filter_map(|(id, e)| {
                 let seen = times.get(id).copied().flatten();
                 is_stale(e, seen.map(|at| at.timestamp_millis()), now_ms, intervals)
@@ -264,6 +273,58 @@ impl Watchdog {
         }
     }
 
+    /// Publishes a `missed_heartbeat` result for each push monitor whose push is overdue, once
+    /// per deadline. The result is dated at the deadline, so that the next deadline follows
+    /// it by one interval plus the grace (the check times read next may not show it yet, hence
+    /// the memo of deadlines already missed).
+    async fn record_missed_heartbeats(
+        &self,
+        expected: &ExpectedSet,
+        times: &HashMap<Uuid, Option<DateTime<chrono::Utc>>>,
+        now_ms: i64,
+        state: &mut State,
+    ) {
+        state.missed.retain(|id, _| expected.contains_key(id));
+        for (id, e) in expected {
+            let Some(heartbeat) = &e.push else {
+                continue;
+            };
+            let seen = times.get(id).copied().flatten().map(|t| t.timestamp_millis());
+            let last = match (seen, state.missed.get(id).copied()) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            let Some(deadline) = missed_heartbeat(e, heartbeat, last, now_ms) else {
+                continue;
+            };
+            let at = DateTime::from_timestamp_millis(deadline).unwrap_or_default();
+            let waited = human_duration(chrono::Duration::milliseconds(
+                e.interval_ms + heartbeat.grace_ms,
+            ));
+            let result = CheckResult::heartbeat(
+                *id,
+                &e.name,
+                &heartbeat.url,
+                heartbeat.rules,
+                at,
+                Err(CheckError::new(
+                    ErrorKind::MissedHeartbeat,
+                    format!("no push within {waited} (the interval plus the grace)"),
+                )),
+            );
+            match publish_json(self.results.as_ref(), Topic::Results, *id, &result).await {
+                Ok(()) => {
+                    tracing::info!(monitor_id = %id, deadline = %at, "push monitor missed its heartbeat");
+                    state.missed.insert(*id, deadline);
+                }
+                Err(error) => {
+                    // Tried again at the next judgement: the deadline is still missed.
+                    tracing::warn!(monitor_id = %id, %error, "cannot publish a missed heartbeat; trying again");
+                }
+            }
+        }
+    }
+
     async fn sample_lag(&self, bus: &dyn Bus, trend: &mut LagTrend) {
         let lags = match bus.consumer_lag(Topic::Jobs, groups::WORKERS).await {
             Ok(Some(lags)) => lags,
@@ -320,6 +381,8 @@ struct State {
     lag: LagTrend,
     /// Stale monitors at the last judgement, to log changes only.
     reported: usize,
+    /// The newest missed-heartbeat deadline recorded per push monitor.
+    missed: HashMap<Uuid, i64>,
 }
 
 fn mark(

@@ -88,7 +88,9 @@ fn watched_scheduler(
             every: Duration::from_secs(1),
             lag_of: None,
             lag_every: Duration::from_secs(5),
+            results: bus.clone(),
         }),
+        cert_expiry_alert_days: vec![14, 7, 1],
     }
 }
 

@@ -75,7 +75,7 @@ async fn one_invalid_item_refuses_all_and_names_its_index_and_field() {
         .await;
     let problem = response.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        problem["detail"], "Item 3: `url` must use http or https, not `ftp`.",
+        problem["detail"], "Item 3: `url` must use http, https, tcp, tls, icmp or dns, not `ftp`.",
         "{problem}"
     );
     assert_eq!(problem["field"], "[3].url", "{problem}");

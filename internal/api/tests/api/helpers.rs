@@ -29,6 +29,8 @@ pub struct TestApp {
     pub store: Arc<SqliteStore>,
     pub cache: Arc<dyn StatusCache>,
     pub monitors_changed: Arc<tokio::sync::Notify>,
+    /// The results stream the API publishes pushes onto.
+    pub bus: Arc<upwatch_bus::InProcessBus>,
     /// The token requests send when set.
     pub token: Option<String>,
     _dir: TempDir,
@@ -42,6 +44,8 @@ pub struct Options {
     pub cache: Option<Arc<dyn StatusCache>>,
     /// Wraps the SQLite store the API uses (the app's `store` stays the SQLite one).
     pub wrap_store: Option<WrapStore>,
+    /// Pushes per minute and monitor (default 60).
+    pub push_max_per_minute: Option<u32>,
 }
 
 /// Builds the store the API uses around the test's SQLite store.
@@ -65,7 +69,13 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         Some(wrap) => wrap(store.clone()),
         None => store.clone(),
     };
+    let bus = Arc::new(upwatch_bus::InProcessBus::new(10_000));
     let state = ApiState {
+        pushes: Arc::new(upwatch_service::PushService::new(
+            api_store.clone(),
+            bus.clone(),
+            options.push_max_per_minute.unwrap_or(60),
+        )),
         monitors: upwatch_service::MonitorService::new(
             api_store.clone(),
             cache.clone(),
@@ -89,6 +99,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         store,
         cache,
         monitors_changed,
+        bus,
         token: None,
         _dir: dir,
     }

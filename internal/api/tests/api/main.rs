@@ -3,6 +3,7 @@
 mod auth;
 mod badges;
 mod bulk;
+mod check_types;
 mod errors;
 mod health;
 mod helpers;
