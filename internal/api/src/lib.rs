@@ -29,8 +29,8 @@ mod bulk;
 mod health;
 mod history;
 mod incidents;
-mod push;
 pub mod openapi;
+mod push;
 mod response_times;
 mod sites;
 mod status;
@@ -76,8 +76,9 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// Sends the test messages of `POST /api/v1/webhooks/{id}/test`.
     pub notifier: Arc<dyn upwatch_notify::Notifier>,
-    /// Records the pushes of push monitors (`/api/v1/push/{token}`).
-    pub pushes: Arc<upwatch_service::PushService>,
+    /// Records the pushes of push monitors (`/api/v1/push/{token}`); `None` in an API process
+    /// without a results stream (no broker configured), which answers pushes with a 503.
+    pub pushes: Option<Arc<upwatch_service::PushService>>,
 }
 
 /// The complete application: `/api/v1/*`, `/healthz`, `/readyz`, `/metrics`, and fallbacks

@@ -77,7 +77,12 @@ async fn record(state: ApiState, token: String, params: PushParams) -> Result<Re
         up,
         message: params.msg,
     };
-    match state.pushes.record(&token, push, Utc::now()).await {
+    let Some(pushes) = &state.pushes else {
+        return Err(ApiError::Unavailable(
+            "This API process has no results stream (KAFKA_BROKERS is not set), so it cannot record pushes.".to_string(),
+        ));
+    };
+    match pushes.record(&token, push, Utc::now()).await {
         Ok(recorded) => Ok(Json(PushAccepted {
             ok: true,
             monitor_id: recorded.monitor_id,

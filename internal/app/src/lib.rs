@@ -87,6 +87,11 @@ impl Role {
         )
     }
 
+    /// Whether the role cannot run without a bus (the API can: only pushes need one).
+    fn needs_bus(self) -> bool {
+        !matches!(self, Role::Api)
+    }
+
     fn needs_cache(self) -> bool {
         // The scheduler's watchdog reads check times from the cache and marks stale monitors.
         matches!(self, Role::Scheduler | Role::CacheUpdater | Role::Api)
@@ -140,10 +145,14 @@ impl Application {
                 (None, true) => Some(Arc::new(MemoryCache::new())),
             };
         let mut local_bus = None;
-        // Every role uses the bus; the API only to publish the pushes of push monitors.
-        let bus: Option<Arc<dyn Bus>> = match &settings.kafka {
-            Some(kafka) => Some(connect_kafka(kafka, roles).await?),
-            None => {
+        // Every role uses the bus; the API only to publish the pushes of push monitors, which
+        // an API process alone without a broker answers with a 503 (an in-process stream
+        // that nothing reads would lose them).
+        let bus: Option<Arc<dyn Bus>> = match (&settings.kafka, roles.iter().any(|r| r.needs_bus()))
+        {
+            (Some(kafka), _) => Some(connect_kafka(kafka, roles).await?),
+            (None, false) => None,
+            (None, true) => {
                 let bus = InProcessBus::new(settings.queue_capacity);
                 local_bus = Some(bus.clone());
                 Some(Arc::new(bus))
@@ -253,7 +262,15 @@ impl Application {
                     dashboard: settings.api_token.is_none() || settings.dashboard_public,
                     stop: shutdown.clone(),
                 });
+                let pushes = wiring.bus(Role::Api).ok().map(|bus| {
+                    Arc::new(PushService::new(
+                        store.clone(),
+                        bus,
+                        settings.push_max_per_minute,
+                    ))
+                });
                 upwatch_api::router(ApiState {
+                    pushes,
                     monitors: MonitorService::new(store.clone(), cache.clone(), changed),
                     stats,
                     store,
@@ -262,11 +279,6 @@ impl Application {
                     api_token: settings.api_token.clone(),
                     max_body_bytes: settings.api_max_body_bytes,
                     notifier: wiring.notifier()?,
-                    pushes: Arc::new(PushService::new(
-                        store.clone(),
-                        wiring.bus(Role::Api)?,
-                        settings.push_max_per_minute,
-                    )),
                 })
                 .merge(upwatch_web::router(web))
             } else {

@@ -67,6 +67,23 @@ impl Default for CheckerConfig {
     }
 }
 
+/// Reads the CA certificates of a PEM file (`UPWATCH_CHECK_CA_FILE`); the error says what is
+/// wrong with the file in words for a person.
+pub fn load_roots(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let roots = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{} is not a PEM file of certificates: {e}", path.display()))?;
+    if roots.is_empty() {
+        return Err(format!(
+            "{} holds no certificate (expected PEM blocks of BEGIN CERTIFICATE)",
+            path.display()
+        ));
+    }
+    Ok(roots)
+}
+
 /// Why a [`Checker`] could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckerError {
@@ -130,23 +147,22 @@ impl Checker {
     pub async fn check(&self, job: &CheckJob) -> CheckResult {
         let checked_at = Utc::now();
         let started = Instant::now();
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(job.request.timeout_ms);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(job.request.timeout_ms);
         let probe = {
             // Waiting for a turn against a busy host counts against the check's time.
-            let _turn = match tokio::time::timeout_at(
-                deadline,
-                self.hosts.acquire(&job.request.url),
-            )
-            .await
-            {
-                Ok(turn) => turn,
-                Err(_) => {
-                    return self.finish(job, checked_at, started, Probe::failed(
-                        classify::timeout_error(job.request.timeout_ms),
-                    ))
-                }
-            };
+            let _turn =
+                match tokio::time::timeout_at(deadline, self.hosts.acquire(&job.request.url)).await
+                {
+                    Ok(turn) => turn,
+                    Err(_) => {
+                        return self.finish(
+                            job,
+                            checked_at,
+                            started,
+                            Probe::failed(classify::timeout_error(job.request.timeout_ms)),
+                        )
+                    }
+                };
             self.probe(job, deadline).await
         };
         self.finish(job, checked_at, started, probe)

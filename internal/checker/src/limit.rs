@@ -133,7 +133,11 @@ mod tests {
             .await
             .expect("a turn is free once one is given back");
         drop(other);
-        assert_eq!(limiter.tracked(), 1, "an idle host's semaphore is forgotten");
+        assert_eq!(
+            limiter.tracked(),
+            1,
+            "an idle host's semaphore is forgotten"
+        );
     }
 
     #[tokio::test]

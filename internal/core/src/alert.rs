@@ -8,14 +8,17 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::check::{CheckError, CheckResult};
-use crate::state::Transition;
+use crate::state::{CertificateExpiry, Transition};
 
-/// Down or recovered.
+/// Down, recovered, or a certificate close to its expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     Down,
     Recovery,
+    /// The monitor's certificate crossed an expiry threshold; the site is still up, so no
+    /// incident opens.
+    CertificateExpiry,
 }
 
 impl AlertKind {
@@ -23,6 +26,7 @@ impl AlertKind {
         match self {
             AlertKind::Down => "down",
             AlertKind::Recovery => "recovery",
+            AlertKind::CertificateExpiry => "certificate_expiry",
         }
     }
 }
@@ -47,6 +51,12 @@ pub struct Alert {
     /// When the monitor went down (recovery alerts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub down_since: Option<DateTime<Utc>>,
+    /// The certificate's expiry (certificate alerts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_expires_at: Option<DateTime<Utc>>,
+    /// Whole days left until then (certificate alerts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days_left: Option<i64>,
 }
 
 impl Alert {
@@ -67,7 +77,38 @@ impl Alert {
             response_time_ms: result.response_time_ms,
             error: result.error.clone(),
             down_since,
+            certificate_expires_at: None,
+            days_left: None,
         }
+    }
+
+    /// The alert that `result`'s certificate crossed a threshold.
+    pub fn certificate(expiry: &CertificateExpiry, result: &CheckResult) -> Alert {
+        Alert {
+            id: Uuid::now_v7(),
+            kind: AlertKind::CertificateExpiry,
+            monitor_id: result.monitor_id,
+            monitor_name: result.monitor_name.clone(),
+            monitor_url: result.url.clone(),
+            at: result.checked_at,
+            status_code: result.status_code,
+            response_time_ms: result.response_time_ms,
+            error: None,
+            down_since: None,
+            certificate_expires_at: Some(expiry.expires_at),
+            days_left: Some(expiry.days_left),
+        }
+    }
+
+    /// "expires in 5 days", "expires today", "expired 2 days ago", for certificate alerts.
+    pub fn expiry_words(&self) -> Option<String> {
+        let days = self.days_left?;
+        Some(match days {
+            d if d < 0 => format!("expired {} day{} ago", -d, if d == -1 { "" } else { "s" }),
+            0 => "expires within a day".to_string(),
+            1 => "expires in 1 day".to_string(),
+            d => format!("expires in {d} days"),
+        })
     }
 
     /// How long the monitor was down, for recovery alerts.

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::expected::ExpectedStatus;
 use crate::condition::{evaluate_all, Condition};
+use crate::expected::ExpectedStatus;
 use crate::monitor::Monitor;
 use crate::observation::{CheckDetails, CheckType, DnsQuery, Observation, Placeholder};
 
@@ -78,9 +78,9 @@ fn is_http(t: &CheckType) -> bool {
 impl CheckRequest {
     /// Whether judging the answer needs the response body: a condition reads it.
     pub fn needs_body(&self) -> bool {
-        self.conditions.iter().any(|text| {
-            Condition::parse(text).is_ok_and(|c| c.needs_body())
-        })
+        self.conditions
+            .iter()
+            .any(|text| Condition::parse(text).is_ok_and(|c| c.needs_body()))
     }
 
     /// The request a monitor's settings describe.

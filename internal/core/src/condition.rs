@@ -88,7 +88,7 @@ impl Condition {
         }
         if let Some(second) = second_operator(right_text) {
             return Err(error(format!(
-                "expected a single comparison, but found a second operator {} after {op}",
+                "expected a single comparison, but found a second operator, {}",
                 second.as_str()
             )));
         }
@@ -517,16 +517,16 @@ fn parse_path(side: &str, name: &str, mut rest: &str) -> Result<Vec<Step>, Condi
             let end = after_dot.find(['.', '[']).unwrap_or(after_dot.len());
             let key = &after_dot[..end];
             if key.is_empty() {
-                return Err(error(format!("expected a key after `.` in {side}")));
+                return Err(error(format!("expected a key after `.` in `{side}`")));
             }
             if key.contains(']') {
-                return Err(error(format!("unbalanced brackets in {side}")));
+                return Err(error(format!("unbalanced brackets in `{side}`")));
             }
             steps.push(Step::Key(key.to_string()));
             rest = &after_dot[end..];
         } else if let Some(after_bracket) = rest.strip_prefix('[') {
             let Some(end) = after_bracket.find(']') else {
-                return Err(error(format!("unbalanced brackets in {side}")));
+                return Err(error(format!("unbalanced brackets in `{side}`")));
             };
             let index = &after_bracket[..end];
             let parsed = index
@@ -536,7 +536,7 @@ fn parse_path(side: &str, name: &str, mut rest: &str) -> Result<Vec<Step>, Condi
                 .flatten();
             let Some(index) = parsed else {
                 return Err(error(format!(
-                    "expected an array index such as [0] in {side}, not [{index}]"
+                    "expected an array index such as [0] in `{side}`, not [{index}]"
                 )));
             };
             steps.push(Step::Index(index));
@@ -547,7 +547,7 @@ fn parse_path(side: &str, name: &str, mut rest: &str) -> Result<Vec<Step>, Condi
             )));
         } else {
             return Err(error(format!(
-                "unexpected `{rest}` in {side}; expected `.key` or `[index]`"
+                "unexpected `{rest}` in `{side}`; expected `.key` or `[index]`"
             )));
         }
     }
@@ -2091,7 +2091,7 @@ mod tests {
             ),
             ("(([STATUS] == 200", "unbalanced parentheses"),
             ("[BODY].a[0 == 1", "unbalanced brackets"),
-            ("[BODY].a] == 1", "unbalanced brackets in [BODY].a]"),
+            ("[BODY].a] == 1", "unbalanced brackets in `[BODY].a]`"),
             (
                 "[BODY].a[0 == 1]",
                 "expected an operator (==, !=, <, <=, >, >=) between two values outside brackets",
@@ -2132,10 +2132,10 @@ mod tests {
             ("[STATUS].code == 200", "unexpected `.code` after [STATUS]"),
             ("[CONNECTED]x == true", "unexpected `x` after [CONNECTED]"),
             ("[BODY]x == 1", "expected `.key` or `[index]` after [BODY]"),
-            ("[BODY]. == 1", "expected a key after `.` in [BODY]."),
+            ("[BODY]. == 1", "expected a key after `.` in `[BODY].`"),
             (
                 "[BODY].a..b == 1",
-                "expected a key after `.` in [BODY].a..b",
+                "expected a key after `.` in `[BODY].a..b`",
             ),
             (
                 "[BODY].items[x] == 1",
@@ -2148,7 +2148,7 @@ mod tests {
             ("[BODY].items[] == 1", "expected an array index such as [0]"),
             (
                 "[BODY].items[0]x == 1",
-                "unexpected `x` in [BODY].items[0]x",
+                "unexpected `x` in `[BODY].items[0]x`",
             ),
             (
                 "len(abc) == 1",
@@ -2378,5 +2378,51 @@ mod tests {
         );
         let boxed: Box<dyn std::error::Error> = Box::new(e);
         assert!(boxed.to_string().contains("[HEADER]"));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever is written, parsing answers and judging answers: neither panics, and a
+            /// condition that parses shows itself as written.
+            #[test]
+            fn any_text_parses_or_is_refused_without_panicking(
+                text in r"[\[\]().,*?=!<> a-zA-Z0-9_éх🙂-]{0,40}",
+                body in r"[\[\]{}:,\x22 a-z0-9.é-]{0,40}",
+            ) {
+                if let Ok(condition) = Condition::parse(&text) {
+                    prop_assert_eq!(condition.to_string(), text.trim());
+                    for observation in [observation(), with_body(body.as_bytes()), refused()] {
+                        let _ = condition.evaluate(&observation);
+                    }
+                }
+            }
+
+            /// The parts of the language put together at random parse, and judge without
+            /// panicking.
+            #[test]
+            fn generated_conditions_parse_and_judge(
+                left in prop::sample::select(vec![
+                    "[STATUS]", "[RESPONSE_TIME]", "[BODY]", "[BODY].data.items[0].id",
+                    "[BODY][0]", "[HEADER].content-type", "[CERTIFICATE_EXPIRATION]",
+                    "[IP]", "[DNS_RCODE]", "len([BODY].data.items)", "len([BODY])",
+                ]),
+                operator in prop::sample::select(vec!["==", "!=", "<", "<=", ">", ">="]),
+                right in prop::sample::select(vec!["1", "0.5", "72h", "7d", "48h30m", "-3", "1e3"]),
+                body in r"[\[\]{}:,\x22 a-z0-9.é-]{0,40}",
+            ) {
+                let text = format!("{left} {operator} {right}");
+                let condition = Condition::parse(&text);
+                prop_assert!(condition.is_ok(), "{} was refused: {:?}", text, condition);
+                let condition = condition.unwrap();
+                for observation in [observation(), with_body(body.as_bytes()), refused()] {
+                    if let Err(message) = condition.evaluate(&observation) {
+                        prop_assert!(message.starts_with(&text), "{}", message);
+                    }
+                }
+            }
+        }
     }
 }

@@ -86,6 +86,30 @@ pub struct MonitorState {
     pub status_code: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<CheckError>,
+    /// The certificate of the newest TLS-speaking result, and which expiry alert it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateWatch>,
+}
+
+/// A monitor's current certificate, as the expiry alerts follow it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateWatch {
+    /// SHA-256 of the certificate: a renewed one has another, and starts over.
+    pub fingerprint: String,
+    pub expires_at: DateTime<Utc>,
+    /// The smallest threshold (in days) already announced for this certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerted_days: Option<u32>,
+}
+
+/// A certificate that crossed one of its monitor's thresholds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateExpiry {
+    /// The threshold crossed (the smallest one, when several were crossed at once).
+    pub threshold_days: u32,
+    /// Whole days left (0 on the last day).
+    pub days_left: i64,
+    pub expires_at: DateTime<Utc>,
 }
 
 impl MonitorState {
@@ -102,6 +126,7 @@ impl MonitorState {
             response_time_ms: None,
             status_code: None,
             error: None,
+            certificate: None,
         }
     }
 
@@ -175,6 +200,39 @@ impl MonitorState {
                 }
             }
         }
+    }
+
+    /// Follows the certificate of `result` (a result of this monitor newer than the last one,
+    /// as [`MonitorState::accepts`] says) and tells when it crossed a threshold of
+    /// `result.cert_expiry_alert_days` not yet announced: one alert per threshold and
+    /// certificate, only the smallest when several are crossed at once, none again for the
+    /// same certificate, and a renewed certificate starts over.
+    pub fn observe_certificate(&mut self, result: &CheckResult) -> Option<CertificateExpiry> {
+        let cert = result.details.certificate.as_ref()?;
+        let watch = match &mut self.certificate {
+            Some(watch) if watch.fingerprint == cert.fingerprint => watch,
+            slot => slot.insert(CertificateWatch {
+                fingerprint: cert.fingerprint.clone(),
+                expires_at: cert.expires_at,
+                alerted_days: None,
+            }),
+        };
+        let left = cert.expires_at - result.checked_at;
+        let crossed = result
+            .cert_expiry_alert_days
+            .iter()
+            .copied()
+            .filter(|days| left <= chrono::Duration::days(i64::from(*days)))
+            .min()?;
+        if watch.alerted_days.is_some_and(|done| done <= crossed) {
+            return None;
+        }
+        watch.alerted_days = Some(crossed);
+        Some(CertificateExpiry {
+            threshold_days: crossed,
+            days_left: left.num_days(),
+            expires_at: cert.expires_at,
+        })
     }
 
     /// Pauses the monitor, remembering its status for [`MonitorState::resume`].
@@ -380,5 +438,88 @@ mod tests {
         let (s, tr) = run(&[true, false], (0, 0));
         assert_eq!(s.status, MonitorStatus::Down);
         assert_eq!(tr.len(), 1);
+    }
+
+    fn with_cert(at: i64, fingerprint: &str, expires_in_hours: i64, days: &[u32]) -> CheckResult {
+        let mut r = result(Uuid::nil(), at, true, (1, 1));
+        r.details.certificate = Some(crate::observation::Certificate {
+            expires_at: t(at) + chrono::Duration::hours(expires_in_hours),
+            not_before: t(at) - chrono::Duration::days(60),
+            issuer: "CN=test ca".into(),
+            subject: "CN=site".into(),
+            sans: vec!["site.test".into()],
+            fingerprint: fingerprint.into(),
+        });
+        r.cert_expiry_alert_days = days.to_vec();
+        r
+    }
+
+    #[test]
+    fn each_certificate_threshold_alerts_once_and_a_renewal_starts_over() {
+        let days = [14, 7, 1];
+        let mut s = MonitorState::new(Uuid::nil());
+        // 30 days left: nothing, but the certificate is followed.
+        assert_eq!(
+            s.observe_certificate(&with_cert(0, "a", 30 * 24, &days)),
+            None
+        );
+        assert_eq!(s.certificate.as_ref().unwrap().alerted_days, None);
+        // 14 days left exactly: the 14-day alert.
+        let alert = s
+            .observe_certificate(&with_cert(10, "a", 14 * 24, &days))
+            .unwrap();
+        assert_eq!((alert.threshold_days, alert.days_left), (14, 14));
+        // Still between 14 and 7: nothing more.
+        assert_eq!(
+            s.observe_certificate(&with_cert(20, "a", 10 * 24, &days)),
+            None
+        );
+        // 5 days left: the 7-day alert, once.
+        let alert = s
+            .observe_certificate(&with_cert(30, "a", 5 * 24, &days))
+            .unwrap();
+        assert_eq!((alert.threshold_days, alert.days_left), (7, 5));
+        assert_eq!(
+            s.observe_certificate(&with_cert(40, "a", 5 * 24 - 1, &days)),
+            None
+        );
+        // Under a day: the last one, with 0 whole days left.
+        let alert = s
+            .observe_certificate(&with_cert(50, "a", 20, &days))
+            .unwrap();
+        assert_eq!((alert.threshold_days, alert.days_left), (1, 0));
+        assert_eq!(s.observe_certificate(&with_cert(60, "a", 2, &days)), None);
+        // Renewed: a new certificate far from expiry resets, and alerts again when it nears.
+        assert_eq!(
+            s.observe_certificate(&with_cert(70, "b", 90 * 24, &days)),
+            None
+        );
+        assert_eq!(s.certificate.as_ref().unwrap().fingerprint, "b");
+        let alert = s
+            .observe_certificate(&with_cert(80, "b", 13 * 24, &days))
+            .unwrap();
+        assert_eq!(alert.threshold_days, 14);
+    }
+
+    #[test]
+    fn a_certificate_already_close_gets_only_its_smallest_threshold() {
+        let mut s = MonitorState::new(Uuid::nil());
+        let alert = s
+            .observe_certificate(&with_cert(0, "a", 5 * 24, &[14, 7, 1]))
+            .unwrap();
+        assert_eq!(alert.threshold_days, 7);
+        // No thresholds (alerts off), or no certificate: nothing.
+        let mut s = MonitorState::new(Uuid::nil());
+        assert_eq!(s.observe_certificate(&with_cert(0, "a", 1, &[])), None);
+        assert_eq!(
+            s.observe_certificate(&result(Uuid::nil(), 1, true, (1, 1))),
+            None
+        );
+        // An expired certificate seen through `tls_skip_verify` is past every threshold.
+        let mut s = MonitorState::new(Uuid::nil());
+        let alert = s
+            .observe_certificate(&with_cert(0, "a", -48, &[14, 7, 1]))
+            .unwrap();
+        assert_eq!((alert.threshold_days, alert.days_left), (1, -2));
     }
 }

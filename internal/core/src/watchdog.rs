@@ -274,15 +274,24 @@ mod tests {
         assert_eq!(missed_heartbeat(&e, &hb, None, 91_000), Some(91_000));
         // A push resets the wait.
         assert_eq!(missed_heartbeat(&e, &hb, Some(50_000), 139_999), None);
-        assert_eq!(missed_heartbeat(&e, &hb, Some(50_000), 140_000), Some(140_000));
+        assert_eq!(
+            missed_heartbeat(&e, &hb, Some(50_000), 140_000),
+            Some(140_000)
+        );
         // A result from before a pause counts from the resume.
         assert_eq!(missed_heartbeat(&e, &hb, Some(0), 90_000), None);
         // The missed heartbeat is a result too: the next deadline follows it.
         assert_eq!(missed_heartbeat(&e, &hb, Some(140_000), 200_000), None);
-        assert_eq!(missed_heartbeat(&e, &hb, Some(140_000), 230_000), Some(230_000));
+        assert_eq!(
+            missed_heartbeat(&e, &hb, Some(140_000), 230_000),
+            Some(230_000)
+        );
         // No grace: exactly one interval.
         let none = Heartbeat { grace_ms: 0, ..hb };
-        assert_eq!(missed_heartbeat(&e, &none, Some(50_000), 110_000), Some(110_000));
+        assert_eq!(
+            missed_heartbeat(&e, &none, Some(50_000), 110_000),
+            Some(110_000)
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub const MAX_EMBED_TOTAL: usize = 6000;
 pub const COLOR_DOWN: u32 = 0xE74C3C;
 /// Embed color of a recovery alert (green).
 pub const COLOR_UP: u32 = 0x2ECC71;
+/// Embed colour of certificate expiry alerts (orange).
+pub const COLOR_WARNING: u32 = 0xE67E22;
 /// Longest wait a 429 answer can impose; longer requests are cut to this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// Wait after a 429 answer that says nothing about how long to wait.
@@ -72,10 +74,24 @@ const MAX_BODY_READ: usize = 64 * 1024;
 /// ```
 pub fn message(alert: &Alert) -> Value {
     let name = cut(&alert.monitor_name, MAX_SITE_NAME);
-    let site_url = cut(&alert.monitor_url, MAX_SITE_URL);
+    // A push monitor's URL holds its token: it is named by its type instead.
+    let target = if alert.monitor_url.starts_with("push://") {
+        "push monitor"
+    } else {
+        alert.monitor_url.as_str()
+    };
+    let site_url = cut(target, MAX_SITE_URL);
+    let expiry = alert.expiry_words().unwrap_or_default();
+    let expiry_suffix = format!("'s certificate {expiry}");
     let (header, status, title_suffix, color) = match alert.kind {
         AlertKind::Down => ("🔴 Website Down Alert", "DOWN", " is down", COLOR_DOWN),
         AlertKind::Recovery => ("🟢 Website Recovery Alert", "UP", " is up again", COLOR_UP),
+        AlertKind::CertificateExpiry => (
+            "🟠 Certificate Expiry Alert",
+            "UP",
+            expiry_suffix.as_str(),
+            COLOR_WARNING,
+        ),
     };
     let mut lines = vec![
         header.to_string(),
@@ -108,19 +124,30 @@ pub fn message(alert: &Alert) -> Value {
                 fields.push(field("Downtime", &downtime));
             }
         }
+        AlertKind::CertificateExpiry => {
+            if let Some(expires_at) = alert.certificate_expires_at {
+                let when = expires_at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+                lines.push(format!("Certificate: {expiry} ({when})"));
+                fields.push(field("Certificate expires", &when));
+            }
+        }
     }
 
     let title_room = MAX_TITLE - title_suffix.chars().count();
     let title = format!("{}{title_suffix}", cut(&alert.monitor_name, title_room));
+    let mut embed = json!({
+        "title": title,
+        "color": color,
+        "timestamp": alert.at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "fields": fields,
+    });
+    // Discord links embeds to web pages only: a tcp:// or icmp:// target gets no link.
+    if alert.monitor_url.starts_with("http://") || alert.monitor_url.starts_with("https://") {
+        embed["url"] = json!(alert.monitor_url);
+    }
     json!({
         "content": cut(&lines.join("\n"), MAX_CONTENT),
-        "embeds": [{
-            "title": title,
-            "url": alert.monitor_url,
-            "color": color,
-            "timestamp": alert.at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            "fields": fields,
-        }],
+        "embeds": [embed],
         "allowed_mentions": { "parse": [] },
     })
 }
@@ -357,7 +384,52 @@ mod tests {
             response_time_ms: 123,
             error,
             down_since: None,
+            certificate_expires_at: None,
+            days_left: None,
         }
+    }
+
+    #[test]
+    fn a_certificate_alert_says_when_it_expires_and_that_the_site_is_up() {
+        let alert = Alert {
+            kind: AlertKind::CertificateExpiry,
+            status_code: Some(200),
+            certificate_expires_at: Some(at(20, 0) + chrono::Duration::days(5)),
+            days_left: Some(5),
+            ..down(None)
+        };
+        let msg = message(&alert);
+        assert_eq!(
+            msg["content"],
+            "🟠 Certificate Expiry Alert\nSite: My Website (https://example.com)\nStatus: UP\n\
+             Time: 2024-01-16 20:00:00 UTC\nCertificate: expires in 5 days (2024-01-21 20:00:00 UTC)"
+        );
+        let e = embed(&msg);
+        assert_eq!(e["title"], "My Website's certificate expires in 5 days");
+        assert_eq!(e["color"], COLOR_WARNING);
+        assert_eq!(
+            fields(&msg)[2],
+            (
+                "Certificate expires".to_string(),
+                "2024-01-21 20:00:00 UTC".to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn non_web_targets_get_no_embed_link_and_push_tokens_stay_out() {
+        let mut alert = down(None);
+        alert.monitor_url = "tcp://db.example.com:5432".into();
+        let msg = message(&alert);
+        assert!(embed(&msg).get("url").is_none(), "{msg}");
+        assert!(msg["content"]
+            .as_str()
+            .unwrap()
+            .contains("(tcp://db.example.com:5432)"));
+        alert.monitor_url = "push://0123456789abcdef0123456789abcdef".into();
+        let text = message(&alert).to_string();
+        assert!(!text.contains("0123456789abcdef"), "{text}");
+        assert!(text.contains("(push monitor)"), "{text}");
     }
 
     fn recovery() -> Alert {
@@ -520,6 +592,7 @@ mod tests {
             assert!(content.starts_with(match alert.kind {
                 AlertKind::Down => "🔴 Website Down Alert\nSite: éé",
                 AlertKind::Recovery => "🟢 Website Recovery Alert\nSite: éé",
+                AlertKind::CertificateExpiry => "🟠 Certificate Expiry Alert\nSite: éé",
             }));
             // The lines after the name are kept.
             assert!(content.contains("\nStatus: "), "{content}");

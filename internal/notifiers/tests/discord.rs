@@ -39,6 +39,8 @@ fn alert() -> Alert {
             "got HTTP 500, expected 200",
         )),
         down_since: None,
+        certificate_expires_at: None,
+        days_left: None,
     }
 }
 

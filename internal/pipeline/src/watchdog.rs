@@ -289,7 +289,11 @@ impl Watchdog {
             let Some(heartbeat) = &e.push else {
                 continue;
             };
-            let seen = times.get(id).copied().flatten().map(|t| t.timestamp_millis());
+            let seen = times
+                .get(id)
+                .copied()
+                .flatten()
+                .map(|t| t.timestamp_millis());
             let last = match (seen, state.missed.get(id).copied()) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),

@@ -105,11 +105,11 @@ pub(crate) async fn apply_results(
         let state = states
             .entry(monitor.id)
             .or_insert_with(|| monitor.initial_state());
-        let Applied::Changed(alert) = apply_to_state(monitor, state, result) else {
+        let Applied::Changed(made) = apply_to_state(monitor, state, result) else {
             continue;
         };
         changed.insert(monitor.id);
-        if let Some(alert) = alert {
+        for alert in made {
             record_alert(sql, monitor, &alert).await?;
             alerts.push(alert);
         }
@@ -134,6 +134,7 @@ async fn record_alert(
     match incident_change(alert) {
         IncidentChange::Open(incident) => sql.open_incident(&incident, alert.id).await?,
         IncidentChange::Close { at } => sql.close_incident(alert.monitor_id, at, alert.id).await?,
+        IncidentChange::None => {}
     }
     sql.queue_deliveries(monitor, alert).await
 }
@@ -157,8 +158,8 @@ fn rollup_deltas<'a>(new_results: impl IntoIterator<Item = &'a CheckResult>) -> 
 enum Applied {
     /// Nothing: the monitor is paused, or the result is not newer than the last one applied.
     Ignored,
-    /// The state changed; on a transition, here is its alert.
-    Changed(Option<Alert>),
+    /// The state changed; here are the alerts it made (a transition's, a certificate's).
+    Changed(Vec<Alert>),
 }
 
 /// The incident change a transition's alert makes.
@@ -174,26 +175,36 @@ fn incident_change(alert: &Alert) -> IncidentChange {
             alerts_sent: 0,
         }),
         AlertKind::Recovery => IncidentChange::Close { at: alert.at },
+        // The site is up: a certificate's expiry is a warning, not an outage.
+        AlertKind::CertificateExpiry => IncidentChange::None,
     }
 }
 
 enum IncidentChange {
     Open(Incident),
     Close { at: DateTime<Utc> },
+    None,
 }
 
 /// The pure part of [`Store::apply_result`], shared by every implementation: runs the state
-/// machine and builds a transition's alert. The result carries the name and URL the monitor
+/// machine and builds a transition's alert, and a certificate's expiry alert. The result carries the name and URL the monitor
 /// had when its job was emitted; the alert shows what the monitor is called now.
 fn apply_to_state(monitor: &Monitor, state: &mut MonitorState, result: &CheckResult) -> Applied {
     if !state.accepts(result) {
         return Applied::Ignored;
     }
-    let alert = state.apply(result).map(|transition| {
-        let mut alert = Alert::new(&transition, result);
-        alert.monitor_name.clone_from(&monitor.name);
-        alert.monitor_url.clone_from(&monitor.url);
-        alert
-    });
-    Applied::Changed(alert)
+    let transition = state.apply(result).map(|t| Alert::new(&t, result));
+    let certificate = state
+        .observe_certificate(result)
+        .map(|expiry| Alert::certificate(&expiry, result));
+    let alerts = transition
+        .into_iter()
+        .chain(certificate)
+        .map(|mut alert| {
+            alert.monitor_name.clone_from(&monitor.name);
+            alert.monitor_url.clone_from(&monitor.url);
+            alert
+        })
+        .collect();
+    Applied::Changed(alerts)
 }

@@ -1,1 +1,381 @@
-//! TLS and TCP servers on loopback with rcgen certificates (to be written).
+//! TLS and plain TCP servers on loopback, with certificates made by `rcgen` at run time.
+//!
+//! - [`TestCa`]: a certificate authority for tests; give [`TestCa::der`] to a checker as an
+//!   extra root. [`TestCa::shared`] is the one every [`TlsServer::start`] issues from.
+//! - [`TlsServer`]: completes TLS handshakes with a certificate of a chosen [`CertKind`]
+//!   (valid, expiring soon, expired, from an unknown CA, for another name), then writes
+//!   [`GREETING`] and closes.
+//! - [`TcpServer`]: accepts TCP connections and counts them, and either keeps them open
+//!   without a word (a TLS client waits in vain for the handshake) or closes them at once.
+//! - [`closed_port`]: a loopback port where nothing listens, for refused connections.
+//!
+//! Leaf certificates name `localhost` and `127.0.0.1` (except [`CertKind::WrongName`]) and
+//! have the subject common name [`SERVER_CN`]. Every server stops when dropped.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// The common name of [`TestCa::shared`].
+pub const CA_CN: &str = "upwatch test ca";
+/// The common name of the CA that signs [`CertKind::UnknownCa`] certificates, which no
+/// checker trusts.
+pub const UNKNOWN_CA_CN: &str = "upwatch unknown test ca";
+/// The subject common name of every leaf certificate.
+pub const SERVER_CN: &str = "upwatch test server";
+/// The only name a [`CertKind::WrongName`] certificate is valid for.
+pub const WRONG_NAME: &str = "other.test";
+/// What a [`TlsServer`] writes after each handshake, before it closes.
+pub const GREETING: &str = "hello from upwatch tls test server\n";
+/// How many days a [`CertKind::Valid`] certificate has left.
+pub const VALID_DAYS: u32 = 90;
+
+/// How long a server waits for a client to finish its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A certificate authority for tests, with its key; it is valid from a day ago for ten years.
+pub struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    der: CertificateDer<'static>,
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCa").finish_non_exhaustive()
+    }
+}
+
+impl TestCa {
+    /// A new CA whose subject is `CN=<common_name>`.
+    ///
+    /// # Panics
+    ///
+    /// Panics when rcgen cannot make a key or a certificate, which no test can work around.
+    pub fn new(common_name: &str) -> TestCa {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("empty CA params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(1);
+        params.not_after = now + time::Duration::days(3650);
+        let key = KeyPair::generate().expect("generate a CA key");
+        let cert = params.self_signed(&key).expect("self-sign the test CA");
+        TestCa {
+            der: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// The CA (`CN=` [`CA_CN`]) that [`TlsServer::start`] issues from, one per test process.
+    pub fn shared() -> &'static TestCa {
+        static SHARED: OnceLock<TestCa> = OnceLock::new();
+        SHARED.get_or_init(|| TestCa::new(CA_CN))
+    }
+
+    /// The CA's certificate (DER), to trust it: `CheckerConfig { extra_roots: vec![ca.der()] }`.
+    pub fn der(&self) -> CertificateDer<'static> {
+        self.der.clone()
+    }
+
+    /// A leaf certificate for `names` (DNS names or IP addresses) valid between the two
+    /// times, with the chain to send (leaf, then this CA) and its key.
+    fn issue(
+        &self,
+        names: &[&str],
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("valid certificate names");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, SERVER_CN);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let key = KeyPair::generate().expect("generate a server key");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("sign the server certificate");
+        (
+            vec![cert.der().clone(), self.der()],
+            PrivateKeyDer::from(key),
+        )
+    }
+}
+
+/// The certificate a [`TlsServer`] presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertKind {
+    /// Issued by the CA, for `localhost` and `127.0.0.1`, expiring in [`VALID_DAYS`] days.
+    Valid,
+    /// As [`CertKind::Valid`] but expiring in this many days.
+    ExpiresIn(u32),
+    /// As [`CertKind::Valid`] but expired a day ago (valid for the 30 days before).
+    Expired,
+    /// As [`CertKind::Valid`] but signed by another CA (`CN=` [`UNKNOWN_CA_CN`]).
+    UnknownCa,
+    /// As [`CertKind::Valid`] but for [`WRONG_NAME`] only.
+    WrongName,
+}
+
+/// A running loopback TLS server; see the module documentation.
+pub struct TlsServer {
+    addr: SocketAddr,
+    leaf: CertificateDer<'static>,
+    handshakes: Arc<AtomicU64>,
+    _shutdown: DropGuard,
+}
+
+impl TlsServer {
+    /// Serves a `kind` certificate issued by [`TestCa::shared`] on `127.0.0.1`, on a free port.
+    ///
+    /// # Panics
+    ///
+    /// Panics when no loopback port can be bound or a certificate cannot be made.
+    pub async fn start(kind: CertKind) -> TlsServer {
+        TlsServer::start_with(TestCa::shared(), kind).await
+    }
+
+    /// As [`TlsServer::start`], with a certificate issued by `ca` (except for
+    /// [`CertKind::UnknownCa`], which is always signed by a CA of its own).
+    ///
+    /// # Panics
+    ///
+    /// Panics when no loopback port can be bound or a certificate cannot be made.
+    pub async fn start_with(ca: &TestCa, kind: CertKind) -> TlsServer {
+        let now = OffsetDateTime::now_utc();
+        let day = time::Duration::days(1);
+        let valid = (now - day, now + time::Duration::days(VALID_DAYS.into()));
+        let usual: &[&str] = &["localhost", "127.0.0.1"];
+        let (chain, key) = match kind {
+            CertKind::Valid => ca.issue(usual, valid.0, valid.1),
+            CertKind::ExpiresIn(days) => {
+                ca.issue(usual, valid.0, now + time::Duration::days(days.into()))
+            }
+            CertKind::Expired => ca.issue(usual, now - time::Duration::days(31), now - day),
+            CertKind::UnknownCa => TestCa::new(UNKNOWN_CA_CN).issue(usual, valid.0, valid.1),
+            CertKind::WrongName => ca.issue(&[WRONG_NAME], valid.0, valid.1),
+        };
+        let leaf = chain[0].clone();
+        let config =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("the ring provider supports the default protocol versions")
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .expect("the server certificate and key match");
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+
+        let listener = bind().await;
+        let addr = listener.local_addr().expect("read the bound address");
+        let handshakes = Arc::new(AtomicU64::new(0));
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        let counter = handshakes.clone();
+        tokio::spawn(async move {
+            serve(listener, stop, move |stream, stop| {
+                let acceptor = acceptor.clone();
+                let counter = counter.clone();
+                async move {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    let mut tls = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        done = handshake => match done {
+                            Ok(Ok(tls)) => tls,
+                            // A client that refuses the certificate ends here, as it should.
+                            _ => return,
+                        },
+                    };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    // The client may be gone already (a check closes right after its
+                    // handshake), so failing to write is expected.
+                    let _ = tls.write_all(GREETING.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                }
+            })
+            .await;
+        });
+        TlsServer {
+            addr,
+            leaf,
+            handshakes,
+            _shutdown: token.drop_guard(),
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL of a TLS monitor of this server: `tls://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("tls://{}", self.addr)
+    }
+
+    /// The leaf certificate the server presents (DER).
+    pub fn certificate(&self) -> CertificateDer<'static> {
+        self.leaf.clone()
+    }
+
+    /// How many handshakes have completed so far.
+    pub fn handshakes(&self) -> u64 {
+        self.handshakes.load(Ordering::SeqCst)
+    }
+}
+
+/// What a [`TcpServer`] does with the connections it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TcpBehaviour {
+    /// Reads and discards whatever comes, never writes, until the client leaves.
+    Silent,
+    /// Closes each connection as soon as it is accepted.
+    Close,
+}
+
+/// A running loopback TCP server that counts the connections it accepts.
+pub struct TcpServer {
+    addr: SocketAddr,
+    accepted: Arc<AtomicU64>,
+    _shutdown: DropGuard,
+}
+
+impl TcpServer {
+    /// Accepts connections on `127.0.0.1`, on a free port, and keeps each open without
+    /// writing a byte until the client closes it or the server is dropped: a TLS client
+    /// waits there for a handshake that never comes.
+    ///
+    /// # Panics
+    ///
+    /// Panics when no loopback port can be bound.
+    pub async fn start() -> TcpServer {
+        TcpServer::start_as(TcpBehaviour::Silent).await
+    }
+
+    /// As [`TcpServer::start`], but closes each connection as soon as it is accepted.
+    ///
+    /// # Panics
+    ///
+    /// Panics when no loopback port can be bound.
+    pub async fn start_closing() -> TcpServer {
+        TcpServer::start_as(TcpBehaviour::Close).await
+    }
+
+    async fn start_as(behaviour: TcpBehaviour) -> TcpServer {
+        let listener = bind().await;
+        let addr = listener.local_addr().expect("read the bound address");
+        let accepted = Arc::new(AtomicU64::new(0));
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            serve(listener, stop, move |mut stream, stop| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if behaviour == TcpBehaviour::Close {
+                        return;
+                    }
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            read = stream.read(&mut buf) => match read {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) => {}
+                            },
+                        }
+                    }
+                }
+            })
+            .await;
+        });
+        TcpServer {
+            addr,
+            accepted,
+            _shutdown: token.drop_guard(),
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL of a TCP monitor of this server: `tcp://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("tcp://{}", self.addr)
+    }
+
+    /// How many connections have been accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// A loopback port where nothing listens, so that connecting to it is refused.
+///
+/// The port was free a moment ago; another process could take it in between, which on a
+/// test machine is rare enough to accept.
+///
+/// # Panics
+///
+/// Panics when no loopback port can be bound.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind a loopback port");
+    listener
+        .local_addr()
+        .expect("read the bound address")
+        .port()
+}
+
+async fn bind() -> TcpListener {
+    TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind a loopback port for the test server")
+}
+
+/// Accepts connections until `stop` is cancelled, handling each in a task of its own that is
+/// given a token cancelled with `stop`.
+async fn serve<F, Fut>(listener: TcpListener, stop: CancellationToken, mut handle: F)
+where
+    F: FnMut(TcpStream, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                tokio::spawn(handle(stream, stop.child_token()));
+            }
+            // A failed accept (too many open files, say) only loses that connection; the pause
+            // keeps a lasting failure from spinning.
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}

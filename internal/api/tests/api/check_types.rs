@@ -11,10 +11,26 @@ use crate::helpers::*;
 async fn every_scheme_makes_its_type_and_shows_it() {
     let app = spawn_app().await;
     for (body, kind, url) in [
-        (json!({"url": "https://example.com/"}), "http", "https://example.com/"),
-        (json!({"url": "tcp://db.example.com:5432"}), "tcp", "tcp://db.example.com:5432"),
-        (json!({"url": "tls://mail.example.com:465"}), "tls", "tls://mail.example.com:465"),
-        (json!({"url": "icmp://example.com"}), "icmp", "icmp://example.com"),
+        (
+            json!({"url": "https://example.com/"}),
+            "http",
+            "https://example.com/",
+        ),
+        (
+            json!({"url": "tcp://db.example.com:5432"}),
+            "tcp",
+            "tcp://db.example.com:5432",
+        ),
+        (
+            json!({"url": "tls://mail.example.com:465"}),
+            "tls",
+            "tls://mail.example.com:465",
+        ),
+        (
+            json!({"url": "icmp://example.com"}),
+            "icmp",
+            "icmp://example.com",
+        ),
         (
             json!({"url": "dns://127.0.0.1", "dns": {"query_name": "example.com.", "query_type": "MX"}}),
             "dns",
@@ -24,26 +40,46 @@ async fn every_scheme_makes_its_type_and_shows_it() {
         let site = app.create_site(body.clone()).await;
         assert_eq!(site["type"], kind, "{body}");
         assert_eq!(site["url"], url, "{body}");
-        let read = app.get(&format!("/api/v1/sites/{}", site["id"].as_str().unwrap())).await;
+        let read = app
+            .get(&format!("/api/v1/sites/{}", site["id"].as_str().unwrap()))
+            .await;
         assert_eq!(read.json()["type"], kind);
     }
     let dns = app
         .create_site(json!({"url": "dns://127.0.0.1:5353", "dns": {"query_name": "a.test", "query_type": "AAAA"}}))
         .await;
-    assert_eq!(dns["dns"], json!({"query_name": "a.test", "query_type": "AAAA"}));
+    assert_eq!(
+        dns["dns"],
+        json!({"query_name": "a.test", "query_type": "AAAA"})
+    );
     let icmp = app.create_site(json!({"url": "icmp://127.0.0.1"})).await;
-    assert_eq!(icmp["packets"], 3, "icmp monitors send 3 packets by default");
+    assert_eq!(
+        icmp["packets"], 3,
+        "icmp monitors send 3 packets by default"
+    );
 }
 
 #[tokio::test]
 async fn bad_check_settings_are_422s_naming_the_field() {
     let app = spawn_app().await;
     for (body, field, says) in [
-        (json!({"url": "gopher://example.com"}), "url", "http, https, tcp, tls, icmp or dns"),
-        (json!({"url": "tcp://example.com:70000"}), "url", "1 to 65535"),
+        (
+            json!({"url": "gopher://example.com"}),
+            "url",
+            "http, https, tcp, tls, icmp or dns",
+        ),
+        (
+            json!({"url": "tcp://example.com:70000"}),
+            "url",
+            "1 to 65535",
+        ),
         (json!({"url": "tcp://example.com"}), "url", "needs a port"),
         (json!({"url": "tcp://example.com:0"}), "url", "port 0"),
-        (json!({"url": "icmp://example.com:80"}), "url", "must not have a port"),
+        (
+            json!({"url": "icmp://example.com:80"}),
+            "url",
+            "must not have a port",
+        ),
         (json!({"url": "dns://127.0.0.1"}), "dns", "is required"),
         (
             json!({"url": "dns://127.0.0.1", "dns": {"query_name": "a.test", "query_type": "AXFR"}}),
@@ -55,30 +91,62 @@ async fn bad_check_settings_are_422s_naming_the_field() {
             "dns.query_name",
             "not a domain name",
         ),
-        (json!({"url": "https://a.test", "conditions": ["[STATUS] =="]}), "conditions[0]", "does not parse"),
+        (
+            json!({"url": "https://a.test", "conditions": ["[STATUS] =="]}),
+            "conditions[0]",
+            "does not parse",
+        ),
         (
             json!({"url": "https://a.test", "conditions": ["[STATUS] == 200", "[NOPE] == 1"]}),
             "conditions[1]",
             "[NOPE]",
         ),
-        (json!({"url": "tcp://a.test:1", "conditions": ["[BODY] == x"]}), "conditions[0]", "[BODY]"),
+        (
+            json!({"url": "tcp://a.test:1", "conditions": ["[BODY] == x"]}),
+            "conditions[0]",
+            "[BODY]",
+        ),
         (
             json!({"url": "http://a.test", "conditions": ["[CERTIFICATE_EXPIRATION] > 72h"]}),
             "conditions[0]",
             "plain http",
         ),
-        (json!({"url": "tcp://a.test:1", "keyword": "x"}), "keyword", "only to http"),
-        (json!({"url": "https://a.test", "packets": 2}), "packets", "only to icmp"),
-        (json!({"url": "icmp://a.test", "packets": 0}), "packets", "between 1 and"),
-        (json!({"url": "http://a.test", "tls_skip_verify": true}), "tls_skip_verify", "https and tls"),
+        (
+            json!({"url": "tcp://a.test:1", "keyword": "x"}),
+            "keyword",
+            "only to http",
+        ),
+        (
+            json!({"url": "https://a.test", "packets": 2}),
+            "packets",
+            "only to icmp",
+        ),
+        (
+            json!({"url": "icmp://a.test", "packets": 0}),
+            "packets",
+            "between 1 and",
+        ),
+        (
+            json!({"url": "http://a.test", "tls_skip_verify": true}),
+            "tls_skip_verify",
+            "https and tls",
+        ),
         (
             json!({"url": "https://a.test", "cert_expiry_alert_days": [0]}),
             "cert_expiry_alert_days",
             "from 1 to 365",
         ),
         (json!({"type": "tcp"}), "url", "is required"),
-        (json!({"type": "tcp", "url": "http://a.test"}), "type", "agree"),
-        (json!({"type": "push", "push_grace_seconds": 100000}), "push_grace_seconds", "at most"),
+        (
+            json!({"type": "tcp", "url": "http://a.test"}),
+            "type",
+            "agree",
+        ),
+        (
+            json!({"type": "push", "push_grace_seconds": 100000}),
+            "push_grace_seconds",
+            "at most",
+        ),
         (json!({"url": "push://abc"}), "url", "32 lower-case hex"),
     ] {
         let response = app.post_json("/api/v1/sites", &body).await;
@@ -87,7 +155,10 @@ async fn bad_check_settings_are_422s_naming_the_field() {
             assert_eq!(problem["field"], field, "{body}: {problem}");
         }
         let detail = problem["detail"].as_str().unwrap();
-        assert!(detail.contains(says), "{body}: `{detail}` should say `{says}`");
+        assert!(
+            detail.contains(says),
+            "{body}: `{detail}` should say `{says}`"
+        );
     }
 }
 
@@ -108,7 +179,10 @@ async fn conditions_and_tls_settings_are_kept() {
     // A patch that makes it a TCP monitor must drop what only HTTP has.
     let id = site["id"].as_str().unwrap();
     let refused = app
-        .patch_json(&format!("/api/v1/sites/{id}"), &json!({"url": "tcp://a.test:443"}))
+        .patch_json(
+            &format!("/api/v1/sites/{id}"),
+            &json!({"url": "tcp://a.test:443"}),
+        )
         .await;
     refused.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
     let changed = app
@@ -168,7 +242,10 @@ async fn a_push_publishes_a_result_without_the_api_token() {
     assert_eq!(result.monitor_name, "nightly backup");
 
     let down = anonymous
-        .call(Method::POST, &format!("{push_url}?status=down&msg=disk%20full"))
+        .call(
+            Method::POST,
+            &format!("{push_url}?status=down&msg=disk%20full"),
+        )
         .await;
     assert_eq!(down.status, StatusCode::OK, "{}", down.text());
     let result = next_result(&mut results).await;
@@ -225,7 +302,10 @@ async fn push_monitors_keep_their_token_across_a_patch() {
     let (site, push_url) = push_monitor(&app).await;
     let id = site["id"].as_str().unwrap();
     let patched = app
-        .patch_json(&format!("/api/v1/sites/{id}"), &json!({"push_grace_seconds": 120}))
+        .patch_json(
+            &format!("/api/v1/sites/{id}"),
+            &json!({"push_grace_seconds": 120}),
+        )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text());
     assert_eq!(patched.json()["push_url"], push_url.as_str());

@@ -71,11 +71,11 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     };
     let bus = Arc::new(upwatch_bus::InProcessBus::new(10_000));
     let state = ApiState {
-        pushes: Arc::new(upwatch_service::PushService::new(
+        pushes: Some(Arc::new(upwatch_service::PushService::new(
             api_store.clone(),
             bus.clone(),
             options.push_max_per_minute.unwrap_or(60),
-        )),
+        ))),
         monitors: upwatch_service::MonitorService::new(
             api_store.clone(),
             cache.clone(),
