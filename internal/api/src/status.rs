@@ -32,6 +32,10 @@ pub struct StatusView {
     /// `stale`, and `last_checked` is the time of its last result); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stale_since: Option<DateTime<Utc>>,
+    /// When the certificate of the newest check expires, for https:// and tls:// monitors
+    /// whose handshake completed; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_expires_at: Option<DateTime<Utc>>,
     /// The share of up checks over the last 24 hours in percent (from rollups, at most a
     /// minute old); `None` when no check ran in that time.
     pub uptime_24h: Option<f64>,
@@ -51,6 +55,7 @@ impl From<LiveStatus> for StatusView {
             status_code: state.status_code,
             error: state.error,
             stale_since: live.stale_since,
+            certificate_expires_at: state.certificate.as_ref().map(|c| c.expires_at),
             uptime_24h: None,
         }
     }

@@ -71,6 +71,8 @@ pub async fn apply(
     };
     if entry.state.accepts(result) {
         entry.state.apply(result);
+        // The certificate's expiry is shown with the status; its alerts are the alerter's.
+        entry.state.observe_certificate(result);
         entry.name.clone_from(&result.monitor_name);
         entry.url.clone_from(&result.url);
     } else if !rebuilt {

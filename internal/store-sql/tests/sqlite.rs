@@ -262,3 +262,103 @@ async fn a_newer_schema_is_refused() {
         .expect_err("a newer schema");
     assert!(matches!(err, StoreError::Schema(_)), "{}", chain(&err));
 }
+
+/// A database made before certificate alerts existed keeps its alerts and their pending
+/// deliveries (ids and order) through the migration that rebuilds `alerts`.
+#[tokio::test]
+async fn the_certificate_alerts_migration_keeps_alerts_and_deliveries() {
+    use sqlx::migrate::Migrator;
+    let dir = tempfile::tempdir().unwrap();
+    let url = url_for(&dir.path().join("upwatch.db"));
+    let all = Migrator::new(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../migrations/sqlite"
+    )))
+    .await
+    .unwrap();
+    let before = Migrator {
+        migrations: all
+            .migrations
+            .iter()
+            .filter(|m| m.version < 3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..Migrator::DEFAULT
+    };
+    {
+        use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+        use std::str::FromStr;
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .unwrap();
+        before.run(&pool).await.unwrap();
+        pool.close().await;
+    }
+    // The old schema, filled through today's code would need today's schema: write the rows
+    // the old code wrote, by hand.
+    let monitor = upwatch_core::Monitor::create(
+        upwatch_core::MonitorInput::for_url("http://127.0.0.1:9/"),
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    let webhook_id = uuid::Uuid::now_v7();
+    let alert_ids = [uuid::Uuid::now_v7(), uuid::Uuid::now_v7()];
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("INSERT INTO webhooks (id, name, url, enabled, source, created_at) VALUES (?, 'w', 'https://discord.test/api/webhooks/1/x', 1, 'api', 0)")
+            .bind(webhook_id.as_bytes().as_slice())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        for (i, id) in alert_ids.iter().enumerate() {
+            let result =
+                upwatch_core::CheckResult::simulated(&monitor, chrono::Utc::now(), i == 1, 5);
+            let transition = if i == 0 {
+                upwatch_core::Transition::WentDown {
+                    at: result.checked_at,
+                }
+            } else {
+                upwatch_core::Transition::Recovered {
+                    at: result.checked_at,
+                    down_since: result.checked_at,
+                }
+            };
+            let mut alert = upwatch_core::Alert::new(&transition, &result);
+            alert.id = *id;
+            sqlx::query("INSERT INTO alerts (id, monitor_id, kind, payload, created_at) VALUES (?, ?, ?, ?, 0)")
+                .bind(id.as_bytes().as_slice())
+                .bind(monitor.id.as_bytes().as_slice())
+                .bind(alert.kind.as_str())
+                .bind(serde_json::to_string(&alert).unwrap())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO alert_deliveries (alert_id, webhook_id, state, next_attempt_at, created_at) VALUES (?, ?, 'pending', 0, 0)")
+                .bind(id.as_bytes().as_slice())
+                .bind(webhook_id.as_bytes().as_slice())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        conn.close().await.unwrap();
+    }
+    let store = SqliteStore::connect(&url)
+        .await
+        .expect("the migration applies");
+    assert_eq!(store.pending_deliveries().await.unwrap(), 2);
+    let first = store.next_delivery(webhook_id).await.unwrap().unwrap();
+    assert_eq!(
+        first.alert.id, alert_ids[0],
+        "the oldest delivery first, as before"
+    );
+    store.delivery_sent(first.id).await.unwrap();
+    let second = store.next_delivery(webhook_id).await.unwrap().unwrap();
+    assert_eq!(second.alert.id, alert_ids[1]);
+}

@@ -51,6 +51,7 @@ macro_rules! for_each_contract_test {
             delete_removes_rollups_and_incidents,
             apply_results_in_batches_equals_one_by_one,
             insert_monitors_is_all_or_nothing,
+            certificate_expiry_alerts_once_without_incident,
         );
     };
 }

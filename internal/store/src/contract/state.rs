@@ -379,3 +379,75 @@ pub async fn apply_results_in_batches_equals_one_by_one(store: &dyn Store) {
     assert!(store.apply_results(&[]).await.unwrap().is_empty());
     assert_eq!(store.pending_deliveries().await.unwrap(), 3);
 }
+
+/// A TLS-speaking monitor's certificate alerts once per threshold through the outbox, with no
+/// incident (the site is up), and the state keeps the certificate so that a restart does not
+/// alert again; a renewed certificate starts over.
+pub async fn certificate_expiry_alerts_once_without_incident(store: &dyn Store) {
+    let w = webhook("certs", 1);
+    store.upsert_webhook(&w).await.unwrap();
+    let m = monitor("https://127.0.0.1:71/");
+    store.insert_monitor(&m).await.unwrap();
+    let with_cert = |at: i64, fingerprint: &str, hours_left: i64| {
+        let mut r = result(&m, at, true);
+        r.cert_expiry_alert_days = vec![14, 7, 1];
+        r.details.certificate = Some(upwatch_core::observation::Certificate {
+            expires_at: t(at) + Duration::hours(hours_left),
+            not_before: t(0),
+            issuer: "CN=ca".into(),
+            subject: "CN=site".into(),
+            sans: vec!["127.0.0.1".into()],
+            fingerprint: fingerprint.into(),
+        });
+        r
+    };
+    let alerts = store
+        .apply_results(&[with_cert(10, "a", 30 * 24), with_cert(20, "a", 5 * 24)])
+        .await
+        .unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let alert = &alerts[0];
+    assert_eq!(alert.kind, AlertKind::CertificateExpiry);
+    assert_eq!(alert.days_left, Some(5));
+    assert_eq!(
+        alert.certificate_expires_at,
+        Some(t(20) + Duration::days(5))
+    );
+    let state = store.get_state(m.id).await.unwrap().unwrap();
+    assert_eq!(state.status, MonitorStatus::Up);
+    let watch = state.certificate.expect("the certificate is followed");
+    assert_eq!(
+        (watch.fingerprint.as_str(), watch.alerted_days),
+        ("a", Some(7))
+    );
+    assert!(
+        store
+            .incidents(&IncidentQuery {
+                monitor_id: Some(m.id),
+                open_only: false,
+                before: None,
+                limit: 10,
+            })
+            .await
+            .unwrap()
+            .is_empty(),
+        "a certificate alert opens no incident"
+    );
+    let delivery = store.next_delivery(w.id).await.unwrap().expect("queued");
+    assert_eq!(delivery.alert, *alert);
+
+    // The same certificate later, still above the next threshold: nothing again.
+    let alerts = store
+        .apply_results(&[with_cert(30, "a", 4 * 24)])
+        .await
+        .unwrap();
+    assert!(alerts.is_empty(), "{alerts:?}");
+    // Renewed, then close to expiry again: alerts again.
+    let alerts = store
+        .apply_results(&[with_cert(40, "b", 90 * 24), with_cert(50, "b", 12 * 24)])
+        .await
+        .unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].days_left, Some(12));
+    assert_eq!(store.pending_deliveries().await.unwrap(), 2);
+}
