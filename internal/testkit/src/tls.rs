@@ -50,6 +50,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
     der: CertificateDer<'static>,
+    pem: String,
 }
 
 impl std::fmt::Debug for TestCa {
@@ -82,6 +83,7 @@ impl TestCa {
         let cert = params.self_signed(&key).expect("self-sign the test CA");
         TestCa {
             der: cert.der().clone(),
+            pem: cert.pem(),
             issuer: Issuer::new(params, key),
         }
     }
@@ -90,6 +92,11 @@ impl TestCa {
     pub fn shared() -> &'static TestCa {
         static SHARED: OnceLock<TestCa> = OnceLock::new();
         SHARED.get_or_init(|| TestCa::new(CA_CN))
+    }
+
+    /// The CA's certificate as PEM, for a file that `UPWATCH_CHECK_CA_FILE` names.
+    pub fn pem(&self) -> String {
+        self.pem.clone()
     }
 
     /// The CA's certificate (DER), to trust it: `CheckerConfig { extra_roots: vec![ca.der()] }`.

@@ -1,6 +1,7 @@
 //! End-to-end tests of the embedded mode: the real application on port 0, real loopback
 //! target sites and a real loopback Discord receiver. One test binary, several modules.
 
+mod check_types;
 mod helpers;
 mod history;
 mod import;
