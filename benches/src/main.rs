@@ -9,6 +9,10 @@
 //! ```sh
 //! cargo run --release -p upwatch-bench -- --monitors 100000 --interval 60s --mode embedded
 //! ```
+//!
+//! With `--check-types http,tcp,tls,icmp,dns` (embedded mode), one invocation makes one
+//! measured run per check type, in that order, each with a fresh `upwatch serve` and the same
+//! monitors and interval against the type's loopback server, and writes one table of them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +27,7 @@ use upwatch_bench::load::fleet::{free_port, wait_port, Launcher, Proc};
 use upwatch_bench::load::procfs::{self, Machine};
 use upwatch_bench::load::prom::Scrape;
 use upwatch_bench::load::report::{self, RunReport};
-use upwatch_bench::load::target::Target;
+use upwatch_bench::load::sites::{CheckKind, Sites};
 
 /// The end-to-end load benchmark of upwatch (embedded or distributed).
 #[derive(Debug, Clone, Parser)]
@@ -88,6 +92,19 @@ struct Opts {
         default_value = "4000,6000,7000,8000,9000,10000"
     )]
     rates: Vec<u32>,
+    /// Embedded mode: one measured run per check type, in this order (`http,tcp,tls,icmp,dns`),
+    /// each with a fresh `upwatch serve`, `--monitors` monitors of that type at `--interval`
+    /// against its loopback server (HTTP: the target server; TCP: a server that accepts and
+    /// closes; TLS: a server with a certificate of a test CA, trusted through
+    /// `UPWATCH_CHECK_CA_FILE`; ICMP: 127.0.0.1; DNS: a server with one A record), and no API
+    /// load. One table of all of them.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    check_types: Vec<CheckKind>,
+    /// `UPWATCH_CHECK_MAX_PER_HOST` of the upwatch processes (default: upwatch's own, 16).
+    /// Every site of the benchmark is on 127.0.0.1, so this bounds the checks in flight of a
+    /// whole run.
+    #[arg(long)]
+    max_per_host: Option<u32>,
     /// Print the table but leave BENCHMARKS.md alone.
     #[arg(long)]
     no_write: bool,
@@ -210,7 +227,7 @@ async fn bench(opts: Opts) -> anyhow::Result<()> {
         for rate in &opts.rates {
             let monitors = *rate as usize * interval as usize;
             tracing::info!(rate, monitors, interval, "trying a rate");
-            let r = run(&opts, &bin, monitors, interval, false).await?;
+            let r = run(&opts, &bin, CheckKind::Http, monitors, interval, false).await?;
             println!("{}", report::max_table(std::slice::from_ref(&r)));
             let sustained = r.sustained;
             runs.push(r);
@@ -237,10 +254,42 @@ async fn bench(opts: Opts) -> anyhow::Result<()> {
             body,
             runs,
         )
+    } else if !opts.check_types.is_empty() {
+        anyhow::ensure!(
+            opts.mode == Mode::Embedded,
+            "--check-types runs the embedded mode"
+        );
+        let interval = opts.interval.as_secs() as u32;
+        let mut runs = Vec::new();
+        for kind in &opts.check_types {
+            tracing::info!(
+                check_type = kind.name(),
+                monitors = opts.monitors,
+                interval,
+                "measuring a check type"
+            );
+            let r = run(&opts, &bin, *kind, opts.monitors, interval, false).await?;
+            println!("{}", report::types_table(std::slice::from_ref(&r)));
+            runs.push(r);
+        }
+        let body = format!(
+            "{}\n{}\n{}\n",
+            types_intro(&opts, interval),
+            report::types_table(&runs),
+            "A type makes every due check when its window achieves at least 97% of the \
+             expected checks/s, p99 schedule lag stays under 1 s and does not grow (the p99 of \
+             the last 10 s of the window is at most twice that of the first 10 s, or under \
+             250 ms), no job is skipped (stale, overlapping or missed slot), and every result \
+             produced is stored. CPU per check is the `upwatch serve` process's CPU time \
+             (user and system, from `/proc`) over the window's checks; the loopback servers \
+             run in the bench process, listed apart."
+        );
+        ("embedded-types", "Check types (embedded)", body, runs)
     } else {
         let r = run(
             &opts,
             &bin,
+            CheckKind::Http,
             opts.monitors,
             opts.interval.as_secs() as u32,
             true,
@@ -273,6 +322,38 @@ async fn bench(opts: Opts) -> anyhow::Result<()> {
         println!("written to {}", path.display());
     }
     Ok(())
+}
+
+/// How the runs of `--check-types` were made, before their table.
+fn types_intro(opts: &Opts, interval: u32) -> String {
+    let warmup = opts
+        .warmup
+        .unwrap_or(Duration::from_secs(u64::from(interval) + 5));
+    let per_host = match opts.max_per_host {
+        Some(0) => "`UPWATCH_CHECK_MAX_PER_HOST=0` (no per-host limit, set with \
+                    `--max-per-host`) for every type: every monitor here is on 127.0.0.1"
+            .to_string(),
+        Some(n) => format!(
+            "`UPWATCH_CHECK_MAX_PER_HOST={n}` (set with `--max-per-host`) for every type: \
+             every monitor here is on 127.0.0.1, where the default limit of 16 checks in \
+             flight per host would bound the whole run"
+        ),
+        None => "`UPWATCH_CHECK_MAX_PER_HOST` left at upwatch's default (16 checks in flight \
+                 per host; every monitor here is on 127.0.0.1)"
+            .to_string(),
+    };
+    format!(
+        "One `upwatch serve` per check type, one after another in the same run on the same \
+         machine: each a fresh process and SQLite database with {} monitors of that type, \
+         created through `POST /api/v1/sites/bulk` and checked every {interval} s ({:.0} \
+         checks/s expected), {} s of warm-up, then a {} s window; no API load. {per_host}. \
+         The reference is the HTTP run of the same invocation; \"same order as HTTP\" means at \
+         most ten times its figure.\n",
+        opts.monitors,
+        opts.monitors as f64 / f64::from(interval),
+        warmup.as_secs(),
+        opts.duration.as_secs(),
+    )
 }
 
 /// What is read at one moment of the window.
@@ -446,6 +527,7 @@ async fn count_rows(database_url: &str) -> anyhow::Result<u64> {
 async fn run(
     opts: &Opts,
     bin: &Path,
+    kind: CheckKind,
     monitors: usize,
     interval: u32,
     with_api: bool,
@@ -454,7 +536,7 @@ async fn run(
     let dir = std::env::temp_dir().join(format!("upwatch-bench-{tag}"));
     std::fs::create_dir_all(&dir)?;
     tracing::info!(dir = %dir.display(), "logs of this run");
-    let target = Target::start([127, 0, 0, 1].into(), opts.latency, opts.failure_rate).await?;
+    let sites = Sites::start(kind, opts.latency, opts.failure_rate, &dir).await?;
     let distributed = match opts.mode {
         Mode::Embedded => None,
         Mode::Distributed => Some(Distributed::start(opts, &tag, &dir).await?),
@@ -467,7 +549,7 @@ async fn run(
         with_api,
         &tag,
         &dir,
-        &target,
+        &sites,
         distributed.as_ref(),
     )
     .await;
@@ -491,7 +573,7 @@ async fn measure(
     with_api: bool,
     tag: &str,
     dir: &Path,
-    target: &Target,
+    sites: &Sites,
     distributed: Option<&Distributed>,
 ) -> anyhow::Result<RunReport> {
     let start_within = Duration::from_secs(120);
@@ -501,6 +583,10 @@ async fn measure(
         Some(d) => d.database_url.clone(),
     };
     env.push(("DATABASE_URL".into(), database_url.clone()));
+    env.extend(sites.env());
+    if let Some(n) = opts.max_per_host {
+        env.push(("UPWATCH_CHECK_MAX_PER_HOST".into(), n.to_string()));
+    }
     if let Some(d) = distributed {
         env.extend([
             ("KAFKA_BROKERS".to_string(), d.brokers.clone()),
@@ -585,14 +671,7 @@ async fn measure(
         let mut n = (monitors - created).min(10_000);
         let body = loop {
             let items: Vec<serde_json::Value> = (created..created + n)
-                .map(|i| {
-                    serde_json::json!({
-                        "name": format!("bench {i}"),
-                        "url": format!("http://{}/site/{i}", target.addr),
-                        "interval_seconds": interval,
-                        "timeout_seconds": interval.min(10),
-                    })
-                })
+                .map(|i| sites.monitor(i, interval))
                 .collect();
             let body = serde_json::to_vec(&items)?;
             if body.len() <= 1_000_000 || n == 1 {
@@ -645,6 +724,7 @@ async fn measure(
     // The measured window, in slices of 10 s.
     tracing::info!(seconds = opts.duration.as_secs(), "measuring");
     let mut snaps = vec![snapshot(&procs, &client).await?];
+    let served_before = sites.served();
     let window_end = snaps[0].at + opts.duration;
     while Instant::now() < window_end {
         let next = (snaps.last().expect("a snapshot").at + Duration::from_secs(10)).min(window_end);
@@ -654,6 +734,7 @@ async fn measure(
             p.ensure_alive()?;
         }
     }
+    let served_after = sites.served();
     let (a, b) = (&snaps[0], snaps.last().expect("a snapshot"));
     let secs = (b.at - a.at).as_secs_f64();
     let delta = |name: &str| (b.metrics.sum(name) - a.metrics.sum(name)).max(0.0);
@@ -670,6 +751,8 @@ async fn measure(
     let cpu_total: f64 = cpu.iter().sum();
     let mut r = RunReport {
         mode: opts.mode.name().into(),
+        check_type: sites.kind().name().into(),
+        max_per_host: opts.max_per_host,
         monitors,
         interval_seconds: interval,
         expected_checks_per_second: monitors as f64 / f64::from(interval),
@@ -685,6 +768,12 @@ async fn measure(
         store_delay_p99_s: stored_delay.quantile(0.99),
         window_produced: produced as u64,
         window_stored: delta("upwatch_results_stored_total") as u64,
+        window_up: (b.metrics.sum_where("upwatch_checks_total", "outcome", "up")
+            - a.metrics.sum_where("upwatch_checks_total", "outcome", "up"))
+        .max(0.0) as u64,
+        window_served: served_before
+            .zip(served_after)
+            .map(|(x, y)| y.saturating_sub(x)),
         window_skipped: (delta("upwatch_jobs_stale_total")
             + delta("upwatch_jobs_overlapping_total")
             + delta("upwatch_schedule_missed_total")) as u64,
@@ -820,6 +909,9 @@ async fn measure(
     }
     for p in &procs {
         for line in p.log_lines() {
+            if let Some(socket) = line["icmp_socket"].as_str() {
+                r.icmp_socket.get_or_insert_with(|| socket.to_string());
+            }
             match line["message"].as_str() {
                 Some("worker pool stopped") => {
                     r.total_produced += line["results_published"].as_u64().unwrap_or(0)

@@ -41,6 +41,15 @@ impl Scrape {
             .sum()
     }
 
+    /// The sum of the series of the metric `name` whose label `key` is `value`.
+    pub fn sum_where(&self, name: &str, key: &str, value: &str) -> f64 {
+        self.samples
+            .iter()
+            .filter(|(series, _)| metric_name(series) == name && label(series, key) == Some(value))
+            .map(|(_, v)| v)
+            .sum()
+    }
+
     /// The histogram `name` (without `_bucket`), buckets of every series added up.
     pub fn histogram(&self, name: &str) -> Histogram {
         let bucket = format!("{name}_bucket");
@@ -174,6 +183,8 @@ mod tests {
         let s = Scrape::parse(TEXT);
         assert_eq!(s.sum("upwatch_checks_total"), 100.0);
         assert_eq!(s.sum("upwatch_missing_total"), 0.0);
+        assert_eq!(s.sum_where("upwatch_checks_total", "outcome", "up"), 90.0);
+        assert_eq!(s.sum_where("upwatch_checks_total", "outcome", "dns"), 0.0);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use super::apiload::LoadResult;
 use super::procfs::Machine;
+use super::sites::CheckKind;
 
 pub const BEGIN: &str = "<!-- load-benchmark:begin -->";
 pub const END: &str = "<!-- load-benchmark:end -->";
@@ -16,6 +17,10 @@ pub const END: &str = "<!-- load-benchmark:end -->";
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RunReport {
     pub mode: String,
+    /// The check type of every monitor of the run (`http` unless `--check-types` says).
+    pub check_type: String,
+    /// `UPWATCH_CHECK_MAX_PER_HOST` of the run, when the bench set it (`--max-per-host`).
+    pub max_per_host: Option<u32>,
     pub monitors: usize,
     pub interval_seconds: u32,
     pub expected_checks_per_second: f64,
@@ -33,6 +38,13 @@ pub struct RunReport {
     /// Results produced (checks) and stored during the window.
     pub window_produced: u64,
     pub window_stored: u64,
+    /// Checks of the window whose outcome was `up`.
+    pub window_up: u64,
+    /// Requests, connections, handshakes or queries the loopback server saw during the window
+    /// (none for ICMP, which the kernel answers).
+    pub window_served: Option<u64>,
+    /// The ICMP socket kind `upwatch serve` said it uses (`raw` or `datagram`).
+    pub icmp_socket: Option<String>,
     /// Jobs skipped during the window: stale, overlapping, or slots the scheduler missed.
     pub window_skipped: u64,
     /// Whole run, after the drain: results the workers published, the logger stored, and the
@@ -278,6 +290,196 @@ pub fn run_table(r: &RunReport) -> String {
     out
 }
 
+/// `value` as a multiple of `reference`, "met" when at most ten times ("same order as HTTP").
+fn same_order(value: f64, reference: f64, reference_name: &str) -> String {
+    if reference <= 0.0 {
+        return format!("no {reference_name} figure");
+    }
+    let ratio = value / reference;
+    format!("{ratio:.2}× {reference_name}: {}", mark(ratio <= 10.0))
+}
+
+/// The table of a run per check type (`--check-types`): one column per type, each figure
+/// beside its target. The reference is the HTTP run (or the first when there is none).
+pub fn types_table(runs: &[RunReport]) -> String {
+    let Some(reference) = runs
+        .iter()
+        .find(|r| r.check_type == "http")
+        .or_else(|| runs.first())
+    else {
+        return String::new();
+    };
+    let kind = |r: &RunReport| <CheckKind as clap::ValueEnum>::from_str(&r.check_type, true).ok();
+    let reference_name = reference.check_type.to_ascii_uppercase();
+    let mut rows: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut row = |figure: &str, target: String, cell: &dyn Fn(&RunReport) -> String| {
+        rows.push((figure.to_string(), target, runs.iter().map(cell).collect()));
+    };
+    row("server checked", String::new(), &|r| {
+        kind(r).map_or_else(String::new, |k| k.target_description().to_string())
+    });
+    row("one check", String::new(), &|r| {
+        let what = kind(r).map_or("", |k| k.what_a_check_does());
+        match &r.icmp_socket {
+            Some(socket) if r.check_type == "icmp" => format!("{what}, over a {socket} socket"),
+            _ => what.to_string(),
+        }
+    });
+    row(
+        "checks/s achieved (expected N/I)",
+        format!(
+            "N/I = {:.0}, at least 97% of it",
+            reference.expected_checks_per_second
+        ),
+        &|r| {
+            format!(
+                "{:.0} of {:.0} ({:.1}%): {}",
+                r.checks_per_second,
+                r.expected_checks_per_second,
+                100.0 * r.checks_per_second / r.expected_checks_per_second.max(1e-9),
+                mark(r.checks_per_second >= 0.97 * r.expected_checks_per_second)
+            )
+        },
+    );
+    row(
+        "checks up (window)",
+        "all (the servers always answer well)".into(),
+        &|r| {
+            format!(
+                "{} of {}: {}",
+                r.window_up,
+                r.window_produced,
+                mark(r.window_produced > 0 && r.window_up == r.window_produced)
+            )
+        },
+    );
+    row(
+        "seen by the server (window)",
+        "one per check".into(),
+        &|r| match (r.window_served, r.check_type.as_str()) {
+            (Some(n), "http") => format!("{n} requests"),
+            (Some(n), "tcp") => format!("{n} connections"),
+            (Some(n), "tls") => format!("{n} handshakes"),
+            (Some(n), "dns") => format!("{n} queries"),
+            (Some(n), _) => n.to_string(),
+            (None, _) => "- (the kernel answers)".into(),
+        },
+    );
+    row(
+        "CPU per check, `upwatch serve`",
+        format!(
+            "same order as {reference_name}: at most 10× its {:.3} ms",
+            reference.cpu_ms_per_check
+        ),
+        &|r| {
+            if std::ptr::eq(r, reference) {
+                format!("{:.3} ms (reference)", r.cpu_ms_per_check)
+            } else {
+                format!(
+                    "{:.3} ms ({})",
+                    r.cpu_ms_per_check,
+                    same_order(
+                        r.cpu_ms_per_check,
+                        reference.cpu_ms_per_check,
+                        &reference_name
+                    )
+                )
+            }
+        },
+    );
+    row(
+        "schedule lag p50 / p99",
+        format!("p99 < 1 s ({reference_name}: {})", ms(reference.lag_p99_s)),
+        &|r| {
+            format!(
+                "{} / {}: {}",
+                ms(r.lag_p50_s),
+                ms(r.lag_p99_s),
+                mark(r.lag_p99_s.is_some_and(|p| p < 1.0))
+            )
+        },
+    );
+    row(
+        "schedule lag p99, first / last 10 s of the window",
+        "not growing".into(),
+        &|r| {
+            format!(
+                "{} / {}: {}",
+                ms(r.lag_p99_first_slice_s),
+                ms(r.lag_p99_last_slice_s),
+                mark(!r.lag_growing())
+            )
+        },
+    );
+    row("due-to-stored latency p50 / p99", String::new(), &|r| {
+        format!("{} / {}", ms(r.store_delay_p50_s), ms(r.store_delay_p99_s))
+    });
+    row(
+        "jobs skipped (stale, overlapping, missed slots)",
+        "0".into(),
+        &|r| format!("{}: {}", r.window_skipped, mark(r.window_skipped == 0)),
+    );
+    row(
+        "results stored / produced / rows (whole run, after drain)",
+        "equal".into(),
+        &|r| {
+            format!(
+                "{} / {} / {}: {}",
+                r.total_stored,
+                r.total_produced,
+                r.rows_in_database,
+                mark(r.nothing_lost())
+            )
+        },
+    );
+    row(
+        "every due check made",
+        "yes (all of the above met)".into(),
+        &|r| {
+            if r.sustained {
+                "yes".into()
+            } else {
+                format!("**no**: {}", r.verdict)
+            }
+        },
+    );
+    row(
+        "CPU during the window (% of one core)",
+        String::new(),
+        &|r| {
+            format!(
+                "{}; bench (server) {:.0}%; {}machine busy {:.0}% of {} cores",
+                shares(&r.cpu_percent),
+                r.bench_cpu_percent,
+                if r.others_cpu_percent.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}; ", shares(&r.others_cpu_percent))
+                },
+                r.machine_busy_percent,
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )
+        },
+    );
+    row("peak RSS (VmHWM)", String::new(), &|r| {
+        mib(r.peak_rss.iter().map(|(_, b)| b).sum())
+    });
+    let mut out = String::from("| figure | target |");
+    for r in runs {
+        out.push_str(&format!(" {} |", r.check_type.to_ascii_uppercase()));
+    }
+    out.push_str("\n|---|---|");
+    out.push_str(&"---|".repeat(runs.len()));
+    out.push('\n');
+    for (figure, target, cells) in rows {
+        out.push_str(&format!(
+            "| {figure} | {target} | {} |\n",
+            cells.join(" | ")
+        ));
+    }
+    out
+}
+
 /// The table of a search for the highest sustainable rate.
 pub fn max_table(runs: &[RunReport]) -> String {
     let mut out = String::from(
@@ -380,6 +582,50 @@ pub fn update(doc: &str, key: &str, new_section: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_types_table_puts_each_type_beside_the_http_reference() {
+        let run = |check_type: &str, cpu: f64, rate: f64| RunReport {
+            mode: "embedded".into(),
+            check_type: check_type.into(),
+            expected_checks_per_second: 600.0,
+            checks_per_second: rate,
+            window_produced: 100,
+            window_up: 100,
+            cpu_ms_per_check: cpu,
+            lag_p99_s: Some(0.004),
+            sustained: rate >= 582.0,
+            verdict: if rate >= 582.0 {
+                String::new()
+            } else {
+                "below 97% of the expected rate".into()
+            },
+            ..RunReport::default()
+        };
+        let table = types_table(&[
+            run("http", 0.4, 600.0),
+            run("tcp", 0.2, 600.0),
+            run("icmp", 5.0, 40.0),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "| figure | target | HTTP | TCP | ICMP |");
+        assert_eq!(lines[1], "|---|---|---|---|---|");
+        let cpu = lines.iter().find(|l| l.contains("CPU per check")).unwrap();
+        assert!(cpu.contains("0.400 ms (reference)"), "{cpu}");
+        assert!(cpu.contains("0.200 ms (0.50× HTTP: met)"), "{cpu}");
+        assert!(cpu.contains("5.000 ms (12.50× HTTP: **missed**)"), "{cpu}");
+        let made = lines
+            .iter()
+            .find(|l| l.contains("every due check"))
+            .unwrap();
+        assert!(
+            made.ends_with("| yes | yes | **no**: below 97% of the expected rate |"),
+            "{made}"
+        );
+        for line in &lines {
+            assert_eq!(line.matches('|').count(), 6, "{line}");
+        }
+    }
 
     #[test]
     fn adds_markers_then_replaces_only_its_own_section() {

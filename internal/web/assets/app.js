@@ -241,6 +241,8 @@
     drawChart.plot = plot;
   }
 
+  // A push monitor's URL is a path on this server: the page's origin goes in front of it.
+  document.querySelectorAll("[data-origin]").forEach(function (el) { el.textContent = location.origin; });
   setUpFilter();
   if (page === "site") window.addEventListener("load", drawChart);
   connect();

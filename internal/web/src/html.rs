@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
+use upwatch_core::monitor::{DEFAULT_PACKETS, DEFAULT_PUSH_GRACE_SECONDS, PUSH_PATH};
+use upwatch_core::observation::CheckType;
 use upwatch_core::{Monitor, MonitorState, MonitorStatus};
 
 use crate::assets;
@@ -17,6 +19,11 @@ use crate::live::{Tick, RECENT};
 
 /// The heading of monitors without a group when other monitors have one.
 pub const DEFAULT_GROUP: &str = "Other";
+/// Days before a certificate's expiry from which the pages warn of it, whatever the monitor's
+/// alert thresholds (a larger smallest threshold of the monitor's own widens the warning).
+pub const CERT_WARN_DAYS: u32 = 14;
+/// What pages show instead of a push monitor's URL.
+pub const PUSH_TARGET: &str = "push monitor";
 
 /// Which page a layout wraps, for the navigation and the script's behaviour.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -120,7 +127,7 @@ pub fn dashboard(rows: &[Row], since: u64) -> Markup {
         } @else {
             div.filter {
                 label for="filter" { "Filter monitors" }
-                input #filter type="search" placeholder="Name, URL or group" autocomplete="off";
+                input #filter type="search" placeholder="Name, URL, type or group" autocomplete="off";
                 span #filter-count .muted aria-live="polite" {}
             }
             div #monitors { @for (name, rows) in &groups {
@@ -148,11 +155,20 @@ pub fn dashboard(rows: &[Row], since: u64) -> Markup {
 
 fn dashboard_row(row: &Row) -> Markup {
     let m = &row.monitor;
+    // HTTP is the usual type: its rows carry no label, which keeps a long list short.
+    let kind = (m.check_type != CheckType::Http).then(|| type_label(m.check_type));
+    let expiry = Expiry::of(m, &row.state, Utc::now()).filter(|e| e.soon);
     html! {
         tr id=(m.id) data-status=(row.state.status.as_str()) {
             th scope="row" {
                 a href={ "/sites/" (m.id) } { (m.name) }
-                span.url { (m.url) }
+                @if let Some(kind) = kind { " " span.kind { (kind) } }
+                span.url { (target(m)) }
+                @if let Some(expiry) = expiry {
+                    span class=(expiry.class()) {
+                        span.icon aria-hidden="true" { "⚠" } (expiry.summary())
+                    }
+                }
             }
             td.st { (status_badge(row.state.status)) }
             td.num.lat { (latency(&row.state)) }
@@ -176,18 +192,26 @@ pub fn site(view: &SiteView, since: u64, chart: bool) -> Markup {
         p { a href="/" { "← All monitors" } }
         div #site data-id=(m.id) data-status=(view.state.status.as_str()) {
             h1 { (m.name) }
-            p.url { (m.url) }
+            p.url { (target(m)) }
             dl.facts {
+                div { dt { "Type" } dd { (type_label(m.check_type)) } }
                 div { dt { "Status" } dd.st { (status_badge(view.state.status)) } }
                 div { dt { "Latency" } dd.lat { (latency(&view.state)) } }
                 div { dt { "Last checked" } dd.checked { (time_or(view.state.last_checked, "never")) } }
                 div { dt { "Uptime 24 h" } dd { (percent(view.uptime.day)) } }
                 div { dt { "Uptime 30 d" } dd { (percent(view.uptime.month)) } }
             }
+            @if let Some(expiry) = Expiry::of(m, &view.state, Utc::now()) {
+                p class=(expiry.class()) {
+                    @if expiry.soon { span.icon aria-hidden="true" { "⚠" } }
+                    (expiry.sentence())
+                }
+            }
             @if let Some(error) = &view.state.error {
                 p.error { "Last error: " (error.kind.as_str()) ": " (error.message) }
             }
         }
+        @if let Some(path) = push_path(m) { (push_section(m, &path)) }
         section aria-labelledby="days-h" {
             h2 #days-h { "Uptime, last " (view.days.len()) " days" }
             (daily_bar(&view.days))
@@ -299,26 +323,87 @@ fn chart_block(points: &[Point], bucket: TimeDelta) -> Markup {
 
 fn settings(m: &Monitor) -> Markup {
     let header_names: Vec<&str> = m.headers.keys().map(String::as_str).collect();
+    // Only the settings of the monitor's type: a TCP check has no method or keyword.
+    let http = m.check_type == CheckType::Http;
+    let push = m.check_type == CheckType::Push;
+    let tls = m.check_type.speaks_tls(&m.url);
     html! {
         dl.settings {
-            div { dt { "URL" } dd { (m.url) } }
-            div { dt { "Method" } dd { (m.method) } }
+            div { dt { @if push { "Target" } @else { "URL" } } dd { (target(m)) } }
+            @if http {
+                div { dt { "Method" } dd { (m.method) } }
+            }
+            @if let Some(query) = &m.dns {
+                div { dt { "Query" } dd.dns-query { (query.query_type.as_str()) " " (query.query_name) } }
+            }
+            @if m.check_type == CheckType::Icmp {
+                div { dt { "Packets per check" } dd { (m.packets.unwrap_or(DEFAULT_PACKETS)) } }
+            }
             div { dt { "Interval" } dd { (m.interval_seconds) " s" } }
-            div { dt { "Timeout" } dd { (m.timeout_seconds) " s" } }
-            div { dt { "Expected status" } dd { (m.expected_status_codes.to_string()) } }
-            div { dt { "Keyword" } dd { (m.keyword.as_deref().unwrap_or("none")) } }
-            div { dt { "Follows redirects" } dd { (yes_no(m.follow_redirects)) } }
+            @if push {
+                div { dt { "Grace" } dd { (push_grace(m)) " s after the interval" } }
+            } @else {
+                div { dt { "Timeout" } dd { (m.timeout_seconds) " s" } }
+            }
+            @if http {
+                div { dt { "Expected status" } dd { (m.expected_status_codes.to_string()) } }
+                div { dt { "Keyword" } dd { (m.keyword.as_deref().unwrap_or("none")) } }
+                div { dt { "Follows redirects" } dd { (yes_no(m.follow_redirects)) } }
+            }
+            @if tls {
+                div { dt { "Verifies the certificate" } dd {
+                    @if m.tls_skip_verify { "no (any certificate is accepted)" } @else { "yes" }
+                } }
+                div { dt { "Certificate alerts" } dd {
+                    @match &m.cert_expiry_alert_days {
+                        Some(days) => { (alert_days(days)) },
+                        None => "the server's default",
+                    }
+                } }
+            }
             div { dt { "Down after" } dd { (m.failure_threshold) " failed checks" } }
             div { dt { "Up again after" } dd { (m.success_threshold) " good checks" } }
             div { dt { "Enabled" } dd { (yes_no(m.enabled)) } }
             div { dt { "On the status page" } dd { (yes_no(m.public)) } }
             div { dt { "Group" } dd { (m.group.as_deref().unwrap_or("none")) } }
-            div { dt { "Headers" } dd {
-                @if header_names.is_empty() { "none" } @else { (header_names.join(", ")) " (values hidden)" }
-            } }
-            div { dt { "Body" } dd {
-                @match &m.body { Some(b) => { (b.len()) " bytes" }, None => "none" }
-            } }
+            @if http {
+                div { dt { "Headers" } dd {
+                    @if header_names.is_empty() { "none" } @else { (header_names.join(", ")) " (values hidden)" }
+                } }
+                div { dt { "Body" } dd {
+                    @match &m.body { Some(b) => { (b.len()) " bytes" }, None => "none" }
+                } }
+            }
+        }
+        @if !m.conditions.is_empty() {
+            h3 { "Conditions" }
+            p.muted { "A check is up only when every one of them holds." }
+            ul.conditions {
+                @for condition in &m.conditions { li { code { (condition) } } }
+            }
+        }
+    }
+}
+
+/// Where a push monitor's job reports in (a path on this server), with how to call it. The
+/// path holds the monitor's token, so only the dashboard shows it, never the status page.
+/// It is no link: following it would record a push.
+fn push_section(m: &Monitor, path: &str) -> Markup {
+    html! {
+        section aria-labelledby="push-h" {
+            h2 #push-h { "Push URL" }
+            // The script puts the page's origin in front of the path; without it, the path
+            // reads as it is.
+            p { code.push-url { span data-origin {} (path) } }
+            p {
+                "Have the job call it each time it runs: "
+                code { "curl -fsS " span data-origin {} (path) }
+                "; add " code { "?status=down&msg=..." } " to report a failure."
+            }
+            p.muted {
+                "Down when no push arrives within the interval (" (m.interval_seconds) " s) and a grace of "
+                (push_grace(m)) " s. Anyone with this URL can report for the monitor: keep it secret."
+            }
         }
     }
 }
@@ -407,6 +492,142 @@ pub fn headline(rows: &[PublicRow]) -> String {
         1 => format!("{} is down", down[0]),
         n if n == rows.len() => "All systems are down".to_string(),
         _ => format!("{} systems are down: {}", down.len(), down.join(", ")),
+    }
+}
+
+/// The short label of a check type, as the pages show it (`TCP`, `PUSH`).
+pub fn type_label(check_type: CheckType) -> &'static str {
+    match check_type {
+        CheckType::Http => "HTTP",
+        CheckType::Tcp => "TCP",
+        CheckType::Tls => "TLS",
+        CheckType::Icmp => "ICMP",
+        CheckType::Dns => "DNS",
+        CheckType::Push => "PUSH",
+    }
+}
+
+/// Whether `m` is a push monitor, by its type or by its URL's scheme (either alone is enough,
+/// so that a token is never shown because one of them disagrees).
+fn is_push(m: &Monitor) -> bool {
+    m.check_type == CheckType::Push || CheckType::of_url(&m.url) == CheckType::Push
+}
+
+/// What a monitor checks, as every page shows it: its URL, except for a push monitor, whose
+/// `push://` URL holds the token that lets anyone report for it and is never rendered.
+pub fn target(m: &Monitor) -> &str {
+    if is_push(m) {
+        PUSH_TARGET
+    } else {
+        &m.url
+    }
+}
+
+/// The path a push monitor's job calls: the monitor's own, or one made from its token.
+fn push_path(m: &Monitor) -> Option<String> {
+    if !is_push(m) {
+        return None;
+    }
+    m.push_url.clone().or_else(|| {
+        m.url
+            .split_once("://")
+            .map(|(_, token)| format!("{PUSH_PATH}/{token}"))
+    })
+}
+
+fn push_grace(m: &Monitor) -> u32 {
+    m.push_grace_seconds.unwrap_or(DEFAULT_PUSH_GRACE_SECONDS)
+}
+
+/// A monitor's alert thresholds, largest first: `30, 7 and 1 days before expiry`.
+fn alert_days(days: &[u32]) -> String {
+    let mut days = days.to_vec();
+    days.sort_unstable_by(|a, b| b.cmp(a));
+    days.dedup();
+    let text: Vec<String> = days.iter().map(u32::to_string).collect();
+    match text.split_last() {
+        None => "none".to_string(),
+        Some((last, [])) => format!(
+            "{last} {} before expiry",
+            if *last == "1" { "day" } else { "days" }
+        ),
+        Some((last, rest)) => format!("{} and {last} days before expiry", rest.join(", ")),
+    }
+}
+
+/// The certificate of a TLS-speaking monitor's newest check, and how close its expiry is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Expiry {
+    pub expires_at: DateTime<Utc>,
+    /// Time left; negative once the certificate expired.
+    pub left: TimeDelta,
+    /// Within [`CERT_WARN_DAYS`], or the monitor's smallest alert threshold when larger, of
+    /// its expiry, or past it: the pages highlight it.
+    pub soon: bool,
+}
+
+impl Expiry {
+    /// The certificate `state` follows, when `m` speaks TLS (a state may keep a certificate
+    /// from before its URL changed to one that does not).
+    pub fn of(m: &Monitor, state: &MonitorState, now: DateTime<Utc>) -> Option<Expiry> {
+        if !m.check_type.speaks_tls(&m.url) {
+            return None;
+        }
+        let cert = state.certificate.as_ref()?;
+        let warn = m
+            .cert_expiry_alert_days
+            .as_ref()
+            .and_then(|days| days.iter().copied().min())
+            .map_or(CERT_WARN_DAYS, |smallest| smallest.max(CERT_WARN_DAYS));
+        let left = cert.expires_at - now;
+        Some(Expiry {
+            expires_at: cert.expires_at,
+            left,
+            soon: left <= TimeDelta::days(i64::from(warn)),
+        })
+    }
+
+    pub fn expired(&self) -> bool {
+        self.left <= TimeDelta::zero()
+    }
+
+    fn class(&self) -> &'static str {
+        match (self.expired(), self.soon) {
+            (true, _) => "cert expired",
+            (false, true) => "cert soon",
+            (false, false) => "cert",
+        }
+    }
+
+    /// Whole days, as the expiry alerts count them: `5 days`, `less than a day`.
+    fn days(&self) -> String {
+        match self.left.num_days().abs() {
+            0 => "less than a day".to_string(),
+            n => plural(n as usize, "day"),
+        }
+    }
+
+    /// For a dashboard row: `Certificate expires in 5 days`.
+    fn summary(&self) -> String {
+        if self.expired() {
+            format!("Certificate expired {} ago", self.days())
+        } else {
+            format!("Certificate expires in {}", self.days())
+        }
+    }
+
+    /// For the monitor's page: `Certificate expires 2027-02-01 (in 66 days)`.
+    fn sentence(&self) -> Markup {
+        let date = html! {
+            time datetime=(self.expires_at.to_rfc3339()) { (self.expires_at.format("%Y-%m-%d")) }
+        };
+        html! {
+            @if self.expired() {
+                "Certificate expired " (self.days()) " ago, on " (date) "."
+            } @else {
+                "Certificate expires " (date) " (in " (self.days()) ")."
+            }
+        }
     }
 }
 
@@ -724,6 +945,101 @@ mod tests {
             "{markup}"
         );
         assert!(markup.contains(r#"aria-label="x""#));
+    }
+
+    fn monitor(input: upwatch_core::MonitorInput) -> Monitor {
+        Monitor::create(input, Utc::now()).unwrap()
+    }
+
+    fn with_certificate(m: &Monitor, expires_at: DateTime<Utc>) -> MonitorState {
+        let mut state = MonitorState::new(m.id);
+        state.certificate = Some(upwatch_core::state::CertificateWatch {
+            fingerprint: "00".repeat(32),
+            expires_at,
+            alerted_days: None,
+        });
+        state
+    }
+
+    #[test]
+    fn a_push_monitors_url_is_never_its_target() {
+        let push = monitor(upwatch_core::MonitorInput {
+            check_type: Some(CheckType::Push),
+            ..Default::default()
+        });
+        assert_eq!(target(&push), PUSH_TARGET);
+        let path = push_path(&push).unwrap();
+        assert!(path.starts_with("/api/v1/push/") && push.url.ends_with(&path[13..]));
+        // Even when the type says otherwise, the scheme alone hides the URL.
+        let mut odd = push.clone();
+        odd.check_type = CheckType::Http;
+        odd.url = odd.url.replacen("push", "PUSH", 1);
+        assert_eq!(target(&odd), PUSH_TARGET);
+        let tcp = monitor(upwatch_core::MonitorInput::for_url(
+            "tcp://db.example.test:5432",
+        ));
+        assert_eq!(target(&tcp), "tcp://db.example.test:5432");
+        assert_eq!(push_path(&tcp), None);
+    }
+
+    #[test]
+    fn certificate_expiry_reads_in_whole_days() {
+        let now = Utc::now();
+        let m = monitor(upwatch_core::MonitorInput::for_url("https://example.test/"));
+        let at = |left: TimeDelta| Expiry::of(&m, &with_certificate(&m, now + left), now).unwrap();
+
+        let far = at(TimeDelta::days(66) + TimeDelta::hours(3));
+        assert!(!far.soon && !far.expired());
+        assert_eq!(far.summary(), "Certificate expires in 66 days");
+        let date = far.expires_at.format("%Y-%m-%d").to_string();
+        assert!(far
+            .sentence()
+            .into_string()
+            .ends_with(&format!(">{date}</time> (in 66 days).")));
+        assert_eq!(far.class(), "cert");
+
+        let soon = at(TimeDelta::days(14));
+        assert!(soon.soon && soon.class() == "cert soon");
+        assert_eq!(
+            at(TimeDelta::hours(5)).summary(),
+            "Certificate expires in less than a day"
+        );
+        assert_eq!(
+            at(TimeDelta::days(1)).summary(),
+            "Certificate expires in 1 day"
+        );
+
+        let gone = at(-TimeDelta::days(3) - TimeDelta::hours(2));
+        assert!(gone.expired() && gone.class() == "cert expired");
+        assert_eq!(gone.summary(), "Certificate expired 3 days ago");
+        assert!(gone
+            .sentence()
+            .into_string()
+            .starts_with("Certificate expired 3 days ago, on "));
+
+        // A monitor that alerts earlier than the pages would warn is highlighted as early.
+        let early = monitor(upwatch_core::MonitorInput {
+            cert_expiry_alert_days: Some(vec![30, 21]),
+            ..upwatch_core::MonitorInput::for_url("tls://mail.example.test:465")
+        });
+        let state = with_certificate(&early, now + TimeDelta::days(20));
+        assert!(Expiry::of(&early, &state, now).unwrap().soon);
+        let state = with_certificate(&early, now + TimeDelta::days(22));
+        assert!(!Expiry::of(&early, &state, now).unwrap().soon);
+
+        // Plain HTTP has no certificate, whatever a state kept from an older URL.
+        let plain = monitor(upwatch_core::MonitorInput::for_url("http://example.test/"));
+        assert_eq!(
+            Expiry::of(&plain, &with_certificate(&plain, now), now),
+            None
+        );
+    }
+
+    #[test]
+    fn alert_thresholds_read_as_a_sentence() {
+        assert_eq!(alert_days(&[1]), "1 day before expiry");
+        assert_eq!(alert_days(&[7, 30, 7]), "30 and 7 days before expiry");
+        assert_eq!(alert_days(&[1, 14, 7]), "14, 7 and 1 days before expiry");
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! - `/status`: the public status page, monitors marked `public` only, without URLs or
 //!   settings; it reads completely without JavaScript.
 //!
+//! A push monitor's `push://` URL holds the token that lets anyone report for it: no page and
+//! no live update shows it, and only the monitor's own page shows its push path.
+//!
 //! Live updates: `/events` (dashboard) and `/status/events` (public) are server-sent event
 //! streams of numbered batches from [`live::Live`]; `/updates` and `/status/updates` answer the
 //! same batches as JSON for browsers that poll instead. `/assets/{name}` serves the embedded

@@ -40,7 +40,8 @@ pub const IDLE_AFTER: Duration = Duration::from_secs(30);
 /// How many batches are kept for pages that reconnect; older ones get a full snapshot.
 const LOG_BATCHES: usize = 1200;
 
-/// One monitor's change, as the dashboard receives it.
+/// One monitor's change, as the dashboard receives it. It never carries the monitor's URL:
+/// a push monitor's holds the token that lets anyone report for it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Change {
     pub id: Uuid,

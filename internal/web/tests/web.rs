@@ -8,7 +8,9 @@ use chrono::{TimeDelta, Utc};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use upwatch_cache::{LiveStatus, MemoryCache, StaleMark, StatusCache};
-use upwatch_core::{CheckResult, Monitor, MonitorInput, MonitorState};
+use upwatch_core::observation::{CheckType, DnsQuery, DnsQueryType};
+use upwatch_core::state::CertificateWatch;
+use upwatch_core::{CheckError, CheckResult, ErrorKind, Monitor, MonitorInput, MonitorState};
 use upwatch_store::Store;
 use upwatch_store_sql::SqliteStore;
 use upwatch_testkit::wait::until;
@@ -128,6 +130,39 @@ impl Server {
             .await
             .unwrap();
         monitor
+    }
+
+    /// Adds a monitor made from `input` to the store, and to the cache in `state` (its
+    /// initial state when `None`).
+    async fn add(&self, input: MonitorInput, state: Option<MonitorState>) -> Monitor {
+        let monitor = Monitor::create(input, Utc::now()).unwrap();
+        self.store.insert_monitor(&monitor).await.unwrap();
+        let state = state.unwrap_or_else(|| MonitorState::new(monitor.id));
+        self.cache
+            .put(&LiveStatus::new(&monitor, state))
+            .await
+            .unwrap();
+        monitor
+    }
+
+    /// Records a push monitor's heartbeat in the store and the cache, as the pipeline would.
+    async fn heartbeat(&self, monitor: &Monitor, outcome: Result<(), CheckError>) {
+        let result = CheckResult::heartbeat(
+            monitor.id,
+            &monitor.name,
+            &monitor.url,
+            monitor.rules(),
+            Utc::now(),
+            outcome,
+        );
+        self.store
+            .insert_results(std::slice::from_ref(&result))
+            .await
+            .unwrap();
+        self.store.apply_result(&result).await.unwrap();
+        let mut entry = self.cache.get(monitor.id).await.unwrap().unwrap();
+        entry.state.apply(&result);
+        self.cache.put(&entry).await.unwrap();
     }
 
     /// Records a check of `monitor` in the store and the cache, as the pipeline would.
@@ -572,4 +607,244 @@ async fn the_api_reference_renders_the_document_with_no_script() {
         !page.contains("<script"),
         "the reference needs no script: {page}"
     );
+}
+
+/// A monitor of each kind the pages tell apart: TCP with conditions, push, DNS, and HTTPS with
+/// a certificate that expires in 5 days.
+struct Kinds {
+    tcp: Monitor,
+    push: Monitor,
+    dns: Monitor,
+    https: Monitor,
+    /// The push monitor's token: the secret that must never leave its own page.
+    token: String,
+    expires_at: chrono::DateTime<Utc>,
+}
+
+async fn kinds(server: &Server) -> Kinds {
+    let tcp = server
+        .add(
+            MonitorInput {
+                name: Some("Database".into()),
+                conditions: Some(vec![
+                    "[CONNECTED] == true".into(),
+                    "[RESPONSE_TIME] < 500".into(),
+                ]),
+                ..MonitorInput::for_url("tcp://db.example.test:5432")
+            },
+            None,
+        )
+        .await;
+    let push = server
+        .add(
+            MonitorInput {
+                name: Some("Nightly backup".into()),
+                check_type: Some(CheckType::Push),
+                public: Some(true),
+                push_grace_seconds: Some(120),
+                ..MonitorInput::default()
+            },
+            None,
+        )
+        .await;
+    let dns = server
+        .add(
+            MonitorInput {
+                name: Some("Resolver".into()),
+                dns: Some(DnsQuery {
+                    query_name: "example.com".into(),
+                    query_type: DnsQueryType::A,
+                }),
+                ..MonitorInput::for_url("dns://1.1.1.1:53")
+            },
+            None,
+        )
+        .await;
+    // An hour more than 5 days, so that the whole days left are 5 until the test ends.
+    let expires_at = Utc::now() + TimeDelta::days(5) + TimeDelta::hours(1);
+    let https = {
+        let monitor = Monitor::create(
+            MonitorInput {
+                name: Some("Shop".into()),
+                public: Some(true),
+                ..MonitorInput::for_url("https://shop.example.test/")
+            },
+            Utc::now(),
+        )
+        .unwrap();
+        let mut state = MonitorState::new(monitor.id);
+        state.certificate = Some(CertificateWatch {
+            fingerprint: "ab".repeat(32),
+            expires_at,
+            alerted_days: Some(7),
+        });
+        server.store.insert_monitor(&monitor).await.unwrap();
+        server
+            .cache
+            .put(&LiveStatus::new(&monitor, state))
+            .await
+            .unwrap();
+        monitor
+    };
+    let token = push
+        .push_token()
+        .expect("a push monitor has a token")
+        .to_string();
+    assert!(push.url.contains(&token));
+    Kinds {
+        tcp,
+        push,
+        dns,
+        https,
+        token,
+        expires_at,
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_each_monitors_type_and_certificates_that_expire_soon() {
+    let server = serve(true).await;
+    let k = kinds(&server).await;
+    let _web = server.monitor("Plain", false, None).await;
+
+    let html = server.text("/").await;
+    for label in ["TCP", "PUSH", "DNS"] {
+        assert!(
+            html.contains(&format!(r#"<span class="kind">{label}</span>"#)),
+            "{label}: {html}"
+        );
+    }
+    assert!(
+        !html.contains(r#"<span class="kind">HTTP</span>"#),
+        "HTTP rows carry no label"
+    );
+    assert!(html.contains("tcp://db.example.test:5432"));
+    assert!(html.contains("dns://1.1.1.1:53"));
+    assert!(
+        html.contains(r#"<span class="url">push monitor</span>"#),
+        "{html}"
+    );
+    let row = |m: &Monitor| {
+        let start = html.find(&format!(r#"<tr id="{}""#, m.id)).unwrap();
+        let end = start + html[start..].find("</tr>").unwrap();
+        html[start..end].to_string()
+    };
+    let shop = row(&k.https);
+    assert!(
+        shop.contains(r#"<span class="cert soon">"#)
+            && shop.contains("Certificate expires in 5 days"),
+        "{shop}"
+    );
+    assert!(!row(&k.tcp).contains("Certificate"));
+    assert!(
+        !html.contains(&k.token),
+        "the push token is on the dashboard"
+    );
+    assert!(!html.contains("push://"));
+
+    let page = server.text(&format!("/sites/{}", k.https.id)).await;
+    let date = k.expires_at.format("%Y-%m-%d").to_string();
+    assert!(
+        page.contains(&format!(">{date}</time> (in 5 days).")),
+        "{page}"
+    );
+    assert!(page.contains(r#"<p class="cert soon">"#), "{page}");
+    assert!(page.contains("<dd>HTTP</dd>"));
+    assert!(page.contains("Verifies the certificate"));
+
+    let page = server.text(&format!("/sites/{}", k.dns.id)).await;
+    assert!(page.contains("<dd>DNS</dd>"));
+    assert!(
+        page.contains(r#"<dd class="dns-query">A example.com</dd>"#),
+        "{page}"
+    );
+    assert!(
+        !page.contains("Certificate"),
+        "a DNS check has no certificate"
+    );
+    assert!(!page.contains("Keyword"), "a DNS check has no keyword");
+
+    let page = server.text(&format!("/sites/{}", k.tcp.id)).await;
+    assert!(page.contains("<dd>TCP</dd>"));
+    assert!(page.contains("<code>[CONNECTED] == true</code>"), "{page}");
+    assert!(
+        page.contains("<code>[RESPONSE_TIME] &lt; 500</code>"),
+        "conditions are escaped: {page}"
+    );
+    assert!(!page.contains("Method"), "a TCP check has no method");
+}
+
+#[tokio::test]
+async fn a_push_token_shows_on_its_monitors_page_only() {
+    let server = serve(true).await;
+    let k = kinds(&server).await;
+    server.heartbeat(&k.push, Ok(())).await;
+
+    let page = server.text(&format!("/sites/{}", k.push.id)).await;
+    let path = format!("/api/v1/push/{}", k.token);
+    assert_eq!(k.push.push_url.as_deref(), Some(path.as_str()));
+    assert!(page.contains("<dd>PUSH</dd>"), "{page}");
+    assert!(
+        page.contains(&format!(
+            r#"<code>curl -fsS <span data-origin></span>{path}</code>"#
+        )),
+        "{page}"
+    );
+    assert!(page.contains("?status=down&amp;msg=..."), "{page}");
+    assert!(page.contains("<dd>120 s after the interval</dd>"), "{page}");
+    assert!(
+        !page.contains(&format!(r#"href="{path}"#)),
+        "a link would record a push when followed"
+    );
+    assert!(!page.contains("push://"), "{page}");
+
+    for path in ["/", "/status"] {
+        let html = server.text(path).await;
+        assert!(html.contains("Nightly backup"), "{path}");
+        assert!(!html.contains(&k.token), "the push token is on {path}");
+        assert!(!html.contains("push://"), "{path}");
+    }
+    let status = server.text("/status").await;
+    assert!(!status.contains("push monitor") && !status.contains("shop.example.test"));
+
+    // The live updates: a snapshot, a new check in a batch, and the event stream.
+    server.seen_live(&[&k.push, &k.tcp, &k.dns, &k.https]).await;
+    let last = server.live.last_id();
+    let mut dashboard = server.get("/events").await.bytes_stream();
+    let mut public = server.get("/status/events").await.bytes_stream();
+    let (mut d_buf, mut p_buf) = (String::new(), String::new());
+    server
+        .heartbeat(
+            &k.push,
+            Err(CheckError::new(ErrorKind::ReportedDown, "disk full")),
+        )
+        .await;
+    server.published_after(last).await;
+    let (_, event) = next_event(&mut dashboard, &mut d_buf, |_, v| {
+        has_status(v, k.push.id, "down")
+    })
+    .await;
+    assert!(
+        event.to_string().contains("reported_down: disk full"),
+        "{event}"
+    );
+    let (_, public_event) = next_event(&mut public, &mut p_buf, |_, v| {
+        has_status(v, k.push.id, "down")
+    })
+    .await;
+    let mut payloads = vec![event.to_string(), public_event.to_string()];
+    for path in [
+        format!("/updates?since={last}"),
+        "/updates?since=1".into(),
+        format!("/status/updates?since={last}"),
+        "/status/updates?since=1".into(),
+    ] {
+        let text = server.text(&path).await;
+        assert!(text.contains(&k.push.id.to_string()), "{path}: {text}");
+        payloads.push(text);
+    }
+    for text in payloads {
+        assert!(!text.contains(&k.token), "the push token is live: {text}");
+        assert!(!text.contains("push://"), "{text}");
+    }
 }

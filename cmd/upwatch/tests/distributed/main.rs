@@ -2,6 +2,7 @@
 //! over a real Kafka-protocol broker, PostgreSQL and Redis (started by `deploy/test.sh`),
 //! checking loopback sites and alerting a loopback Discord receiver.
 
+mod check_types;
 mod faults;
 mod fleet;
 mod flow;
