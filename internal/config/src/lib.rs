@@ -836,6 +836,26 @@ mod tests {
     }
 
     #[test]
+    fn check_settings_default_and_parse() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.check_max_per_host, 16);
+        assert_eq!(s.check_ca_file, None);
+        assert_eq!(s.cert_expiry_alert_days, vec![14, 7, 1]);
+        assert_eq!(s.push_max_per_minute, 60);
+        let s = load(&[
+            ("UPWATCH_CERT_EXPIRY_ALERT_DAYS", " 3, 30 ,3"),
+            ("UPWATCH_CHECK_CA_FILE", "/etc/upwatch/ca.pem"),
+            ("UPWATCH_CHECK_MAX_PER_HOST", "0"),
+        ])
+        .unwrap();
+        assert_eq!(s.cert_expiry_alert_days, vec![30, 3], "largest first, once each");
+        assert_eq!(s.check_ca_file, Some(PathBuf::from("/etc/upwatch/ca.pem")));
+        assert_eq!(s.check_max_per_host, 0);
+        let s = load(&[("UPWATCH_CERT_EXPIRY_ALERT_DAYS", "off")]).unwrap();
+        assert!(s.cert_expiry_alert_days.is_empty());
+    }
+
+    #[test]
     fn flags_override_environment_and_file_sits_between() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("upwatch.toml");
@@ -869,6 +889,10 @@ mod tests {
             ("SITES_TO_MONITOR", "ftp://x", "http(s) URLs"),
             ("UPWATCH_LOG_FORMAT", "xml", "`text` or `json`"),
             ("UPWATCH_API_TOKEN", "short", "at least 16 characters"),
+            ("UPWATCH_CERT_EXPIRY_ALERT_DAYS", "14,seven", "such as 14,7,1"),
+            ("UPWATCH_CERT_EXPIRY_ALERT_DAYS", "400", "from 1 to 365"),
+            ("UPWATCH_CHECK_MAX_PER_HOST", "-1", "from 0 (no limit)"),
+            ("UPWATCH_PUSH_MAX_PER_MINUTE", "0", "per minute, from 1"),
         ];
         for (var, value, expected) in cases {
             let err = load(&[(var, value)]).unwrap_err().to_string();

@@ -325,7 +325,7 @@ fn settings(m: &Monitor) -> Markup {
     let header_names: Vec<&str> = m.headers.keys().map(String::as_str).collect();
     // Only the settings of the monitor's type: a TCP check has no method or keyword.
     let http = m.check_type == CheckType::Http;
-    let push = m.check_type == CheckType::Push;
+    let push = is_push(m);
     let tls = m.check_type.speaks_tls(&m.url);
     html! {
         dl.settings {
