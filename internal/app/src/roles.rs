@@ -392,7 +392,7 @@ impl<'a> Wiring<'a> {
         let sub = self
             .subscribe(Role::Worker, Topic::Jobs, groups::WORKERS)
             .await?;
-        let checker = build_checker(&self.settings)?;
+        let checker = build_checker(self.settings)?;
         let pool = WorkerPool {
             bus: self.bus(Role::Worker)?,
             checker,

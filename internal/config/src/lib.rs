@@ -848,7 +848,11 @@ mod tests {
             ("UPWATCH_CHECK_MAX_PER_HOST", "0"),
         ])
         .unwrap();
-        assert_eq!(s.cert_expiry_alert_days, vec![30, 3], "largest first, once each");
+        assert_eq!(
+            s.cert_expiry_alert_days,
+            vec![30, 3],
+            "largest first, once each"
+        );
         assert_eq!(s.check_ca_file, Some(PathBuf::from("/etc/upwatch/ca.pem")));
         assert_eq!(s.check_max_per_host, 0);
         let s = load(&[("UPWATCH_CERT_EXPIRY_ALERT_DAYS", "off")]).unwrap();
@@ -889,7 +893,11 @@ mod tests {
             ("SITES_TO_MONITOR", "ftp://x", "http(s) URLs"),
             ("UPWATCH_LOG_FORMAT", "xml", "`text` or `json`"),
             ("UPWATCH_API_TOKEN", "short", "at least 16 characters"),
-            ("UPWATCH_CERT_EXPIRY_ALERT_DAYS", "14,seven", "such as 14,7,1"),
+            (
+                "UPWATCH_CERT_EXPIRY_ALERT_DAYS",
+                "14,seven",
+                "such as 14,7,1",
+            ),
             ("UPWATCH_CERT_EXPIRY_ALERT_DAYS", "400", "from 1 to 365"),
             ("UPWATCH_CHECK_MAX_PER_HOST", "-1", "from 0 (no limit)"),
             ("UPWATCH_PUSH_MAX_PER_MINUTE", "0", "per minute, from 1"),

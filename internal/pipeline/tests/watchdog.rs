@@ -350,3 +350,114 @@ async fn stale_marks_the_cache_lost_come_back_with_their_first_time() {
     shutdown.cancel();
     scheduler.await.unwrap();
 }
+
+/// A push monitor under paused time: no job is ever emitted for it; without pushes, the
+/// watchdog publishes one `missed_heartbeat` result per deadline (interval plus grace after the
+/// newest result), and a push moves the next deadline; it is never stale.
+#[tokio::test(start_paused = true)]
+async fn a_push_monitor_misses_heartbeats_at_its_deadlines_only() {
+    let push = Monitor::create(
+        MonitorInput {
+            check_type: Some(upwatch_core::observation::CheckType::Push),
+            name: Some("backup".into()),
+            interval_seconds: Some(10),
+            push_grace_seconds: Some(5),
+            ..Default::default()
+        },
+        Utc::now(),
+    )
+    .unwrap();
+    let cache = cache_of(std::slice::from_ref(&push)).await;
+    let bus = Arc::new(InProcessBus::new(100_000));
+    let mut jobs = bus.subscribe(Topic::Jobs, "workers").await.unwrap();
+    let mut results = bus
+        .subscribe(Topic::Results, "cache-updater")
+        .await
+        .unwrap();
+    let metrics = Metrics::new();
+    let heard = Arc::new(Heard::default());
+    let shutdown = CancellationToken::new();
+    let scheduler = watched_scheduler(vec![push.clone()], &bus, &metrics, &cache, heard.clone());
+    let started = Instant::now();
+    let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+
+    // The cache updater: each result reaches the cache, as in the real pipeline.
+    let missed = next_result(&mut results, &cache).await;
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_secs(15)..Duration::from_secs(17)).contains(&waited),
+        "the first deadline is the interval plus the grace: {waited:?}"
+    );
+    assert_eq!(missed.monitor_id, push.id);
+    let error = missed.error.clone().unwrap();
+    assert_eq!(error.kind, upwatch_core::ErrorKind::MissedHeartbeat);
+    assert_eq!(
+        error.message,
+        "no push within 15s (the interval plus the grace)"
+    );
+    assert_eq!(
+        missed.url, push.url,
+        "the result names the monitor's push URL"
+    );
+
+    // Still silent: the next one comes 15 s after the first deadline, not every second.
+    let second = next_result(&mut results, &cache).await;
+    assert_eq!(
+        second.checked_at - missed.checked_at,
+        chrono::Duration::seconds(15)
+    );
+
+    // A push (what the API publishes) 3 s later moves the next deadline to 15 s after it.
+    // The watchdog's clock is virtual: the second deadline was a moment ago on it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pushed_at = second.checked_at + chrono::Duration::seconds(3);
+    let up = CheckResult::heartbeat(
+        push.id,
+        &push.name,
+        &push.url,
+        push.rules(),
+        pushed_at,
+        Ok(()),
+    );
+    upwatch_bus::publish_json(bus.as_ref(), Topic::Results, push.id, &up)
+        .await
+        .unwrap();
+    let seen = next_result(&mut results, &cache).await;
+    assert_eq!(seen.id, up.id);
+    let third = next_result(&mut results, &cache).await;
+    assert_eq!(
+        third.error.map(|e| e.kind),
+        Some(upwatch_core::ErrorKind::MissedHeartbeat)
+    );
+    assert_eq!(
+        third.checked_at - pushed_at,
+        chrono::Duration::seconds(15),
+        "the deadline follows the push"
+    );
+
+    // No job was ever emitted for it, and it never showed stale.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), jobs.recv())
+            .await
+            .is_err(),
+        "the scheduler emits no jobs for push monitors"
+    );
+    assert_eq!(stale_count(&cache).await, 0);
+    assert_eq!(metrics.monitors_stale.get(), 0);
+    shutdown.cancel();
+    scheduler.await.unwrap();
+}
+
+/// The next result on `results`, applied to the cache as the cache updater does.
+async fn next_result(
+    results: &mut Box<dyn upwatch_bus::Subscription>,
+    cache: &MemoryCache,
+) -> CheckResult {
+    let message = results.recv().await.unwrap().unwrap();
+    let result: CheckResult = message.decode().unwrap();
+    let mut entry = cache.get(result.monitor_id).await.unwrap().unwrap();
+    entry.state.apply(&result);
+    cache.put(&entry).await.unwrap();
+    results.ack(&message).await.unwrap();
+    result
+}

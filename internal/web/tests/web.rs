@@ -848,12 +848,3 @@ async fn a_push_token_shows_on_its_monitors_page_only() {
         assert!(!text.contains("push://"), "{text}");
     }
 }
-
-#[tokio::test]
-async fn zz_dump() {
-    let server = serve(true).await;
-    let k = kinds(&server).await;
-    std::fs::write("/tmp/uw_dash.html", server.text("/").await).unwrap();
-    std::fs::write("/tmp/uw_push.html", server.text(&format!("/sites/{}", k.push.id)).await).unwrap();
-    std::fs::write("/tmp/uw_https.html", server.text(&format!("/sites/{}", k.https.id)).await).unwrap();
-}

@@ -30,9 +30,10 @@ async fn every_check_type_runs_across_the_fleet() {
     let target = TargetServer::start().await;
     let tcp = TcpServer::start_closing().await;
     let tls = TlsServer::start(CertKind::ExpiresIn(5)).await;
-    let dns = DnsServer::start(
-        DnsRecords::new().with("db.upwatch.test", DnsRecord::A("127.0.0.9".parse().unwrap())),
-    )
+    let dns = DnsServer::start(DnsRecords::new().with(
+        "db.upwatch.test",
+        DnsRecord::A("127.0.0.9".parse().unwrap()),
+    ))
     .await;
     let discord = DiscordReceiver::start().await;
     let mut fleet = Fleet::new(Some(&discord.url())).await;
@@ -80,14 +81,20 @@ async fn every_check_type_runs_across_the_fleet() {
         wait_status(&api, id, "up").await;
     }
     let tls_status = wait_status(&api, tls_id, "up").await;
-    assert!(tls_status["certificate_expires_at"].is_string(), "{tls_status}");
+    assert!(
+        tls_status["certificate_expires_at"].is_string(),
+        "{tls_status}"
+    );
     let icmp_status = eventually("an icmp result", || async {
         let s = api.status(icmp).await;
         (s["status"] != "pending").then_some(s)
     })
     .await;
     if icmp_status["status"] == "down" {
-        assert_eq!(icmp_status["error"]["kind"], "icmp_unavailable", "{icmp_status}");
+        assert_eq!(
+            icmp_status["error"]["kind"], "icmp_unavailable",
+            "{icmp_status}"
+        );
     } else {
         assert_eq!(icmp_status["status"], "up", "{icmp_status}");
     }
