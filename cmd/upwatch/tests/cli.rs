@@ -50,7 +50,7 @@ async fn check_prints_the_outcome_and_exits_by_status() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("http or https"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("http, https, tcp, tls, icmp or dns"));
 }
 
 #[test]

@@ -146,7 +146,7 @@ sites:
     );
     assert_eq!(
         error.to_string(),
-        "sites[2]: `url` must use http or https, not `ftp`"
+        "sites[2]: `url` must use http, https, tcp, tls, icmp or dns, not `ftp`"
     );
     assert_eq!(
         store.all_monitors().await.expect("the store answers"),
