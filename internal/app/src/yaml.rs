@@ -94,13 +94,16 @@ pub async fn export(store: &dyn Store) -> Result<String, StoreError> {
     Ok(serde_norway::to_string(&document).expect("monitor settings serialize as YAML"))
 }
 
-/// A monitor's settings without its empty collections and `public: false`, which are the
-/// defaults anyway.
+/// A monitor's settings without its empty collections, `public: false` and
+/// `tls_skip_verify: false`, which are the defaults anyway. A push monitor keeps its
+/// `push://` URL, so that its token, which its job calls, survives an export and import.
 fn portable_settings(monitor: &Monitor) -> MonitorInput {
     let mut input = monitor.to_input();
     input.headers = input.headers.filter(|h| !h.is_empty());
     input.webhook_ids = input.webhook_ids.filter(|w| !w.is_empty());
     input.public = input.public.filter(|&public| public);
+    input.conditions = input.conditions.filter(|c| !c.is_empty());
+    input.tls_skip_verify = input.tls_skip_verify.filter(|&skip| skip);
     input
 }
 

@@ -784,19 +784,23 @@ impl Monitor {
     }
 
     /// The input that would recreate this monitor's settings.
+    ///
+    /// HTTP's own settings (method, headers, body, expected codes, keyword, redirects) are
+    /// left out of other types' input: they do not apply there.
     pub fn to_input(&self) -> MonitorInput {
+        let http = self.check_type == CheckType::Http;
         MonitorInput {
             name: Some(self.name.clone()),
             url: Some(self.url.clone()),
-            method: Some(self.method.clone()),
-            headers: Some(self.headers.clone()),
+            method: http.then(|| self.method.clone()),
+            headers: http.then(|| self.headers.clone()),
             body: self.body.clone(),
-            expected_status_codes: Some(self.expected_status_codes.clone()),
+            expected_status_codes: http.then(|| self.expected_status_codes.clone()),
             expected_status_code: None,
             keyword: self.keyword.clone(),
             interval_seconds: Some(self.interval_seconds),
             timeout_seconds: Some(self.timeout_seconds),
-            follow_redirects: Some(self.follow_redirects),
+            follow_redirects: http.then_some(self.follow_redirects),
             failure_threshold: Some(self.failure_threshold),
             success_threshold: Some(self.success_threshold),
             enabled: Some(self.enabled),

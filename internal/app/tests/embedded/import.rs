@@ -230,3 +230,44 @@ async fn a_bare_list_matches_by_name_then_by_url() {
     );
     assert_eq!(after[3].name, "brand-new.example.com");
 }
+
+#[tokio::test]
+async fn export_then_import_keeps_every_check_type_and_the_push_token() {
+    let (source, _source_dir) = fresh_store().await;
+    let inputs: Vec<MonitorInput> = serde_json::from_value(serde_json::json!([
+        {"url": "tcp://db.example.com:5432", "conditions": ["[RESPONSE_TIME] < 200"]},
+        {"url": "tls://mail.example.com:465", "cert_expiry_alert_days": [30, 7]},
+        {"url": "icmp://gateway.example.com", "packets": 5},
+        {"url": "dns://1.1.1.1", "dns": {"query_name": "example.com", "query_type": "MX"}},
+        {"type": "push", "name": "nightly backup", "push_grace_seconds": 600},
+        {"url": "https://example.com/", "tls_skip_verify": true, "conditions": ["[BODY].ok == true"]}
+    ]))
+    .unwrap();
+    for input in inputs {
+        let monitor = Monitor::create(input, Utc::now()).expect("a valid monitor");
+        source.insert_monitor(&monitor).await.unwrap();
+    }
+    let text = export(&source).await.unwrap();
+    assert_eq!(
+        text.matches("method:").count(),
+        1,
+        "HTTP settings stay off other types: {text}"
+    );
+    let push = source
+        .all_monitors()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "nightly backup")
+        .unwrap();
+    let (target, _target_dir) = fresh_store().await;
+    import(&offline(&target), &text).await.expect("the import");
+    assert_eq!(settings_of(&target).await, settings_of(&source).await);
+    let imported = target
+        .find_monitor_by_url(&push.url)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(imported.push_url, push.push_url, "the push token survives");
+    assert_eq!(export(&target).await.unwrap(), text);
+}
