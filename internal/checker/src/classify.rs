@@ -182,7 +182,7 @@ fn io_kind(err: &(dyn StdError + 'static)) -> Option<io::ErrorKind> {
 }
 
 /// The message for an `io::Error` kind that means the connection failed, if it is one.
-fn connect_message(kind: io::ErrorKind, host_port: &str) -> Option<String> {
+pub(crate) fn connect_message(kind: io::ErrorKind, host_port: &str) -> Option<String> {
     use io::ErrorKind as K;
     let message = match kind {
         K::ConnectionRefused => format!("connection refused by {host_port}"),

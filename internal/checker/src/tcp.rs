@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use upwatch_core::check::{CheckError, CheckRequest, ErrorKind};
 use upwatch_core::observation::Observation;
 
-use crate::classify::timeout_error;
+use crate::classify::{connect_message, timeout_error};
 use crate::Probe;
 
 /// Connects to the request's host and port; the latency is the connect time.
@@ -144,17 +144,11 @@ fn dns_error(host: &str) -> CheckError {
 
 /// The error for a failed connection attempt to `target` (`host:port`).
 fn connect_error(error: &io::Error, target: &str, timeout_ms: u64) -> CheckError {
-    use io::ErrorKind as K;
-    let message = match error.kind() {
-        K::TimedOut => return timeout_error(timeout_ms),
-        K::ConnectionRefused => format!("connection refused by {target}"),
-        K::ConnectionReset => format!("connection reset by {target}"),
-        K::ConnectionAborted => format!("connection to {target} aborted"),
-        K::AddrNotAvailable => format!("no local address available to reach {target}"),
-        K::HostUnreachable => format!("host {target} is unreachable"),
-        K::NetworkUnreachable => format!("network unreachable for {target}"),
-        _ => format!("could not connect to {target}: {error}"),
-    };
+    if error.kind() == io::ErrorKind::TimedOut {
+        return timeout_error(timeout_ms);
+    }
+    let message = connect_message(error.kind(), target)
+        .unwrap_or_else(|| format!("could not connect to {target}: {error}"));
     CheckError::new(ErrorKind::Connect, message)
 }
 

@@ -1,42 +1,25 @@
 //! Checks against a real HTTP server on loopback, one behaviour of a site per test.
 
+mod common;
+
+use common::*;
+
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use upwatch_checker::{Checker, CheckerConfig};
-use upwatch_core::check::{CheckJob, CheckResult, CheckStatus, ErrorKind};
+use upwatch_core::check::{CheckJob, CheckStatus, ErrorKind};
 use upwatch_core::expected::{ExpectedStatus, StatusMatcher};
-use upwatch_core::{Monitor, MonitorInput};
+use upwatch_core::MonitorInput;
 use upwatch_testkit::target::{refused_url, TargetServer, HUGE_BYTES};
-
-/// The longest any single check in these tests may take before the test fails.
-const DEADLINE: Duration = Duration::from_secs(10);
 
 fn checker() -> Checker {
     Checker::new(CheckerConfig::default()).expect("build the checker")
 }
 
-fn job(input: MonitorInput) -> CheckJob {
-    let monitor = Monitor::create(input, Utc::now()).expect("a valid monitor");
-    CheckJob::for_monitor(&monitor, Utc::now())
-}
-
 fn job_for(url: String) -> CheckJob {
     job(MonitorInput::for_url(url))
-}
-
-/// Runs a check, failing the test rather than hanging should the checker not return.
-async fn run(checker: &Checker, job: &CheckJob) -> (CheckResult, Duration) {
-    let started = Instant::now();
-    let result = tokio::time::timeout(DEADLINE, checker.check(job))
-        .await
-        .expect("the check returns within its deadline");
-    (result, started.elapsed())
-}
-
-fn error_kind(result: &CheckResult) -> Option<ErrorKind> {
-    result.error.as_ref().map(|e| e.kind)
 }
 
 #[tokio::test]

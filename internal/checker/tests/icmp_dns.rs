@@ -1,42 +1,24 @@
 //! ICMP and DNS checks through the public API: pings of loopback, and queries to a real DNS
 //! server on loopback ([`upwatch_testkit::dns`]), one behaviour per test.
 
+mod common;
+
+use common::*;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use upwatch_checker::{Checker, CheckerConfig, IcmpSupport};
 use upwatch_core::check::{CheckJob, CheckResult, CheckStatus, ErrorKind};
 use upwatch_core::condition::Condition;
 use upwatch_core::observation::{DnsQuery, DnsQueryType, Placeholder};
-use upwatch_core::{Monitor, MonitorInput};
+use upwatch_core::MonitorInput;
 use upwatch_testkit::dns::{DnsRecord, DnsRecords, DnsServer};
-
-/// The longest any single check in these tests may take before the test fails.
-const DEADLINE: Duration = Duration::from_secs(15);
 
 fn checker() -> Checker {
     Checker::new(CheckerConfig::default()).expect("build the checker")
-}
-
-fn job(input: MonitorInput) -> CheckJob {
-    let monitor = Monitor::create(input, Utc::now()).expect("a valid monitor");
-    CheckJob::for_monitor(&monitor, Utc::now())
-}
-
-/// Runs a check, failing the test rather than hanging should the checker not return.
-async fn run(checker: &Checker, job: &CheckJob) -> (CheckResult, Duration) {
-    let started = Instant::now();
-    let result = tokio::time::timeout(DEADLINE, checker.check(job))
-        .await
-        .expect("the check returns within its deadline");
-    (result, started.elapsed())
-}
-
-fn error_kind(result: &CheckResult) -> Option<ErrorKind> {
-    result.error.as_ref().map(|e| e.kind)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,21 +1,23 @@
 //! TCP and TLS checks against real servers on loopback, with rcgen certificates.
 
+mod common;
+
+use common::*;
+
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use upwatch_checker::{cert, Checker, CheckerConfig};
 use upwatch_core::check::{CheckError, CheckJob, CheckResult, CheckStatus, ErrorKind};
 use upwatch_core::observation::Certificate;
-use upwatch_core::{Monitor, MonitorInput};
+use upwatch_core::MonitorInput;
 use upwatch_testkit::tls::{
     closed_port, CertKind, TcpServer, TestCa, TlsServer, CA_CN, SERVER_CN, UNKNOWN_CA_CN,
     VALID_DAYS, WRONG_NAME,
 };
 use upwatch_testkit::wait;
 
-/// The longest any single check in these tests may take before the test fails.
-const DEADLINE: Duration = Duration::from_secs(10);
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// A checker that trusts the test CA the servers issue from.
@@ -27,25 +29,11 @@ fn checker() -> Checker {
     .expect("build the checker")
 }
 
-fn job(input: MonitorInput) -> CheckJob {
-    let monitor = Monitor::create(input, Utc::now()).expect("a valid monitor");
-    CheckJob::for_monitor(&monitor, Utc::now())
-}
-
 fn job_for(url: String) -> CheckJob {
     job(MonitorInput {
         url: Some(url),
         ..MonitorInput::default()
     })
-}
-
-/// Runs a check, failing the test rather than hanging should the checker not return.
-async fn run(checker: &Checker, job: &CheckJob) -> (CheckResult, Duration) {
-    let started = Instant::now();
-    let result = tokio::time::timeout(DEADLINE, checker.check(job))
-        .await
-        .expect("the check returns within its deadline");
-    (result, started.elapsed())
 }
 
 fn up(result: &CheckResult) {

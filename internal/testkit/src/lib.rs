@@ -8,9 +8,11 @@
 //! - [`tls`]: TLS and plain TCP servers with `rcgen` certificates (valid, expiring, expired,
 //!   from an unknown CA).
 //! - [`dns`]: a DNS server on loopback UDP with fixed records.
+//! - [`every_type`]: one server of each of the above, for tests with a monitor of every type.
 
 pub mod discord;
 pub mod dns;
+pub mod every_type;
 pub mod postgres;
 pub mod target;
 pub mod tls;

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use upwatch_testkit::discord::DiscordReceiver;
-use upwatch_testkit::dns::{DnsRecord, DnsRecords, DnsServer};
-use upwatch_testkit::target::TargetServer;
-use upwatch_testkit::tls::{CertKind, TcpServer, TestCa, TlsServer};
+use upwatch_testkit::every_type::{EveryType, DNS_NAME};
 use uuid::Uuid;
 
 use crate::fleet::{eventually, Api, Fleet};
@@ -25,19 +23,11 @@ async fn wait_status(api: &Api, id: Uuid, want: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_check_type_runs_across_the_fleet() {
     let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, TestCa::shared().pem()).unwrap();
-    let target = TargetServer::start().await;
-    let tcp = TcpServer::start_closing().await;
-    let tls = TlsServer::start(CertKind::ExpiresIn(5)).await;
-    let dns = DnsServer::start(DnsRecords::new().with(
-        "db.upwatch.test",
-        DnsRecord::A("127.0.0.9".parse().unwrap()),
-    ))
-    .await;
+    let servers = EveryType::start(dir.path()).await;
+    let (target, tcp, tls, dns) = (&servers.http, &servers.tcp, &servers.tls, &servers.dns);
     let discord = DiscordReceiver::start().await;
     let mut fleet = Fleet::new(Some(&discord.url())).await;
-    let ca = ca_file.to_str().unwrap();
+    let ca = servers.ca_path();
     let mut procs = [
         fleet.spawn("alerter"),
         fleet.spawn("logger"),
@@ -63,7 +53,7 @@ async fn every_check_type_runs_across_the_fleet() {
         .await;
     let dns_id = api
         .create_site(json!({"url": dns.url(), "interval_seconds": 1,
-            "dns": {"query_name": "db.upwatch.test", "query_type": "A"}}))
+            "dns": {"query_name": DNS_NAME, "query_type": "A"}}))
         .await;
     let push = api
         .client

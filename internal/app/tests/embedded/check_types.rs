@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use upwatch_testkit::discord::DiscordReceiver;
-use upwatch_testkit::dns::{DnsRecord, DnsRecords, DnsServer};
-use upwatch_testkit::target::TargetServer;
-use upwatch_testkit::tls::{CertKind, TcpServer, TestCa, TlsServer};
+use upwatch_testkit::every_type::EveryType;
 
 use crate::helpers::{eventually, spawn_app_in, TestApp};
 
@@ -26,22 +24,14 @@ async fn wait_status(app: &TestApp, id: &str, want: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_check_type_runs_in_one_process() {
     let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, TestCa::shared().pem()).unwrap();
-    let target = TargetServer::start().await;
-    let tcp = TcpServer::start_closing().await;
-    let tls = TlsServer::start(CertKind::ExpiresIn(5)).await;
-    let dns = DnsServer::start(DnsRecords::new().with(
-        "app.upwatch.test",
-        DnsRecord::A("127.0.0.7".parse().unwrap()),
-    ))
-    .await;
+    let servers = EveryType::start(dir.path()).await;
+    let (target, tcp, tls, dns) = (&servers.http, &servers.tcp, &servers.tls, &servers.dns);
     let discord = DiscordReceiver::start().await;
     let app = spawn_app_in(
         dir.path(),
         &[
             ("DISCORD_WEBHOOK_URL", &discord.url()),
-            ("UPWATCH_CHECK_CA_FILE", ca_file.to_str().unwrap()),
+            ("UPWATCH_CHECK_CA_FILE", servers.ca_path()),
         ],
     )
     .await;
@@ -64,8 +54,8 @@ async fn every_check_type_runs_in_one_process() {
     let dns_id = app
         .create_site(json!({
             "name": "dns", "url": dns.url(), "interval_seconds": 1,
-            "dns": {"query_name": "app.upwatch.test", "query_type": "A"},
-            "conditions": ["[BODY] == 127.0.0.7"]
+            "dns": {"query_name": upwatch_testkit::every_type::DNS_NAME, "query_type": "A"},
+            "conditions": [format!("[BODY] == {}", upwatch_testkit::every_type::DNS_ADDRESS)]
         }))
         .await;
     let push = app
