@@ -116,6 +116,7 @@ fn encoding(c: &mut Criterion) {
             dns: None,
             packets: None,
             tls_skip_verify: false,
+            starttls: None,
         },
         cert_expiry_alert_days: vec![14, 7, 1],
     };

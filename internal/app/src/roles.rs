@@ -508,7 +508,7 @@ pub async fn drain(mut running: Vec<Running>, bus: Option<&Arc<dyn Bus>>) {
 }
 
 /// The checker the settings describe: body and redirect bounds, the per-host limit and the
-/// extra trusted roots of `UPWATCH_CHECK_CA_FILE`. Says once how ICMP checks will run.
+/// extra trusted roots of `UPWATCH_CHECK_CA_FILE`.
 pub(crate) fn build_checker(settings: &Settings) -> anyhow::Result<Checker> {
     let extra_roots = match &settings.check_ca_file {
         Some(path) => upwatch_checker::load_roots(path)
@@ -523,12 +523,6 @@ pub(crate) fn build_checker(settings: &Settings) -> anyhow::Result<Checker> {
         ..CheckerConfig::default()
     })
     .context("cannot build the checker")?;
-    match checker.icmp_support() {
-        upwatch_checker::IcmpSupport::Unavailable(why) => tracing::warn!(
-            reason = %why,
-            "icmp:// monitors cannot be checked by this process and will fail with icmp_unavailable"
-        ),
-        support => tracing::debug!(?support, "icmp checks available"),
-    }
+    // The checker has said once, at start-up, which ICMP sockets it uses or why it has none.
     Ok(checker)
 }

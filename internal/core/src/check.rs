@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::condition::{evaluate_all, Condition};
 use crate::expected::ExpectedStatus;
 use crate::monitor::Monitor;
-use crate::observation::{CheckDetails, CheckType, DnsQuery, Observation, Placeholder};
+use crate::observation::{CheckDetails, CheckType, DnsQuery, Observation, Placeholder, Starttls};
 
 /// Days before a certificate's expiry at which it is announced, unless configured otherwise.
 pub const DEFAULT_CERT_EXPIRY_ALERT_DAYS: [u32; 3] = [14, 7, 1];
@@ -69,6 +69,9 @@ pub struct CheckRequest {
     /// Whether a TLS-speaking check accepts any certificate (unsafe).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tls_skip_verify: bool,
+    /// The protocol a `tls://` check speaks before upgrading to TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starttls: Option<Starttls>,
 }
 
 fn is_http(t: &CheckType) -> bool {
@@ -99,6 +102,7 @@ impl CheckRequest {
             dns: m.dns.clone(),
             packets: m.packets,
             tls_skip_verify: m.tls_skip_verify,
+            starttls: m.starttls,
         }
     }
 }
@@ -510,6 +514,7 @@ mod tests {
             dns: None,
             packets: None,
             tls_skip_verify: false,
+            starttls: None,
         }
     }
 

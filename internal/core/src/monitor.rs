@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::condition::Condition;
 use crate::expected::{ExpectedStatus, StatusMatcher};
-use crate::observation::{CheckType, DnsQuery, DnsQueryType};
+use crate::observation::{CheckType, DnsQuery, DnsQueryType, Starttls};
 
 /// Default check interval: five minutes, as most hosted monitors offer on their free tier.
 pub const DEFAULT_INTERVAL_SECONDS: u32 = 300;
@@ -108,6 +108,10 @@ pub struct Monitor {
     /// Accept any certificate (unsafe: a TLS check then proves only that something answers).
     #[serde(default)]
     pub tls_skip_verify: bool,
+    /// For `tls://` monitors of servers that upgrade a plain connection: `smtp`, `imap` or
+    /// `postgres`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starttls: Option<Starttls>,
     /// Days before the certificate's expiry at which an alert says so; the global setting
     /// (`UPWATCH_CERT_EXPIRY_ALERT_DAYS`, default 14, 7, 1) when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,6 +212,8 @@ pub struct MonitorInput {
     pub packets: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_skip_verify: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starttls: Option<Starttls>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_expiry_alert_days: Option<Vec<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -370,6 +376,7 @@ impl MonitorInput {
             dns: typed.dns,
             packets: typed.packets,
             tls_skip_verify: typed.tls_skip_verify,
+            starttls: typed.starttls,
             cert_expiry_alert_days: typed.cert_expiry_alert_days,
             push_grace_seconds: typed.push_grace_seconds,
             push_url: typed.push_url,
@@ -566,6 +573,7 @@ struct TypedSettings {
     dns: Option<DnsQuery>,
     packets: Option<u32>,
     tls_skip_verify: bool,
+    starttls: Option<Starttls>,
     cert_expiry_alert_days: Option<Vec<u32>>,
     push_grace_seconds: Option<u32>,
     push_url: Option<String>,
@@ -639,6 +647,9 @@ impl TypedSettings {
         if tls_skip_verify && !speaks_tls {
             return Err(only("tls_skip_verify", "https and tls"));
         }
+        if input.starttls.is_some() && check_type != CheckType::Tls {
+            return Err(only("starttls", "tls"));
+        }
         let cert_expiry_alert_days = match input.cert_expiry_alert_days.clone() {
             Some(_) if !speaks_tls => return Err(only("cert_expiry_alert_days", "https and tls")),
             Some(days) => Some(validate_alert_days("cert_expiry_alert_days", days)?),
@@ -702,6 +713,7 @@ impl TypedSettings {
             dns,
             packets,
             tls_skip_verify,
+            starttls: input.starttls,
             cert_expiry_alert_days,
             push_grace_seconds,
             push_url,
@@ -814,6 +826,7 @@ impl Monitor {
             dns: self.dns.clone(),
             packets: self.packets,
             tls_skip_verify: Some(self.tls_skip_verify),
+            starttls: self.starttls,
             cert_expiry_alert_days: self.cert_expiry_alert_days.clone(),
             push_grace_seconds: self.push_grace_seconds,
         }

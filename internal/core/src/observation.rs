@@ -324,3 +324,25 @@ pub struct DnsQuery {
     /// The record type.
     pub query_type: DnsQueryType,
 }
+
+/// The plain-text protocol a `tls://` check speaks before its TLS handshake (STARTTLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Starttls {
+    /// SMTP: the greeting, `EHLO`, `STARTTLS` (ports 25 and 587).
+    Smtp,
+    /// IMAP: the greeting, `STARTTLS` (port 143).
+    Imap,
+    /// PostgreSQL: an `SSLRequest` answered `S` (port 5432).
+    Postgres,
+}
+
+impl Starttls {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Starttls::Smtp => "smtp",
+            Starttls::Imap => "imap",
+            Starttls::Postgres => "postgres",
+        }
+    }
+}
