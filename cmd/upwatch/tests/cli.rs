@@ -139,3 +139,39 @@ fn tempfile_dir() -> String {
     std::fs::create_dir_all(&dir).unwrap();
     dir.display().to_string()
 }
+
+/// A CA file that cannot be read stops the checker before any check, naming the variable.
+#[test]
+fn an_unreadable_ca_file_is_refused_naming_the_variable() {
+    let out = upwatch()
+        .env("UPWATCH_CHECK_CA_FILE", "/nonexistent/upwatch-ca.pem")
+        .arg("check")
+        .arg("tcp://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("UPWATCH_CHECK_CA_FILE: cannot read /nonexistent/upwatch-ca.pem"),
+        "{stderr}"
+    );
+}
+
+/// `upwatch check` runs any check type: a refused TCP port is down with its kind.
+#[test]
+fn check_runs_other_types_too() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let out = upwatch()
+        .arg("check")
+        .arg(format!("tcp://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "down exits 1");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("connect: connection refused by 127.0.0.1:"),
+        "{stdout}"
+    );
+}
