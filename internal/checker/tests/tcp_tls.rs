@@ -10,11 +10,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use upwatch_checker::{cert, Checker, CheckerConfig};
 use upwatch_core::check::{CheckError, CheckJob, CheckResult, CheckStatus, ErrorKind};
-use upwatch_core::observation::Certificate;
+use upwatch_core::observation::{Certificate, Starttls};
 use upwatch_core::MonitorInput;
 use upwatch_testkit::tls::{
-    closed_port, CertKind, TcpServer, TestCa, TlsServer, CA_CN, SERVER_CN, UNKNOWN_CA_CN,
-    VALID_DAYS, WRONG_NAME,
+    closed_port, CertKind, StarttlsServer, TcpServer, TestCa, TlsServer, Upgrade, CA_CN,
+    IMAP_REFUSAL, SERVER_CN, UNKNOWN_CA_CN, VALID_DAYS, WRONG_NAME,
 };
 use upwatch_testkit::wait;
 
@@ -370,4 +370,189 @@ async fn a_certificate_expiration_condition_fails_on_a_short_lived_certificate()
     let long = TlsServer::start(CertKind::Valid).await;
     let (result, _) = run(&checker(), &with_condition(long.url())).await;
     up(&result);
+}
+
+// STARTTLS
+
+const UPGRADES: [(Starttls, Upgrade); 3] = [
+    (Starttls::Smtp, Upgrade::Smtp),
+    (Starttls::Imap, Upgrade::Imap),
+    (Starttls::Postgres, Upgrade::Postgres),
+];
+
+fn starttls_job(url: String, starttls: Starttls) -> CheckJob {
+    job(MonitorInput {
+        url: Some(url),
+        starttls: Some(starttls),
+        ..MonitorInput::default()
+    })
+}
+
+/// A check of a server that upgrades with `protocol` is up and reports the certificate.
+async fn upgrades_and_reports_the_certificate(protocol: Starttls, upgrade: Upgrade) {
+    let server = StarttlsServer::start(upgrade, CertKind::Valid).await;
+    let (result, elapsed) = run(&checker(), &starttls_job(server.url(), protocol)).await;
+
+    up(&result);
+    assert_eq!(result.details.ip, Some(LOOPBACK));
+    assert!(within(result.response_time_ms, elapsed));
+    let facts = certificate(&result);
+    let left = days_left(facts);
+    let valid_days = f64::from(VALID_DAYS);
+    assert!(
+        left > valid_days - 1.0 && left <= valid_days,
+        "{protocol:?}: {left} days left"
+    );
+    assert!(facts.subject.contains(SERVER_CN), "{}", facts.subject);
+    assert!(facts.issuer.contains(CA_CN), "{}", facts.issuer);
+    assert_eq!(
+        facts.fingerprint,
+        cert::facts(&server.certificate()).unwrap().fingerprint
+    );
+    wait::until(
+        "the server to count the handshake",
+        DEADLINE,
+        Duration::from_millis(10),
+        || async { (server.handshakes() == 1).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn smtp_starttls_is_up_with_the_certificate_facts() {
+    upgrades_and_reports_the_certificate(Starttls::Smtp, Upgrade::Smtp).await;
+}
+
+#[tokio::test]
+async fn imap_starttls_is_up_with_the_certificate_facts() {
+    upgrades_and_reports_the_certificate(Starttls::Imap, Upgrade::Imap).await;
+}
+
+#[tokio::test]
+async fn postgres_ssl_request_is_up_with_the_certificate_facts() {
+    upgrades_and_reports_the_certificate(Starttls::Postgres, Upgrade::Postgres).await;
+}
+
+/// A check of a server that refuses the upgrade is a TLS error with `message`.
+async fn refused_with(protocol: Starttls, upgrade: Upgrade, message: &str) {
+    let server = StarttlsServer::refusing(upgrade).await;
+    let (result, _) = run(&checker(), &starttls_job(server.url(), protocol)).await;
+
+    // The connection was made; no handshake was tried.
+    assert_eq!(result.details.ip, Some(LOOPBACK));
+    assert_eq!(result.details.certificate, None);
+    let error = down(result, ErrorKind::Tls);
+    assert_eq!(error.message, message);
+    assert_eq!(server.handshakes(), 0);
+}
+
+#[tokio::test]
+async fn an_smtp_server_without_starttls_is_down() {
+    refused_with(
+        Starttls::Smtp,
+        Upgrade::Smtp,
+        "the smtp server does not offer STARTTLS",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_imap_server_refusing_starttls_is_down_quoting_it() {
+    refused_with(
+        Starttls::Imap,
+        Upgrade::Imap,
+        &format!("the imap server refused STARTTLS: {IMAP_REFUSAL}"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_postgres_server_answering_n_is_down() {
+    refused_with(
+        Starttls::Postgres,
+        Upgrade::Postgres,
+        "the postgresql server does not accept tls (answered N)",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_tls_server_that_never_greets_times_out_during_starttls() {
+    // A direct TLS server waits for a ClientHello while the check waits for a greeting.
+    let server = TlsServer::start(CertKind::Valid).await;
+    let job = job(MonitorInput {
+        url: Some(server.url()),
+        starttls: Some(Starttls::Smtp),
+        timeout_seconds: Some(1),
+        ..MonitorInput::default()
+    });
+    let (result, elapsed) = run(&checker(), &job).await;
+
+    assert_eq!(result.details.ip, Some(LOOPBACK));
+    let error = down(result, ErrorKind::Timeout);
+    assert_eq!(error.message, "no answer within 1000 ms");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "gave up early: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_millis(2500), "took {elapsed:?}");
+    assert_eq!(server.handshakes(), 0);
+}
+
+#[tokio::test]
+async fn a_closed_connection_during_starttls_is_a_connect_error() {
+    let server = TcpServer::start_closing().await;
+    let (result, _) = run(
+        &checker(),
+        &starttls_job(format!("tls://{}", server.addr()), Starttls::Imap),
+    )
+    .await;
+
+    let error = down(result, ErrorKind::Connect);
+    assert_eq!(
+        error.message,
+        format!("{} closed the connection before STARTTLS", server.addr())
+    );
+}
+
+#[tokio::test]
+async fn after_starttls_the_certificate_is_verified_as_usual() {
+    for (protocol, upgrade) in UPGRADES {
+        let expired = StarttlsServer::start(upgrade, CertKind::Expired).await;
+        let (result, _) = run(&checker(), &starttls_job(expired.url(), protocol)).await;
+        let error = down(result, ErrorKind::Tls);
+        assert!(
+            error.message.starts_with("certificate expired at "),
+            "{protocol:?}: {}",
+            error.message
+        );
+
+        let unknown = StarttlsServer::start(upgrade, CertKind::UnknownCa).await;
+        let (result, _) = run(&checker(), &starttls_job(unknown.url(), protocol)).await;
+        let error = down(result, ErrorKind::Tls);
+        assert_eq!(
+            error.message, "certificate is not signed by a trusted authority (unknown issuer)",
+            "{protocol:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn after_starttls_the_host_name_is_sent_and_skipping_verification_works() {
+    // `localhost` is in the certificate: SNI and the name check use the URL's host.
+    let server = StarttlsServer::start(Upgrade::Smtp, CertKind::Valid).await;
+    let url = format!("tls://localhost:{}", server.addr().port());
+    let (result, _) = run(&checker(), &starttls_job(url, Starttls::Smtp)).await;
+    up(&result);
+
+    let misnamed = StarttlsServer::start(Upgrade::Postgres, CertKind::WrongName).await;
+    let job = job(MonitorInput {
+        url: Some(misnamed.url()),
+        starttls: Some(Starttls::Postgres),
+        tls_skip_verify: Some(true),
+        ..MonitorInput::default()
+    });
+    let (result, _) = run(&checker(), &job).await;
+    up(&result);
+    assert!(result.details.certificate.is_some());
 }

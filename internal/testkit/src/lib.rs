@@ -6,7 +6,8 @@
 //! - [`wait`]: waiting on a condition with a deadline.
 //! - [`postgres`]: dropping a test's database from a `Drop`.
 //! - [`tls`]: TLS and plain TCP servers with `rcgen` certificates (valid, expiring, expired,
-//!   from an unknown CA).
+//!   from an unknown CA), and servers that upgrade to TLS after an SMTP, IMAP or PostgreSQL
+//!   preamble (STARTTLS).
 //! - [`dns`]: a DNS server on loopback UDP with fixed records.
 //! - [`every_type`]: one server of each of the above, for tests with a monitor of every type.
 

@@ -5,6 +5,9 @@
 //! - [`TlsServer`]: completes TLS handshakes with a certificate of a chosen [`CertKind`]
 //!   (valid, expiring soon, expired, from an unknown CA, for another name), then writes
 //!   [`GREETING`] and closes.
+//! - [`StarttlsServer`]: speaks the plain-text upgrade of SMTP, IMAP or PostgreSQL
+//!   ([`Upgrade`]), then completes a TLS handshake as a [`TlsServer`] does; or refuses the
+//!   upgrade ([`StarttlsServer::refusing`]).
 //! - [`TcpServer`]: accepts TCP connections and counts them, and either keeps them open
 //!   without a word (a TLS client waits in vain for the handshake) or closes them at once.
 //! - [`closed_port`]: a loopback port where nothing listens, for refused connections.
@@ -24,7 +27,7 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 use time::OffsetDateTime;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -172,28 +175,7 @@ impl TlsServer {
     ///
     /// Panics when no loopback port can be bound or a certificate cannot be made.
     pub async fn start_with(ca: &TestCa, kind: CertKind) -> TlsServer {
-        let now = OffsetDateTime::now_utc();
-        let day = time::Duration::days(1);
-        let valid = (now - day, now + time::Duration::days(VALID_DAYS.into()));
-        let usual: &[&str] = &["localhost", "127.0.0.1"];
-        let (chain, key) = match kind {
-            CertKind::Valid => ca.issue(usual, valid.0, valid.1),
-            CertKind::ExpiresIn(days) => {
-                ca.issue(usual, valid.0, now + time::Duration::days(days.into()))
-            }
-            CertKind::Expired => ca.issue(usual, now - time::Duration::days(31), now - day),
-            CertKind::UnknownCa => TestCa::new(UNKNOWN_CA_CN).issue(usual, valid.0, valid.1),
-            CertKind::WrongName => ca.issue(&[WRONG_NAME], valid.0, valid.1),
-        };
-        let leaf = chain[0].clone();
-        let config =
-            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("the ring provider supports the default protocol versions")
-                .with_no_client_auth()
-                .with_single_cert(chain, key)
-                .expect("the server certificate and key match");
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let (acceptor, leaf) = acceptor(ca, kind);
 
         let listener = bind().await;
         let addr = listener.local_addr().expect("read the bound address");
@@ -252,6 +234,249 @@ impl TlsServer {
     pub fn handshakes(&self) -> u64 {
         self.handshakes.load(Ordering::SeqCst)
     }
+}
+
+/// An acceptor that presents a `kind` certificate issued by `ca` (except for
+/// [`CertKind::UnknownCa`]), and the leaf certificate.
+fn acceptor(ca: &TestCa, kind: CertKind) -> (TlsAcceptor, CertificateDer<'static>) {
+    let now = OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let valid = (now - day, now + time::Duration::days(VALID_DAYS.into()));
+    let usual: &[&str] = &["localhost", "127.0.0.1"];
+    let (chain, key) = match kind {
+        CertKind::Valid => ca.issue(usual, valid.0, valid.1),
+        CertKind::ExpiresIn(days) => {
+            ca.issue(usual, valid.0, now + time::Duration::days(days.into()))
+        }
+        CertKind::Expired => ca.issue(usual, now - time::Duration::days(31), now - day),
+        CertKind::UnknownCa => TestCa::new(UNKNOWN_CA_CN).issue(usual, valid.0, valid.1),
+        CertKind::WrongName => ca.issue(&[WRONG_NAME], valid.0, valid.1),
+    };
+    let leaf = chain[0].clone();
+    let config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("the ring provider supports the default protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("the server certificate and key match");
+    (TlsAcceptor::from(Arc::new(config)), leaf)
+}
+
+/// The plain-text protocol a [`StarttlsServer`] speaks before its TLS handshake.
+///
+/// The testkit does not depend on `upwatch-core`, so this mirrors its `Starttls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upgrade {
+    /// SMTP (RFC 3207): a two-line `220` greeting, a `250` answer to `EHLO` that lists
+    /// `STARTTLS`, and `220 2.0.0 Ready to start TLS` to `STARTTLS`.
+    ///
+    /// Refusing, the `EHLO` answer lists no `STARTTLS`, and `STARTTLS` is answered
+    /// [`SMTP_REFUSAL`].
+    Smtp,
+    /// IMAP (RFC 3501): the greeting `* OK [CAPABILITY IMAP4rev1 STARTTLS ...] ...`, and
+    /// `<tag> OK Begin TLS negotiation now` to `<tag> STARTTLS`.
+    ///
+    /// Refusing, `<tag> STARTTLS` is answered `<tag> ` [`IMAP_REFUSAL`].
+    Imap,
+    /// PostgreSQL: `S` to an `SSLRequest`; refusing, `N`.
+    Postgres,
+}
+
+/// What a refusing SMTP [`StarttlsServer`] answers to `STARTTLS`, should a client send it
+/// although the server does not list it.
+pub const SMTP_REFUSAL: &str = "454 4.7.0 TLS not available";
+/// What a refusing IMAP [`StarttlsServer`] answers to `STARTTLS`, after the tag.
+pub const IMAP_REFUSAL: &str = "NO STARTTLS is not available here";
+
+/// The PostgreSQL `SSLRequest`: the length (8), then the code 80877103.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+/// The longest line a [`StarttlsServer`] reads during its preamble.
+const MAX_LINE: u64 = 4096;
+
+/// A running loopback server that upgrades plain connections to TLS; see the module
+/// documentation and [`Upgrade`].
+pub struct StarttlsServer {
+    addr: SocketAddr,
+    leaf: CertificateDer<'static>,
+    handshakes: Arc<AtomicU64>,
+    _shutdown: DropGuard,
+}
+
+impl StarttlsServer {
+    /// Speaks `upgrade`, then completes the TLS handshake with a `kind` certificate issued by
+    /// [`TestCa::shared`], on `127.0.0.1`, on a free port. After a handshake it writes
+    /// [`GREETING`] and closes, as a [`TlsServer`] does.
+    ///
+    /// # Panics
+    ///
+    /// Panics when no loopback port can be bound or a certificate cannot be made.
+    pub async fn start(upgrade: Upgrade, kind: CertKind) -> StarttlsServer {
+        StarttlsServer::start_as(upgrade, kind, false).await
+    }
+
+    /// Speaks `upgrade` but refuses to go on to TLS (see [`Upgrade`] for how), then waits for
+    /// the client to close.
+    ///
+    /// # Panics
+    ///
+    /// Panics when no loopback port can be bound or a certificate cannot be made.
+    pub async fn refusing(upgrade: Upgrade) -> StarttlsServer {
+        StarttlsServer::start_as(upgrade, CertKind::Valid, true).await
+    }
+
+    async fn start_as(upgrade: Upgrade, kind: CertKind, refuse: bool) -> StarttlsServer {
+        let (acceptor, leaf) = acceptor(TestCa::shared(), kind);
+        let listener = bind().await;
+        let addr = listener.local_addr().expect("read the bound address");
+        let handshakes = Arc::new(AtomicU64::new(0));
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        let counter = handshakes.clone();
+        tokio::spawn(async move {
+            serve(listener, stop, move |stream, stop| {
+                let acceptor = acceptor.clone();
+                let counter = counter.clone();
+                async move {
+                    let mut io = BufReader::new(stream);
+                    let preamble = tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        starttls_preamble(&mut io, upgrade, refuse),
+                    );
+                    let agreed = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        agreed = preamble => matches!(agreed, Ok(Ok(true))),
+                    };
+                    if !agreed {
+                        // Let the client read the refusal and leave first.
+                        let mut buf = [0u8; 1024];
+                        let drained = async { while let Ok(1..) = io.read(&mut buf).await {} };
+                        tokio::select! {
+                            _ = stop.cancelled() => {}
+                            _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, drained) => {}
+                        }
+                        return;
+                    }
+                    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io));
+                    let mut tls = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        done = handshake => match done {
+                            Ok(Ok(tls)) => tls,
+                            _ => return,
+                        },
+                    };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let _ = tls.write_all(GREETING.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                }
+            })
+            .await;
+        });
+        StarttlsServer {
+            addr,
+            leaf,
+            handshakes,
+            _shutdown: token.drop_guard(),
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL of a TLS monitor of this server: `tls://127.0.0.1:PORT` (the monitor sets
+    /// `starttls` besides).
+    pub fn url(&self) -> String {
+        format!("tls://{}", self.addr)
+    }
+
+    /// The leaf certificate the server presents (DER).
+    pub fn certificate(&self) -> CertificateDer<'static> {
+        self.leaf.clone()
+    }
+
+    /// How many TLS handshakes have completed so far.
+    pub fn handshakes(&self) -> u64 {
+        self.handshakes.load(Ordering::SeqCst)
+    }
+}
+
+/// Plays the server's side of `upgrade`'s preamble on `io`; `Ok(true)` when the client
+/// asked for TLS and the server agreed, so that the handshake comes next.
+async fn starttls_preamble(
+    io: &mut BufReader<TcpStream>,
+    upgrade: Upgrade,
+    refuse: bool,
+) -> std::io::Result<bool> {
+    match upgrade {
+        Upgrade::Smtp => {
+            io.write_all(
+                b"220-upwatch.test ESMTP upwatch test server\r\n220 upwatch.test ready\r\n",
+            )
+            .await?;
+            let ehlo = read_line(io).await?;
+            if !ehlo.to_ascii_uppercase().starts_with("EHLO ") {
+                io.write_all(b"503 5.5.1 EHLO first\r\n").await?;
+                return Ok(false);
+            }
+            let extensions: &[u8] = if refuse {
+                b"250-upwatch.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+            } else {
+                b"250-upwatch.test\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+            };
+            io.write_all(extensions).await?;
+            let command = read_line(io).await?;
+            if !command.eq_ignore_ascii_case("STARTTLS") {
+                io.write_all(b"502 5.5.2 command not recognized\r\n")
+                    .await?;
+                return Ok(false);
+            }
+            if refuse {
+                io.write_all(format!("{SMTP_REFUSAL}\r\n").as_bytes())
+                    .await?;
+                return Ok(false);
+            }
+            io.write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
+            Ok(true)
+        }
+        Upgrade::Imap => {
+            io.write_all(
+                b"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] upwatch test server ready\r\n",
+            )
+            .await?;
+            let line = read_line(io).await?;
+            let (tag, command) = line.split_once(' ').unwrap_or((&line, ""));
+            let answer = if !command.eq_ignore_ascii_case("STARTTLS") {
+                format!("{tag} BAD only STARTTLS here")
+            } else if refuse {
+                format!("{tag} {IMAP_REFUSAL}")
+            } else {
+                format!("{tag} OK Begin TLS negotiation now")
+            };
+            io.write_all(format!("{answer}\r\n").as_bytes()).await?;
+            Ok(command.eq_ignore_ascii_case("STARTTLS") && !refuse)
+        }
+        Upgrade::Postgres => {
+            let mut request = [0u8; 8];
+            io.read_exact(&mut request).await?;
+            if request != SSL_REQUEST {
+                return Ok(false);
+            }
+            io.write_all(if refuse { b"N" } else { b"S" }).await?;
+            Ok(!refuse)
+        }
+    }
+}
+
+/// A line from the client without its line ending; the end of the stream is an error.
+async fn read_line(io: &mut BufReader<TcpStream>) -> std::io::Result<String> {
+    let mut line = String::new();
+    let n = (&mut *io).take(MAX_LINE).read_line(&mut line).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// What a [`TcpServer`] does with the connections it accepts.

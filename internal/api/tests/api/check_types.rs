@@ -132,6 +132,11 @@ async fn bad_check_settings_are_422s_naming_the_field() {
             "https and tls",
         ),
         (
+            json!({"url": "tcp://a.test:25", "starttls": "smtp"}),
+            "starttls",
+            "only to tls",
+        ),
+        (
             json!({"url": "https://a.test", "cert_expiry_alert_days": [0]}),
             "cert_expiry_alert_days",
             "from 1 to 365",
