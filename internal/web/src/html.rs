@@ -350,6 +350,9 @@ fn settings(m: &Monitor) -> Markup {
                 div { dt { "Keyword" } dd { (m.keyword.as_deref().unwrap_or("none")) } }
                 div { dt { "Follows redirects" } dd { (yes_no(m.follow_redirects)) } }
             }
+            @if let Some(upgrade) = m.starttls {
+                div { dt { "Upgrades with" } dd { "STARTTLS (" (upgrade.as_str()) ")" } }
+            }
             @if tls {
                 div { dt { "Verifies the certificate" } dd {
                     @if m.tls_skip_verify { "no (any certificate is accepted)" } @else { "yes" }
