@@ -35,6 +35,7 @@ fn result(monitor_id: Uuid, second: i64, up: bool) -> CheckResult {
         rules: StateRules::default(),
         details: Default::default(),
         cert_expiry_alert_days: Vec::new(),
+        maintenance: false,
     }
 }
 
@@ -119,6 +120,7 @@ fn encoding(c: &mut Criterion) {
             starttls: None,
         },
         cert_expiry_alert_days: vec![14, 7, 1],
+        maintenance: false,
     };
     let encoded = serde_json::to_vec(&r).unwrap();
     let mut group = c.benchmark_group("encoding");

@@ -28,6 +28,7 @@ const YELLOW: &str = "#dfb317";
 const ORANGE: &str = "#fe7d37";
 const RED: &str = "#e05d44";
 const GREY: &str = "#9f9f9f";
+const BLUE: &str = "#007ec6";
 
 /// The query of the uptime badge.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -83,6 +84,7 @@ pub async fn status(
     let color = match status {
         MonitorStatus::Up => GREEN,
         MonitorStatus::Down => RED,
+        MonitorStatus::Maintenance => BLUE,
         MonitorStatus::Pending | MonitorStatus::Paused | MonitorStatus::Stale => GREY,
     };
     Ok(svg_response(render("status", status.as_str(), color)))

@@ -46,6 +46,10 @@ pub struct HistoryItem {
     pub response_time_ms: u32,
     pub status_code: Option<u16>,
     pub error: Option<CheckError>,
+    /// True when the check came during a maintenance window: it counts neither up nor down
+    /// in uptime. Absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub maintenance: bool,
 }
 
 impl From<HistoryEntry> for HistoryItem {
@@ -56,6 +60,7 @@ impl From<HistoryEntry> for HistoryItem {
             response_time_ms: e.response_time_ms,
             status_code: e.status_code,
             error: e.error,
+            maintenance: e.maintenance,
         }
     }
 }

@@ -265,6 +265,7 @@ impl Application {
                 let pushes = wiring.bus(Role::Api).ok().map(|bus| {
                     Arc::new(PushService::new(
                         store.clone(),
+                        store.clone(),
                         bus,
                         settings.push_max_per_minute,
                     ))

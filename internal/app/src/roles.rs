@@ -426,7 +426,10 @@ impl<'a> Wiring<'a> {
             results: bus.clone(),
         };
         let scheduler = Scheduler {
-            source: Arc::new(StoreMonitors(store)),
+            source: Arc::new(StoreMonitors {
+                monitors: store.clone(),
+                maintenances: store,
+            }),
             bus,
             metrics: self.metrics.clone(),
             reload_every: self.settings.scheduler_reload,

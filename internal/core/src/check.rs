@@ -125,6 +125,9 @@ pub struct CheckJob {
     /// Days before a certificate's expiry at which it is announced, largest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cert_expiry_alert_days: Vec<u32>,
+    /// Whether the check is due during a maintenance window of the monitor.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub maintenance: bool,
 }
 
 impl CheckJob {
@@ -140,6 +143,7 @@ impl CheckJob {
             rules: monitor.rules(),
             request: CheckRequest::for_monitor(monitor),
             cert_expiry_alert_days: monitor.cert_expiry_alert_days(&DEFAULT_CERT_EXPIRY_ALERT_DAYS),
+            maintenance: false,
         }
     }
 
@@ -328,6 +332,10 @@ pub struct CheckResult {
     /// Days before the certificate's expiry at which it is announced (from the job).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cert_expiry_alert_days: Vec<u32>,
+    /// Whether the check came during a maintenance window: stored, shown as `maintenance`,
+    /// counted neither up nor down, and alerting nothing until the window ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub maintenance: bool,
 }
 
 impl CheckResult {
@@ -359,6 +367,7 @@ impl CheckResult {
             rules: job.rules,
             details: CheckDetails::default(),
             cert_expiry_alert_days: job.cert_expiry_alert_days.clone(),
+            maintenance: job.maintenance,
         }
     }
 
@@ -417,6 +426,7 @@ impl CheckResult {
             rules,
             details: CheckDetails::default(),
             cert_expiry_alert_days: Vec::new(),
+            maintenance: false,
         }
     }
 

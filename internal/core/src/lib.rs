@@ -6,6 +6,7 @@
 //! Layout:
 //! - [`monitor`]: a monitor's definition, its defaults and validation, and partial updates.
 //! - [`expected`]: the expected-status language (`200`, `"2xx"`, `"200-299"`).
+//! - [`maintenance`]: maintenance windows, one-off or recurring (RFC 5545), and when they apply.
 //! - [`check`]: jobs, results, error kinds, and the evaluation of a response.
 //! - [`schedule`]: the fixed-rate, spread-out schedule of many monitors.
 //! - [`state`]: the up/down state machine with thresholds, and the transitions that alert.
@@ -17,9 +18,11 @@
 //! - [`watchdog`]: which monitors went unchecked for too long, and the messages about it.
 
 pub mod alert;
+pub mod calendar;
 pub mod check;
 pub mod condition;
 pub mod expected;
+pub mod maintenance;
 pub mod monitor;
 pub mod observation;
 pub mod rollup;
@@ -36,5 +39,5 @@ pub use check::{
 pub use expected::{ExpectedStatus, StatusMatcher};
 pub use monitor::{Monitor, MonitorInput, ValidationError};
 pub use span::{format_span, parse_span};
-pub use state::{MonitorState, MonitorStatus, Transition};
+pub use state::{MonitorState, MonitorStatus, Silenced, Transition};
 pub use webhook::{redact_url, Webhook, WebhookSource, WebhookView};

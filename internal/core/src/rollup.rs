@@ -789,6 +789,7 @@ mod tests {
             rules: StateRules::default(),
             details: Default::default(),
             cert_expiry_alert_days: Vec::new(),
+            maintenance: false,
         }
     }
 

@@ -29,6 +29,10 @@ pub enum MonitorStatus {
     /// no result of it for several intervals (see [`crate::watchdog`]). Its real status is
     /// unknown; nothing alerts on it as a down would.
     Stale,
+    /// Shown only: the newest result came during a maintenance window of the monitor. Checks
+    /// go on and the machine keeps its real state underneath; nothing alerts until the window
+    /// ends, and then the real state decides.
+    Maintenance,
 }
 
 impl MonitorStatus {
@@ -39,6 +43,7 @@ impl MonitorStatus {
             MonitorStatus::Down => "down",
             MonitorStatus::Paused => "paused",
             MonitorStatus::Stale => "stale",
+            MonitorStatus::Maintenance => "maintenance",
         }
     }
 
@@ -49,6 +54,7 @@ impl MonitorStatus {
             "down" => MonitorStatus::Down,
             "paused" => MonitorStatus::Paused,
             "stale" => MonitorStatus::Stale,
+            "maintenance" => MonitorStatus::Maintenance,
             _ => MonitorStatus::Pending,
         }
     }
@@ -89,6 +95,21 @@ pub struct MonitorState {
     /// The certificate of the newest TLS-speaking result, and which expiry alert it got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<CertificateWatch>,
+    /// Whether the newest result came during a maintenance window.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_maintenance: bool,
+    /// The transition a maintenance window kept quiet, owed when the window ends if the real
+    /// state still agrees with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silenced: Option<Silenced>,
+}
+
+/// A transition kept quiet by a maintenance window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Silenced {
+    WentDown,
+    Recovered { down_since: DateTime<Utc> },
 }
 
 /// A monitor's current certificate, as the expiry alerts follow it.
@@ -127,6 +148,8 @@ impl MonitorState {
             status_code: None,
             error: None,
             certificate: None,
+            in_maintenance: false,
+            silenced: None,
         }
     }
 
@@ -158,11 +181,51 @@ impl MonitorState {
                 .is_none_or(|last| result.checked_at > last)
     }
 
-    /// Applies one result and returns the transition it causes, if any.
+    /// Applies one result and returns the transition that alerts, if any.
+    ///
+    /// A result during a maintenance window (`result.maintenance`) moves the machine as any
+    /// other, but its transition is kept quiet: remembered as [`MonitorState::silenced`], and
+    /// cancelled by the opposite one. The first result after the window then owes it: a
+    /// monitor still down then alerts once (at that result), one that came back alerts
+    /// nothing, and a recovery kept quiet is announced if the monitor is still up.
     pub fn apply(&mut self, result: &CheckResult) -> Option<Transition> {
         if !self.accepts(result) {
             return None;
         }
+        let transition = self.step(result);
+        self.in_maintenance = result.maintenance;
+        if result.maintenance {
+            if let Some(t) = transition {
+                // The machine alternates between down and up, so a second transition kept
+                // quiet is the opposite of the first: together they owe nothing.
+                self.silenced = match self.silenced.take() {
+                    Some(_) => None,
+                    None => Some(match t {
+                        Transition::WentDown { .. } => Silenced::WentDown,
+                        Transition::Recovered { down_since, .. } => {
+                            Silenced::Recovered { down_since }
+                        }
+                    }),
+                };
+            }
+            return None;
+        }
+        let Some(owed) = self.silenced.take() else {
+            return transition;
+        };
+        if transition.is_some() {
+            // This result undid what the window kept quiet: nothing to say.
+            return None;
+        }
+        let at = result.checked_at;
+        match owed {
+            Silenced::WentDown => Some(Transition::WentDown { at }),
+            Silenced::Recovered { down_since } => Some(Transition::Recovered { at, down_since }),
+        }
+    }
+
+    /// The state machine's step for one accepted result.
+    fn step(&mut self, result: &CheckResult) -> Option<Transition> {
         let at = result.checked_at;
         self.last_checked = Some(at);
         self.response_time_ms = Some(result.response_time_ms);
@@ -293,6 +356,7 @@ mod tests {
             },
             details: Default::default(),
             cert_expiry_alert_days: Vec::new(),
+            maintenance: false,
         }
     }
 
@@ -521,5 +585,103 @@ mod tests {
             .observe_certificate(&with_cert(0, "a", -48, &[14, 7, 1]))
             .unwrap();
         assert_eq!((alert.threshold_days, alert.days_left), (1, -2));
+    }
+
+    fn during(mut r: CheckResult) -> CheckResult {
+        r.maintenance = true;
+        r
+    }
+
+    #[test]
+    fn a_window_keeps_a_down_quiet_and_the_end_alerts_once_if_still_down() {
+        let id = Uuid::nil();
+        let mut s = MonitorState::new(id);
+        assert_eq!(s.apply(&result(id, 0, true, (1, 1))), None);
+        // Down inside the window: the machine is down, nothing alerts, status shows why.
+        assert_eq!(s.apply(&during(result(id, 10, false, (1, 1)))), None);
+        assert_eq!(s.status, MonitorStatus::Down);
+        assert!(s.in_maintenance);
+        assert_eq!(s.silenced, Some(Silenced::WentDown));
+        assert_eq!(s.apply(&during(result(id, 20, false, (1, 1)))), None);
+        // Still down after it: one down alert, at the first result after the window.
+        assert_eq!(
+            s.apply(&result(id, 30, false, (1, 1))),
+            Some(Transition::WentDown { at: t(30) })
+        );
+        assert!(!s.in_maintenance);
+        assert_eq!(s.silenced, None);
+        assert_eq!(s.apply(&result(id, 40, false, (1, 1))), None, "only once");
+        // And its recovery alerts as usual.
+        assert!(matches!(
+            s.apply(&result(id, 50, true, (1, 1))),
+            Some(Transition::Recovered { .. })
+        ));
+    }
+
+    #[test]
+    fn a_down_and_back_inside_a_window_alerts_nothing() {
+        let id = Uuid::nil();
+        let mut s = MonitorState::new(id);
+        s.apply(&result(id, 0, true, (1, 1)));
+        assert_eq!(s.apply(&during(result(id, 10, false, (1, 1)))), None);
+        assert_eq!(s.apply(&during(result(id, 20, true, (1, 1)))), None);
+        assert_eq!(s.silenced, None, "down then up owes nothing");
+        assert_eq!(s.apply(&result(id, 30, true, (1, 1))), None);
+        // Down in the window, up exactly at its end: nothing either.
+        s.apply(&during(result(id, 40, false, (1, 1))));
+        assert_eq!(s.apply(&result(id, 50, true, (1, 1))), None);
+        assert_eq!(s.status, MonitorStatus::Up);
+    }
+
+    #[test]
+    fn a_window_that_starts_while_down_leaves_the_incident_and_announces_the_recovery_after() {
+        let id = Uuid::nil();
+        let mut s = MonitorState::new(id);
+        s.apply(&result(id, 0, true, (1, 1)));
+        assert!(
+            s.apply(&result(id, 10, false, (1, 1))).is_some(),
+            "down, alerted"
+        );
+        // Recovered during the window: kept quiet.
+        assert_eq!(s.apply(&during(result(id, 20, true, (1, 1)))), None);
+        assert_eq!(s.silenced, Some(Silenced::Recovered { down_since: t(10) }));
+        // Up after the window: the recovery is announced then, with the real downtime start.
+        assert_eq!(
+            s.apply(&result(id, 30, true, (1, 1))),
+            Some(Transition::Recovered {
+                at: t(30),
+                down_since: t(10)
+            })
+        );
+        // Down again in a window and still down after: a new down alert.
+        s.apply(&during(result(id, 40, false, (1, 1))));
+        assert!(matches!(
+            s.apply(&result(id, 50, false, (1, 1))),
+            Some(Transition::WentDown { .. })
+        ));
+    }
+
+    #[test]
+    fn a_new_monitor_down_from_the_start_inside_a_window_alerts_when_it_ends() {
+        let id = Uuid::nil();
+        let mut s = MonitorState::new(id);
+        assert_eq!(s.apply(&during(result(id, 0, false, (2, 1)))), None);
+        assert_eq!(s.apply(&during(result(id, 10, false, (2, 1)))), None);
+        assert_eq!(s.status, MonitorStatus::Down);
+        assert_eq!(
+            s.apply(&result(id, 20, false, (2, 1))),
+            Some(Transition::WentDown { at: t(20) })
+        );
+    }
+
+    #[test]
+    fn states_stored_before_maintenance_existed_still_read() {
+        let s = MonitorState::new(Uuid::nil());
+        let mut stored = serde_json::to_value(&s).unwrap();
+        let map = stored.as_object_mut().unwrap();
+        map.remove("in_maintenance");
+        map.remove("silenced");
+        let read: MonitorState = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, s);
     }
 }

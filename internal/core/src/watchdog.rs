@@ -48,6 +48,15 @@ pub struct Heartbeat {
     /// The monitor's `push://` URL, carried into its results.
     pub url: String,
     pub rules: crate::check::StateRules,
+    /// The maintenance windows that cover the monitor: a heartbeat missed in one is marked.
+    pub windows: Vec<crate::maintenance::Maintenance>,
+}
+
+impl Heartbeat {
+    /// Whether a deadline at `at` falls in one of the monitor's maintenance windows.
+    pub fn in_maintenance(&self, at: chrono::DateTime<chrono::Utc>) -> bool {
+        self.windows.iter().any(|w| w.active_at(at).is_some())
+    }
 }
 
 /// When a push monitor's heartbeat counts as missed, if it does at `now_ms`: the interval plus
@@ -268,6 +277,7 @@ mod tests {
             grace_ms: 30_000,
             url: "push://x".into(),
             rules: Default::default(),
+            windows: Vec::new(),
         };
         // No push yet: counted from `since`.
         assert_eq!(missed_heartbeat(&e, &hb, None, 90_999), None);

@@ -101,6 +101,7 @@ impl Env {
             rules: self.monitor.rules(),
             details: Default::default(),
             cert_expiry_alert_days: Vec::new(),
+            maintenance: false,
         };
         self.store
             .apply_result(&result)

@@ -25,11 +25,13 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use upwatch_bus::{publish_json, Bus, BusError, Topic};
+use upwatch_core::calendar::Calendar;
+use upwatch_core::maintenance::Maintenance;
 use upwatch_core::observation::CheckType;
 use upwatch_core::schedule::{first_slot, Schedule};
 use upwatch_core::watchdog::{Expected, Heartbeat};
 use upwatch_core::{CheckJob, Monitor};
-use upwatch_store::MonitorReader;
+use upwatch_store::{MaintenanceStore, MonitorReader};
 use upwatch_telemetry::{Metrics, TopicLabel};
 use uuid::Uuid;
 
@@ -48,6 +50,10 @@ pub trait MonitorSource: Send + Sync + 'static {
     async fn version(&self) -> Result<i64, String>;
     /// Every monitor, enabled or not.
     async fn monitors(&self) -> Result<Vec<Monitor>, String>;
+    /// Every maintenance window (the checks due in one are marked); none by default.
+    async fn maintenances(&self) -> Result<Vec<Maintenance>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// What the watchdog should expect of the monitors loaded.
@@ -66,6 +72,12 @@ fn expected_set(loaded: &Loaded) -> ExpectedSet {
                         grace_ms: i64::from(m.push_grace_seconds.unwrap_or_default()) * 1000,
                         url: m.url.clone(),
                         rules: m.rules(),
+                        windows: loaded
+                            .calendar
+                            .windows()
+                            .filter(|w| w.covers(m.id, m.group.as_deref()))
+                            .cloned()
+                            .collect(),
                     }),
                 },
             )
@@ -73,17 +85,33 @@ fn expected_set(loaded: &Loaded) -> ExpectedSet {
         .collect()
 }
 
-/// The store as a [`MonitorSource`].
-pub struct StoreMonitors(pub Arc<dyn MonitorReader>);
+/// The store as a [`MonitorSource`]: its monitors and its maintenance windows.
+pub struct StoreMonitors {
+    pub monitors: Arc<dyn MonitorReader>,
+    pub maintenances: Arc<dyn MaintenanceStore>,
+}
 
 #[async_trait]
 impl MonitorSource for StoreMonitors {
     async fn version(&self) -> Result<i64, String> {
-        self.0.monitors_version().await.map_err(|e| error_chain(&e))
+        self.monitors
+            .monitors_version()
+            .await
+            .map_err(|e| error_chain(&e))
     }
 
     async fn monitors(&self) -> Result<Vec<Monitor>, String> {
-        self.0.all_monitors().await.map_err(|e| error_chain(&e))
+        self.monitors
+            .all_monitors()
+            .await
+            .map_err(|e| error_chain(&e))
+    }
+
+    async fn maintenances(&self) -> Result<Vec<Maintenance>, String> {
+        self.maintenances
+            .list_maintenances()
+            .await
+            .map_err(|e| error_chain(&e))
     }
 }
 
@@ -121,6 +149,8 @@ pub struct Scheduler {
 
 struct Loaded {
     monitors: HashMap<Uuid, Monitor>,
+    /// The maintenance windows: a check due in one of its monitor's is marked.
+    calendar: Calendar,
     /// Since when results of each enabled monitor are expected.
     since_ms: HashMap<Uuid, i64>,
     version: Option<i64>,
@@ -133,6 +163,7 @@ impl Scheduler {
         let mut schedule = Schedule::new();
         let mut loaded = Loaded {
             monitors: HashMap::new(),
+            calendar: Calendar::default(),
             since_ms: HashMap::new(),
             version: None,
         };
@@ -182,11 +213,16 @@ impl Scheduler {
                         self.metrics.schedule_missed.inc_by(due.missed);
                         let due_at =
                             DateTime::from_timestamp_millis(due.due_ms).unwrap_or_else(Utc::now);
-                        jobs.push(CheckJob::for_monitor_with(
+                        let mut job = CheckJob::for_monitor_with(
                             monitor,
                             due_at,
                             &self.cert_expiry_alert_days,
-                        ));
+                        );
+                        job.maintenance = loaded
+                            .calendar
+                            .covering(monitor.id, monitor.group.as_deref(), due_at)
+                            .is_some();
+                        jobs.push(job);
                     }
                 }
                 if jobs.len() >= PUBLISH_BATCH || (due.is_none() && !jobs.is_empty()) {
@@ -237,6 +273,13 @@ impl Scheduler {
                 return false;
             }
         };
+        let windows = match self.source.maintenances().await {
+            Ok(w) => w,
+            Err(error) => {
+                tracing::warn!(%error, "cannot load maintenance windows; keeping the current schedule");
+                return false;
+            }
+        };
         let first_load = loaded.version.is_none();
         let mut next = HashMap::with_capacity(monitors.len());
         let mut since = HashMap::with_capacity(monitors.len());
@@ -272,6 +315,7 @@ impl Scheduler {
         );
         self.metrics.monitors_scheduled.set(next.len() as i64);
         loaded.monitors = next;
+        loaded.calendar = Calendar::new(windows);
         loaded.since_ms = since;
         loaded.version = Some(version);
         true

@@ -305,7 +305,7 @@ impl Watchdog {
             let waited = human_duration(chrono::Duration::milliseconds(
                 e.interval_ms + heartbeat.grace_ms,
             ));
-            let result = CheckResult::heartbeat(
+            let mut result = CheckResult::heartbeat(
                 *id,
                 &e.name,
                 &heartbeat.url,
@@ -316,6 +316,7 @@ impl Watchdog {
                     format!("no push within {waited} (the interval plus the grace)"),
                 )),
             );
+            result.maintenance = heartbeat.in_maintenance(at);
             match publish_json(self.results.as_ref(), Topic::Results, *id, &result).await {
                 Ok(()) => {
                     tracing::info!(monitor_id = %id, deadline = %at, "push monitor missed its heartbeat");

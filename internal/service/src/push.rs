@@ -16,7 +16,7 @@ use upwatch_core::check::truncate;
 use upwatch_core::monitor::is_push_token;
 use upwatch_core::observation::CheckType;
 use upwatch_core::{CheckError, CheckResult, ErrorKind};
-use upwatch_store::MonitorReader;
+use upwatch_store::{MaintenanceStore, MonitorReader};
 use uuid::Uuid;
 
 /// Buckets kept before idle ones are forgotten.
@@ -59,6 +59,7 @@ pub enum PushError {
 /// the result.
 pub struct PushService {
     store: Arc<dyn MonitorReader>,
+    windows: Arc<dyn MaintenanceStore>,
     results: Arc<dyn Bus>,
     per_minute: u32,
     buckets: Mutex<HashMap<Uuid, Bucket>>,
@@ -72,9 +73,15 @@ struct Bucket {
 }
 
 impl PushService {
-    pub fn new(store: Arc<dyn MonitorReader>, results: Arc<dyn Bus>, per_minute: u32) -> Self {
+    pub fn new(
+        store: Arc<dyn MonitorReader>,
+        windows: Arc<dyn MaintenanceStore>,
+        results: Arc<dyn Bus>,
+        per_minute: u32,
+    ) -> Self {
         PushService {
             store,
+            windows,
             results,
             per_minute: per_minute.max(1),
             buckets: Mutex::new(HashMap::new()),
@@ -109,7 +116,7 @@ impl PushService {
                 .unwrap_or_else(|| "the job reported that it failed".to_string());
             Err(CheckError::new(ErrorKind::ReportedDown, message))
         };
-        let result = CheckResult::heartbeat(
+        let mut result = CheckResult::heartbeat(
             monitor.id,
             &monitor.name,
             &monitor.url,
@@ -117,6 +124,14 @@ impl PushService {
             now,
             outcome,
         );
+        // A push during one of the monitor's maintenance windows is marked like a check.
+        result.maintenance = self
+            .windows
+            .list_maintenances()
+            .await
+            .map_err(|e| PushError::Unavailable(e.to_string()))?
+            .iter()
+            .any(|w| w.covers(monitor.id, monitor.group.as_deref()) && w.active_at(now).is_some());
         publish_json(self.results.as_ref(), Topic::Results, monitor.id, &result)
             .await
             .map_err(|e| PushError::Unavailable(e.to_string()))?;

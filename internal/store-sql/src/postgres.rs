@@ -45,6 +45,7 @@ use upwatch_core::{
 };
 use uuid::Uuid;
 
+use upwatch_core::maintenance::Maintenance;
 use upwatch_core::rollup::{Cutoffs, Resolution, Rollup, RollupRun};
 
 use crate::script::{self, RollupDeltas, ScriptSql};
@@ -553,6 +554,7 @@ impl ScriptSql for Script<'_> {
         let mut ups = Vec::with_capacity(count);
         let mut error_kinds = Vec::with_capacity(count);
         let mut error_messages = Vec::with_capacity(count);
+        let mut maintenance = Vec::with_capacity(count);
         for r in results {
             monitor_ids.push(r.monitor_id);
             checked_at.push(ms(r.checked_at));
@@ -562,6 +564,7 @@ impl ScriptSql for Script<'_> {
             ups.push(r.status == CheckStatus::Up);
             error_kinds.push(r.error.as_ref().map(|e| e.kind.as_str()));
             error_messages.push(r.error.as_ref().map(|e| text(&e.message)));
+            maintenance.push(r.maintenance);
         }
         // One statement for the whole batch, its columns sent as arrays. The monitors kept
         // are locked against deletion (`FOR KEY SHARE`, in id order) until the commit. A
@@ -571,12 +574,13 @@ impl ScriptSql for Script<'_> {
                  SELECT id FROM monitors WHERE id = ANY($1) ORDER BY id FOR KEY SHARE \
              ) \
              INSERT INTO results \
-             (monitor_id, checked_at, id, response_time_ms, status_code, up, error_kind, error_message) \
+             (monitor_id, checked_at, id, response_time_ms, status_code, up, error_kind, error_message, \
+              maintenance) \
              SELECT r.* FROM UNNEST( \
                  $1::uuid[], $2::timestamptz[], $3::uuid[], $4::integer[], $5::smallint[], \
-                 $6::boolean[], $7::text[], $8::text[] \
+                 $6::boolean[], $7::text[], $8::text[], $9::boolean[] \
              ) AS r (monitor_id, checked_at, id, response_time_ms, status_code, up, \
-                     error_kind, error_message) \
+                     error_kind, error_message, maintenance) \
              WHERE r.monitor_id IN (SELECT id FROM live) \
              ON CONFLICT DO NOTHING \
              RETURNING id",
@@ -589,6 +593,7 @@ impl ScriptSql for Script<'_> {
         .bind(&ups)
         .bind(&error_kinds)
         .bind(&error_messages)
+        .bind(&maintenance)
         .fetch_all(&mut *self.0)
         .await
         .db()?;
@@ -934,8 +939,8 @@ impl HistoryReader for PostgresStore {
         // Built for the bounds given, so that each form gets a plan that reads one range of
         // the results' key backwards.
         let mut sql = QueryBuilder::<Postgres>::new(
-            "SELECT checked_at, id, response_time_ms, status_code, up, error_kind, error_message \
-             FROM results WHERE monitor_id = ",
+            "SELECT checked_at, id, response_time_ms, status_code, up, error_kind, error_message, \
+             maintenance FROM results WHERE monitor_id = ",
         );
         sql.push_bind(monitor_id);
         if let Some(since) = query.since {
@@ -963,11 +968,21 @@ impl HistoryReader for PostgresStore {
             bool,
             Option<String>,
             Option<String>,
+            bool,
         );
         let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await.db()?;
         rows.into_iter()
             .map(
-                |(checked_at, id, response_time_ms, status_code, up, kind, message)| {
+                |(
+                    checked_at,
+                    id,
+                    response_time_ms,
+                    status_code,
+                    up,
+                    kind,
+                    message,
+                    maintenance,
+                )| {
                     let status_code = status_code
                         .map(|c| {
                             u16::try_from(c).map_err(|_| {
@@ -989,6 +1004,7 @@ impl HistoryReader for PostgresStore {
                         response_time_ms: u32_column(response_time_ms, "result response time")?,
                         status_code,
                         error,
+                        maintenance,
                     })
                 },
             )
@@ -1175,6 +1191,89 @@ impl StateStore for PostgresStore {
         let alerts = script::apply_results(&mut Script(&mut tx), results).await?;
         tx.commit().await.db()?;
         Ok(alerts)
+    }
+}
+
+#[async_trait]
+impl MaintenanceStore for PostgresStore {
+    async fn list_maintenances(&self) -> StoreResult<Vec<Maintenance>> {
+        let specs: Vec<(Uuid, String)> =
+            sqlx::query_as("SELECT id, spec::text FROM maintenances ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+        specs
+            .into_iter()
+            .map(|(id, spec)| from_json(&spec, &format!("maintenance {id}")))
+            .collect()
+    }
+
+    async fn get_maintenance(&self, id: Uuid) -> StoreResult<Option<Maintenance>> {
+        let spec: Option<String> =
+            sqlx::query_scalar("SELECT spec::text FROM maintenances WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .db()?;
+        spec.map(|s| from_json(&s, &format!("maintenance {id}")))
+            .transpose()
+    }
+
+    async fn insert_maintenance(&self, maintenance: &Maintenance) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.db()?;
+        let inserted = sqlx::query(
+            "INSERT INTO maintenances (id, spec, created_at, updated_at) \
+             VALUES ($1, $2::jsonb, $3, $4) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(maintenance.id)
+        .bind(to_json(maintenance)?)
+        .bind(ms(maintenance.created_at))
+        .bind(ms(maintenance.updated_at))
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "a maintenance window with id {} already exists",
+                maintenance.id
+            )));
+        }
+        bump_monitors_version(&mut tx, maintenance.id).await?;
+        tx.commit().await.db()?;
+        Ok(())
+    }
+
+    async fn update_maintenance(&self, maintenance: &Maintenance) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.db()?;
+        let updated =
+            sqlx::query("UPDATE maintenances SET spec = $1::jsonb, updated_at = $2 WHERE id = $3")
+                .bind(to_json(maintenance)?)
+                .bind(ms(maintenance.updated_at))
+                .bind(maintenance.id)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        bump_monitors_version(&mut tx, maintenance.id).await?;
+        tx.commit().await.db()?;
+        Ok(true)
+    }
+
+    async fn delete_maintenance(&self, id: Uuid) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.db()?;
+        let deleted = sqlx::query("DELETE FROM maintenances WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if deleted.rows_affected() == 0 {
+            return Ok(false);
+        }
+        bump_monitors_version(&mut tx, id).await?;
+        tx.commit().await.db()?;
+        Ok(true)
     }
 }
 

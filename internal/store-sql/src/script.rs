@@ -143,7 +143,8 @@ async fn record_alert(
 /// in key order, which is also the order in which stores lock rollup rows.
 fn rollup_deltas<'a>(new_results: impl IntoIterator<Item = &'a CheckResult>) -> RollupDeltas {
     let mut deltas: BTreeMap<(Uuid, Resolution, DateTime<Utc>), Rollup> = BTreeMap::new();
-    for result in new_results {
+    // A check during a maintenance window counts neither up nor down, like paused time.
+    for result in new_results.into_iter().filter(|r| !r.maintenance) {
         for (resolution, start) in rollup_keys(result.checked_at) {
             deltas
                 .entry((result.monitor_id, resolution, start))

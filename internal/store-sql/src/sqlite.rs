@@ -29,6 +29,7 @@ use upwatch_core::{
 };
 use uuid::Uuid;
 
+use upwatch_core::maintenance::Maintenance;
 use upwatch_core::rollup::{Cutoffs, Resolution, Rollup, RollupRun};
 
 use crate::script::{self, RollupDeltas, ScriptSql};
@@ -343,7 +344,8 @@ impl ScriptSql for Script<'_> {
             // names those stored.
             let mut sql = QueryBuilder::<Sqlite>::new(
                 "INSERT OR IGNORE INTO results \
-                 (monitor_id, checked_at, id, response_time_ms, status_code, up, error_kind, error_message) \
+                 (monitor_id, checked_at, id, response_time_ms, status_code, up, error_kind, error_message, \
+                  maintenance) \
                  SELECT * FROM (",
             );
             sql.push_values(chunk, |mut row, r| {
@@ -354,7 +356,8 @@ impl ScriptSql for Script<'_> {
                     .push_bind(r.status_code.map(i64::from))
                     .push_bind(r.status == CheckStatus::Up)
                     .push_bind(r.error.as_ref().map(|e| e.kind.as_str().to_string()))
-                    .push_bind(r.error.as_ref().map(|e| e.message.clone()));
+                    .push_bind(r.error.as_ref().map(|e| e.message.clone()))
+                    .push_bind(r.maintenance);
             });
             sql.push(") AS v WHERE v.column1 IN (SELECT id FROM monitors) RETURNING id");
             let ids: Vec<Vec<u8>> = sql
@@ -653,8 +656,8 @@ impl HistoryReader for SqliteStore {
         query: &HistoryQuery,
     ) -> StoreResult<Vec<HistoryEntry>> {
         let mut sql = QueryBuilder::<Sqlite>::new(
-            "SELECT checked_at, id, response_time_ms, status_code, up, error_kind, error_message \
-             FROM results WHERE monitor_id = ",
+            "SELECT checked_at, id, response_time_ms, status_code, up, error_kind, error_message, \
+             maintenance FROM results WHERE monitor_id = ",
         );
         sql.push_bind(monitor_id.as_bytes().to_vec());
         if let Some(since) = query.since {
@@ -682,11 +685,21 @@ impl HistoryReader for SqliteStore {
             bool,
             Option<String>,
             Option<String>,
+            bool,
         );
         let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await.db()?;
         rows.into_iter()
             .map(
-                |(checked_at, id, response_time_ms, status_code, up, kind, message)| {
+                |(
+                    checked_at,
+                    id,
+                    response_time_ms,
+                    status_code,
+                    up,
+                    kind,
+                    message,
+                    maintenance,
+                )| {
                     let id = uuid(&id, "result id")?;
                     let status_code = status_code
                         .map(|c| {
@@ -709,6 +722,7 @@ impl HistoryReader for SqliteStore {
                         response_time_ms: u32_column(response_time_ms, "result response time")?,
                         status_code,
                         error,
+                        maintenance,
                     })
                 },
             )
@@ -895,6 +909,92 @@ impl StateStore for SqliteStore {
         let alerts = script::apply_results(&mut Script(&mut tx), results).await?;
         tx.commit().await.db()?;
         Ok(alerts)
+    }
+}
+
+#[async_trait]
+impl MaintenanceStore for SqliteStore {
+    async fn list_maintenances(&self) -> StoreResult<Vec<Maintenance>> {
+        let specs: Vec<(Vec<u8>, String)> =
+            sqlx::query_as("SELECT id, spec FROM maintenances ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+        specs
+            .into_iter()
+            .map(|(id, spec)| {
+                from_json(
+                    &spec,
+                    &format!("maintenance {}", uuid(&id, "maintenance id")?),
+                )
+            })
+            .collect()
+    }
+
+    async fn get_maintenance(&self, id: Uuid) -> StoreResult<Option<Maintenance>> {
+        let spec: Option<String> = sqlx::query_scalar("SELECT spec FROM maintenances WHERE id = ?")
+            .bind(id.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        spec.map(|s| from_json(&s, &format!("maintenance {id}")))
+            .transpose()
+    }
+
+    async fn insert_maintenance(&self, maintenance: &Maintenance) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO maintenances (id, spec, created_at, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(maintenance.id.as_bytes().as_slice())
+        .bind(to_json(maintenance)?)
+        .bind(ms(maintenance.created_at))
+        .bind(ms(maintenance.updated_at))
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "a maintenance window with id {} already exists",
+                maintenance.id
+            )));
+        }
+        bump_monitors_version(&mut tx).await?;
+        tx.commit().await.db()?;
+        Ok(())
+    }
+
+    async fn update_maintenance(&self, maintenance: &Maintenance) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let updated = sqlx::query("UPDATE maintenances SET spec = ?, updated_at = ? WHERE id = ?")
+            .bind(to_json(maintenance)?)
+            .bind(ms(maintenance.updated_at))
+            .bind(maintenance.id.as_bytes().as_slice())
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        bump_monitors_version(&mut tx).await?;
+        tx.commit().await.db()?;
+        Ok(true)
+    }
+
+    async fn delete_maintenance(&self, id: Uuid) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let deleted = sqlx::query("DELETE FROM maintenances WHERE id = ?")
+            .bind(id.as_bytes().as_slice())
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        if deleted.rows_affected() == 0 {
+            return Ok(false);
+        }
+        bump_monitors_version(&mut tx).await?;
+        tx.commit().await.db()?;
+        Ok(true)
     }
 }
 

@@ -65,6 +65,7 @@ fn down_result(m: &Monitor, at: i64) -> CheckResult {
         rules: m.rules(),
         details: Default::default(),
         cert_expiry_alert_days: Vec::new(),
+        maintenance: false,
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use upwatch_core::maintenance::Maintenance;
 use upwatch_core::rollup::{Cutoffs, RollupRun};
 use upwatch_core::{Alert, CheckResult, Monitor, MonitorState, Webhook};
 use uuid::Uuid;
@@ -237,6 +238,34 @@ impl Outbox for Intercepted {
     async fn pending_deliveries(&self) -> StoreResult<u64> {
         self.call("pending_deliveries", 0)?;
         self.inner.pending_deliveries().await
+    }
+}
+
+#[async_trait]
+impl MaintenanceStore for Intercepted {
+    async fn list_maintenances(&self) -> StoreResult<Vec<Maintenance>> {
+        self.call("list_maintenances", 0)?;
+        self.inner.list_maintenances().await
+    }
+
+    async fn get_maintenance(&self, id: Uuid) -> StoreResult<Option<Maintenance>> {
+        self.call("get_maintenance", 0)?;
+        self.inner.get_maintenance(id).await
+    }
+
+    async fn insert_maintenance(&self, maintenance: &Maintenance) -> StoreResult<()> {
+        self.call("insert_maintenance", 0)?;
+        self.inner.insert_maintenance(maintenance).await
+    }
+
+    async fn update_maintenance(&self, maintenance: &Maintenance) -> StoreResult<bool> {
+        self.call("update_maintenance", 0)?;
+        self.inner.update_maintenance(maintenance).await
+    }
+
+    async fn delete_maintenance(&self, id: Uuid) -> StoreResult<bool> {
+        self.call("delete_maintenance", 0)?;
+        self.inner.delete_maintenance(id).await
     }
 }
 

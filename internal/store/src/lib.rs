@@ -18,6 +18,7 @@ pub mod intercept;
 use async_trait::async_trait;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use upwatch_core::maintenance::Maintenance;
 use upwatch_core::rollup::{
     cover, readable_range, runs, Cutoffs, Resolution, Retention, Rollup, RollupRun,
 };
@@ -74,6 +75,8 @@ pub struct HistoryEntry {
     pub response_time_ms: u32,
     pub status_code: Option<u16>,
     pub error: Option<CheckError>,
+    /// Whether the check came during a maintenance window (left out of the rollups).
+    pub maintenance: bool,
 }
 
 /// One alert waiting to be delivered to one webhook (a row of the outbox).
@@ -291,6 +294,27 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn enable_webhook(&self, id: Uuid) -> StoreResult<bool>;
 }
 
+/// Maintenance windows: planned work during which checks go on but nothing alerts and
+/// uptime does not count. Every change counts as a change of the monitors
+/// ([`MonitorReader::monitors_version`]), so that the scheduler, which marks the checks due in
+/// a window, reloads them within its reload period.
+#[async_trait]
+pub trait MaintenanceStore: Send + Sync + 'static {
+    /// Every window, oldest first.
+    async fn list_maintenances(&self) -> StoreResult<Vec<Maintenance>>;
+
+    async fn get_maintenance(&self, id: Uuid) -> StoreResult<Option<Maintenance>>;
+
+    /// Stores a new window; [`StoreError::Conflict`] when its id exists.
+    async fn insert_maintenance(&self, maintenance: &Maintenance) -> StoreResult<()>;
+
+    /// Replaces a window's settings. Returns false when there is none with its id.
+    async fn update_maintenance(&self, maintenance: &Maintenance) -> StoreResult<bool>;
+
+    /// Returns false when there was none.
+    async fn delete_maintenance(&self, id: Uuid) -> StoreResult<bool>;
+}
+
 /// The delivery outbox: what the dispatcher takes, sends and settles.
 #[async_trait]
 pub trait Outbox: Send + Sync + 'static {
@@ -338,6 +362,7 @@ pub trait Store:
     + StateStore
     + WebhookStore
     + Outbox
+    + MaintenanceStore
     + Reads
     + Send
     + Sync
@@ -356,7 +381,7 @@ impl<T: MonitorReader + HistoryReader + StateReader + ?Sized> Reads for T {}
 /// Every trait of the store, for `use upwatch_store::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        HistoryReader, MonitorReader, MonitorStore, Outbox, Reads, ResultLog, StateReader,
-        StateStore, Store, WebhookStore,
+        HistoryReader, MaintenanceStore, MonitorReader, MonitorStore, Outbox, Reads, ResultLog,
+        StateReader, StateStore, Store, WebhookStore,
     };
 }

@@ -5,7 +5,7 @@
   var body = document.body;
   var page = body.dataset.page;
   var last = Number(body.dataset.since) || 0;
-  var WORDS = { up: "Up", down: "Down", pending: "Pending", paused: "Paused", stale: "Stale" };
+  var WORDS = { up: "Up", down: "Down", pending: "Pending", paused: "Paused", stale: "Stale", maintenance: "Maintenance" };
   var ICONS = { up: "\u2713", down: "\u2715", pending: "\u2026", paused: "\u2016", stale: "?" };
   var RECENT = 60;
 

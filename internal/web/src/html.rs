@@ -642,6 +642,7 @@ pub fn status_badge(status: MonitorStatus) -> Markup {
         MonitorStatus::Pending => ("…", "Pending"),
         MonitorStatus::Paused => ("‖", "Paused"),
         MonitorStatus::Stale => ("?", "Stale"),
+        MonitorStatus::Maintenance => ("⚒", "Maintenance"),
     };
     html! {
         span class={ "status " (status.as_str()) } {
@@ -775,6 +776,7 @@ struct Counts {
     pending: usize,
     paused: usize,
     stale: usize,
+    maintenance: usize,
 }
 
 fn count(statuses: impl Iterator<Item = MonitorStatus>) -> Counts {
@@ -786,6 +788,7 @@ fn count(statuses: impl Iterator<Item = MonitorStatus>) -> Counts {
             MonitorStatus::Pending => c.pending += 1,
             MonitorStatus::Paused => c.paused += 1,
             MonitorStatus::Stale => c.stale += 1,
+            MonitorStatus::Maintenance => c.maintenance += 1,
         }
     }
     c
@@ -798,8 +801,13 @@ fn summary(c: &Counts, total: usize) -> String {
     } else {
         String::new()
     };
+    let maintenance = if c.maintenance > 0 {
+        format!(", {} in maintenance", c.maintenance)
+    } else {
+        String::new()
+    };
     format!(
-        "{}: {} up, {} down, {} pending, {} paused{stale}.",
+        "{}: {} up, {} down, {} pending, {} paused{stale}{maintenance}.",
         plural(total, "monitor"),
         c.up,
         c.down,

@@ -73,6 +73,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let state = ApiState {
         pushes: Some(Arc::new(upwatch_service::PushService::new(
             api_store.clone(),
+            api_store.clone(),
             bus.clone(),
             options.push_max_per_minute.unwrap_or(60),
         ))),
@@ -288,6 +289,7 @@ pub fn result(id: Uuid, at: i64, up: bool) -> CheckResult {
         rules: StateRules::default(),
         details: Default::default(),
         cert_expiry_alert_days: Vec::new(),
+        maintenance: false,
     }
 }
 

@@ -52,6 +52,8 @@ macro_rules! for_each_contract_test {
             apply_results_in_batches_equals_one_by_one,
             insert_monitors_is_all_or_nothing,
             certificate_expiry_alerts_once_without_incident,
+            maintenance_results_are_kept_out_of_uptime_and_alerts,
+            maintenances_crud_and_version,
         );
     };
 }
@@ -121,6 +123,7 @@ pub(super) fn entry(r: &CheckResult) -> HistoryEntry {
         response_time_ms: r.response_time_ms,
         status_code: r.status_code,
         error: r.error.clone(),
+        maintenance: r.maintenance,
     }
 }
 

@@ -451,3 +451,98 @@ pub async fn certificate_expiry_alerts_once_without_incident(store: &dyn Store) 
     assert_eq!(alerts[0].days_left, Some(12));
     assert_eq!(store.pending_deliveries().await.unwrap(), 2);
 }
+
+/// A result during a maintenance window is stored and shown as such, counts in no rollup,
+/// and alerts nothing: its monitor is down underneath, and the first result after the window
+/// that is still down alerts once.
+pub async fn maintenance_results_are_kept_out_of_uptime_and_alerts(store: &dyn Store) {
+    let w = webhook("maintenance", 1);
+    store.upsert_webhook(&w).await.unwrap();
+    let m = monitor("http://127.0.0.1:72/");
+    store.insert_monitor(&m).await.unwrap();
+    let during = |at: i64| {
+        let mut r = result(&m, at, false);
+        r.maintenance = true;
+        r
+    };
+    let results = [result(&m, 10, true), during(20), during(30)];
+    store.insert_results(&results).await.unwrap();
+    assert!(store.apply_results(&results).await.unwrap().is_empty());
+    let state = store.get_state(m.id).await.unwrap().unwrap();
+    assert_eq!(state.status, MonitorStatus::Down, "down underneath");
+    assert!(state.in_maintenance);
+    assert_eq!(store.pending_deliveries().await.unwrap(), 0);
+    let history = store.history(m.id, &query(10)).await.unwrap();
+    assert_eq!(
+        history.iter().map(|e| e.maintenance).collect::<Vec<_>>(),
+        vec![true, true, false],
+        "stored, newest first, marked"
+    );
+    let minute = upwatch_core::rollup::Resolution::Minute;
+    let rollups = store
+        .rollups(
+            &[m.id],
+            &[upwatch_core::rollup::RollupRun {
+                resolution: minute,
+                from: minute.bucket_start(t(0)),
+                to: t(3600),
+            }],
+        )
+        .await
+        .unwrap();
+    let (up, down): (u32, u32) = rollups
+        .iter()
+        .fold((0, 0), |(u, d), r| (u + r.rollup.up, d + r.rollup.down));
+    assert_eq!((up, down), (1, 0), "maintenance counts neither up nor down");
+
+    // Still down after the window: one down alert, with its incident.
+    let after = result(&m, 40, false);
+    store
+        .insert_results(std::slice::from_ref(&after))
+        .await
+        .unwrap();
+    let alerts = store.apply_results(&[after]).await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, AlertKind::Down);
+    assert_eq!(alerts[0].at, t(40));
+    assert_eq!(store.pending_deliveries().await.unwrap(), 1);
+}
+
+/// Maintenance windows are stored whole, listed oldest first, updated and deleted, and every
+/// change counts as a change of the monitors (so the scheduler reloads).
+pub async fn maintenances_crud_and_version(store: &dyn Store) {
+    use upwatch_core::maintenance::{Maintenance, MaintenanceInput};
+    assert!(store.list_maintenances().await.unwrap().is_empty());
+    let input: MaintenanceInput = serde_json::from_value(serde_json::json!({
+        "title": "database upgrade", "all": true,
+        "start": "2026-12-01T02:00:00Z", "end": "2026-12-01T03:00:00Z"
+    }))
+    .unwrap();
+    let a = Maintenance::create(input.clone(), t(0)).unwrap();
+    let b = Maintenance::create(input, t(1)).unwrap();
+    let v0 = store.monitors_version().await.unwrap();
+    store.insert_maintenance(&a).await.unwrap();
+    store.insert_maintenance(&b).await.unwrap();
+    assert!(matches!(
+        store.insert_maintenance(&a).await,
+        Err(crate::StoreError::Conflict(_))
+    ));
+    let v1 = store.monitors_version().await.unwrap();
+    assert!(v1 > v0, "a new window counts as a change");
+    assert_eq!(
+        store.list_maintenances().await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert_eq!(store.get_maintenance(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.get_maintenance(Uuid::now_v7()).await.unwrap(), None);
+
+    let changed = a
+        .apply_patch(&serde_json::json!({"title": "bigger upgrade"}), t(5))
+        .unwrap();
+    assert!(store.update_maintenance(&changed).await.unwrap());
+    assert_eq!(store.get_maintenance(a.id).await.unwrap(), Some(changed));
+    assert!(store.monitors_version().await.unwrap() > v1);
+    assert!(store.delete_maintenance(b.id).await.unwrap());
+    assert!(!store.delete_maintenance(b.id).await.unwrap());
+    assert_eq!(store.list_maintenances().await.unwrap().len(), 1);
+}
