@@ -50,11 +50,17 @@ impl LiveStatus {
 
     /// The state as people see it: the state machine's, except that an enabled monitor the
     /// watchdog marked shows [`MonitorStatus::Stale`] (its last result and error stay, for
-    /// the time of its last result).
+    /// the time of its last result), and one whose newest result came during a maintenance
+    /// window shows [`MonitorStatus::Maintenance`].
     pub fn shown_state(&self) -> MonitorState {
         let mut state = self.state.clone();
-        if self.stale_since.is_some() && state.status != MonitorStatus::Paused {
+        if state.status == MonitorStatus::Paused {
+            return state;
+        }
+        if self.stale_since.is_some() {
             state.status = MonitorStatus::Stale;
+        } else if state.in_maintenance {
+            state.status = MonitorStatus::Maintenance;
         }
         state
     }
