@@ -175,3 +175,152 @@ fn check_runs_other_types_too() {
         "{stdout}"
     );
 }
+
+/// `upwatch serve` on a free port over a fresh SQLite database in `dir`; returns the process
+/// and the API's base URL.
+fn serve_in(dir: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = upwatch()
+        .arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--log-format")
+        .arg("json")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("upwatch.db").display()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("upwatch is running") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server starts");
+    let listen = line
+        .split("\"listen\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    (child, format!("http://{listen}"))
+}
+
+/// Stops a server started by [`serve_in`] as systemd would, and waits for it.
+fn stop(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("upwatch did not stop after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A deploy script starts a maintenance window through a running server's API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_start_opens_a_window_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, api) = serve_in(dir.path());
+    let client = reqwest::Client::new();
+    let monitor: serde_json::Value = client
+        .post(format!("{api}/api/v1/sites"))
+        .json(&serde_json::json!({"url": "http://127.0.0.1:9/", "name": "deployed"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = monitor["id"]
+        .as_str()
+        .expect("the monitor's id")
+        .to_string();
+
+    let out = upwatch()
+        .args(["maintenance", "start", "--monitor", &id, "--for", "30m"])
+        .args(["--title", "Deploy", "--api", &api])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = client
+        .get(format!("{api}/api/v1/maintenances"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{listed}");
+    let window = &items[0];
+    assert_eq!(window["active"], true, "{window}");
+    assert_eq!(window["title"], "Deploy");
+    assert_eq!(window["monitor_ids"], serde_json::json!([id]));
+    let start: chrono::DateTime<chrono::Utc> = window["start"].as_str().unwrap().parse().unwrap();
+    let end: chrono::DateTime<chrono::Utc> = window["end"].as_str().unwrap().parse().unwrap();
+    assert_eq!(end - start, chrono::TimeDelta::minutes(30));
+    assert!(
+        stdout.contains(window["id"].as_str().unwrap())
+            && stdout.contains(window["end"].as_str().unwrap()),
+        "prints the id and the end: {stdout}"
+    );
+
+    // The API refuses an unknown monitor: exit 1 with its reason.
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let out = upwatch()
+        .args([
+            "maintenance",
+            "start",
+            "--monitor",
+            &unknown,
+            "--for",
+            "30m",
+        ])
+        .env("UPWATCH_API_URL", &api)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("monitor_ids") && stderr.contains(&unknown),
+        "{stderr}"
+    );
+
+    // Bad arguments: exit 2, before any request.
+    for args in [
+        vec!["--monitor", id.as_str(), "--for", "soon"],
+        vec!["--for", "30m"],
+        vec!["--monitor", "not-an-id", "--for", "30m"],
+    ] {
+        let out = upwatch()
+            .args(["maintenance", "start"])
+            .args(&args)
+            .args(["--api", &api])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    stop(server);
+}

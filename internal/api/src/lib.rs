@@ -12,7 +12,9 @@
 //!   only routes under `/api/v1` that need no token (README images cannot send one);
 //! - `POST/GET /api/v1/webhooks`, `GET/PATCH/DELETE /api/v1/webhooks/{id}`: alert
 //!   destinations; PATCH renames, moves, enables or disables one; `POST .../{id}/test` sends
-//!   it a test message.
+//!   it a test message;
+//! - `POST/GET /api/v1/maintenances`, `GET/PATCH/DELETE /api/v1/maintenances/{id}`:
+//!   maintenance windows, each shown with whether it is active now and its next occurrence.
 //!
 //! Every error, whatever produced it (a handler, an extractor, routing, authentication or a
 //! panic), is an `application/problem+json` document (RFC 9457) built by [`error::ApiError`].
@@ -29,6 +31,7 @@ mod bulk;
 mod health;
 mod history;
 mod incidents;
+mod maintenances;
 pub mod openapi;
 mod push;
 mod response_times;
@@ -70,6 +73,8 @@ pub struct ApiState {
     pub api_token: Option<secrecy::SecretString>,
     /// Creating, changing and deleting monitors (store, cache and the scheduler's notice).
     pub monitors: upwatch_service::MonitorService,
+    /// Creating, changing and deleting maintenance windows (store and the scheduler's notice).
+    pub maintenances: upwatch_service::MaintenanceService,
     /// Uptime figures, with the one definition and memo the pages share.
     pub stats: Arc<upwatch_service::Stats>,
     /// Largest accepted request body in bytes (default 1 MiB).
@@ -120,6 +125,16 @@ pub fn router(state: ApiState) -> Router {
                 .delete(webhooks::delete),
         )
         .route("/webhooks/{id}/test", post(webhooks::test))
+        .route(
+            "/maintenances",
+            post(maintenances::create).get(maintenances::list),
+        )
+        .route(
+            "/maintenances/{id}",
+            get(maintenances::get)
+                .patch(maintenances::patch)
+                .delete(maintenances::delete),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

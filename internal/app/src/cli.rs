@@ -4,11 +4,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use chrono::{SubsecRound, TimeDelta, Utc};
+use clap::{ArgGroup, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use upwatch_config::{DatabaseUrl, Overrides, Settings};
 use upwatch_core::CheckStatus;
 use upwatch_store_sql::{PostgresStore, SqliteStore};
+use uuid::Uuid;
 
 use crate::{Application, Role};
 
@@ -63,14 +65,15 @@ pub enum Command {
         /// The http(s) URL to check with the default settings (GET, expects 200, 10 s timeout).
         url: String,
     },
-    /// Write every monitor's settings (DATABASE_URL) as YAML, to stdout or to --output.
+    /// Write every monitor's settings and every maintenance window (DATABASE_URL) as YAML, to
+    /// stdout or to --output.
     Export {
         /// The file to write instead of stdout.
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Create or update monitors from a YAML file as `upwatch export` writes it (exit 2 when
-    /// a site is invalid, and then nothing is written).
+    /// Create or update monitors and maintenance windows from a YAML file as `upwatch export`
+    /// writes it (exit 2 when a site or window is invalid, and then nothing is written).
     Import {
         /// The YAML file to apply.
         file: PathBuf,
@@ -78,6 +81,63 @@ pub enum Command {
     /// Print the OpenAPI 3.1 document of the REST API (as served at /api/v1/openapi.json);
     /// `upwatch openapi > docs/openapi.json` refreshes the committed copy.
     Openapi,
+    /// Maintenance windows on a running server, through its REST API.
+    Maintenance {
+        #[command(subcommand)]
+        command: MaintenanceCommand,
+    },
+}
+
+/// What to do with maintenance windows.
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// Start a one-off window now, for a deploy script: checks go on, but nothing alerts and
+    /// the time counts neither up nor down. Prints the window's id and end; exits 1 when the
+    /// API refuses (with its reason), 2 for bad arguments.
+    Start(StartArgs),
+}
+
+/// The window `upwatch maintenance start` creates.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(
+    ArgGroup::new("covers")
+        .required(true)
+        .multiple(true)
+        .args(["monitors", "groups", "all"])
+))]
+pub struct StartArgs {
+    /// A monitor the window covers, by id; repeat for more.
+    #[arg(long = "monitor", value_name = "ID")]
+    pub monitors: Vec<Uuid>,
+    /// A monitor group the window covers; repeat for more.
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// Cover every monitor.
+    #[arg(long)]
+    pub all: bool,
+    /// How long the window lasts from now: `30m`, `2h`, `1d`.
+    #[arg(long = "for", value_name = "SPAN", value_parser = parse_for)]
+    pub duration: TimeDelta,
+    /// The window's title.
+    #[arg(long, default_value = "Maintenance")]
+    pub title: String,
+    /// The server's base URL; the bearer token is UPWATCH_API_TOKEN, when set.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "UPWATCH_API_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub api: String,
+}
+
+/// Reads `--for`: a positive span such as `30m`.
+fn parse_for(text: &str) -> Result<TimeDelta, String> {
+    upwatch_core::span::parse_span(text.trim())
+        .filter(|span| *span > TimeDelta::zero())
+        .ok_or_else(|| {
+            format!("`{text}` is not a span such as `30m`, `2h` or `1d` (a whole number and one of s, m, h, d)")
+        })
 }
 
 impl Command {
@@ -95,7 +155,8 @@ impl Command {
             | Command::Check { .. }
             | Command::Export { .. }
             | Command::Import { .. }
-            | Command::Openapi => return None,
+            | Command::Openapi
+            | Command::Maintenance { .. } => return None,
         })
     }
 }
@@ -108,6 +169,22 @@ pub fn main() -> ExitCode {
     if matches!(cli.command, Command::Openapi) {
         print!("{}", upwatch_api::openapi::pretty());
         return ExitCode::SUCCESS;
+    }
+    // Talks to a running server: needs no configuration of its own.
+    if let Command::Maintenance {
+        command: MaintenanceCommand::Start(args),
+    } = &cli.command
+    {
+        return match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(maintenance_start(args)),
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let overrides = Overrides {
         config_file: cli.config.clone(),
@@ -150,7 +227,7 @@ pub fn main() -> ExitCode {
         Command::Check { url } => runtime.block_on(check(settings, &url)),
         Command::Export { output } => runtime.block_on(export(settings, output.as_deref())),
         Command::Import { file } => runtime.block_on(import(settings, &file)),
-        Command::Openapi => ExitCode::SUCCESS,
+        Command::Openapi | Command::Maintenance { .. } => ExitCode::SUCCESS,
         _ => unreachable!("long-running commands are handled above"),
     }
 }
@@ -229,9 +306,14 @@ async fn import(settings: Settings, file: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match crate::yaml::import(&upwatch_service::MonitorService::offline(store), &text).await {
-        Ok(summary) => {
-            println!("{summary}");
+    let monitors = upwatch_service::MonitorService::offline(store.clone());
+    let maintenances = upwatch_service::MaintenanceService::offline(store);
+    match crate::yaml::import_all(&monitors, &maintenances, &text).await {
+        Ok(imported) => {
+            println!("{}", imported.sites);
+            if imported.maintenances.total() > 0 {
+                println!("maintenance windows: {}", imported.maintenances);
+            }
             ExitCode::SUCCESS
         }
         Err(e @ crate::yaml::ImportError::Store(_)) => {
@@ -243,6 +325,86 @@ async fn import(settings: Settings, file: &Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `upwatch maintenance start`: creates a one-off window from now through the API.
+async fn maintenance_start(args: &StartArgs) -> ExitCode {
+    let now = Utc::now().trunc_subsecs(0);
+    let mut body = serde_json::json!({
+        "title": args.title,
+        "start": now,
+        "end": now + args.duration,
+    });
+    if !args.monitors.is_empty() {
+        body["monitor_ids"] = serde_json::json!(args.monitors);
+    }
+    if !args.groups.is_empty() {
+        body["groups"] = serde_json::json!(args.groups);
+    }
+    if args.all {
+        body["all"] = true.into();
+    }
+    let base = args.api.trim_end_matches('/');
+    let url = format!("{base}/api/v1/maintenances");
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("error: cannot build an HTTP client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut request = client.post(&url).json(&body);
+    if let Some(token) = std::env::var("UPWATCH_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
+        request = request.bearer_auth(token);
+    }
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => {
+            eprintln!(
+                "error: cannot reach the API at {base} (--api or UPWATCH_API_URL): {}",
+                chain(&e)
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        let detail = answer["detail"]
+            .as_str()
+            .map_or_else(|| format!("the API answered {status}"), str::to_string);
+        eprintln!("error: {detail}");
+        return ExitCode::FAILURE;
+    }
+    match (answer["id"].as_str(), answer["end"].as_str()) {
+        (Some(id), Some(end)) => {
+            println!("id:  {id}");
+            println!("end: {end}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("error: the API answered {status} without the window's id and end");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its sources, joined with `: ` (reqwest's own message says little).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
 }
 
 async fn serve(

@@ -33,7 +33,7 @@ use upwatch_cache::{MemoryCache, StatusCache};
 use upwatch_cache_redis::RedisCache;
 use upwatch_config::{DatabaseUrl, Settings};
 use upwatch_core::{redact_url, Webhook, WebhookSource};
-use upwatch_service::{MonitorService, PushService, Stats};
+use upwatch_service::{MaintenanceService, MonitorService, PushService, Stats};
 use upwatch_store::{Store, StoreError};
 use upwatch_store_sql::{PostgresStore, SqliteStore};
 use upwatch_telemetry::Metrics;
@@ -256,6 +256,7 @@ impl Application {
                 let stats = Arc::new(Stats::new(store.clone(), settings.retention));
                 let web = upwatch_web::WebState::start(upwatch_web::WebConfig {
                     store: store.clone(),
+                    maintenances: store.clone(),
                     cache: cache.clone(),
                     stats: stats.clone(),
                     api_document: Arc::new(upwatch_api::openapi::json()),
@@ -272,6 +273,7 @@ impl Application {
                 });
                 upwatch_api::router(ApiState {
                     pushes,
+                    maintenances: MaintenanceService::new(store.clone(), changed.clone()),
                     monitors: MonitorService::new(store.clone(), cache.clone(), changed),
                     stats,
                     store,

@@ -1,22 +1,28 @@
-//! Config as code: every monitor's settings as a YAML file, and that file applied back.
+//! Config as code: every monitor's settings and every maintenance window as a YAML file, and
+//! that file applied back.
 //!
-//! The file is a document `{version: 1, sites: [...]}` whose sites are monitor settings in
-//! the form the API accepts (`MonitorInput`), with a `name`, and without ids or timestamps so
-//! that the file is portable between installations. [`import`] also reads a bare list of
-//! sites.
+//! The file is a document `{version: 1, sites: [...], maintenances: [...]}` whose sites are
+//! monitor settings in the form the API accepts (`MonitorInput`), with a `name`, and without
+//! ids or timestamps so that the file is portable between installations, and whose
+//! maintenances are windows in the form the API accepts (`MaintenanceInput`; a window names
+//! its monitors by id, so `groups` and `all` are what carries over to another installation).
+//! `maintenances` is left out when there is none, and `version` may be left out. [`import`]
+//! also reads a bare list of sites.
 //!
-//! Import validates every site before it writes anything. A site then updates the existing
-//! monitor it matches (the same name and URL, else the same name, else the same URL; each
-//! monitor is matched at most once) or is created; importing the same file twice changes
-//! nothing the second time.
+//! Import validates every site and every window before it writes anything (a window against
+//! the monitors as they will be after the import). A site then updates the existing monitor
+//! it matches (the same name and URL, else the same name, else the same URL; each monitor is
+//! matched at most once) or is created; a window updates the existing window with its title,
+//! or is created. Importing the same file twice changes nothing the second time.
 
 use std::collections::HashMap;
 use std::fmt;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use upwatch_core::maintenance::{Maintenance, MaintenanceInput};
 use upwatch_core::{Monitor, MonitorInput};
-use upwatch_service::MonitorService;
+use upwatch_service::{MaintenanceService, MonitorService, Targets};
 use upwatch_store::{Store, StoreError};
 use uuid::Uuid;
 
@@ -28,18 +34,31 @@ pub const FORMAT_VERSION: u32 = 1;
 struct ExportDocument {
     version: u32,
     sites: Vec<MonitorInput>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    maintenances: Vec<MaintenanceInput>,
 }
 
-/// The file as [`import`] reads it; sites are read one by one to name the one at fault.
+/// The file as [`import`] reads it; sites and windows are read one by one to name the one at
+/// fault.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ImportDocument {
-    version: u32,
+    #[serde(default)]
+    version: Option<u32>,
     #[serde(default)]
     sites: Vec<serde_norway::Value>,
+    #[serde(default)]
+    maintenances: Vec<serde_norway::Value>,
 }
 
-/// What an import did.
+/// What a file holds, not yet read into settings.
+#[derive(Debug, Default)]
+struct Parsed {
+    sites: Vec<serde_norway::Value>,
+    maintenances: Vec<serde_norway::Value>,
+}
+
+/// What an import did to monitors (or to maintenance windows).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Sites that matched no monitor and were created.
@@ -48,6 +67,20 @@ pub struct Summary {
     pub updated: usize,
     /// Existing monitors that already had the file's settings.
     pub unchanged: usize,
+}
+
+impl Summary {
+    /// How many items of the file this counts.
+    pub fn total(&self) -> usize {
+        self.created + self.updated + self.unchanged
+    }
+}
+
+/// What an import did to monitors and to maintenance windows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Imported {
+    pub sites: Summary,
+    pub maintenances: Summary,
 }
 
 impl fmt::Display for Summary {
@@ -74,12 +107,21 @@ pub enum ImportError {
         /// What is wrong, naming the field when one is at fault.
         message: String,
     },
+    /// A maintenance window is not valid; nothing was written.
+    #[error("maintenances[{index}]: {message}")]
+    InvalidMaintenance {
+        /// The position of the window in the file's list, counting from 0.
+        index: usize,
+        /// What is wrong, naming the field when one is at fault.
+        message: String,
+    },
     /// The store failed; sites before the failure may have been written.
     #[error("database error: {0}")]
     Store(#[from] StoreError),
 }
 
-/// Every monitor's settings as a YAML document of [`FORMAT_VERSION`], in creation order.
+/// Every monitor's settings and every maintenance window as a YAML document of
+/// [`FORMAT_VERSION`], each in creation order.
 pub async fn export(store: &dyn Store) -> Result<String, StoreError> {
     let sites = store
         .all_monitors()
@@ -87,11 +129,27 @@ pub async fn export(store: &dyn Store) -> Result<String, StoreError> {
         .iter()
         .map(portable_settings)
         .collect();
+    let maintenances = store
+        .list_maintenances()
+        .await?
+        .iter()
+        .map(portable_window)
+        .collect();
     let document = ExportDocument {
         version: FORMAT_VERSION,
         sites,
+        maintenances,
     };
     Ok(serde_norway::to_string(&document).expect("monitor settings serialize as YAML"))
+}
+
+/// A window's settings without its empty lists and `all: false`, the defaults anyway.
+fn portable_window(window: &Maintenance) -> MaintenanceInput {
+    let mut input = window.to_input();
+    input.monitor_ids = input.monitor_ids.filter(|ids| !ids.is_empty());
+    input.groups = input.groups.filter(|groups| !groups.is_empty());
+    input.all = input.all.filter(|&all| all);
+    input
 }
 
 /// A monitor's settings without its empty collections, `public: false` and
@@ -107,12 +165,27 @@ fn portable_settings(monitor: &Monitor) -> MonitorInput {
     input
 }
 
-/// Applies a sites document (or a bare list of sites) through `monitors`: validates every
-/// site first, then creates the sites that match no monitor and updates the others.
+/// Applies a sites document (or a bare list of sites) through `monitors`, and its
+/// maintenance windows through an offline [`MaintenanceService`] on the same store; returns
+/// what it did to the monitors (see [`import_all`]).
 pub async fn import(monitors: &MonitorService, text: &str) -> Result<Summary, ImportError> {
+    let maintenances = MaintenanceService::offline(monitors.store().clone());
+    Ok(import_all(monitors, &maintenances, text).await?.sites)
+}
+
+/// Applies a sites document (or a bare list of sites): validates every site and every
+/// maintenance window first, then creates the sites that match no monitor and updates the
+/// others, then the same for windows (matched by title).
+pub async fn import_all(
+    monitors: &MonitorService,
+    maintenances: &MaintenanceService,
+    text: &str,
+) -> Result<Imported, ImportError> {
     let store = monitors.store();
     let now = Utc::now();
-    let wanted = parse(text)?
+    let parsed = parse(text)?;
+    let wanted = parsed
+        .sites
         .into_iter()
         .enumerate()
         .map(|(index, value)| validate(index, value, now))
@@ -132,6 +205,14 @@ pub async fn import(monitors: &MonitorService, text: &str) -> Result<Summary, Im
 
     let existing = store.all_monitors().await?;
     let matches = match_existing(&wanted, &existing);
+    let windows = validate_windows(
+        store.as_ref(),
+        parsed.maintenances,
+        after_import(&wanted, &existing, &matches),
+        now,
+    )
+    .await?;
+
     let mut summary = Summary::default();
     for (monitor, matched) in wanted.into_iter().zip(matches) {
         match matched.map(|i| &existing[i]) {
@@ -162,28 +243,146 @@ pub async fn import(monitors: &MonitorService, text: &str) -> Result<Summary, Im
             }
         }
     }
-    Ok(summary)
+
+    let mut windows_summary = Summary::default();
+    for (window, current) in windows {
+        match current {
+            Some(current) if same_settings(&window, &current) => windows_summary.unchanged += 1,
+            Some(_) => {
+                maintenances.replace(&window).await?;
+                windows_summary.updated += 1;
+            }
+            None => {
+                maintenances.insert(&window).await?;
+                windows_summary.created += 1;
+            }
+        }
+    }
+    Ok(Imported {
+        sites: summary,
+        maintenances: windows_summary,
+    })
 }
 
-/// The sites of a document or a bare list, not yet read into settings.
-fn parse(text: &str) -> Result<Vec<serde_norway::Value>, ImportError> {
+/// Whether two versions of a window differ in nothing but their time of change.
+fn same_settings(a: &Maintenance, b: &Maintenance) -> bool {
+    Maintenance {
+        updated_at: b.updated_at,
+        ..a.clone()
+    } == *b
+}
+
+/// What maintenance windows may name once the import is done: every existing monitor (an
+/// import deletes none) with the group the file gives it if it matched a site, and the groups
+/// of the sites that are created.
+fn after_import(wanted: &[Monitor], existing: &[Monitor], matches: &[Option<usize>]) -> Targets {
+    let mut group_of: Vec<Option<&str>> = existing.iter().map(|m| m.group.as_deref()).collect();
+    let mut targets = Targets::default();
+    for (site, matched) in wanted.iter().zip(matches) {
+        match matched {
+            Some(i) => group_of[*i] = site.group.as_deref(),
+            None => {
+                if let Some(group) = &site.group {
+                    targets.add_group(group);
+                }
+            }
+        }
+    }
+    for (monitor, group) in existing.iter().zip(group_of) {
+        targets.add(monitor.id, group);
+    }
+    targets
+}
+
+/// Reads and validates every window of the file (against `targets`), each as a new window or
+/// as the new settings of the existing window with its title; writes nothing.
+async fn validate_windows(
+    store: &dyn Store,
+    values: Vec<serde_norway::Value>,
+    targets: Targets,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<(Maintenance, Option<Maintenance>)>, ImportError> {
+    if values.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inputs = values
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            read_settings::<MaintenanceInput>(value, "a maintenance window's settings")
+                .map_err(|message| ImportError::InvalidMaintenance { index, message })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut first_of_title: HashMap<String, usize> = HashMap::new();
+    for (index, input) in inputs.iter().enumerate() {
+        let title = input
+            .title
+            .as_deref()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if title.is_empty() {
+            continue; // refused with its field below
+        }
+        if let Some(first) = first_of_title.insert(title, index) {
+            return Err(ImportError::InvalidMaintenance {
+                index,
+                message: format!(
+                    "`title` repeats the title of maintenances[{first}]; windows are matched by title, so each needs its own"
+                ),
+            });
+        }
+    }
+    let mut existing: Vec<Option<Maintenance>> = store
+        .list_maintenances()
+        .await?
+        .into_iter()
+        .map(Some)
+        .collect();
+    let mut windows = Vec::with_capacity(inputs.len());
+    for (index, input) in inputs.into_iter().enumerate() {
+        let title = input.title.as_deref().unwrap_or_default().trim();
+        let current = existing
+            .iter_mut()
+            .find(|w| w.as_ref().is_some_and(|w| w.title == title))
+            .and_then(Option::take);
+        let window =
+            MaintenanceService::validate(input, current.as_ref(), &targets, now).map_err(|e| {
+                ImportError::InvalidMaintenance {
+                    index,
+                    message: e.to_string(),
+                }
+            })?;
+        windows.push((window, current));
+    }
+    Ok(windows)
+}
+
+/// The sites and windows of a document, or the sites of a bare list, not yet read into
+/// settings.
+fn parse(text: &str) -> Result<Parsed, ImportError> {
     let value: serde_norway::Value = serde_norway::from_str(text)
         .map_err(|e| ImportError::Format(format!("the file is not valid YAML: {e}")))?;
     match value {
-        serde_norway::Value::Sequence(sites) => Ok(sites),
+        serde_norway::Value::Sequence(sites) => Ok(Parsed {
+            sites,
+            maintenances: Vec::new(),
+        }),
         serde_norway::Value::Mapping(_) => {
             let document: ImportDocument = serde_norway::from_value(value).map_err(|e| {
                 ImportError::Format(format!(
-                    "the file is not a sites document ({e}); expected `version: {FORMAT_VERSION}` and a list of `sites`"
+                    "the file is not a sites document ({e}); expected `version: {FORMAT_VERSION}`, a list of `sites` and one of `maintenances`"
                 ))
             })?;
-            if document.version != FORMAT_VERSION {
+            if let Some(version) = document.version.filter(|&v| v != FORMAT_VERSION) {
                 return Err(ImportError::Format(format!(
-                    "the file has format version {}, and this upwatch reads version {FORMAT_VERSION}",
-                    document.version
+                    "the file has format version {version}, and this upwatch reads version {FORMAT_VERSION}"
                 )));
             }
-            Ok(document.sites)
+            Ok(Parsed {
+                sites: document.sites,
+                maintenances: document.maintenances,
+            })
         }
         _ => Err(ImportError::Format(format!(
             "the file must hold a document with `version: {FORMAT_VERSION}` and `sites`, or a list of sites"
@@ -198,23 +397,29 @@ fn validate(
     now: chrono::DateTime<Utc>,
 ) -> Result<Monitor, ImportError> {
     let invalid = |message: String| ImportError::Invalid { index, message };
-    if !value.is_mapping() {
-        return Err(invalid(
-            "must be a mapping of a site's settings".to_string(),
-        ));
-    }
-    let input: MonitorInput = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.inner().to_string();
-        if path == "." || message.starts_with("unknown field") {
-            invalid(message)
-        } else {
-            invalid(format!("`{path}` is not valid: {message}"))
-        }
-    })?;
+    let input: MonitorInput = read_settings(value, "a site's settings").map_err(invalid)?;
     input
         .into_monitor(Uuid::nil(), now, now)
         .map_err(|e| invalid(e.to_string()))
+}
+
+/// Reads a mapping of settings, or says what is wrong with it, naming the field at fault.
+fn read_settings<T: serde::de::DeserializeOwned>(
+    value: serde_norway::Value,
+    what: &str,
+) -> Result<T, String> {
+    if !value.is_mapping() {
+        return Err(format!("must be a mapping of {what}"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        if path == "." || message.starts_with("unknown field") {
+            message
+        } else {
+            format!("`{path}` is not valid: {message}")
+        }
+    })
 }
 
 /// For each wanted monitor, the index in `existing` of the monitor it updates, if any.
@@ -287,8 +492,51 @@ mod tests {
         assert!(error.to_string().contains("version 2"), "{error}");
         assert!(parse("just text").is_err());
         assert_eq!(
-            parse("- url: http://a.test/\n").expect("a bare list").len(),
+            parse("- url: http://a.test/\n")
+                .expect("a bare list")
+                .sites
+                .len(),
             1
         );
+        let parsed = parse("sites:\n  - url: http://a.test/\nmaintenances:\n  - title: t\n")
+            .expect("a document without a version");
+        assert_eq!((parsed.sites.len(), parsed.maintenances.len()), (1, 1));
+    }
+
+    #[test]
+    fn windows_may_name_the_groups_monitors_have_after_the_import() {
+        let mut existing = [
+            monitor("a", "http://x.test/"),
+            monitor("b", "http://y.test/"),
+        ];
+        existing[0].group = Some("Old".into());
+        existing[1].group = Some("Kept".into());
+        let mut wanted = [
+            monitor("a", "http://x.test/"),
+            monitor("c", "http://z.test/"),
+        ];
+        wanted[0].group = Some("Moved".into());
+        wanted[1].group = Some("New".into());
+        let matches = match_existing(&wanted, &existing);
+        let targets = after_import(&wanted, &existing, &matches);
+        let input = |groups: &[&str]| MaintenanceInput {
+            title: Some("t".into()),
+            groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+            monitor_ids: Some(vec![existing[0].id]),
+            start: Some(Utc::now()),
+            end: Some(Utc::now() + chrono::TimeDelta::hours(1)),
+            ..MaintenanceInput::default()
+        };
+        let now = Utc::now();
+        assert!(MaintenanceService::validate(
+            input(&["Moved", "Kept", "New"]),
+            None,
+            &targets,
+            now
+        )
+        .is_ok());
+        let error = MaintenanceService::validate(input(&["Old"]), None, &targets, now)
+            .expect_err("a group no monitor keeps");
+        assert_eq!(error.field, "groups");
     }
 }

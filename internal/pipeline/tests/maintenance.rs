@@ -21,6 +21,9 @@ use upwatch_core::{
 use upwatch_pipeline::scheduler::{MonitorSource, Scheduler};
 use upwatch_telemetry::Metrics;
 
+/// A job's monitor, due time, and whether its result was marked as in maintenance.
+type Marked = (uuid::Uuid, DateTime<Utc>, bool);
+
 /// Fixed monitors and windows.
 struct Fixed(Vec<Monitor>, Vec<Maintenance>);
 
@@ -100,7 +103,7 @@ async fn a_site_down_inside_a_window_pages_nobody_and_alerts_once_after_it() {
     // `down` holds), its result applied to the live status, and every transition kept.
     let down = Arc::new(AtomicBool::new(false));
     let alerts: Arc<Mutex<Vec<(uuid::Uuid, Transition)>>> = Arc::default();
-    let marked: Arc<Mutex<Vec<(uuid::Uuid, DateTime<Utc>, bool)>>> = Arc::default();
+    let marked: Arc<Mutex<Vec<Marked>>> = Arc::default();
     let worker = {
         let (cache, down, alerts, marked) =
             (cache.clone(), down.clone(), alerts.clone(), marked.clone());

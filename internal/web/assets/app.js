@@ -6,7 +6,8 @@
   var page = body.dataset.page;
   var last = Number(body.dataset.since) || 0;
   var WORDS = { up: "Up", down: "Down", pending: "Pending", paused: "Paused", stale: "Stale", maintenance: "Maintenance" };
-  var ICONS = { up: "\u2713", down: "\u2715", pending: "\u2026", paused: "\u2016", stale: "?" };
+  var ICONS = { up: "\u2713", down: "\u2715", pending: "\u2026", paused: "\u2016", stale: "?", maintenance: "\u2692" };
+  var MAINTENANCE_HEADLINE = "Maintenance in progress";
   var RECENT = 60;
 
   function badge(status) {
@@ -66,11 +67,15 @@
     return change.response_time_ms + " ms";
   }
 
+  // Whether the last batch moved a monitor into or out of maintenance.
+  var maintenanceFlip = false;
+
   function apply(change, news) {
     var el = document.getElementById(change.id);
     if (!el) return;
     var before = el.dataset.status;
     if (before !== change.status) {
+      if (before === "maintenance" || change.status === "maintenance") maintenanceFlip = true;
       el.dataset.status = change.status;
       news.push(change.name + " is now " + (WORDS[change.status] || change.status).toLowerCase());
     }
@@ -90,25 +95,29 @@
   function refreshSummaries() {
     if (page === "dashboard") {
       var rows = document.querySelectorAll("tr[data-status]");
-      var c = { up: 0, down: 0, pending: 0, paused: 0, stale: 0 };
+      var c = { up: 0, down: 0, pending: 0, paused: 0, stale: 0, maintenance: 0 };
       rows.forEach(function (r) { c[r.dataset.status] = (c[r.dataset.status] || 0) + 1; });
       setText(document, "#summary", rows.length + (rows.length === 1 ? " monitor" : " monitors") + ": " +
         c.up + " up, " + c.down + " down, " + c.pending + " pending, " + c.paused + " paused" +
-        (c.stale > 0 ? ", " + c.stale + " stale (not checked lately)" : "") + ".");
+        (c.stale > 0 ? ", " + c.stale + " stale (not checked lately)" : "") +
+        (c.maintenance > 0 ? ", " + c.maintenance + " in maintenance" : "") + ".");
     }
     if (page === "status") {
       var items = document.querySelectorAll("li[data-status]");
-      var down = [], stale = [];
+      var down = [], stale = [], maintenance = 0;
       items.forEach(function (li) {
         var name = li.querySelector(".name").textContent;
         if (li.dataset.status === "down") down.push(name);
         if (li.dataset.status === "stale") stale.push(name);
+        if (li.dataset.status === "maintenance") maintenance++;
       });
       var h = document.getElementById("headline");
       if (!h || !items.length) return;
-      h.dataset.state = down.length ? "down" : "ok";
+      var inMaintenance = down.length === 0 && stale.length === 0 && maintenance > 0;
+      h.dataset.state = down.length ? "down" : inMaintenance ? "maintenance" : "ok";
       h.textContent = down.length === 0 && stale.length === 1 ? stale[0] + " has not been checked lately" :
         down.length === 0 && stale.length > 1 ? stale.length + " systems have not been checked lately: " + stale.join(", ") :
+        inMaintenance ? MAINTENANCE_HEADLINE :
         down.length === 0 ? "All systems operational" :
         down.length === 1 ? down[0] + " is down" :
         down.length === items.length ? "All systems are down" :
@@ -136,6 +145,8 @@
         list.replaceWith(document.adoptNode(freshList));
         var summary = fresh.getElementById("summary");
         if (summary) document.getElementById("summary").replaceWith(document.adoptNode(summary));
+        var windows = document.getElementById("maintenance"), freshWindows = fresh.getElementById("maintenance");
+        if (windows && freshWindows) windows.replaceWith(document.adoptNode(freshWindows));
         if (filter.value) filter.dispatchEvent(new Event("input"));
       } else {
         var main = fresh.getElementById("main");
@@ -154,13 +165,17 @@
 
   function applyBatch(batch) {
     var news = [];
+    maintenanceFlip = false;
     batch.changes.forEach(function (c) { apply(c, news); });
     if (batch.id > last) last = batch.id;
     refreshSummaries();
     if (news.length) document.getElementById("announcer").textContent = news.join(". ") + ".";
     var unknown = batch.changes.some(function (c) { return !document.getElementById(c.id); });
+    // A flip into or out of maintenance: the dashboard reads its list of windows again (the
+    // status page reads everything again on any flip).
     if ((page === "dashboard" || page === "status") &&
-        (batch.monitors_changed || unknown || (page === "status" && news.length))) reloadList();
+        (batch.monitors_changed || unknown || (page === "status" && news.length) ||
+         (page === "dashboard" && maintenanceFlip))) reloadList();
   }
 
   function liveState(text) { setText(document, "#live-state", text); }

@@ -14,7 +14,10 @@ use upwatch_core::observation::CheckType;
 use upwatch_core::{Monitor, MonitorState, MonitorStatus};
 
 use crate::assets;
-use crate::data::{Day, Point, PublicRow, Row, SiteView, StatusView, Uptime, Window};
+use crate::data::{
+    DashboardView, Day, MaintenanceItem, MaintenanceList, Point, PublicRow, Reach, Row, SiteView,
+    StatusView, Uptime, Window, LATER_COUNTED, UPCOMING_DAYS,
+};
 use crate::live::{Tick, RECENT};
 
 /// The heading of monitors without a group when other monitors have one.
@@ -24,6 +27,10 @@ pub const DEFAULT_GROUP: &str = "Other";
 pub const CERT_WARN_DAYS: u32 = 14;
 /// What pages show instead of a push monitor's URL.
 pub const PUSH_TARGET: &str = "push monitor";
+/// The status page's headline when nothing is down and some monitors are in maintenance.
+pub const MAINTENANCE_HEADLINE: &str = "Maintenance in progress";
+/// Monitors named for one maintenance window before the rest are only counted.
+const NAMED: usize = 10;
 
 /// Which page a layout wraps, for the navigation and the script's behaviour.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -114,13 +121,16 @@ pub fn message(title: &str, text: &str, dashboard_nav: bool) -> Markup {
     )
 }
 
-/// `/`: every monitor, grouped.
-pub fn dashboard(rows: &[Row], since: u64) -> Markup {
+/// `/`: every monitor, grouped, after the maintenance under way and coming.
+pub fn dashboard(view: &DashboardView, since: u64) -> Markup {
+    let rows = &view.rows;
     let counts = count(rows.iter().map(|r| r.state.status));
     let groups = grouped(rows, |r| r.monitor.group.as_deref());
     let body = html! {
         h1 { "Monitors" }
         p #summary { (summary(&counts, rows.len())) }
+        // Always there, so that the script can swap it when the list is read again.
+        div #maintenance { (maintenance_section(&view.maintenance, "all monitors", Utc::now())) }
         @if rows.is_empty() {
             p { "No monitors yet. Add one through the API: "
                 code { "POST /api/v1/sites" } " (see the README)." }
@@ -211,11 +221,12 @@ pub fn site(view: &SiteView, since: u64, chart: bool) -> Markup {
                 p.error { "Last error: " (error.kind.as_str()) ": " (error.message) }
             }
         }
+        (maintenance_section(&view.maintenance, "this monitor", Utc::now()))
         @if let Some(path) = push_path(m) { (push_section(m, &path)) }
         section aria-labelledby="days-h" {
             h2 #days-h { "Uptime, last " (view.days.len()) " days" }
             (daily_bar(&view.days))
-            (day_legend())
+            (day_legend(view.days.iter().any(|d| d.maintenance)))
         }
         section aria-labelledby="rt-h" {
             h2 #rt-h { "Response time" }
@@ -419,11 +430,18 @@ pub fn status_page(view: &StatusView, since: u64, dashboard_nav: bool) -> Markup
         .incidents
         .iter()
         .partition(|(i, _)| i.ended_at.is_none());
+    let headline = headline(&view.rows);
+    let state = if counts.down > 0 {
+        "down"
+    } else if headline == MAINTENANCE_HEADLINE {
+        "maintenance"
+    } else {
+        "ok"
+    };
     let body = html! {
         h1 { "Service status" }
-        p #headline .headline data-state=(if counts.down > 0 { "down" } else { "ok" }) {
-            (headline(&view.rows))
-        }
+        p #headline .headline data-state=(state) { (headline) }
+        (maintenance_section(&view.maintenance, "all services", Utc::now()))
         @if view.rows.is_empty() {
             p { "No monitors are on this page yet. Mark a monitor public through the API "
                 "(" code { "PATCH /api/v1/sites/{id}" } " with " code { "{\"public\": true}" } ")." }
@@ -445,7 +463,9 @@ pub fn status_page(view: &StatusView, since: u64, dashboard_nav: bool) -> Markup
                 }
             }
         }
-        @if !view.rows.is_empty() { (day_legend()) }
+        @if !view.rows.is_empty() {
+            (day_legend(view.rows.iter().any(|r| r.days.iter().any(|d| d.maintenance))))
+        }
         @if !past.is_empty() {
             section aria-labelledby="past-h" {
                 h2 #past-h { "Past incidents (7 days)" }
@@ -473,7 +493,8 @@ fn public_row(row: &PublicRow) -> Markup {
     }
 }
 
-/// "All systems operational", or what is down, or else what upwatch has not checked lately.
+/// "All systems operational", or what is down, or else what upwatch has not checked lately,
+/// or else that maintenance is in progress.
 pub fn headline(rows: &[PublicRow]) -> String {
     let named = |status: MonitorStatus| -> Vec<&str> {
         rows.iter()
@@ -491,6 +512,12 @@ pub fn headline(rows: &[PublicRow]) -> String {
             stale.len(),
             stale.join(", ")
         ),
+        0 if rows
+            .iter()
+            .any(|r| r.state.status == MonitorStatus::Maintenance) =>
+        {
+            MAINTENANCE_HEADLINE.to_string()
+        }
         0 => "All systems operational".to_string(),
         1 => format!("{} is down", down[0]),
         n if n == rows.len() => "All systems are down".to_string(),
@@ -634,6 +661,83 @@ impl Expiry {
     }
 }
 
+/// The maintenance under way and starting within [`UPCOMING_DAYS`] days; nothing when there is
+/// none. `everything` names what a window covering every monitor the page shows affects.
+pub fn maintenance_section(list: &MaintenanceList, everything: &str, now: DateTime<Utc>) -> Markup {
+    html! {
+        @if !list.is_empty() {
+            section.maintenance aria-labelledby="maint-h" {
+                h2 #maint-h { "Maintenance" }
+                @if !list.ongoing.is_empty() {
+                    h3 { "In progress" }
+                    ul.windows { @for item in &list.ongoing {
+                        li.window.ongoing data-id=(item.id) {
+                            strong.title { span.icon aria-hidden="true" { "⚒" } (item.title) }
+                            " until " (time(item.occurrence.end))
+                            " (ends in " (duration(item.occurrence.end - now)) ")"
+                            (window_details(item, everything))
+                        }
+                    } }
+                }
+                @if !list.upcoming.is_empty() {
+                    h3 { "Upcoming (next " (UPCOMING_DAYS) " days)" }
+                    ul.windows { @for item in &list.upcoming {
+                        li.window.upcoming data-id=(item.id) {
+                            strong.title { (item.title) }
+                            " " (time_span(item.occurrence.start, item.occurrence.end))
+                            " (in " (duration(item.occurrence.start - now)) ")"
+                            @if item.later >= LATER_COUNTED {
+                                ", then " (LATER_COUNTED) " or more times"
+                            } @else if item.later > 0 {
+                                ", then " (plural(item.later, "more time"))
+                            }
+                            (window_details(item, everything))
+                        }
+                    } }
+                }
+            }
+        }
+    }
+}
+
+/// What a listed window affects, and its description.
+fn window_details(item: &MaintenanceItem, everything: &str) -> Markup {
+    html! {
+        @match &item.reach {
+            Reach::Everything => { span.reach { "Affects " (everything) "." } },
+            Reach::Names(names) if names.is_empty() => {
+                span.reach { "Affects no monitor at present." }
+            },
+            Reach::Names(names) => {
+                span.reach {
+                    "Affects " (names.iter().take(NAMED).cloned().collect::<Vec<_>>().join(", "))
+                    @if names.len() > NAMED { " and " (names.len() - NAMED) " more" }
+                    "."
+                }
+            },
+            Reach::Unstated => {},
+        }
+        @if let Some(description) = &item.description {
+            p.description { (description) }
+        }
+    }
+}
+
+/// `2026-05-03 02:00–04:00 UTC`, with the end's date when it is another day.
+fn time_span(start: DateTime<Utc>, end: DateTime<Utc>) -> Markup {
+    let end_format = if start.date_naive() == end.date_naive() {
+        "%H:%M"
+    } else {
+        "%Y-%m-%d %H:%M"
+    };
+    html! {
+        time datetime=(start.to_rfc3339()) { (start.format("%Y-%m-%d %H:%M")) }
+        "–"
+        time datetime=(end.to_rfc3339()) { (end.format(end_format)) }
+        " UTC"
+    }
+}
+
 /// The icon and word of a status.
 pub fn status_badge(status: MonitorStatus) -> Markup {
     let (icon, word) = match status {
@@ -675,9 +779,12 @@ pub fn recent_bar(ticks: &[Tick]) -> Markup {
     bar(&slots, &label, "recent")
 }
 
-/// The daily bar: one slot per day, shaded by its share of failed checks, grey without data.
+/// The daily bar: one slot per day, shaded by its share of failed checks, grey without data,
+/// with a mark on top of the days a maintenance window occurred on.
 pub fn daily_bar(days: &[Day]) -> Markup {
     let slots: Vec<char> = days.iter().map(|d| day_class(d.uptime())).collect();
+    let marks: Vec<bool> = days.iter().map(|d| d.maintenance).collect();
+    let marked = marks.iter().filter(|&&m| m).count();
     let (mut up, mut down) = (0u64, 0u64);
     for d in days {
         up += u64::from(d.up);
@@ -685,7 +792,7 @@ pub fn daily_bar(days: &[Day]) -> Markup {
     }
     let with_down = slots.iter().filter(|&&c| c == 'w' || c == 'd').count();
     let no_data = slots.iter().filter(|&&c| c == 'n').count();
-    let label = if up + down == 0 {
+    let mut label = if up + down == 0 {
         format!("{} days: no checks yet", days.len())
     } else {
         format!(
@@ -696,7 +803,10 @@ pub fn daily_bar(days: &[Day]) -> Markup {
             no_data
         )
     };
-    bar(&slots, &label, "days")
+    if marked > 0 {
+        let _ = write!(label, "; {} with maintenance", plural(marked, "day"));
+    }
+    marked_bar(&slots, &marks, &label, "days")
 }
 
 /// `u` all up, `w` under 1% failed, `d` more, `n` no checks.
@@ -709,13 +819,14 @@ fn day_class(uptime: Option<f64>) -> char {
     }
 }
 
-fn day_legend() -> Markup {
+fn day_legend(maintenance: bool) -> Markup {
     html! {
         p.legend.muted {
             span.key.u { "no downtime" } " "
             span.key.w { "under 1% failed checks" } " "
             span.key.d { "1% or more failed" } " "
             span.key.n { "no data" }
+            @if maintenance { " " span.key.m { "maintenance" } }
         }
     }
 }
@@ -725,7 +836,27 @@ fn day_legend() -> Markup {
 /// Every run is a whole number of slots long, so the dashes line up whether the dash pattern
 /// restarts at each subpath or not.
 fn bar(slots: &[char], label: &str, kind: &str) -> Markup {
+    marked_bar(slots, &[], label, kind)
+}
+
+/// [`bar`], with a band along the top of each slot whose mark is set (class `m`, titled
+/// "maintenance"), drawn over the slots in the same way.
+fn marked_bar(slots: &[char], marks: &[bool], label: &str, kind: &str) -> Markup {
     let width = slots.len().max(1) * 4;
+    let mut marked = String::new();
+    let mut i = 0;
+    while i < marks.len() {
+        if !marks[i] {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < marks.len() && marks[j] {
+            j += 1;
+        }
+        let _ = write!(marked, "M{} 2h{}", i * 4, (j - i) * 4);
+        i = j;
+    }
     let mut paths: BTreeMap<char, String> = BTreeMap::new();
     let mut i = 0;
     while i < slots.len() {
@@ -743,6 +874,9 @@ fn bar(slots: &[char], label: &str, kind: &str) -> Markup {
             role="img" aria-label=(label) {
             @for (class, d) in &paths {
                 path class=(class) d=(d) {}
+            }
+            @if !marked.is_empty() {
+                path class="m" d=(marked) { title { "maintenance" } }
             }
         }
     }
@@ -1051,6 +1185,65 @@ mod tests {
         assert_eq!(alert_days(&[1]), "1 day before expiry");
         assert_eq!(alert_days(&[7, 30, 7]), "30 and 7 days before expiry");
         assert_eq!(alert_days(&[1, 14, 7]), "14, 7 and 1 days before expiry");
+    }
+
+    #[test]
+    fn days_with_maintenance_carry_a_titled_band() {
+        let markup = marked_bar(
+            &['u', 'u', 'n', 'd'],
+            &[false, true, true, false],
+            "x",
+            "days",
+        )
+        .into_string();
+        assert!(
+            markup
+                .ends_with(r#"<path class="m" d="M4 2h8"><title>maintenance</title></path></svg>"#),
+            "{markup}"
+        );
+        assert!(!bar(&['u'], "x", "days")
+            .into_string()
+            .contains("class=\"m\""));
+        let day = |maintenance: bool| Day {
+            start: Utc::now(),
+            up: 1,
+            down: 0,
+            maintenance,
+        };
+        let label = daily_bar(&[day(true), day(false), day(true)]).into_string();
+        assert!(
+            label.contains("3 days: 100% uptime; 0 days with downtime, 0 without data; 2 days with maintenance"),
+            "{label}"
+        );
+    }
+
+    #[test]
+    fn the_headline_puts_down_before_stale_before_maintenance() {
+        let row = |name: &str, status: MonitorStatus| {
+            let mut state = MonitorState::new(uuid::Uuid::now_v7());
+            state.status = status;
+            PublicRow {
+                id: state.monitor_id,
+                name: name.into(),
+                group: None,
+                state,
+                days: Vec::new(),
+            }
+        };
+        let up = row("Web", MonitorStatus::Up);
+        let works = row("Db", MonitorStatus::Maintenance);
+        assert_eq!(headline(&[up.clone(), works.clone()]), MAINTENANCE_HEADLINE);
+        assert_eq!(
+            headline(std::slice::from_ref(&up)),
+            "All systems operational"
+        );
+        let stale = row("Api", MonitorStatus::Stale);
+        assert_eq!(
+            headline(&[up.clone(), works.clone(), stale]),
+            "Api has not been checked lately"
+        );
+        let down = row("Shop", MonitorStatus::Down);
+        assert_eq!(headline(&[up, works, down]), "Shop is down");
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! - `/status`: the public status page, monitors marked `public` only, without URLs or
 //!   settings; it reads completely without JavaScript.
 //!
+//! Each page lists the maintenance windows under way and those starting within 7 days (the
+//! status page only those covering a public monitor, naming public monitors only; a monitor's
+//! page those covering it), and the daily bars mark the days a covering window occurred on.
+//!
 //! A push monitor's `push://` URL holds the token that lets anyone report for it: no page and
 //! no live update shows it, and only the monitor's own page shows its push path.
 //!
@@ -47,7 +51,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use upwatch_cache::StatusCache;
-use upwatch_store::Reads;
+use upwatch_store::{MaintenanceStore, Reads};
 use uuid::Uuid;
 
 use crate::data::{Data, Window};
@@ -69,6 +73,9 @@ pub struct WebState {
 /// How a [`WebState`] is made.
 pub struct WebConfig {
     pub store: Arc<dyn Reads>,
+    /// Maintenance windows, listed on the pages and marked on the daily bars. The pages only
+    /// read them (`list_maintenances`); usually the same store as `store`.
+    pub maintenances: Arc<dyn MaintenanceStore>,
     pub cache: Arc<dyn StatusCache>,
     /// Uptime figures: the API's, so that the pages show the same ones.
     pub stats: Arc<upwatch_service::Stats>,
@@ -86,7 +93,10 @@ impl WebState {
         let live = Live::new(config.store.clone(), config.cache.clone());
         tokio::spawn(live.clone().run(config.stop.clone()));
         WebState {
-            data: Arc::new(Data::new(config.store, config.cache, config.stats, live)),
+            data: Arc::new(
+                Data::new(config.store, config.cache, config.stats, live)
+                    .with_maintenances(config.maintenances),
+            ),
             dashboard: config.dashboard,
             api_document: config.api_document,
             stop: config.stop,
@@ -190,7 +200,7 @@ async fn dashboard(State(state): State<WebState>) -> Response {
     }
     let since = state.live().last_id();
     match state.data.dashboard().await {
-        Ok(rows) => page(StatusCode::OK, html::dashboard(&rows, since)),
+        Ok(view) => page(StatusCode::OK, html::dashboard(&view, since)),
         Err(error) => unavailable(&error, true),
     }
 }

@@ -8,6 +8,7 @@ use chrono::{TimeDelta, Utc};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use upwatch_cache::{LiveStatus, MemoryCache, StaleMark, StatusCache};
+use upwatch_core::maintenance::{Maintenance, MaintenanceInput};
 use upwatch_core::observation::{CheckType, DnsQuery, DnsQueryType};
 use upwatch_core::state::CertificateWatch;
 use upwatch_core::{CheckError, CheckResult, ErrorKind, Monitor, MonitorInput, MonitorState};
@@ -39,6 +40,7 @@ async fn serve(dashboard: bool) -> Server {
     let stop = CancellationToken::new();
     let state = WebState::start(WebConfig {
         store: store.clone(),
+        maintenances: store.clone(),
         cache: cache.clone(),
         stats: Arc::new(upwatch_service::Stats::new(
             store.clone(),
@@ -167,7 +169,13 @@ impl Server {
 
     /// Records a check of `monitor` in the store and the cache, as the pipeline would.
     async fn check(&self, monitor: &Monitor, up: bool) {
-        let result = CheckResult::simulated(monitor, Utc::now(), up, 42);
+        self.record(monitor, up, false).await;
+    }
+
+    /// [`Server::check`], for a check that came during a maintenance window or not.
+    async fn record(&self, monitor: &Monitor, up: bool, maintenance: bool) {
+        let mut result = CheckResult::simulated(monitor, Utc::now(), up, 42);
+        result.maintenance = maintenance;
         self.store
             .insert_results(std::slice::from_ref(&result))
             .await
@@ -176,6 +184,14 @@ impl Server {
         let mut entry = self.cache.get(monitor.id).await.unwrap().unwrap();
         entry.state.apply(&result);
         self.cache.put(&entry).await.unwrap();
+    }
+
+    /// Stores a maintenance window made from `input`, as the API would.
+    async fn maintenance(&self, input: serde_json::Value) -> Maintenance {
+        let input: MaintenanceInput = serde_json::from_value(input).unwrap();
+        let window = Maintenance::create(input, Utc::now()).unwrap();
+        self.store.insert_maintenance(&window).await.unwrap();
+        window
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
@@ -847,4 +863,263 @@ async fn a_push_token_shows_on_its_monitors_page_only() {
         assert!(!text.contains(&k.token), "the push token is live: {text}");
         assert!(!text.contains("push://"), "{text}");
     }
+}
+
+/// The element of `html` that starts with `start`, up to the first `end` after it.
+fn element<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let from = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {html}"));
+    let to = from + html[from..].find(end).unwrap() + end.len();
+    &html[from..to]
+}
+
+#[tokio::test]
+async fn the_status_page_lists_the_maintenance_of_public_monitors_only() {
+    let server = serve(true).await;
+    let shop = server.monitor("Checkout", true, Some("Shop")).await;
+    let blog = server.monitor("Blog", true, None).await;
+    let admin = server.monitor("Admin panel", false, None).await;
+    for m in [&shop, &blog, &admin] {
+        server.check(m, true).await;
+    }
+    let now = Utc::now();
+    let (h, d, min) = (TimeDelta::hours, TimeDelta::days, TimeDelta::minutes);
+    let ongoing = server
+        .maintenance(serde_json::json!({
+            "title": "Database <upgrade>",
+            "description": "Replicas first & then the primary.",
+            "monitor_ids": [shop.id],
+            "start": now - h(1), "end": now + h(2),
+        }))
+        .await;
+    let upcoming = server
+        .maintenance(serde_json::json!({
+            "title": "Network work", "description": "New switches.", "groups": ["Shop"],
+            "start": now + d(2) + min(5), "end": now + d(2) + min(65),
+        }))
+        .await;
+    server
+        .maintenance(serde_json::json!({
+            "title": "Data centre move", "all": true,
+            "start": now + d(3), "end": now + d(3) + h(4),
+        }))
+        .await;
+    server
+        .maintenance(serde_json::json!({
+            "title": "Admin rebuild", "description": "Internal only.",
+            "monitor_ids": [admin.id], "start": now - h(1), "end": now + h(1),
+        }))
+        .await;
+    server
+        .maintenance(serde_json::json!({
+            "title": "Next month", "all": true, "start": now + d(20), "end": now + d(21),
+        }))
+        .await;
+
+    let html = server.text("/status").await;
+    let section = element(&html, r#"<section class="maintenance""#, "</section>");
+    // The window under way: title and description, escaped, and until when.
+    let on = element(
+        section,
+        &format!(r#"<li class="window ongoing" data-id="{}">"#, ongoing.id),
+        "</li>",
+    );
+    assert!(on.contains("Database &lt;upgrade&gt;"), "{on}");
+    assert!(
+        on.contains("Replicas first &amp; then the primary."),
+        "{on}"
+    );
+    let until = ongoing_end(&ongoing)
+        .format("%Y-%m-%d %H:%M UTC")
+        .to_string();
+    assert!(
+        on.contains(" until <time datetime=") && on.contains(&until),
+        "{on}"
+    );
+    assert!(on.contains("Affects Checkout."), "{on}");
+    assert!(!html.contains("<upgrade>"), "a title is not escaped");
+    // The one coming: its times in UTC and how soon.
+    assert!(section.contains("Upcoming (next 7 days)"), "{section}");
+    let next = element(
+        section,
+        &format!(r#"<li class="window upcoming" data-id="{}">"#, upcoming.id),
+        "</li>",
+    );
+    assert!(
+        next.contains("Network work") && next.contains("New switches."),
+        "{next}"
+    );
+    assert!(next.contains(" UTC (in 2 d 0 h)"), "{next}");
+    assert!(next.contains("Affects Checkout."), "{next}");
+    assert!(
+        section.contains("Data centre move") && section.contains("Affects all services."),
+        "{section}"
+    );
+    // Nothing of a window of private monitors only, nor of one beyond the week.
+    for hidden in [
+        "Admin rebuild",
+        "Internal only.",
+        "Admin panel",
+        "Next month",
+    ] {
+        assert!(
+            !html.contains(hidden),
+            "{hidden} is on the status page: {html}"
+        );
+    }
+    // The bars: today had maintenance of Checkout, not of Blog.
+    let checkout = element(&html, &format!(r#"<li id="{}""#, shop.id), "</li>");
+    assert!(checkout.contains(r#"<path class="m" d="#), "{checkout}");
+    assert!(
+        checkout.contains("<title>maintenance</title>"),
+        "{checkout}"
+    );
+    assert!(checkout.contains(" with maintenance\""), "{checkout}");
+    let blog_item = element(&html, &format!(r#"<li id="{}""#, blog.id), "</li>");
+    assert!(!blog_item.contains("class=\"m\""), "{blog_item}");
+    assert!(html.contains(r#"<span class="key m">maintenance</span>"#));
+    assert!(
+        html.contains("All systems operational"),
+        "no result came during the window yet"
+    );
+
+    // A check during the window: the monitor shows maintenance, and so does the headline.
+    server.record(&shop, true, true).await;
+    let html = server.text("/status").await;
+    assert!(
+        html.contains(r#"data-state="maintenance">Maintenance in progress</p>"#),
+        "{html}"
+    );
+    let checkout = element(&html, &format!(r#"<li id="{}""#, shop.id), "</li>");
+    assert!(
+        checkout.contains(r#"data-status="maintenance""#)
+            && checkout.contains(">Maintenance</span>"),
+        "{checkout}"
+    );
+    // Something down still comes first.
+    server.check(&blog, false).await;
+    assert!(server.text("/status").await.contains("Blog is down"));
+
+    // The dashboard lists every window, naming any monitor.
+    let dashboard = server.text("/").await;
+    let section = element(&dashboard, r#"<div id="maintenance">"#, "</section>");
+    for shown in [
+        "Admin rebuild",
+        "Affects Admin panel.",
+        "Database &lt;upgrade&gt;",
+        "Affects all monitors.",
+    ] {
+        assert!(section.contains(shown), "{shown}: {section}");
+    }
+    assert!(!section.contains("Next month"));
+    assert!(
+        dashboard.contains("3 monitors: 1 up, 1 down, 0 pending, 0 paused, 1 in maintenance."),
+        "{dashboard}"
+    );
+}
+
+fn ongoing_end(window: &Maintenance) -> chrono::DateTime<Utc> {
+    window
+        .active_at(Utc::now())
+        .expect("the window is under way")
+        .end
+}
+
+#[tokio::test]
+async fn a_monitors_page_lists_the_windows_that_cover_it_and_marks_its_days() {
+    let server = serve(true).await;
+    let api = server.monitor("Api", false, Some("Backend")).await;
+    let web = server.monitor("Web", false, None).await;
+    let now = Utc::now();
+    let (h, d, min) = (TimeDelta::hours, TimeDelta::days, TimeDelta::minutes);
+    server
+        .maintenance(serde_json::json!({
+            "title": "Old migration", "groups": ["Backend"],
+            "start": now - d(3), "end": now - d(3) + h(1),
+        }))
+        .await;
+    server
+        .maintenance(serde_json::json!({
+            "title": "Kernel patch", "description": "Rolling restarts.", "groups": ["Backend"],
+            "start": now - min(10), "end": now + min(50),
+        }))
+        .await;
+    server
+        .maintenance(serde_json::json!({
+            "title": "Certificate rotation", "monitor_ids": [api.id],
+            "start": now + d(1), "end": now + d(1) + min(30),
+        }))
+        .await;
+    server
+        .maintenance(serde_json::json!({
+            "title": "Web only", "monitor_ids": [web.id],
+            "start": now + h(5), "end": now + h(6),
+        }))
+        .await;
+
+    let page = server.text(&format!("/sites/{}", api.id)).await;
+    let section = element(&page, r#"<section class="maintenance""#, "</section>");
+    assert!(
+        section.contains("In progress") && section.contains("Kernel patch"),
+        "{section}"
+    );
+    assert!(section.contains("Rolling restarts."), "{section}");
+    assert!(
+        section.contains("Certificate rotation") && section.contains("(in 23 h "),
+        "{section}"
+    );
+    assert!(
+        !section.contains("Web only") && !section.contains("Old migration"),
+        "{section}"
+    );
+    assert!(
+        !section.contains("Affects"),
+        "the page is about this monitor: {section}"
+    );
+    let bar = element(&page, r#"<svg class="bar days""#, "</svg>");
+    assert!(
+        bar.contains(r#"<path class="m" d="#) && bar.contains("<title>maintenance</title>"),
+        "{bar}"
+    );
+    assert!(bar.contains(" with maintenance\""), "{bar}");
+
+    let page = server.text(&format!("/sites/{}", web.id)).await;
+    let section = element(&page, r#"<section class="maintenance""#, "</section>");
+    assert!(
+        section.contains("Web only") && !section.contains("Kernel patch"),
+        "{section}"
+    );
+    assert!(!section.contains("In progress"), "{section}");
+    let bar = element(&page, r#"<svg class="bar days""#, "</svg>");
+    assert!(!bar.contains("class=\"m\""), "{bar}");
+    assert!(!page.contains(r#"<span class="key m">"#));
+}
+
+#[tokio::test]
+async fn a_check_during_maintenance_flips_the_live_status_both_ways() {
+    let server = serve(true).await;
+    let m = server.monitor("Shop", true, None).await;
+    server.check(&m, true).await;
+    server.get("/status").await;
+    server.seen_live(&[&m]).await;
+
+    let mut public = server.get("/status/events").await.bytes_stream();
+    let mut dashboard = server.get("/events").await.bytes_stream();
+    let (mut p_buf, mut d_buf) = (String::new(), String::new());
+    server.record(&m, false, true).await;
+    next_event(&mut public, &mut p_buf, |_, v| {
+        has_status(v, m.id, "maintenance")
+    })
+    .await;
+    next_event(&mut dashboard, &mut d_buf, |_, v| {
+        has_status(v, m.id, "maintenance")
+    })
+    .await;
+    let polled = server.text("/status/updates?since=1").await;
+    assert!(polled.contains(r#""status":"maintenance""#), "{polled}");
+
+    server.check(&m, true).await;
+    next_event(&mut public, &mut p_buf, |_, v| has_status(v, m.id, "up")).await;
+    next_event(&mut dashboard, &mut d_buf, |_, v| has_status(v, m.id, "up")).await;
 }

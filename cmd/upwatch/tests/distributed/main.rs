@@ -6,4 +6,5 @@ mod check_types;
 mod faults;
 mod fleet;
 mod flow;
+mod maintenance;
 mod watchdog;

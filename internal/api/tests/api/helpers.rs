@@ -77,6 +77,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             bus.clone(),
             options.push_max_per_minute.unwrap_or(60),
         ))),
+        maintenances: upwatch_service::MaintenanceService::new(
+            api_store.clone(),
+            monitors_changed.clone(),
+        ),
         monitors: upwatch_service::MonitorService::new(
             api_store.clone(),
             cache.clone(),

@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod history;
 mod incidents;
+mod maintenances;
 mod openapi;
 mod response_times;
 mod sites;

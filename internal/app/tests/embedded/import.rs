@@ -271,3 +271,148 @@ async fn export_then_import_keeps_every_check_type_and_the_push_token() {
     assert_eq!(imported.push_url, push.push_url, "the push token survives");
     assert_eq!(export(&target).await.unwrap(), text);
 }
+
+/// Maintenance windows travel with the sites: exported after them, created on import when no
+/// window has their title, updated when one has, and validated with the sites before anything
+/// is written.
+#[tokio::test]
+async fn maintenance_windows_round_trip_and_are_matched_by_title() {
+    use upwatch_app::yaml::import_all;
+    use upwatch_core::maintenance::{Maintenance, MaintenanceInput};
+    use upwatch_service::MaintenanceService;
+
+    let (source, _source_dir) = fresh_store().await;
+    seed(&source).await;
+    let grouped = Monitor::create(
+        MonitorInput {
+            name: Some("checkout".into()),
+            group: Some("Shop".into()),
+            ..MonitorInput::for_url("https://shop.example.com/")
+        },
+        Utc::now(),
+    )
+    .expect("a valid monitor");
+    source.insert_monitor(&grouped).await.expect("the insert");
+    let windows: Vec<MaintenanceInput> = serde_json::from_value(serde_json::json!([
+        {"title": "Shop upgrade", "description": "v2", "groups": ["Shop"],
+         "start": "2030-01-01T10:00:00Z", "end": "2030-01-01T12:00:00Z"},
+        {"title": "Sunday backups", "all": true,
+         "rrule": "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", "duration": "2h", "timezone": "Europe/Berlin"}
+    ]))
+    .unwrap();
+    for input in windows {
+        let window = Maintenance::create(input, Utc::now()).expect("a valid window");
+        source
+            .insert_maintenance(&window)
+            .await
+            .expect("the insert");
+    }
+
+    let text = export(&source).await.expect("the export");
+    assert!(text.starts_with("version: 1\n"), "{text}");
+    let (sites_at, windows_at) = (
+        text.find("\nsites:").expect("sites"),
+        text.find("\nmaintenances:").expect("maintenances"),
+    );
+    assert!(sites_at < windows_at, "windows come after sites: {text}");
+    assert!(
+        text.contains("rrule: FREQ=WEEKLY;BYDAY=SU;BYHOUR=2"),
+        "{text}"
+    );
+    assert!(!text.contains("created_at"), "{text}");
+
+    // Into a fresh installation: the group comes with its site.
+    let (target, _target_dir) = fresh_store().await;
+    let monitors = offline(&target);
+    let maintenances = MaintenanceService::offline(Arc::new(target.clone()));
+    let imported = import_all(&monitors, &maintenances, &text)
+        .await
+        .expect("the import");
+    assert_eq!(
+        imported.sites.to_string(),
+        "created 4, updated 0, unchanged 0"
+    );
+    assert_eq!(
+        imported.maintenances.to_string(),
+        "created 2, updated 0, unchanged 0"
+    );
+    let inputs = |windows: Vec<Maintenance>| -> Vec<MaintenanceInput> {
+        windows.iter().map(Maintenance::to_input).collect()
+    };
+    assert_eq!(
+        inputs(target.list_maintenances().await.unwrap()),
+        inputs(source.list_maintenances().await.unwrap())
+    );
+    assert_eq!(export(&target).await.expect("the export"), text);
+
+    // Again: nothing changes.
+    let before = target.list_maintenances().await.unwrap();
+    let again = import_all(&monitors, &maintenances, &text)
+        .await
+        .expect("the second import");
+    assert_eq!(
+        again.maintenances.to_string(),
+        "created 0, updated 0, unchanged 2"
+    );
+    assert_eq!(target.list_maintenances().await.unwrap(), before);
+
+    // A changed duration updates the window with that title, keeping its id; a new title is a
+    // new window. Without `version`, the document is read as version 1.
+    let edited = text
+        .replacen("version: 1\n", "", 1)
+        .replace("duration: 2h", "duration: 3h")
+        .replace("title: Shop upgrade", "title: Shop upgrade, part 2");
+    let third = import_all(&monitors, &maintenances, &edited)
+        .await
+        .expect("the edited import");
+    assert_eq!(
+        third.maintenances.to_string(),
+        "created 1, updated 1, unchanged 0"
+    );
+    let after = target.list_maintenances().await.unwrap();
+    assert_eq!(after.len(), 3);
+    let backups = after
+        .iter()
+        .find(|w| w.title == "Sunday backups")
+        .expect("kept");
+    let old_backups = before
+        .iter()
+        .find(|w| w.title == "Sunday backups")
+        .expect("was there");
+    assert_eq!(backups.id, old_backups.id, "updated, not replaced");
+    assert_eq!(backups.to_input().duration.as_deref(), Some("3h"));
+
+    // An invalid window aborts the import, naming it and its field, before any site is
+    // written.
+    let bad = edited
+        .replace("interval_seconds: 60", "interval_seconds: 120")
+        .replace("- Shop", "- Warehouse");
+    let error = import_all(&monitors, &maintenances, &bad)
+        .await
+        .expect_err("a group no monitor has");
+    assert!(
+        matches!(error, ImportError::InvalidMaintenance { index: 0, .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.starts_with("maintenances[0]: `groups` names `Warehouse`"),
+        "{message}"
+    );
+    assert!(
+        !export(&target)
+            .await
+            .unwrap()
+            .contains("interval_seconds: 120"),
+        "no site was written"
+    );
+    assert_eq!(target.list_maintenances().await.unwrap(), after);
+    let bad = edited.replace("duration: 3h", "duration: 8d");
+    let error = import_all(&monitors, &maintenances, &bad)
+        .await
+        .expect_err("a duration longer than the period");
+    assert!(
+        error.to_string().starts_with("maintenances[1]: `duration`"),
+        "{error}"
+    );
+}
