@@ -359,8 +359,12 @@ pub struct Rollup {
 }
 
 impl Rollup {
-    /// Counts one result.
+    /// Counts one result; one taken during a maintenance window counts nothing (neither up
+    /// nor down, like paused time).
     pub fn add(&mut self, result: &CheckResult) {
+        if result.maintenance {
+            return;
+        }
         let ms = result.response_time_ms;
         self.checks = self.checks.saturating_add(1);
         match result.status {
@@ -791,6 +795,17 @@ mod tests {
             cert_expiry_alert_days: Vec::new(),
             maintenance: false,
         }
+    }
+
+    #[test]
+    fn maintenance_results_count_nothing() {
+        let mut r = Rollup::default();
+        let mut during = result(utc(2024, 1, 1, 0, 0, 0, 0), false, 100);
+        during.maintenance = true;
+        r.add(&during);
+        assert_eq!(r, Rollup::default());
+        r.add(&result(utc(2024, 1, 1, 0, 0, 1, 0), true, 50));
+        assert_eq!((r.checks, r.up, r.down), (1, 1, 0));
     }
 
     fn sketch_of(values: &[u32]) -> LatencySketch {

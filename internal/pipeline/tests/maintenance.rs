@@ -103,10 +103,17 @@ async fn a_site_down_inside_a_window_pages_nobody_and_alerts_once_after_it() {
     // `down` holds), its result applied to the live status, and every transition kept.
     let down = Arc::new(AtomicBool::new(false));
     let alerts: Arc<Mutex<Vec<(uuid::Uuid, Transition)>>> = Arc::default();
+    // The shop's uptime as the logger's rollups count it.
+    let uptime: Arc<Mutex<upwatch_core::rollup::Rollup>> = Arc::default();
     let marked: Arc<Mutex<Vec<Marked>>> = Arc::default();
     let worker = {
-        let (cache, down, alerts, marked) =
-            (cache.clone(), down.clone(), alerts.clone(), marked.clone());
+        let (cache, down, alerts, marked, uptime) = (
+            cache.clone(),
+            down.clone(),
+            alerts.clone(),
+            marked.clone(),
+            uptime.clone(),
+        );
         let site_id = site.id;
         tokio::spawn(async move {
             while let Some(message) = jobs.recv().await.unwrap() {
@@ -126,6 +133,9 @@ async fn a_site_down_inside_a_window_pages_nobody_and_alerts_once_after_it() {
                     .lock()
                     .unwrap()
                     .push((job.monitor_id, job.due_at, result.maintenance));
+                if job.monitor_id == site_id {
+                    uptime.lock().unwrap().add(&result);
+                }
                 let mut entry = cache.get(job.monitor_id).await.unwrap().unwrap();
                 if let Some(t) = entry.state.apply(&result) {
                     alerts.lock().unwrap().push((job.monitor_id, t));
@@ -160,6 +170,13 @@ async fn a_site_down_inside_a_window_pages_nobody_and_alerts_once_after_it() {
     );
     let state = cache.get(site.id).await.unwrap().unwrap().state;
     assert_eq!(state.status, MonitorStatus::Down, "down underneath");
+
+    // Uptime so far is unchanged: the failures inside the window count neither up nor down.
+    {
+        let counted = uptime.lock().unwrap();
+        assert!(counted.up >= 6, "the checks before the window: {counted:?}");
+        assert_eq!(counted.down, 0, "{counted:?}");
+    }
 
     // Past the window, still down: exactly one down alert, at the first check after it.
     tokio::time::sleep(Duration::from_secs(90)).await;
