@@ -70,40 +70,10 @@ fn invalid_configuration_names_the_variable() {
 
 #[test]
 fn serve_answers_and_exits_cleanly_on_sigterm() {
-    let dir = tempfile_dir();
-    let mut child = upwatch()
-        .arg("serve")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--log-format")
-        .arg("json")
-        .env("DATABASE_URL", format!("sqlite://{dir}/upwatch.db"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // The JSON log line announcing the address tells us the port.
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("upwatch is running") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server starts");
-    let listen = line
-        .split("\"listen\":\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    let health = std::net::TcpStream::connect(&listen).map(|mut s| {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base) = serve_in(dir.path());
+    let listen = base.trim_start_matches("http://");
+    let health = std::net::TcpStream::connect(listen).map(|mut s| {
         use std::io::{Read, Write};
         s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
@@ -131,13 +101,6 @@ fn serve_answers_and_exits_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "exit status {exit:?}");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn tempfile_dir() -> String {
-    let dir = std::env::temp_dir().join(format!("upwatch-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.display().to_string()
 }
 
 /// A CA file that cannot be read stops the checker before any check, naming the variable.

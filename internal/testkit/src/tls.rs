@@ -187,23 +187,7 @@ impl TlsServer {
             serve(listener, stop, move |stream, stop| {
                 let acceptor = acceptor.clone();
                 let counter = counter.clone();
-                async move {
-                    let handshake =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-                    let mut tls = tokio::select! {
-                        _ = stop.cancelled() => return,
-                        done = handshake => match done {
-                            Ok(Ok(tls)) => tls,
-                            // A client that refuses the certificate ends here, as it should.
-                            _ => return,
-                        },
-                    };
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    // The client may be gone already (a check closes right after its
-                    // handshake), so failing to write is expected.
-                    let _ = tls.write_all(GREETING.as_bytes()).await;
-                    let _ = tls.shutdown().await;
-                }
+                async move { greet_over_tls(&acceptor, stream, &stop, &counter).await }
             })
             .await;
         });
@@ -357,17 +341,7 @@ impl StarttlsServer {
                         }
                         return;
                     }
-                    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io));
-                    let mut tls = tokio::select! {
-                        _ = stop.cancelled() => return,
-                        done = handshake => match done {
-                            Ok(Ok(tls)) => tls,
-                            _ => return,
-                        },
-                    };
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    let _ = tls.write_all(GREETING.as_bytes()).await;
-                    let _ = tls.shutdown().await;
+                    greet_over_tls(&acceptor, io, &stop, &counter).await;
                 }
             })
             .await;
@@ -400,6 +374,30 @@ impl StarttlsServer {
     pub fn handshakes(&self) -> u64 {
         self.handshakes.load(Ordering::SeqCst)
     }
+}
+
+/// Completes a TLS handshake on `io` (bounded, and ended by `stop`), counts it, writes
+/// [`GREETING`] and closes. A client that refuses the certificate ends the handshake, as it
+/// should; a client gone right after its handshake makes the write fail, which is expected.
+async fn greet_over_tls<IO>(
+    acceptor: &TlsAcceptor,
+    io: IO,
+    stop: &CancellationToken,
+    counter: &AtomicU64,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io));
+    let mut tls = tokio::select! {
+        _ = stop.cancelled() => return,
+        done = handshake => match done {
+            Ok(Ok(tls)) => tls,
+            _ => return,
+        },
+    };
+    counter.fetch_add(1, Ordering::SeqCst);
+    let _ = tls.write_all(GREETING.as_bytes()).await;
+    let _ = tls.shutdown().await;
 }
 
 /// Plays the server's side of `upgrade`'s preamble on `io`; `Ok(true)` when the client

@@ -28,14 +28,7 @@ async fn every_check_type_runs_across_the_fleet() {
     let discord = DiscordReceiver::start().await;
     let mut fleet = Fleet::new(Some(&discord.url())).await;
     let ca = servers.ca_path();
-    let mut procs = [
-        fleet.spawn("alerter"),
-        fleet.spawn("logger"),
-        fleet.spawn("cache-updater"),
-        fleet.spawn_with("worker", &[("UPWATCH_CHECK_CA_FILE", ca)]),
-        fleet.spawn("scheduler"),
-        fleet.spawn("api"),
-    ];
+    let mut procs = fleet.spawn_every_role(&[("UPWATCH_CHECK_CA_FILE", ca)]);
     let api = Api::of(procs.last().unwrap()).await;
 
     let http = api

@@ -274,6 +274,19 @@ impl Fleet {
         self.spawn_with(role, &[])
     }
 
+    /// One process of every role, the API last (so `procs.last()` is the API), the workers
+    /// with `worker_env` over the fleet's environment.
+    pub fn spawn_every_role(&mut self, worker_env: &[(&str, &str)]) -> [Proc; 6] {
+        [
+            self.spawn("alerter"),
+            self.spawn("logger"),
+            self.spawn("cache-updater"),
+            self.spawn_with("worker", worker_env),
+            self.spawn("scheduler"),
+            self.spawn("api"),
+        ]
+    }
+
     /// Starts `upwatch <role> --listen` on a free port, for its `/readyz` and `/metrics`.
     pub fn spawn_listening(&mut self, role: &str) -> Proc {
         self.spawn_process(role, &[], true)

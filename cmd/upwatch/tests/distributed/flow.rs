@@ -34,14 +34,7 @@ async fn a_monitor_flows_through_every_role_with_alerts() {
     let target = TargetServer::start().await;
     let discord = DiscordReceiver::start().await;
     let mut fleet = Fleet::new(Some(&discord.url())).await;
-    let mut procs = [
-        fleet.spawn("alerter"),
-        fleet.spawn("logger"),
-        fleet.spawn("cache-updater"),
-        fleet.spawn("worker"),
-        fleet.spawn("scheduler"),
-        fleet.spawn("api"),
-    ];
+    let mut procs = fleet.spawn_every_role(&[]);
     let api = Api::of(procs.last().unwrap()).await;
     let id = api
         .create_site(

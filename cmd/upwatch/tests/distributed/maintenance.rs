@@ -15,14 +15,7 @@ async fn a_window_made_through_the_api_silences_the_alerter() {
     let target = TargetServer::start().await;
     let discord = DiscordReceiver::start().await;
     let mut fleet = Fleet::new(Some(&discord.url())).await;
-    let mut procs = [
-        fleet.spawn("alerter"),
-        fleet.spawn("logger"),
-        fleet.spawn("cache-updater"),
-        fleet.spawn("worker"),
-        fleet.spawn("scheduler"),
-        fleet.spawn("api"),
-    ];
+    let mut procs = fleet.spawn_every_role(&[]);
     let api = Api::of(procs.last().unwrap()).await;
     let id = api
         .create_site(json!({"name": "Shop", "url": target.url("/switch"), "interval_seconds": 1}))
