@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 use upwatch_testkit::target::TargetServer;
 
 fn upwatch() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_upwatch"));
+    clean(Command::new(env!("CARGO_BIN_EXE_upwatch")))
+}
+
+/// `cmd` without the developer's own upwatch settings.
+fn clean(mut cmd: Command) -> Command {
     // Keep the tests independent of the developer's own environment and .env file.
     for (key, _) in std::env::vars() {
         if key.starts_with("UPWATCH_")
@@ -286,4 +290,50 @@ async fn maintenance_start_opens_a_window_on_a_running_server() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
     stop(server);
+}
+
+/// ICMP checks where this process may open no ICMP socket: `upwatch check` runs with
+/// `CAP_NET_RAW` dropped (root) or without it (any other user). Unless the kernel lets the
+/// process's group open unprivileged datagram sockets (`net.ipv4.ping_group_range`), the check
+/// is down with its own kind and a reason in plain words, never a panic; when it does, the
+/// datagram socket answers and the check is up.
+#[test]
+fn icmp_without_raw_sockets_is_down_with_its_reason_or_uses_datagrams() {
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id").arg(flag).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let mut cmd = if id("-u") == 0 {
+        let mut cmd = clean(Command::new("setpriv"));
+        cmd.args([
+            "--bounding-set=-net_raw",
+            "--inh-caps=-net_raw",
+            "--ambient-caps=-net_raw",
+        ])
+        .arg(env!("CARGO_BIN_EXE_upwatch"));
+        cmd
+    } else {
+        upwatch()
+    };
+    let out = cmd.arg("check").arg("icmp://127.0.0.1").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap();
+    let bounds: Vec<u32> = range
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let gid = id("-g");
+    if bounds[0] <= gid && gid <= bounds[1] {
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        assert!(stdout.contains("status:  up"), "{stdout}");
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(
+            stdout.contains(
+                "error:   icmp_unavailable: this process may open neither unprivileged ICMP \
+                 sockets (net.ipv4.ping_group_range) nor raw ones (CAP_NET_RAW)"
+            ),
+            "{stdout}"
+        );
+    }
 }
