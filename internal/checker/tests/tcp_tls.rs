@@ -13,8 +13,8 @@ use upwatch_core::check::{CheckError, CheckJob, CheckResult, CheckStatus, ErrorK
 use upwatch_core::observation::{Certificate, Starttls};
 use upwatch_core::MonitorInput;
 use upwatch_testkit::tls::{
-    closed_port, CertKind, StarttlsServer, TcpServer, TestCa, TlsServer, Upgrade, CA_CN,
-    IMAP_REFUSAL, SERVER_CN, UNKNOWN_CA_CN, VALID_DAYS, WRONG_NAME,
+    closed_port, CertKind, TcpServer, TestCa, TlsServer, Upgrade, CA_CN, IMAP_REFUSAL, SERVER_CN,
+    UNKNOWN_CA_CN, VALID_DAYS, WRONG_NAME,
 };
 use upwatch_testkit::wait;
 
@@ -390,7 +390,7 @@ fn starttls_job(url: String, starttls: Starttls) -> CheckJob {
 
 /// A check of a server that upgrades with `protocol` is up and reports the certificate.
 async fn upgrades_and_reports_the_certificate(protocol: Starttls, upgrade: Upgrade) {
-    let server = StarttlsServer::start(upgrade, CertKind::Valid).await;
+    let server = TlsServer::starttls(upgrade, CertKind::Valid).await;
     let (result, elapsed) = run(&checker(), &starttls_job(server.url(), protocol)).await;
 
     up(&result);
@@ -435,7 +435,7 @@ async fn postgres_ssl_request_is_up_with_the_certificate_facts() {
 
 /// A check of a server that refuses the upgrade is a TLS error with `message`.
 async fn refused_with(protocol: Starttls, upgrade: Upgrade, message: &str) {
-    let server = StarttlsServer::refusing(upgrade).await;
+    let server = TlsServer::starttls_refusing(upgrade).await;
     let (result, _) = run(&checker(), &starttls_job(server.url(), protocol)).await;
 
     // The connection was made; no handshake was tried.
@@ -518,7 +518,7 @@ async fn a_closed_connection_during_starttls_is_a_connect_error() {
 #[tokio::test]
 async fn after_starttls_the_certificate_is_verified_as_usual() {
     for (protocol, upgrade) in UPGRADES {
-        let expired = StarttlsServer::start(upgrade, CertKind::Expired).await;
+        let expired = TlsServer::starttls(upgrade, CertKind::Expired).await;
         let (result, _) = run(&checker(), &starttls_job(expired.url(), protocol)).await;
         let error = down(result, ErrorKind::Tls);
         assert!(
@@ -527,7 +527,7 @@ async fn after_starttls_the_certificate_is_verified_as_usual() {
             error.message
         );
 
-        let unknown = StarttlsServer::start(upgrade, CertKind::UnknownCa).await;
+        let unknown = TlsServer::starttls(upgrade, CertKind::UnknownCa).await;
         let (result, _) = run(&checker(), &starttls_job(unknown.url(), protocol)).await;
         let error = down(result, ErrorKind::Tls);
         assert_eq!(
@@ -540,12 +540,12 @@ async fn after_starttls_the_certificate_is_verified_as_usual() {
 #[tokio::test]
 async fn after_starttls_the_host_name_is_sent_and_skipping_verification_works() {
     // `localhost` is in the certificate: SNI and the name check use the URL's host.
-    let server = StarttlsServer::start(Upgrade::Smtp, CertKind::Valid).await;
+    let server = TlsServer::starttls(Upgrade::Smtp, CertKind::Valid).await;
     let url = format!("tls://localhost:{}", server.addr().port());
     let (result, _) = run(&checker(), &starttls_job(url, Starttls::Smtp)).await;
     up(&result);
 
-    let misnamed = StarttlsServer::start(Upgrade::Postgres, CertKind::WrongName).await;
+    let misnamed = TlsServer::starttls(Upgrade::Postgres, CertKind::WrongName).await;
     let job = job(MonitorInput {
         url: Some(misnamed.url()),
         starttls: Some(Starttls::Postgres),

@@ -5,9 +5,9 @@
 //! - [`TlsServer`]: completes TLS handshakes with a certificate of a chosen [`CertKind`]
 //!   (valid, expiring soon, expired, from an unknown CA, for another name), then writes
 //!   [`GREETING`] and closes.
-//! - [`StarttlsServer`]: speaks the plain-text upgrade of SMTP, IMAP or PostgreSQL
+//! - [`TlsServer::starttls`]: speaks the plain-text upgrade of SMTP, IMAP or PostgreSQL
 //!   ([`Upgrade`]), then completes a TLS handshake as a [`TlsServer`] does; or refuses the
-//!   upgrade ([`StarttlsServer::refusing`]).
+//!   upgrade ([`TlsServer::starttls_refusing`]).
 //! - [`TcpServer`]: accepts TCP connections and counts them, and either keeps them open
 //!   without a word (a TLS client waits in vain for the handshake) or closes them at once.
 //! - [`closed_port`]: a loopback port where nothing listens, for refused connections.
@@ -175,8 +175,35 @@ impl TlsServer {
     ///
     /// Panics when no loopback port can be bound or a certificate cannot be made.
     pub async fn start_with(ca: &TestCa, kind: CertKind) -> TlsServer {
-        let (acceptor, leaf) = acceptor(ca, kind);
+        TlsServer::launch(ca, kind, None).await
+    }
 
+    /// Speaks `upgrade`, then completes the TLS handshake with a `kind` certificate issued by
+    /// [`TestCa::shared`], on `127.0.0.1`, on a free port. After a handshake it writes
+    /// [`GREETING`] and closes, as [`TlsServer::start`]'s server does. Its
+    /// [`url`](TlsServer::url) is that of a `tls://` monitor, which sets `starttls` besides.
+    ///
+    /// # Panics
+    ///
+    /// Panics when no loopback port can be bound or a certificate cannot be made.
+    pub async fn starttls(upgrade: Upgrade, kind: CertKind) -> TlsServer {
+        TlsServer::launch(TestCa::shared(), kind, Some((upgrade, false))).await
+    }
+
+    /// Speaks `upgrade` but refuses to go on to TLS (see [`Upgrade`] for how), then waits for
+    /// the client to close.
+    ///
+    /// # Panics
+    ///
+    /// Panics when no loopback port can be bound or a certificate cannot be made.
+    pub async fn starttls_refusing(upgrade: Upgrade) -> TlsServer {
+        TlsServer::launch(TestCa::shared(), CertKind::Valid, Some((upgrade, true))).await
+    }
+
+    /// Binds a free loopback port and serves: `preamble`'s upgrade first (refused when its
+    /// flag is set), then the handshake and [`GREETING`].
+    async fn launch(ca: &TestCa, kind: CertKind, preamble: Option<(Upgrade, bool)>) -> TlsServer {
+        let (acceptor, leaf) = acceptor(ca, kind);
         let listener = bind().await;
         let addr = listener.local_addr().expect("read the bound address");
         let handshakes = Arc::new(AtomicU64::new(0));
@@ -187,7 +214,32 @@ impl TlsServer {
             serve(listener, stop, move |stream, stop| {
                 let acceptor = acceptor.clone();
                 let counter = counter.clone();
-                async move { greet_over_tls(&acceptor, stream, &stop, &counter).await }
+                async move {
+                    let Some((upgrade, refuse)) = preamble else {
+                        greet_over_tls(&acceptor, stream, &stop, &counter).await;
+                        return;
+                    };
+                    let mut io = BufReader::new(stream);
+                    let preamble = tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        starttls_preamble(&mut io, upgrade, refuse),
+                    );
+                    let agreed = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        agreed = preamble => matches!(agreed, Ok(Ok(true))),
+                    };
+                    if !agreed {
+                        // Let the client read the refusal and leave first.
+                        let mut buf = [0u8; 1024];
+                        let drained = async { while let Ok(1..) = io.read(&mut buf).await {} };
+                        tokio::select! {
+                            _ = stop.cancelled() => {}
+                            _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, drained) => {}
+                        }
+                        return;
+                    }
+                    greet_over_tls(&acceptor, io, &stop, &counter).await;
+                }
             })
             .await;
         });
@@ -247,7 +299,7 @@ fn acceptor(ca: &TestCa, kind: CertKind) -> (TlsAcceptor, CertificateDer<'static
     (TlsAcceptor::from(Arc::new(config)), leaf)
 }
 
-/// The plain-text protocol a [`StarttlsServer`] speaks before its TLS handshake.
+/// The plain-text protocol a [`TlsServer::starttls`] speaks before its TLS handshake.
 ///
 /// The testkit does not depend on `upwatch-core`, so this mirrors its `Starttls`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,114 +319,16 @@ pub enum Upgrade {
     Postgres,
 }
 
-/// What a refusing SMTP [`StarttlsServer`] answers to `STARTTLS`, should a client send it
+/// What a refusing SMTP [`TlsServer::starttls`] answers to `STARTTLS`, should a client send it
 /// although the server does not list it.
 pub const SMTP_REFUSAL: &str = "454 4.7.0 TLS not available";
-/// What a refusing IMAP [`StarttlsServer`] answers to `STARTTLS`, after the tag.
+/// What a refusing IMAP [`TlsServer::starttls`] answers to `STARTTLS`, after the tag.
 pub const IMAP_REFUSAL: &str = "NO STARTTLS is not available here";
 
 /// The PostgreSQL `SSLRequest`: the length (8), then the code 80877103.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
-/// The longest line a [`StarttlsServer`] reads during its preamble.
+/// The longest line a [`TlsServer::starttls`] reads during its preamble.
 const MAX_LINE: u64 = 4096;
-
-/// A running loopback server that upgrades plain connections to TLS; see the module
-/// documentation and [`Upgrade`].
-pub struct StarttlsServer {
-    addr: SocketAddr,
-    leaf: CertificateDer<'static>,
-    handshakes: Arc<AtomicU64>,
-    _shutdown: DropGuard,
-}
-
-impl StarttlsServer {
-    /// Speaks `upgrade`, then completes the TLS handshake with a `kind` certificate issued by
-    /// [`TestCa::shared`], on `127.0.0.1`, on a free port. After a handshake it writes
-    /// [`GREETING`] and closes, as a [`TlsServer`] does.
-    ///
-    /// # Panics
-    ///
-    /// Panics when no loopback port can be bound or a certificate cannot be made.
-    pub async fn start(upgrade: Upgrade, kind: CertKind) -> StarttlsServer {
-        StarttlsServer::start_as(upgrade, kind, false).await
-    }
-
-    /// Speaks `upgrade` but refuses to go on to TLS (see [`Upgrade`] for how), then waits for
-    /// the client to close.
-    ///
-    /// # Panics
-    ///
-    /// Panics when no loopback port can be bound or a certificate cannot be made.
-    pub async fn refusing(upgrade: Upgrade) -> StarttlsServer {
-        StarttlsServer::start_as(upgrade, CertKind::Valid, true).await
-    }
-
-    async fn start_as(upgrade: Upgrade, kind: CertKind, refuse: bool) -> StarttlsServer {
-        let (acceptor, leaf) = acceptor(TestCa::shared(), kind);
-        let listener = bind().await;
-        let addr = listener.local_addr().expect("read the bound address");
-        let handshakes = Arc::new(AtomicU64::new(0));
-        let token = CancellationToken::new();
-        let stop = token.clone();
-        let counter = handshakes.clone();
-        tokio::spawn(async move {
-            serve(listener, stop, move |stream, stop| {
-                let acceptor = acceptor.clone();
-                let counter = counter.clone();
-                async move {
-                    let mut io = BufReader::new(stream);
-                    let preamble = tokio::time::timeout(
-                        HANDSHAKE_TIMEOUT,
-                        starttls_preamble(&mut io, upgrade, refuse),
-                    );
-                    let agreed = tokio::select! {
-                        _ = stop.cancelled() => return,
-                        agreed = preamble => matches!(agreed, Ok(Ok(true))),
-                    };
-                    if !agreed {
-                        // Let the client read the refusal and leave first.
-                        let mut buf = [0u8; 1024];
-                        let drained = async { while let Ok(1..) = io.read(&mut buf).await {} };
-                        tokio::select! {
-                            _ = stop.cancelled() => {}
-                            _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, drained) => {}
-                        }
-                        return;
-                    }
-                    greet_over_tls(&acceptor, io, &stop, &counter).await;
-                }
-            })
-            .await;
-        });
-        StarttlsServer {
-            addr,
-            leaf,
-            handshakes,
-            _shutdown: token.drop_guard(),
-        }
-    }
-
-    /// The address the server listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The URL of a TLS monitor of this server: `tls://127.0.0.1:PORT` (the monitor sets
-    /// `starttls` besides).
-    pub fn url(&self) -> String {
-        format!("tls://{}", self.addr)
-    }
-
-    /// The leaf certificate the server presents (DER).
-    pub fn certificate(&self) -> CertificateDer<'static> {
-        self.leaf.clone()
-    }
-
-    /// How many TLS handshakes have completed so far.
-    pub fn handshakes(&self) -> u64 {
-        self.handshakes.load(Ordering::SeqCst)
-    }
-}
 
 /// Completes a TLS handshake on `io` (bounded, and ended by `stop`), counts it, writes
 /// [`GREETING`] and closes. A client that refuses the certificate ends the handshake, as it
