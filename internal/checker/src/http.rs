@@ -61,8 +61,13 @@ impl HttpProber {
     }
 
     /// Sends the request and reports the answer: status, headers, the body's prefix when a
-    /// keyword or condition needs it, the peer's address and certificate.
-    pub async fn probe(&self, request: &CheckRequest, deadline: Instant) -> Probe {
+    /// keyword or a condition (`needs_body`) needs it, the peer's address and certificate.
+    pub async fn probe(
+        &self,
+        request: &CheckRequest,
+        needs_body: bool,
+        deadline: Instant,
+    ) -> Probe {
         let url = match Url::parse(&request.url) {
             Ok(url) => url,
             Err(e) => {
@@ -139,7 +144,7 @@ impl HttpProber {
         // when the status is right: the status is judged first.
         let wants_body = (request.keyword.is_some()
             && request.expected_status_codes.matches(status))
-            || request.needs_body();
+            || needs_body;
         if wants_body {
             match tokio::time::timeout_at(deadline, read_prefix(response, self.max_body_bytes))
                 .await

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use rustls::pki_types::CertificateDer;
 use upwatch_core::check::{judge, CheckError, CheckJob, CheckResult, ErrorKind};
+use upwatch_core::condition::Condition;
 use upwatch_core::observation::{CheckType, Observation};
 use upwatch_core::{Monitor, MonitorInput, ValidationError};
 
@@ -148,6 +149,8 @@ impl Checker {
         let checked_at = Utc::now();
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(job.request.timeout_ms);
+        // Parsed once: the HTTP prober asks whether they read the body, the judge uses them.
+        let conditions = job.request.parse_conditions();
         let probe = {
             // Waiting for a turn against a busy host counts against the check's time.
             let _turn =
@@ -157,22 +160,31 @@ impl Checker {
                     Err(_) => {
                         return self.finish(
                             job,
+                            &conditions,
                             checked_at,
                             started,
                             Probe::failed(classify::timeout_error(job.request.timeout_ms)),
                         )
                     }
                 };
-            self.probe(job, deadline).await
+            let needs_body = conditions
+                .as_ref()
+                .is_ok_and(|c| c.iter().any(Condition::needs_body));
+            self.probe(job, needs_body, deadline).await
         };
-        self.finish(job, checked_at, started, probe)
+        self.finish(job, &conditions, checked_at, started, probe)
     }
 
-    /// Runs the prober of the job's type.
-    async fn probe(&self, job: &CheckJob, deadline: tokio::time::Instant) -> Probe {
+    /// Runs the prober of the job's type; `needs_body` when a condition reads the body.
+    async fn probe(
+        &self,
+        job: &CheckJob,
+        needs_body: bool,
+        deadline: tokio::time::Instant,
+    ) -> Probe {
         let request = &job.request;
         match request.check_type {
-            CheckType::Http => self.http.probe(request, deadline).await,
+            CheckType::Http => self.http.probe(request, needs_body, deadline).await,
             CheckType::Tcp => tcp::probe(request, deadline).await,
             CheckType::Tls => self.tls.probe(request, deadline).await,
             CheckType::Icmp => self.icmp.probe(request, deadline).await,
@@ -188,6 +200,7 @@ impl Checker {
     fn finish(
         &self,
         job: &CheckJob,
+        conditions: &Result<Vec<Condition>, CheckError>,
         checked_at: chrono::DateTime<Utc>,
         started: Instant,
         probe: Probe,
@@ -201,7 +214,10 @@ impl Checker {
             observation.response_time_ms = elapsed_ms;
         }
         observation.now = Some(checked_at);
-        let outcome = outcome.and_then(|()| judge(&job.request, &observation));
+        let outcome = outcome.and_then(|()| match conditions {
+            Ok(conditions) => judge(&job.request, conditions, &observation),
+            Err(invalid) => Err(invalid.clone()),
+        });
         if let Err(error) = &outcome {
             tracing::debug!(
                 monitor_id = %job.monitor_id,

@@ -79,11 +79,14 @@ fn is_http(t: &CheckType) -> bool {
 }
 
 impl CheckRequest {
-    /// Whether judging the answer needs the response body: a condition reads it.
-    pub fn needs_body(&self) -> bool {
+    /// The request's conditions, parsed once per check. They were validated when the monitor
+    /// was saved, so an error here is a job that did not come from a valid monitor.
+    pub fn parse_conditions(&self) -> Result<Vec<Condition>, CheckError> {
         self.conditions
             .iter()
-            .any(|text| Condition::parse(text).is_ok_and(|c| c.needs_body()))
+            .map(|text| Condition::parse(text))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| CheckError::new(ErrorKind::Other, format!("invalid condition: {e}")))
     }
 
     /// The request a monitor's settings describe.
@@ -133,18 +136,7 @@ pub struct CheckJob {
 impl CheckJob {
     /// The job for `monitor`'s check due at `due_at`.
     pub fn for_monitor(monitor: &Monitor, due_at: DateTime<Utc>) -> Self {
-        CheckJob {
-            v: SCHEMA_VERSION,
-            id: Uuid::now_v7(),
-            monitor_id: monitor.id,
-            monitor_name: monitor.name.clone(),
-            due_at,
-            interval_ms: u64::from(monitor.interval_seconds) * 1000,
-            rules: monitor.rules(),
-            request: CheckRequest::for_monitor(monitor),
-            cert_expiry_alert_days: monitor.cert_expiry_alert_days(&DEFAULT_CERT_EXPIRY_ALERT_DAYS),
-            maintenance: false,
-        }
+        CheckJob::for_monitor_with(monitor, due_at, &DEFAULT_CERT_EXPIRY_ALERT_DAYS)
     }
 
     /// The job for `monitor`'s check due at `due_at`, announcing certificate expiry at
@@ -154,9 +146,18 @@ impl CheckJob {
         due_at: DateTime<Utc>,
         default_days: &[u32],
     ) -> Self {
-        let mut job = CheckJob::for_monitor(monitor, due_at);
-        job.cert_expiry_alert_days = monitor.cert_expiry_alert_days(default_days);
-        job
+        CheckJob {
+            v: SCHEMA_VERSION,
+            id: Uuid::now_v7(),
+            monitor_id: monitor.id,
+            monitor_name: monitor.name.clone(),
+            due_at,
+            interval_ms: u64::from(monitor.interval_seconds) * 1000,
+            rules: monitor.rules(),
+            request: CheckRequest::for_monitor(monitor),
+            cert_expiry_alert_days: monitor.cert_expiry_alert_days(default_days),
+            maintenance: false,
+        }
     }
 
     /// Whether a worker picking this job up at `now` is too late to check it meaningfully:
@@ -467,14 +468,13 @@ pub fn evaluate(
 
 /// Judges what a probe observed against the request: for HTTP the expected status and the
 /// keyword first, for DNS a `NOERROR` answer unless a condition names `[DNS_RCODE]`, then
-/// every condition in order. The first failure is the check's error.
-pub fn judge(request: &CheckRequest, observation: &Observation) -> Result<(), CheckError> {
-    let conditions = request
-        .conditions
-        .iter()
-        .map(|text| Condition::parse(text))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CheckError::new(ErrorKind::Other, format!("invalid condition: {e}")))?;
+/// every condition in order (`conditions`, the request's as
+/// [`CheckRequest::parse_conditions`] gives them). The first failure is the check's error.
+pub fn judge(
+    request: &CheckRequest,
+    conditions: &[Condition],
+    observation: &Observation,
+) -> Result<(), CheckError> {
     match request.check_type {
         CheckType::Http => {
             if let Some(status) = observation.status_code {
@@ -496,7 +496,7 @@ pub fn judge(request: &CheckRequest, observation: &Observation) -> Result<(), Ch
         }
         _ => {}
     }
-    evaluate_all(&conditions, observation)
+    evaluate_all(conditions, observation)
         .map_err(|failed| CheckError::new(ErrorKind::ConditionFailed, failed))
 }
 
