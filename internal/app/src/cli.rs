@@ -62,7 +62,7 @@ pub enum Command {
     Migrate,
     /// Check one URL now and print status, code, latency and error (exit 0 when up, 1 when down).
     Check {
-        /// The http(s) URL to check with the default settings (GET, expects 200, 10 s timeout).
+        /// What to check, with the default settings (10 s timeout; for http(s) GET, expecting 200): `https://example.com/`, `tcp://db.example.com:5432`, `tls://mail.example.com:465`, `icmp://example.com`.
         url: String,
     },
     /// Write every monitor's settings and every maintenance window (DATABASE_URL) as YAML, to
