@@ -19,6 +19,9 @@ pub enum AlertKind {
     /// The monitor's certificate crossed an expiry threshold; the site is still up, so no
     /// incident opens.
     CertificateExpiry,
+    /// The monitor is still down: sent at a channel's reminder interval while the incident
+    /// lasts (`down_since` is when it went down, `at` when the reminder was due).
+    Reminder,
 }
 
 impl AlertKind {
@@ -27,6 +30,7 @@ impl AlertKind {
             AlertKind::Down => "down",
             AlertKind::Recovery => "recovery",
             AlertKind::CertificateExpiry => "certificate_expiry",
+            AlertKind::Reminder => "reminder",
         }
     }
 }
@@ -111,7 +115,21 @@ impl Alert {
         })
     }
 
-    /// How long the monitor was down, for recovery alerts.
+    /// The reminder that `down`'s monitor is still down at `at`, for the channel
+    /// `channel_id`: its id is derived from the down alert, the channel and the time it was
+    /// due, so that two processes (or a restart) deciding the same reminder store it once.
+    pub fn reminder(down: &Alert, channel_id: Uuid, at: DateTime<Utc>) -> Alert {
+        let key = format!("{}/{}/{}", down.id, channel_id, at.timestamp_millis());
+        Alert {
+            id: Uuid::new_v5(&Uuid::NAMESPACE_OID, key.as_bytes()),
+            kind: AlertKind::Reminder,
+            at,
+            down_since: Some(down.at),
+            ..down.clone()
+        }
+    }
+
+    /// How long the monitor was down, for recovery alerts (and still is, for reminders).
     pub fn downtime(&self) -> Option<chrono::Duration> {
         self.down_since.map(|since| self.at - since)
     }

@@ -8,12 +8,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Where a webhook was defined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WebhookSource {
-    /// From `DISCORD_WEBHOOK_URL`; re-created at every start.
+    /// From `DISCORD_WEBHOOK_URL` or `UPWATCH_NOTIFIERS_FILE`; re-created at every start.
     Config,
-    /// Created through the API.
+    /// Created through the API (or `upwatch import`).
+    #[default]
     Api,
 }
 
@@ -33,12 +34,20 @@ impl WebhookSource {
     }
 }
 
-/// A Discord (or Discord-compatible) webhook.
-#[derive(Clone, PartialEq, Eq)]
+/// The kind of notification channel that `/api/v1/webhooks` creates and that stores written
+/// before channels had kinds hold.
+pub const DISCORD: &str = "discord";
+
+/// A notification channel ("notifier"): a Discord webhook, a Slack webhook, an email
+/// address list, a PagerDuty service... Its `kind` names the provider that sends to it and
+/// its `settings` are that provider's (validated by it); the dispatcher delivers the outbox
+/// per channel. The type keeps its historical name: Discord webhooks were the first kind.
+#[derive(Clone, Default, PartialEq)]
 pub struct Webhook {
     pub id: Uuid,
     pub name: String,
-    /// The full URL: a secret.
+    /// The full URL of a Discord channel (a secret); empty for the other kinds, whose
+    /// addresses are in `settings`.
     pub url: String,
     /// False once the endpoint answered 404 (deleted on Discord's side), or when switched off.
     pub enabled: bool,
@@ -46,9 +55,82 @@ pub struct Webhook {
     pub disabled_reason: Option<String>,
     pub source: WebhookSource,
     pub created_at: DateTime<Utc>,
+    /// The provider: `discord`, `slack`, `email`... (see the notifiers' kinds).
+    pub kind: String,
+    /// The provider's settings, secrets included. For `discord`, `webhook_url` is `url`.
+    pub settings: serde_json::Value,
+    /// Routing, reminders and grouping.
+    pub options: ChannelOptions,
+}
+
+/// How a channel is chosen and what it is sent besides transitions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChannelOptions {
+    /// Receives the alerts of monitors that name no channel (and whose group names none).
+    #[serde(default)]
+    pub default: bool,
+    /// Receives the alerts of the monitors of these groups that name no channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// While a monitor stays down, a reminder every this many seconds (off when absent);
+    /// a monitor's own `reminder_interval_seconds` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminder_interval_seconds: Option<u32>,
+    /// Whether alert storms reach this channel as one grouped message. Absent: yes, except
+    /// for kinds that deduplicate incidents themselves (PagerDuty, Opsgenie).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_alerts: Option<bool>,
+}
+
+/// The channels that `monitor`'s alerts go to, among the enabled `channels` (in their
+/// order): the monitor's own `notifier_ids` when it names any; else the channels that name
+/// its group; else the default channels.
+pub fn route<'a>(
+    notifier_ids: &[Uuid],
+    group: Option<&str>,
+    channels: &'a [Webhook],
+) -> Vec<&'a Webhook> {
+    let enabled = || channels.iter().filter(|c| c.enabled);
+    if !notifier_ids.is_empty() {
+        return enabled().filter(|c| notifier_ids.contains(&c.id)).collect();
+    }
+    if let Some(group) = group {
+        let of_group: Vec<&Webhook> = enabled()
+            .filter(|c| c.options.groups.iter().any(|g| g == group))
+            .collect();
+        if !of_group.is_empty() {
+            return of_group;
+        }
+    }
+    enabled().filter(|c| c.options.default).collect()
 }
 
 impl Webhook {
+    /// A Discord channel posting to `url`, as `/api/v1/webhooks` and `DISCORD_WEBHOOK_URL`
+    /// make them: a default channel, so that monitors naming none are alerted on it.
+    pub fn discord(id: Uuid, name: String, url: String, source: WebhookSource) -> Webhook {
+        Webhook {
+            id,
+            name,
+            settings: serde_json::json!({ "webhook_url": url }),
+            url,
+            enabled: true,
+            disabled_reason: None,
+            source,
+            created_at: Utc::now(),
+            kind: DISCORD.to_string(),
+            options: ChannelOptions {
+                default: true,
+                ..ChannelOptions::default()
+            },
+        }
+    }
+
+    /// Whether this is a Discord channel (what `/api/v1/webhooks` shows).
+    pub fn is_discord(&self) -> bool {
+        self.kind == DISCORD
+    }
+
     /// The stable id of a configured webhook, so restarts do not duplicate it.
     pub fn config_id(url: &str) -> Uuid {
         Uuid::new_v5(&Uuid::NAMESPACE_URL, url.as_bytes())
@@ -61,6 +143,7 @@ impl std::fmt::Debug for Webhook {
             .field("id", &self.id)
             .field("name", &self.name)
             .field("url", &redact_url(&self.url))
+            .field("kind", &self.kind)
             .field("enabled", &self.enabled)
             .field("source", &self.source)
             .finish()

@@ -17,9 +17,10 @@ use chrono::SecondsFormat;
 use serde_json::{json, Value};
 use upwatch_core::alert::human_duration;
 use upwatch_core::watchdog::Notice;
-use upwatch_core::{redact_url, Alert, AlertKind, Webhook};
+use upwatch_core::{Alert, AlertKind};
+use upwatch_notify::{Message, Provider, SendError, Settings, SettingsError};
 
-use upwatch_notify::{Notifier, SendError};
+use crate::http::{self, cut};
 
 /// Longest message content Discord accepts, in characters.
 pub const MAX_CONTENT: usize = 2000;
@@ -37,19 +38,11 @@ pub const COLOR_DOWN: u32 = 0xE74C3C;
 pub const COLOR_UP: u32 = 0x2ECC71;
 /// Embed colour of certificate expiry alerts (orange).
 pub const COLOR_WARNING: u32 = 0xE67E22;
-/// Longest wait a 429 answer can impose; longer requests are cut to this.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
-/// Wait after a 429 answer that says nothing about how long to wait.
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// How much of a site's name and URL the `Site:` line keeps, so that the lines after it
 /// always fit in the content.
 const MAX_SITE_NAME: usize = 256;
 const MAX_SITE_URL: usize = 512;
-/// How much of an error response body is kept in a [`SendError`].
-const MAX_ERROR_BODY: usize = 200;
-/// How much of an answer's body is read at most.
-const MAX_BODY_READ: usize = 64 * 1024;
 
 /// The Discord webhook body announcing `alert`: a plain-text `content` and one embed.
 ///
@@ -86,6 +79,7 @@ pub fn message(alert: &Alert) -> Value {
     let (header, status, title_suffix, color) = match alert.kind {
         AlertKind::Down => ("🔴 Website Down Alert", "DOWN", " is down", COLOR_DOWN),
         AlertKind::Recovery => ("🟢 Website Recovery Alert", "UP", " is up again", COLOR_UP),
+        AlertKind::Reminder => ("🔴 Website Still Down", "DOWN", " is still down", COLOR_DOWN),
         AlertKind::CertificateExpiry => (
             "🟠 Certificate Expiry Alert",
             "UP",
@@ -110,7 +104,12 @@ pub fn message(alert: &Alert) -> Value {
         field("Response time", &format!("{} ms", alert.response_time_ms)),
     ];
     match alert.kind {
-        AlertKind::Down => {
+        AlertKind::Down | AlertKind::Reminder => {
+            if let Some(downtime) = alert.downtime().filter(|_| alert.kind == AlertKind::Reminder) {
+                let downtime = human_duration(downtime);
+                lines.push(format!("Down for: {downtime}"));
+                fields.push(field("Down for", &downtime));
+            }
             if let Some(error) = &alert.error {
                 let error = error.to_string();
                 lines.push(format!("Error: {}", cut(&error, MAX_FIELD_VALUE)));
@@ -161,50 +160,9 @@ fn field(name: &str, value: &str) -> Value {
     })
 }
 
-/// `text` cut to at most `max` characters, the cut marked with `…`.
-fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
-/// Posts alerts to Discord (or Discord-compatible) webhooks.
-///
-/// Requests time out after [`DiscordNotifier::TIMEOUT`], redirects are not followed, and TLS
-/// is rustls with the bundled web roots.
-#[derive(Debug, Clone)]
-pub struct DiscordNotifier {
-    client: reqwest::Client,
-}
-
-impl DiscordNotifier {
-    /// Time allowed for one delivery, connection included.
-    pub const TIMEOUT: Duration = Duration::from_secs(10);
-
-    /// A notifier with the default [`DiscordNotifier::TIMEOUT`].
-    pub fn new() -> Result<Self, reqwest::Error> {
-        Self::with_timeout(Self::TIMEOUT)
-    }
-
-    /// A notifier whose requests give up after `timeout`.
-    pub fn with_timeout(timeout: Duration) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("upwatch/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(DiscordNotifier { client })
-    }
-}
-
 /// The body of a test message: plain content, no embed.
 pub fn test_message() -> Value {
-    serde_json::json!({
+    json!({
         "content": "✅ upwatch test message: this webhook receives upwatch's down and recovery alerts."
     })
 }
@@ -212,141 +170,99 @@ pub fn test_message() -> Value {
 /// The body of a message about upwatch itself (the watchdog's): its title in bold and its
 /// text, plain content, no embed.
 pub fn notice_message(notice: &Notice) -> Value {
-    serde_json::json!({
+    json!({
         "content": format!("**{}**\n{}", notice.title(), notice.text())
     })
 }
 
-#[async_trait]
-impl Notifier for DiscordNotifier {
-    async fn send(&self, webhook: &Webhook, alert: &Alert) -> Result<(), SendError> {
-        self.post(webhook, &message(alert)).await
-    }
+/// The body of any other message (a storm, a reminder): its headline in bold and its
+/// lines, plain content cut to Discord's limit, mentions never parsed.
+pub fn text_message(message: &Message) -> Value {
+    let text = format!("**{}**\n{}", message.headline(), message.lines().join("\n"));
+    json!({
+        "content": cut(&text, MAX_CONTENT),
+        "allowed_mentions": { "parse": [] },
+    })
+}
 
-    async fn send_test(&self, webhook: &Webhook) -> Result<(), SendError> {
-        self.post(webhook, &test_message()).await
+/// The body `message` is posted as.
+pub fn body(message: &Message) -> Value {
+    match message {
+        Message::Alert(alert) => self::message(alert),
+        Message::Test => test_message(),
+        Message::Notice(notice) => notice_message(notice),
+        other => text_message(other),
     }
+}
 
-    async fn send_notice(&self, webhook: &Webhook, notice: &Notice) -> Result<(), SendError> {
-        self.post(webhook, &notice_message(notice)).await
-    }
+/// Posts to Discord (or Discord-compatible) webhooks: settings `webhook_url`.
+///
+/// A 404 (the webhook was deleted) disables the channel; a 429 waits for Discord's
+/// `retry_after`.
+#[derive(Debug, Clone)]
+pub struct DiscordNotifier {
+    client: reqwest::Client,
 }
 
 impl DiscordNotifier {
-    /// Posts `body` to the webhook once and sorts a failure by what to do next.
-    async fn post(&self, webhook: &Webhook, body: &Value) -> Result<(), SendError> {
-        let response = self
-            .client
-            .post(&webhook.url)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| {
-                let text = describe(&e, &webhook.url);
-                if e.is_builder() {
-                    SendError::Rejected(text)
-                } else {
-                    SendError::Retryable(text)
-                }
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let retry_after_header = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = read_bounded(response, MAX_BODY_READ).await;
-        Err(match status.as_u16() {
-            429 => SendError::RateLimited {
-                retry_after: retry_after(&body, retry_after_header.as_deref()),
-            },
-            404 => SendError::Gone,
-            500..=599 => SendError::Retryable(status_text(status, &body, &webhook.url)),
-            _ => SendError::Rejected(status_text(status, &body, &webhook.url)),
-        })
+    /// Time allowed for one delivery, connection included.
+    pub const TIMEOUT: Duration = http::TIMEOUT;
+
+    /// A notifier with the default [`DiscordNotifier::TIMEOUT`].
+    pub fn new() -> Self {
+        Self::with_timeout(Self::TIMEOUT)
     }
-}
 
-/// How long a 429 answer asks to wait: the JSON body's `retry_after` (seconds, fractional)
-/// or else the `Retry-After` header (seconds), [`DEFAULT_RETRY_AFTER`] when neither says,
-/// at most [`MAX_RETRY_AFTER`].
-pub fn retry_after(body: &[u8], header: Option<&str>) -> Duration {
-    let valid = |s: &f64| s.is_finite() && *s >= 0.0;
-    let from_body = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("retry_after")?.as_f64())
-        .filter(valid);
-    let from_header = header
-        .and_then(|h| h.trim().parse::<f64>().ok())
-        .filter(valid);
-    match from_body.or(from_header) {
-        Some(secs) => Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())),
-        None => DEFAULT_RETRY_AFTER,
-    }
-}
-
-/// `HTTP 400 Bad Request: <the start of the body>`, with the webhook URL hidden.
-fn status_text(status: reqwest::StatusCode, body: &[u8], url: &str) -> String {
-    let body = String::from_utf8_lossy(body);
-    let body = cut(body.trim(), MAX_ERROR_BODY);
-    let text = if body.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        format!("HTTP {status}: {body}")
-    };
-    scrub(text, url)
-}
-
-/// A request failure in words, with its causes and without the webhook URL.
-fn describe(e: &reqwest::Error, url: &str) -> String {
-    let what = if e.is_timeout() {
-        "the request timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_builder() {
-        "invalid webhook url"
-    } else {
-        "the request failed"
-    };
-    let mut text = what.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    scrub(text, url)
-}
-
-/// `text` with the webhook URL, and its path (which holds the token), replaced.
-fn scrub(text: String, url: &str) -> String {
-    let mut text = text.replace(url, &redact_url(url));
-    if let Some((_, rest)) = url.split_once("://") {
-        if let Some(slash) = rest.find('/') {
-            let path = &rest[slash..];
-            if path.len() > 1 {
-                text = text.replace(path, "/…");
-            }
+    /// A notifier whose requests give up after `timeout`.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        DiscordNotifier {
+            client: http::client(timeout),
         }
     }
-    text
 }
 
-/// At most `max` bytes of the response body; whatever could not be read is left out.
-async fn read_bounded(mut response: reqwest::Response, max: usize) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let take = chunk.len().min(max - body.len());
-        body.extend_from_slice(&chunk[..take]);
-        if body.len() >= max {
-            break;
-        }
+impl Default for DiscordNotifier {
+    fn default() -> Self {
+        Self::new()
     }
-    body
 }
+
+/// The settings that are secrets.
+const SECRETS: &[&str] = &["webhook_url"];
+
+#[async_trait]
+impl Provider for DiscordNotifier {
+    fn kind(&self) -> &'static str {
+        upwatch_core::webhook::DISCORD
+    }
+
+    fn secrets(&self) -> &'static [&'static str] {
+        SECRETS
+    }
+
+    fn validate(&self, settings: &Value) -> Result<(), SettingsError> {
+        let s = Settings::of(settings)?;
+        s.only(SECRETS)?;
+        s.url("webhook_url")?;
+        Ok(())
+    }
+
+    async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
+        let url = Settings::lenient(settings)
+            .opt_str("webhook_url")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let answer = http::send(self.client.post(url).json(&body(message)), &[url]).await?;
+        if answer.status == 404 {
+            return Err(SendError::Disabled(GONE_REASON.to_string()));
+        }
+        answer.classify(&[url])
+    }
+}
+
+/// Why a Discord channel is disabled when its webhook answers 404.
+pub const GONE_REASON: &str = "the webhook answered 404 Not Found; it was probably deleted";
 
 #[cfg(test)]
 mod tests {
@@ -634,41 +550,5 @@ mod tests {
         assert_eq!(cut("short", 10), "short");
         assert_eq!(cut("ééééé", 3), "éé…");
         assert_eq!(cut("abcdef", 6), "abcdef");
-    }
-
-    #[test]
-    fn retry_after_prefers_the_body_then_the_header() {
-        let body =
-            br#"{"message": "You are being rate limited.", "retry_after": 0.5, "global": false}"#;
-        assert_eq!(retry_after(body, Some("7")), Duration::from_millis(500));
-        assert_eq!(retry_after(b"", Some("7")), Duration::from_secs(7));
-        assert_eq!(
-            retry_after(b"not json", Some(" 2.5 ")),
-            Duration::from_millis(2500)
-        );
-        assert_eq!(retry_after(b"{}", None), DEFAULT_RETRY_AFTER);
-        assert_eq!(
-            retry_after(br#"{"retry_after": -3}"#, None),
-            DEFAULT_RETRY_AFTER
-        );
-        assert_eq!(
-            retry_after(br#"{"retry_after": 86400}"#, None),
-            MAX_RETRY_AFTER
-        );
-        assert_eq!(
-            retry_after(b"", Some("Wed, 21 Oct 2015 07:28:00 GMT")),
-            DEFAULT_RETRY_AFTER
-        );
-    }
-
-    #[test]
-    fn scrub_hides_url_and_token() {
-        let url = "https://discord.com/api/webhooks/123/secret-token";
-        let text = scrub(
-            format!("failed for {url} and /api/webhooks/123/secret-token"),
-            url,
-        );
-        assert!(!text.contains("secret-token"), "{text}");
-        assert!(text.contains("https://discord.com/…oken"), "{text}");
     }
 }

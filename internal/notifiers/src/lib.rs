@@ -1,10 +1,70 @@
-//! The notification drivers of the [`Notifier`](upwatch_notify::Notifier) port: one module per
-//! kind of destination, each building its message with a pure function and sending it with
-//! one HTTP request. Only `upwatch-app` (and tests) name this crate; the dispatcher, the API
-//! and the watchdog see the port.
+//! The notification drivers of the [`Notifier`] port: one module per kind of channel
+//! ([`Provider`]), each building its service's payload with a pure function and sending it
+//! with one request. [`Channels`] puts them together behind the port. Only `upwatch-app`
+//! (and tests) name this crate; the dispatcher, the API and the watchdog see the port.
 //!
-//! - [`discord`]: Discord webhooks.
+//! - [`discord`]: Discord webhooks (the seed format);
+//! - [`http`]: what the HTTP providers share (client, answers, retry-after, scrubbing).
 
 pub mod discord;
+pub mod http;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use upwatch_core::Webhook;
+use upwatch_notify::{Message, Notifier, Provider, SendError};
 
 pub use discord::DiscordNotifier;
+
+/// Every provider, by kind: the [`Notifier`] the app hands to the dispatcher, the API and
+/// the watchdog.
+#[derive(Clone)]
+pub struct Channels {
+    providers: BTreeMap<&'static str, Arc<dyn Provider>>,
+}
+
+impl Channels {
+    /// Every kind upwatch knows, each request given up after `timeout`.
+    pub fn all(timeout: Duration) -> Channels {
+        let providers: Vec<Arc<dyn Provider>> =
+            vec![Arc::new(DiscordNotifier::with_timeout(timeout))];
+        Channels::of(providers)
+    }
+
+    /// Only these providers.
+    pub fn of(providers: Vec<Arc<dyn Provider>>) -> Channels {
+        Channels {
+            providers: providers.into_iter().map(|p| (p.kind(), p)).collect(),
+        }
+    }
+}
+
+impl Default for Channels {
+    fn default() -> Self {
+        Channels::all(http::TIMEOUT)
+    }
+}
+
+#[async_trait]
+impl Notifier for Channels {
+    async fn send(&self, channel: &Webhook, message: &Message) -> Result<(), SendError> {
+        match self.providers.get(channel.kind.as_str()) {
+            Some(p) => p.send(&channel.settings, message).await,
+            None => Err(SendError::Disabled(format!(
+                "this version of upwatch has no channel kind `{}`",
+                channel.kind
+            ))),
+        }
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        self.providers.keys().copied().collect()
+    }
+
+    fn provider(&self, kind: &str) -> Option<&dyn Provider> {
+        self.providers.get(kind).map(|p| p.as_ref())
+    }
+}

@@ -10,8 +10,20 @@
 //! - `RateLimited`: tried again after the time the endpoint asked for;
 //! - `Retryable`: tried again after an exponential backoff with ±20% jitter
 //!   ([`RetryPolicy`]);
-//! - `Gone`: the webhook is disabled in the store (its pending deliveries fail with it);
+//! - `Disabled`: the channel is disabled in the store with the service's reason (its pending
+//!   deliveries fail with it) until someone enables it again;
 //! - `Rejected`: this delivery is given up, the next one is tried.
+//!
+//! Alert storms ([`StormPolicy`]): when a channel's next delivery is a down (or recovery)
+//! alert and more than `threshold` such alerts were queued for that channel within `window`,
+//! the worker stops sending them one by one. It waits until no new one joined for
+//! [`STORM_QUIET`] (at most `window`), then sends one [`Storm`] message listing every pending
+//! one and marks them all sent together. The deliveries stay pending in the store until
+//! then, so a restart inside a window loses nothing and sends nothing twice: the next
+//! process sees the same count and groups what is left. Per monitor, the order holds: a
+//! monitor whose later alert of another kind is pending is left out of the group and goes
+//! after it. Channels whose kind deduplicates incidents itself (PagerDuty, Opsgenie) are not
+//! grouped unless their `group_alerts` says so.
 //!
 //! Store errors are logged and the operation is tried again after a short pause; a delivery
 //! whose outcome could not be recorded is not sent a second time by this process.
@@ -30,19 +42,60 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
-use upwatch_core::redact_url;
 use upwatch_store::{Delivery, Outbox, StoreResult};
 use upwatch_telemetry::Metrics;
 use uuid::Uuid;
 
-use crate::{Notifier, SendError};
+use crate::{Message, Notifier, SendError, Storm};
+use upwatch_core::{AlertKind, Webhook};
 
 /// How often the outbox is looked at when nobody wakes the dispatcher.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Pause before trying a failed store operation again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
-/// The reason recorded when a webhook answers 404.
-pub const GONE_REASON: &str = "the webhook answered 404 Not Found; it was probably deleted";
+/// How long a storm group waits for more members: it is sent once none joined for this long
+/// (or its window is over).
+pub const STORM_QUIET: Duration = Duration::from_secs(2);
+/// The most deliveries one storm message settles; more go in the next one.
+pub const STORM_MAX: usize = 10_000;
+
+/// When alerts are grouped into one message per channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StormPolicy {
+    /// More than this many down (or recovery) alerts to one channel within `window` make a
+    /// storm (`UPWATCH_ALERT_GROUP_THRESHOLD`, default 10); 0 switches grouping off.
+    pub threshold: u32,
+    /// `UPWATCH_ALERT_GROUP_WINDOW`, default 60 s.
+    pub window: Duration,
+    /// The dashboard's address for the storm message's link (`UPWATCH_PUBLIC_URL`).
+    pub dashboard_url: Option<String>,
+}
+
+impl Default for StormPolicy {
+    fn default() -> Self {
+        StormPolicy {
+            threshold: 10,
+            window: Duration::from_secs(60),
+            dashboard_url: None,
+        }
+    }
+}
+
+/// The deliveries of `pending` (one channel's, oldest first) that one storm message of `kind`
+/// settles: those of `kind`, except a monitor's that come after a pending alert of another
+/// kind for the same monitor (which must go first).
+pub fn storm_group(pending: &[Delivery], kind: AlertKind) -> Vec<&Delivery> {
+    let mut blocked = HashSet::new();
+    let mut group = Vec::new();
+    for d in pending {
+        if d.alert.kind == kind && !blocked.contains(&d.alert.monitor_id) {
+            group.push(d);
+        } else if d.alert.kind != kind {
+            blocked.insert(d.alert.monitor_id);
+        }
+    }
+    group
+}
 
 /// How long to wait before trying a delivery again after a temporary failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +152,7 @@ pub struct Dispatcher {
     notifier: Arc<dyn Notifier>,
     metrics: Arc<Metrics>,
     policy: RetryPolicy,
+    storms: StormPolicy,
     wake: Arc<Notify>,
     poll_interval: Duration,
 }
@@ -116,9 +170,16 @@ impl Dispatcher {
             notifier,
             metrics,
             policy,
+            storms: StormPolicy::default(),
             wake: Arc::new(Notify::new()),
             poll_interval: POLL_INTERVAL,
         }
+    }
+
+    /// Groups alert storms by `storms` (default [`StormPolicy::default`]).
+    pub fn with_storms(mut self, storms: StormPolicy) -> Self {
+        self.storms = storms;
+        self
     }
 
     /// The handle to poke (with [`Notify::notify_one`]) after storing an alert, so that it
@@ -148,6 +209,7 @@ impl Dispatcher {
             notifier: self.notifier,
             metrics: self.metrics,
             policy: self.policy,
+            storms: self.storms,
             wake: self.wake,
             shutdown: shutdown.clone(),
             drain_timeout,
@@ -194,6 +256,7 @@ struct Shared {
     notifier: Arc<dyn Notifier>,
     metrics: Arc<Metrics>,
     policy: RetryPolicy,
+    storms: StormPolicy,
     wake: Arc<Notify>,
     /// Cancelled when the dispatcher should drain and stop.
     shutdown: CancellationToken,
@@ -303,19 +366,131 @@ async fn work(shared: &Shared, webhook_id: Uuid) {
         if !due_in.is_zero() && !shared.sleep_until(Instant::now() + due_in).await {
             return;
         }
-        if shared.hard_stop.is_cancelled() || !deliver(shared, &delivery).await {
+        if shared.hard_stop.is_cancelled() {
+            return;
+        }
+        let go_on = match storm_kind(shared, &delivery).await {
+            Some(kind) => deliver_storm(shared, &delivery.webhook, kind).await,
+            None => deliver(shared, &delivery).await,
+        };
+        if !go_on {
             return;
         }
     }
 }
 
+/// The kind of storm `d` belongs to, when its channel is in one: `d` is a down or recovery
+/// alert, the channel groups storms, and more than the threshold of such alerts were queued
+/// for it within the window.
+async fn storm_kind(shared: &Shared, d: &Delivery) -> Option<AlertKind> {
+    let kind = d.alert.kind;
+    let policy = &shared.storms;
+    if policy.threshold == 0 || !matches!(kind, AlertKind::Down | AlertKind::Recovery) {
+        return None;
+    }
+    let channel = &d.webhook;
+    let groups = channel
+        .options
+        .group_alerts
+        .unwrap_or_else(|| shared.notifier.groups_storms(&channel.kind));
+    if !groups {
+        return None;
+    }
+    let window = chrono::Duration::from_std(policy.window).unwrap_or(chrono::Duration::MAX);
+    let since = Utc::now()
+        .checked_sub_signed(window)
+        .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+    let count = shared
+        .persist("count the recent alerts", channel.id, || {
+            shared.store.recent_deliveries(channel.id, kind, since)
+        })
+        .await?;
+    (count > u64::from(policy.threshold)).then_some(kind)
+}
+
+/// Collects `channel`'s pending alerts of `kind` until none joined for [`STORM_QUIET`] (at
+/// most the window), sends them as one message and settles them together. Returns false
+/// when the worker should stop.
+async fn deliver_storm(shared: &Shared, channel: &Webhook, kind: AlertKind) -> bool {
+    let id = channel.id;
+    let started = Instant::now();
+    let mut size = 0;
+    let mut changed = started;
+    let group = loop {
+        let Some(pending) = shared
+            .persist("read the pending deliveries", id, || {
+                shared.store.pending_deliveries_of(id, STORM_MAX)
+            })
+            .await
+        else {
+            return false;
+        };
+        let group: Vec<Delivery> = storm_group(&pending, kind).into_iter().cloned().collect();
+        let now = Instant::now();
+        if group.len() != size {
+            size = group.len();
+            changed = now;
+        }
+        let close_at = (changed + STORM_QUIET).min(started + shared.storms.window);
+        if now >= close_at || shared.shutdown.is_cancelled() || size >= STORM_MAX {
+            break group;
+        }
+        let next_look = (now + STORM_QUIET / 4).min(close_at);
+        if !shared.sleep_until(next_look).await {
+            return false;
+        }
+    };
+    let Some(head) = group.first() else {
+        return true;
+    };
+    if group.len() == 1 {
+        return deliver(shared, head).await;
+    }
+    let ids: Vec<i64> = group.iter().map(|d| d.id).collect();
+    let storm = Message::Storm(Storm {
+        kind,
+        alerts: group.iter().map(|d| d.alert.clone()).collect(),
+        dashboard_url: shared.storms.dashboard_url.clone(),
+    });
+    let span = tracing::info_span!(
+        "storm_delivery",
+        channel = %channel.name,
+        kind = kind.as_str(),
+        alerts = ids.len(),
+        attempt = head.attempts + 1,
+    );
+    async {
+        let outcome = tokio::select! {
+            outcome = shared.notifier.send(channel, &storm) => outcome,
+            _ = shared.hard_stop.cancelled() => return false,
+        };
+        let store = &shared.store;
+        match outcome {
+            Ok(()) => {
+                shared.metrics.alerts_sent.inc_by(ids.len() as u64);
+                info!("alert storm delivered as one message");
+                shared
+                    .persist("record sent deliveries", id, || store.deliveries_sent(&ids))
+                    .await
+                    .is_some()
+            }
+            Err(error) => {
+                shared.metrics.alerts_failed.inc();
+                settle_failure(shared, head, error, Some(&ids)).await
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
 /// Sends one delivery and records the outcome. Returns false when the worker should stop.
 async fn deliver(shared: &Shared, d: &Delivery) -> bool {
-    let webhook = redact_url(&d.webhook.url);
     let attempt = d.attempts + 1;
     let span = tracing::info_span!(
         "delivery",
-        %webhook,
+        channel = %d.webhook.name,
+        channel_kind = %d.webhook.kind,
         delivery_id = d.id,
         alert_id = %d.alert.id,
         monitor_id = %d.alert.monitor_id,
@@ -323,8 +498,9 @@ async fn deliver(shared: &Shared, d: &Delivery) -> bool {
         attempt,
     );
     async {
+        let message = Message::Alert(d.alert.clone());
         let outcome = tokio::select! {
-            outcome = shared.notifier.send(&d.webhook, &d.alert) => outcome,
+            outcome = shared.notifier.send(&d.webhook, &message) => outcome,
             // The request is abandoned; the delivery stays pending for the next start.
             _ = shared.hard_stop.cancelled() => return false,
         };
@@ -341,41 +517,56 @@ async fn deliver(shared: &Shared, d: &Delivery) -> bool {
             }
             Err(error) => {
                 shared.metrics.alerts_failed.inc();
-                let text = error.to_string();
-                match error {
-                    SendError::RateLimited { retry_after } => {
-                        warn!(?retry_after, "alert delivery rate limited");
-                        retry(shared, d, retry_after, &text).await
-                    }
-                    SendError::Retryable(_) => {
-                        let wait = shared.policy.jittered(d.attempts);
-                        warn!(error = %text, retry_in = ?wait, "alert delivery failed; will retry");
-                        retry(shared, d, wait, &text).await
-                    }
-                    SendError::Gone => {
-                        warn!("the webhook answered 404; disabling it");
-                        shared
-                            .persist("disable a deleted webhook", id, || {
-                                store.disable_webhook(id, GONE_REASON)
-                            })
-                            .await;
-                        false
-                    }
-                    SendError::Rejected(_) => {
-                        warn!(error = %text, "alert delivery rejected; giving it up");
-                        shared
-                            .persist("record a failed delivery", id, || {
-                                store.delivery_failed(d.id, &text)
-                            })
-                            .await
-                            .is_some()
-                    }
-                }
+                settle_failure(shared, d, error, None).await
             }
         }
     }
     .instrument(span)
     .await
+}
+
+/// Records what a failed attempt at `d` (or at the storm `group` that `d` heads) means.
+/// Returns false when the worker should stop.
+async fn settle_failure(
+    shared: &Shared,
+    d: &Delivery,
+    error: SendError,
+    group: Option<&[i64]>,
+) -> bool {
+    let store = &shared.store;
+    let id = d.webhook.id;
+    let text = error.to_string();
+    match error {
+        SendError::RateLimited { retry_after } => {
+            warn!(?retry_after, "alert delivery rate limited");
+            retry(shared, d, retry_after, &text).await
+        }
+        SendError::Retryable(_) => {
+            let wait = shared.policy.jittered(d.attempts);
+            warn!(error = %text, retry_in = ?wait, "alert delivery failed; will retry");
+            retry(shared, d, wait, &text).await
+        }
+        SendError::Disabled(reason) => {
+            warn!(%reason, "the channel refused for good; disabling it");
+            shared
+                .persist("disable a refused channel", id, || {
+                    store.disable_webhook(id, &reason)
+                })
+                .await;
+            false
+        }
+        SendError::Rejected(_) => {
+            warn!(error = %text, "alert delivery rejected; giving it up");
+            let single = [d.id];
+            let ids = group.unwrap_or(&single);
+            shared
+                .persist("record a failed delivery", id, || {
+                    store.deliveries_failed(ids, &text)
+                })
+                .await
+                .is_some()
+        }
+    }
 }
 
 /// Records a failed attempt to be tried again after `wait`.

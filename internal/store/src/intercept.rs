@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use upwatch_core::maintenance::Maintenance;
 use upwatch_core::rollup::{Cutoffs, RollupRun};
-use upwatch_core::{Alert, CheckResult, Monitor, MonitorState, Webhook};
+use upwatch_core::{Alert, AlertKind, CheckResult, Monitor, MonitorState, Webhook};
 use uuid::Uuid;
 
 use crate::{
@@ -238,6 +238,45 @@ impl Outbox for Intercepted {
     async fn pending_deliveries(&self) -> StoreResult<u64> {
         self.call("pending_deliveries", 0)?;
         self.inner.pending_deliveries().await
+    }
+
+    async fn deliveries_sent(&self, delivery_ids: &[i64]) -> StoreResult<()> {
+        self.call("deliveries_sent", 0)?;
+        self.inner.deliveries_sent(delivery_ids).await
+    }
+
+    async fn deliveries_failed(&self, delivery_ids: &[i64], error: &str) -> StoreResult<()> {
+        self.call("deliveries_failed", 0)?;
+        self.inner.deliveries_failed(delivery_ids, error).await
+    }
+
+    async fn pending_deliveries_of(
+        &self,
+        webhook_id: Uuid,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
+        self.call("pending_deliveries_of", 0)?;
+        self.inner.pending_deliveries_of(webhook_id, limit).await
+    }
+
+    async fn recent_deliveries(
+        &self,
+        webhook_id: Uuid,
+        kind: AlertKind,
+        since: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        self.call("recent_deliveries", 0)?;
+        self.inner.recent_deliveries(webhook_id, kind, since).await
+    }
+
+    async fn queue_reminder(
+        &self,
+        incident_id: Uuid,
+        alert: &Alert,
+        webhook_id: Uuid,
+    ) -> StoreResult<bool> {
+        self.call("queue_reminder", 0)?;
+        self.inner.queue_reminder(incident_id, alert, webhook_id).await
     }
 }
 

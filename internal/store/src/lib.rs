@@ -22,7 +22,7 @@ use upwatch_core::maintenance::Maintenance;
 use upwatch_core::rollup::{
     cover, readable_range, runs, Cutoffs, Resolution, Retention, Rollup, RollupRun,
 };
-use upwatch_core::{Alert, CheckError, CheckResult, CheckStatus, Monitor, MonitorState, Webhook};
+use upwatch_core::{Alert, AlertKind, CheckError, CheckResult, CheckStatus, Monitor, MonitorState, Webhook};
 use uuid::Uuid;
 
 /// What can go wrong in a store.
@@ -341,6 +341,39 @@ pub trait Outbox: Send + Sync + 'static {
 
     /// Gives a delivery up for good (the endpoint refused it permanently).
     async fn delivery_failed(&self, delivery_id: i64, error: &str) -> StoreResult<()>;
+
+    /// Marks these deliveries done together (the alerts of one storm message).
+    async fn deliveries_sent(&self, delivery_ids: &[i64]) -> StoreResult<()>;
+
+    /// Gives these deliveries up together (a storm message refused for good).
+    async fn deliveries_failed(&self, delivery_ids: &[i64], error: &str) -> StoreResult<()>;
+
+    /// The pending deliveries of a channel, oldest first, at most `limit`, whenever due.
+    async fn pending_deliveries_of(
+        &self,
+        webhook_id: Uuid,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>>;
+
+    /// How many deliveries of alerts of `kind` were queued for a channel since `since`,
+    /// whatever became of them: the storm detector's count.
+    async fn recent_deliveries(
+        &self,
+        webhook_id: Uuid,
+        kind: AlertKind,
+        since: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
+    /// Stores the reminder `alert` of the open incident `incident_id` with one pending
+    /// delivery to `webhook_id`, unless an alert with its id exists (reminder ids are
+    /// derived from what they remind of, so that deciding one twice stores it once).
+    /// Counted in the incident's `alerts_sent` once delivered. Returns whether it was new.
+    async fn queue_reminder(
+        &self,
+        incident_id: Uuid,
+        alert: &Alert,
+        webhook_id: Uuid,
+    ) -> StoreResult<bool>;
 
     /// Number of deliveries still pending, for readiness and metrics.
     async fn pending_deliveries(&self) -> StoreResult<u64>;

@@ -15,6 +15,7 @@ pub mod discord;
 pub mod dns;
 pub mod every_type;
 pub mod postgres;
+pub mod receiver;
 pub mod target;
 pub mod tls;
 pub mod wait;
