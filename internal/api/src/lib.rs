@@ -38,6 +38,7 @@ mod response_times;
 mod sites;
 mod status;
 mod uptime;
+mod notifiers;
 mod webhooks;
 
 use std::any::Any;
@@ -79,7 +80,8 @@ pub struct ApiState {
     pub stats: Arc<upwatch_service::Stats>,
     /// Largest accepted request body in bytes (default 1 MiB).
     pub max_body_bytes: usize,
-    /// Sends the test messages of `POST /api/v1/webhooks/{id}/test`.
+    /// Checks and redacts notifier settings, and sends the test messages of
+    /// `POST /api/v1/notifiers/{id}/test`.
     pub notifier: Arc<dyn upwatch_notify::Notifier>,
     /// Records the pushes of push monitors (`/api/v1/push/{token}`); `None` in an API process
     /// without a results stream (no broker configured), which answers pushes with a 503.
@@ -125,6 +127,14 @@ pub fn router(state: ApiState) -> Router {
                 .delete(webhooks::delete),
         )
         .route("/webhooks/{id}/test", post(webhooks::test))
+        .route("/notifiers", post(notifiers::create).get(notifiers::list))
+        .route(
+            "/notifiers/{id}",
+            get(notifiers::get)
+                .patch(notifiers::update)
+                .delete(notifiers::delete),
+        )
+        .route("/notifiers/{id}/test", post(notifiers::test))
         .route(
             "/maintenances",
             post(maintenances::create).get(maintenances::list),

@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
 use crate::error::{Problem, PROBLEM_JSON};
 use crate::{
     badge, bulk, health, history, incidents, maintenances, push, response_times, sites, status,
-    uptime, webhooks, ApiState,
+    uptime, notifiers, webhooks, ApiState,
 };
 
 /// The document's root.
@@ -26,7 +26,7 @@ use crate::{
 #[openapi(
     info(
         title = "upwatch",
-        description = "The REST API of upwatch, a distributed uptime monitor: monitors (\"sites\"), their live status, history, uptime, response times and incidents, the webhooks alerts go to, and maintenance windows.\n\nEvery error is `application/problem+json` (RFC 9457) with a sentence saying what to fix. When the server has an API token (`UPWATCH_API_TOKEN`), every `/api/v1` request but the badges, the pushes and this document needs `Authorization: Bearer <token>`.\n\nBodies are JSON (`Content-Type: application/json`, or `application/merge-patch+json` for PATCH; anything else is a 415) of at most 1 MiB (32 MiB for bulk creation; larger is a 413). Unknown fields in a body are refused with a 422 naming the field, so that a typo is never a silently ignored setting; unknown query parameters are ignored.",
+        description = "The REST API of upwatch, a distributed uptime monitor: monitors (\"sites\"), their live status, history, uptime, response times and incidents, the notifiers (channels) alerts go to, and maintenance windows.\n\nEvery error is `application/problem+json` (RFC 9457) with a sentence saying what to fix. When the server has an API token (`UPWATCH_API_TOKEN`), every `/api/v1` request but the badges, the pushes and this document needs `Authorization: Bearer <token>`.\n\nBodies are JSON (`Content-Type: application/json`, or `application/merge-patch+json` for PATCH; anything else is a 415) of at most 1 MiB (32 MiB for bulk creation; larger is a 413). Unknown fields in a body are refused with a 422 naming the field, so that a typo is never a silently ignored setting; unknown query parameters are ignored.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -36,6 +36,8 @@ use crate::{
         incidents::of_site, incidents::all,
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::test,
+        notifiers::create, notifiers::list, notifiers::get, notifiers::update,
+        notifiers::delete, notifiers::test,
         maintenances::create, maintenances::list, maintenances::get, maintenances::patch,
         maintenances::delete,
         badge::uptime, badge::status,
@@ -51,7 +53,8 @@ use crate::{
         (name = "status", description = "Live status, from the status cache."),
         (name = "history", description = "Results, uptime and response times, from rollups."),
         (name = "incidents", description = "Down periods, opened by a down alert and closed by the recovery."),
-        (name = "webhooks", description = "Where alerts go (URLs are secrets: always shown redacted)."),
+        (name = "webhooks", description = "Discord webhooks, as before notifiers had kinds: the notifiers of kind `discord`, same ids (URLs are secrets: always shown redacted)."),
+        (name = "notifiers", description = "Where alerts go: Discord, Slack, Teams, Mattermost, Telegram, Matrix, email, generic webhooks, PagerDuty, Opsgenie, ntfy, Gotify, Pushover. Settings are checked per kind; secrets are always shown redacted."),
         (name = "maintenances", description = "Maintenance windows, one-off or recurring (RFC 5545): checks go on, their results are stored marked, count neither up nor down, and alert nobody."),
         (name = "badges", description = "SVG badges for READMEs: no token needed."),
         (name = "push", description = "Heartbeats of push monitors: a cron job or backup reports in. No API token: the push token in the path is the credential."),

@@ -1,11 +1,13 @@
-//! Alert webhooks. Their URLs are secrets: responses and logs only show them redacted.
+//! Discord webhooks, as they were before notifiers had kinds: `/api/v1/webhooks` shows and
+//! makes the notifiers of kind `discord` (same ids as `/api/v1/notifiers`), so that what
+//! users built on it keeps working. Their URLs are secrets: responses and logs only show
+//! them redacted.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use upwatch_core::{redact_url, Webhook, WebhookSource, WebhookView};
+use upwatch_core::{Webhook, WebhookSource, WebhookView};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -45,15 +47,7 @@ pub async fn create(
         None => "webhook".to_string(),
         Some(name) => validate_name(&name)?,
     };
-    let webhook = Webhook {
-        id: Uuid::now_v7(),
-        name,
-        url,
-        enabled: true,
-        disabled_reason: None,
-        source: WebhookSource::Api,
-        created_at: Utc::now(),
-    };
+    let webhook = Webhook::discord(Uuid::now_v7(), name, url, WebhookSource::Api);
     state.store.upsert_webhook(&webhook).await?;
     let view = WebhookView::from(&webhook);
     tracing::info!(webhook_id = %view.id, url = %view.url, "webhook created");
@@ -78,8 +72,6 @@ pub struct WebhookPatch {
     pub enabled: Option<bool>,
 }
 
-/// Why a webhook is disabled when a person disables it.
-const DISABLED_THROUGH_API: &str = "disabled through the API";
 
 /// `GET /api/v1/webhooks/{id}`.
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "get_webhook", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "The webhook, its URL redacted.", body = upwatch_core::WebhookView)))]
@@ -109,69 +101,43 @@ pub async fn update(
     let url = patch.url.as_deref().map(validate_url).transpose()?;
     let name = patch.name.as_deref().map(validate_name).transpose()?;
     if url.is_some() || name.is_some() {
-        webhook.url = url.unwrap_or(webhook.url);
+        if let Some(url) = url {
+            webhook.settings = serde_json::json!({ "webhook_url": url });
+            webhook.url = url;
+        }
         webhook.name = name.unwrap_or(webhook.name);
         state.store.upsert_webhook(&webhook).await?;
     }
-    match patch.enabled {
-        Some(true) if !webhook.enabled => {
-            state.store.enable_webhook(id).await?;
-            tracing::info!(webhook_id = %id, "webhook enabled");
-        }
-        Some(false) if webhook.enabled => {
-            state
-                .store
-                .disable_webhook(id, DISABLED_THROUGH_API)
-                .await?;
-            tracing::info!(webhook_id = %id, "webhook disabled");
-        }
-        _ => {}
-    }
+    crate::notifiers::set_enabled(&state, &webhook, patch.enabled).await?;
     let webhook = found(&state, id).await?;
     let view = WebhookView::from(&webhook);
     tracing::info!(webhook_id = %id, url = %view.url, "webhook updated");
     Ok(axum::Json(view))
 }
 
-/// What `POST /api/v1/webhooks/{id}/test` answers: whether the test message went out, and
-/// why not (never with the webhook's URL).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TestOutcome {
-    pub delivered: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
 /// `POST /api/v1/webhooks/{id}/test`: sends the webhook a test message, once, whether or not
 /// it is enabled, and says how it went. A failed test is an answer, not an API error, so it
 /// is a 200 with `"delivered": false` and the reason; it changes nothing.
-#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", operation_id = "test_webhook", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "Whether the test message was delivered.", body = TestOutcome)))]
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", operation_id = "test_webhook", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "Whether the test message was delivered.", body = crate::notifiers::TestOutcome)))]
 pub async fn test(
     State(state): State<ApiState>,
     IdPath(id): IdPath,
-) -> Result<axum::Json<TestOutcome>, ApiError> {
+) -> Result<axum::Json<crate::notifiers::TestOutcome>, ApiError> {
     let webhook = found(&state, id).await?;
-    let outcome = match state.notifier.send_test(&webhook).await {
-        Ok(()) => TestOutcome {
-            delivered: true,
-            error: None,
-        },
-        Err(error) => TestOutcome {
-            delivered: false,
-            error: Some(error.to_string()),
-        },
-    };
-    tracing::info!(webhook_id = %id, url = %redact_url(&webhook.url), delivered = outcome.delivered, error = outcome.error.as_deref(), "webhook test message");
-    Ok(axum::Json(outcome))
+    Ok(axum::Json(crate::notifiers::send_test(&state, &webhook).await))
 }
 
-/// The webhook with `id`, or a 404 that says so.
+/// The Discord webhook with `id`, or a 404 that says so (a notifier of another kind is
+/// reached at `/api/v1/notifiers/{id}`).
 async fn found(state: &ApiState, id: Uuid) -> Result<Webhook, ApiError> {
-    state
-        .store
-        .get_webhook(id)
-        .await?
-        .ok_or_else(|| no_webhook(id))
+    match state.store.get_webhook(id).await? {
+        Some(w) if w.is_discord() => Ok(w),
+        Some(w) => Err(ApiError::NotFound(format!(
+            "There is no Discord webhook with id {id}; it is a notifier of kind `{}`: use /api/v1/notifiers/{id}.",
+            w.kind
+        ))),
+        None => Err(no_webhook(id)),
+    }
 }
 
 /// The 404 of a webhook id that names none.
@@ -226,6 +192,7 @@ pub async fn list(State(state): State<ApiState>) -> Result<axum::Json<WebhookLis
         .list_webhooks()
         .await?
         .iter()
+        .filter(|w| w.is_discord())
         .map(WebhookView::from)
         .collect();
     Ok(axum::Json(WebhookList { items }))
@@ -237,6 +204,7 @@ pub async fn delete(
     State(state): State<ApiState>,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
+    found(&state, id).await?;
     if !state.store.delete_webhook(id).await? {
         return Err(no_webhook(id));
     }

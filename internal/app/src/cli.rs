@@ -314,6 +314,9 @@ async fn import(settings: Settings, file: &Path) -> ExitCode {
             if imported.maintenances.total() > 0 {
                 println!("maintenance windows: {}", imported.maintenances);
             }
+            if imported.notifiers.total() > 0 {
+                println!("notifiers: {}", imported.notifiers);
+            }
             ExitCode::SUCCESS
         }
         Err(e @ crate::yaml::ImportError::Store(_)) => {

@@ -9,6 +9,7 @@
 //! and seeded sites, then the cache is warmed; consumers subscribe before the scheduler
 //! publishes; shutdown runs the pipeline dry from the scheduler to the alert dispatcher.
 
+pub mod channels;
 pub mod cli;
 mod ops;
 pub mod roles;
@@ -18,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use chrono::Utc;
 use roles::{AdvisoryLock, AlwaysLeader, Leadership, Wiring, START_ORDER};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -445,27 +445,50 @@ pub async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
     })
 }
 
-/// Makes the stored configured webhooks match `DISCORD_WEBHOOK_URL`: adds new ones, removes
-/// those no longer configured. Webhooks created through the API are left alone.
+/// Makes the stored configured channels match `DISCORD_WEBHOOK_URL` and
+/// `UPWATCH_NOTIFIERS_FILE`: adds new ones, updates changed ones, removes those no longer
+/// configured. Channels created through the API (or `upwatch import`) are left alone.
 async fn sync_config_webhooks(store: &dyn Store, settings: &Settings) -> anyhow::Result<()> {
     let mut wanted = Vec::new();
     for (i, url) in settings.discord_webhook_urls.iter().enumerate() {
         let url = url.expose_secret().to_string();
-        let webhook = Webhook {
-            id: Webhook::config_id(&url),
-            name: format!("DISCORD_WEBHOOK_URL #{}", i + 1),
+        let webhook = Webhook::discord(
+            Webhook::config_id(&url),
+            format!("DISCORD_WEBHOOK_URL #{}", i + 1),
             url,
-            enabled: true,
-            disabled_reason: None,
-            source: WebhookSource::Config,
-            created_at: Utc::now(),
-        };
+            WebhookSource::Config,
+        );
         store
             .upsert_webhook(&webhook)
             .await
             .context("cannot store the configured webhooks")?;
         tracing::info!(webhook = %redact_url(&webhook.url), id = %webhook.id, "webhook configured");
         wanted.push(webhook.id);
+    }
+    if let Some(path) = &settings.notifiers_file {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!("UPWATCH_NOTIFIERS_FILE: cannot read {}", path.display())
+        })?;
+        let docs = channels::parse_file(&text)
+            .map_err(|e| anyhow::anyhow!("UPWATCH_NOTIFIERS_FILE {}: {e}", path.display()))?;
+        let notifier = upwatch_notifiers::Channels::default();
+        for (i, doc) in docs.iter().enumerate() {
+            let channel = channels::read(
+                &notifier,
+                doc,
+                WebhookSource::Config,
+                &channels::process_env,
+            )
+            .map_err(|e| {
+                anyhow::anyhow!("UPWATCH_NOTIFIERS_FILE {}: notifiers[{i}]: {e}", path.display())
+            })?;
+            store
+                .upsert_webhook(&channel)
+                .await
+                .context("cannot store the configured notifiers")?;
+            tracing::info!(id = %channel.id, kind = %channel.kind, name = %channel.name, "notifier configured");
+            wanted.push(channel.id);
+        }
     }
     for stale in store
         .list_webhooks()

@@ -15,8 +15,8 @@ use upwatch_bus::{groups, Bus, InProcessBus, Subscription, Topic};
 use upwatch_cache::StatusCache;
 use upwatch_checker::{Checker, CheckerConfig};
 use upwatch_config::Settings;
-use upwatch_notifiers::DiscordNotifier;
-use upwatch_notify::{Dispatcher, Notifier, RetryPolicy};
+use upwatch_notifiers::Channels;
+use upwatch_notify::{Dispatcher, Notifier, Reminders, RetryPolicy, StormPolicy};
 use upwatch_pipeline::alerter::Alerter;
 use upwatch_pipeline::cache_updater::CacheUpdater;
 use upwatch_pipeline::consume::Batching;
@@ -181,8 +181,8 @@ pub struct Wiring<'a> {
     pub shutdown: CancellationToken,
     /// Poked after every monitor write, so that the scheduler reloads at once.
     pub changed: Arc<Notify>,
-    /// One HTTP client for Discord, shared by the dispatcher, the API's test messages and
-    /// the watchdog; made by the first role that needs it.
+    /// The notification channels (their HTTP client), shared by the dispatcher, the API's
+    /// test messages and the watchdog; made by the first role that needs it.
     notifier: OnceLock<Arc<dyn Notifier>>,
 }
 
@@ -242,14 +242,12 @@ impl<'a> Wiring<'a> {
             .with_context(|| format!("cannot join the consumer group {group}"))
     }
 
-    /// The shared Discord client, made on first use.
+    /// The notification channels of every kind, made on first use.
     pub fn notifier(&self) -> anyhow::Result<Arc<dyn Notifier>> {
-        if let Some(notifier) = self.notifier.get() {
-            return Ok(notifier.clone());
-        }
-        let made: Arc<dyn Notifier> =
-            Arc::new(DiscordNotifier::new().context("cannot build the HTTP client for Discord")?);
-        Ok(self.notifier.get_or_init(|| made).clone())
+        Ok(self
+            .notifier
+            .get_or_init(|| Arc::new(Channels::default()))
+            .clone())
     }
 
     /// A job that runs once in the fleet, under [`Wiring::leadership`], until `stop`.
@@ -293,6 +291,11 @@ impl<'a> Wiring<'a> {
                 waker.clone(),
                 self.settings.drain_timeout,
             );
+            let storms = StormPolicy {
+                threshold: self.settings.alert_group_threshold,
+                window: self.settings.alert_group_window,
+                dashboard_url: self.settings.public_url.as_ref().map(|u| format!("{u}/")),
+            };
             Box::new(move |stop: CancellationToken| {
                 let dispatcher = Dispatcher::new(
                     store.clone(),
@@ -300,8 +303,13 @@ impl<'a> Wiring<'a> {
                     metrics.clone(),
                     RetryPolicy::default(),
                 )
+                .with_storms(storms.clone())
                 .with_waker(waker.clone());
-                tokio::spawn(dispatcher.run(stop, drain))
+                // Reminders are decided where the outbox is delivered: once in the fleet.
+                let reminders = Reminders::new(store.clone(), waker.clone());
+                tokio::spawn(async move {
+                    tokio::join!(dispatcher.run(stop.clone(), drain), reminders.run(stop));
+                })
             })
         };
         let dispatcher = self.led(DISPATCHER_LOCK_KEY, "alert dispatcher", stop.clone(), start);

@@ -1,5 +1,7 @@
-//! Config as code: every monitor's settings and every maintenance window as a YAML file, and
-//! that file applied back.
+//! Config as code: every monitor's settings, every maintenance window and every notifier as
+//! a YAML file, and that file applied back. Notifiers keep their ids and carry their secrets
+//! as `${ENV_VAR}` references (see [`crate::channels`]): import fills them from the
+//! environment and refuses, naming the variable, when one is unset.
 //!
 //! The file is a document `{version: 1, sites: [...], maintenances: [...]}` whose sites are
 //! monitor settings in the form the API accepts (`MonitorInput`), with a `name`, and without
@@ -21,7 +23,10 @@ use std::fmt;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use upwatch_core::maintenance::{Maintenance, MaintenanceInput};
-use upwatch_core::{Monitor, MonitorInput};
+use upwatch_core::{Monitor, MonitorInput, Webhook, WebhookSource};
+use upwatch_notifiers::Channels;
+
+use crate::channels::NotifierDoc;
 use upwatch_service::{MaintenanceService, MonitorService, Targets};
 use upwatch_store::{Store, StoreError};
 use uuid::Uuid;
@@ -36,6 +41,8 @@ struct ExportDocument {
     sites: Vec<MonitorInput>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     maintenances: Vec<MaintenanceInput>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    notifiers: Vec<NotifierDoc>,
 }
 
 /// The file as [`import`] reads it; sites and windows are read one by one to name the one at
@@ -49,6 +56,8 @@ struct ImportDocument {
     sites: Vec<serde_norway::Value>,
     #[serde(default)]
     maintenances: Vec<serde_norway::Value>,
+    #[serde(default)]
+    notifiers: Vec<serde_norway::Value>,
 }
 
 /// What a file holds, not yet read into settings.
@@ -56,6 +65,7 @@ struct ImportDocument {
 struct Parsed {
     sites: Vec<serde_norway::Value>,
     maintenances: Vec<serde_norway::Value>,
+    notifiers: Vec<serde_norway::Value>,
 }
 
 /// What an import did to monitors (or to maintenance windows).
@@ -81,6 +91,7 @@ impl Summary {
 pub struct Imported {
     pub sites: Summary,
     pub maintenances: Summary,
+    pub notifiers: Summary,
 }
 
 impl fmt::Display for Summary {
@@ -115,6 +126,14 @@ pub enum ImportError {
         /// What is wrong, naming the field when one is at fault.
         message: String,
     },
+    /// A notifier is not valid (or names an unset variable); nothing was written.
+    #[error("notifiers[{index}]: {message}")]
+    InvalidNotifier {
+        /// The position of the notifier in the file's list, counting from 0.
+        index: usize,
+        /// What is wrong, naming the field (never a secret's value).
+        message: String,
+    },
     /// The store failed; sites before the failure may have been written.
     #[error("database error: {0}")]
     Store(#[from] StoreError),
@@ -135,10 +154,21 @@ pub async fn export(store: &dyn Store) -> Result<String, StoreError> {
         .iter()
         .map(portable_window)
         .collect();
+    let channels = Channels::default();
+    // Channels from the configuration are made at every start; the file carries the
+    // others, their secrets as `${ENV_VAR}` references.
+    let notifiers = store
+        .list_webhooks()
+        .await?
+        .iter()
+        .filter(|c| c.source == WebhookSource::Api)
+        .map(|c| crate::channels::export(&channels, c))
+        .collect();
     let document = ExportDocument {
         version: FORMAT_VERSION,
         sites,
         maintenances,
+        notifiers,
     };
     Ok(serde_norway::to_string(&document).expect("monitor settings serialize as YAML"))
 }
@@ -158,7 +188,7 @@ fn portable_window(window: &Maintenance) -> MaintenanceInput {
 fn portable_settings(monitor: &Monitor) -> MonitorInput {
     let mut input = monitor.to_input();
     input.headers = input.headers.filter(|h| !h.is_empty());
-    input.webhook_ids = input.webhook_ids.filter(|w| !w.is_empty());
+    input.notifier_ids = input.notifier_ids.filter(|w| !w.is_empty());
     input.public = input.public.filter(|&public| public);
     input.conditions = input.conditions.filter(|c| !c.is_empty());
     input.tls_skip_verify = input.tls_skip_verify.filter(|&skip| skip);
@@ -184,6 +214,7 @@ pub async fn import_all(
     let store = monitors.store();
     let now = Utc::now();
     let parsed = parse(text)?;
+    let channels = validate_notifiers(parsed.notifiers, &crate::channels::process_env)?;
     let wanted = parsed
         .sites
         .into_iter()
@@ -258,10 +289,63 @@ pub async fn import_all(
             }
         }
     }
+    let mut notifiers_summary = Summary::default();
+    let stored = store.list_webhooks().await?;
+    for channel in channels {
+        match stored.iter().find(|c| c.id == channel.id) {
+            Some(current) if crate::channels::same(&channel, current) => {
+                notifiers_summary.unchanged += 1
+            }
+            Some(current) => {
+                let channel = Webhook {
+                    created_at: current.created_at,
+                    ..channel
+                };
+                store.upsert_webhook(&channel).await?;
+                notifiers_summary.updated += 1;
+            }
+            None => {
+                store.upsert_webhook(&channel).await?;
+                tracing::info!(notifier_id = %channel.id, kind = %channel.kind, "notifier created from a file");
+                notifiers_summary.created += 1;
+            }
+        }
+    }
     Ok(Imported {
         sites: summary,
         maintenances: windows_summary,
+        notifiers: notifiers_summary,
     })
+}
+
+/// Reads and checks every notifier of the file, its `${ENV_VAR}` references filled from
+/// `env`; writes nothing.
+fn validate_notifiers(
+    values: Vec<serde_norway::Value>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Webhook>, ImportError> {
+    let channels = Channels::default();
+    let docs = values
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            read_settings::<NotifierDoc>(value, "a notifier's `id`, `name`, `kind` and `settings`")
+                .map_err(|message| ImportError::InvalidNotifier { index, message })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some((first, index)) = crate::channels::repeated_ids(&docs) {
+        return Err(ImportError::InvalidNotifier {
+            index,
+            message: format!("`id` repeats the id of notifiers[{first}]"),
+        });
+    }
+    docs.iter()
+        .enumerate()
+        .map(|(index, doc)| {
+            crate::channels::read(&channels, doc, WebhookSource::Api, env)
+                .map_err(|message| ImportError::InvalidNotifier { index, message })
+        })
+        .collect()
 }
 
 /// Whether two versions of a window differ in nothing but their time of change.
@@ -366,7 +450,7 @@ fn parse(text: &str) -> Result<Parsed, ImportError> {
     match value {
         serde_norway::Value::Sequence(sites) => Ok(Parsed {
             sites,
-            maintenances: Vec::new(),
+            ..Parsed::default()
         }),
         serde_norway::Value::Mapping(_) => {
             let document: ImportDocument = serde_norway::from_value(value).map_err(|e| {
@@ -382,6 +466,7 @@ fn parse(text: &str) -> Result<Parsed, ImportError> {
             Ok(Parsed {
                 sites: document.sites,
                 maintenances: document.maintenances,
+                notifiers: document.notifiers,
             })
         }
         _ => Err(ImportError::Format(format!(

@@ -113,6 +113,30 @@ pub const SETTINGS: &[Setting] = &[
         expected: "a whole number of pushes one push monitor may send per minute, from 1 to 100000",
     },
     Setting {
+        key: "notifiers_file",
+        env: "UPWATCH_NOTIFIERS_FILE",
+        default: None,
+        expected: "the path of a YAML file of notifiers (as `upwatch export` writes them), secrets as ${ENV_VAR}",
+    },
+    Setting {
+        key: "alert_group_threshold",
+        env: "UPWATCH_ALERT_GROUP_THRESHOLD",
+        default: Some("10"),
+        expected: "a whole number of alerts to one channel within the group window above which they go out as one message, from 0 (never group) to 100000",
+    },
+    Setting {
+        key: "alert_group_window",
+        env: "UPWATCH_ALERT_GROUP_WINDOW",
+        default: Some("60s"),
+        expected: "a span such as 60s or 5m (from 1s to 1h)",
+    },
+    Setting {
+        key: "public_url",
+        env: "UPWATCH_PUBLIC_URL",
+        default: None,
+        expected: "the http(s) URL people open the dashboard at, such as https://status.example.com",
+    },
+    Setting {
         key: "logger_batch_size",
         env: "UPWATCH_LOGGER_BATCH_SIZE",
         default: Some("1000"),
@@ -367,6 +391,14 @@ pub struct Settings {
     pub cert_expiry_alert_days: Vec<u32>,
     /// Pushes one push monitor may send per minute; more are answered 429.
     pub push_max_per_minute: u32,
+    /// A YAML file of notifiers to keep in the store at every start.
+    pub notifiers_file: Option<PathBuf>,
+    /// More alerts than this to one channel within `alert_group_window` go out as one
+    /// message (0: never grouped).
+    pub alert_group_threshold: u32,
+    pub alert_group_window: Duration,
+    /// Where people open the dashboard, for links in messages.
+    pub public_url: Option<String>,
     pub logger_batch_size: usize,
     pub logger_batch_wait: Duration,
     /// Results the alerter applies in one transaction at most, and the longest wait before a
@@ -524,6 +556,32 @@ impl Raw {
     }
 
     /// Days before an event, such as `14,7,1`, largest first; `off` (or empty) for none.
+    /// A span such as `60s` or `5m` (a bare number is seconds), from `min` to `max` seconds.
+    fn span(&self, key: &str, min: i64, max: i64) -> Result<Duration, ConfigError> {
+        let text = self.text(key).ok_or_else(|| self.invalid(key))?.trim();
+        let seconds = match text.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => upwatch_core::parse_span(text).map(|d| d.num_seconds()),
+        };
+        match seconds {
+            Some(n) if (min..=max).contains(&n) => Ok(Duration::from_secs(n as u64)),
+            _ => Err(self.invalid(key)),
+        }
+    }
+
+    /// An optional http(s) URL with a host, without its trailing slash.
+    fn http_url(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        let Some(text) = self.text(key).map(str::trim).filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        match url::Url::parse(text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                Ok(Some(text.trim_end_matches('/').to_string()))
+            }
+            _ => Err(self.invalid(key)),
+        }
+    }
+
     fn alert_days(&self, key: &str) -> Result<Vec<u32>, ConfigError> {
         let text = self.text(key).unwrap_or("").trim();
         if text.is_empty() || text.eq_ignore_ascii_case("off") {
@@ -745,6 +803,10 @@ impl Settings {
             check_ca_file: raw.text("check_ca_file").map(|p| PathBuf::from(p.trim())),
             cert_expiry_alert_days: raw.alert_days("cert_expiry_alert_days")?,
             push_max_per_minute: raw.number("push_max_per_minute", 1, 100_000)? as u32,
+            notifiers_file: raw.text("notifiers_file").map(|p| PathBuf::from(p.trim())),
+            alert_group_threshold: raw.number("alert_group_threshold", 0, 100_000)? as u32,
+            alert_group_window: raw.span("alert_group_window", 1, 3600)?,
+            public_url: raw.http_url("public_url")?,
             logger_batch_size: raw.number("logger_batch_size", 1, 100_000)? as usize,
             logger_batch_wait: Duration::from_millis(raw.number("logger_batch_ms", 1, 60_000)?),
             alerter_batch_size: raw.number("alerter_batch_size", 1, 100_000)? as usize,

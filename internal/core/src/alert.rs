@@ -115,17 +115,33 @@ impl Alert {
         })
     }
 
-    /// The reminder that `down`'s monitor is still down at `at`, for the channel
-    /// `channel_id`: its id is derived from the down alert, the channel and the time it was
-    /// due, so that two processes (or a restart) deciding the same reminder store it once.
-    pub fn reminder(down: &Alert, channel_id: Uuid, at: DateTime<Utc>) -> Alert {
-        let key = format!("{}/{}/{}", down.id, channel_id, at.timestamp_millis());
+    /// The reminder, due at `at` for the channel `channel_id`, that `monitor` is still down
+    /// since `down_since` (its incident `incident_id`, opened by a check that failed with
+    /// `error`). Its id is derived from the incident, the channel and the due time, so that
+    /// two processes (or a restart) deciding the same reminder store it once.
+    pub fn reminder(
+        incident_id: Uuid,
+        monitor: &crate::Monitor,
+        down_since: DateTime<Utc>,
+        error: Option<CheckError>,
+        status_code: Option<u16>,
+        channel_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Alert {
+        let key = format!("{incident_id}/{channel_id}/{}", at.timestamp_millis());
         Alert {
             id: Uuid::new_v5(&Uuid::NAMESPACE_OID, key.as_bytes()),
             kind: AlertKind::Reminder,
+            monitor_id: monitor.id,
+            monitor_name: monitor.name.clone(),
+            monitor_url: monitor.url.clone(),
             at,
-            down_since: Some(down.at),
-            ..down.clone()
+            status_code,
+            response_time_ms: 0,
+            error,
+            down_since: Some(down_since),
+            certificate_expires_at: None,
+            days_left: None,
         }
     }
 

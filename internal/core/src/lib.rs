@@ -40,4 +40,4 @@ pub use expected::{ExpectedStatus, StatusMatcher};
 pub use monitor::{Monitor, MonitorInput, ValidationError};
 pub use span::{format_span, parse_span};
 pub use state::{MonitorState, MonitorStatus, Silenced, Transition};
-pub use webhook::{redact_url, Webhook, WebhookSource, WebhookView};
+pub use webhook::{redact_url, ChannelOptions, Webhook, WebhookSource, WebhookView};

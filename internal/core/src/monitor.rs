@@ -25,6 +25,10 @@ pub const MAX_INTERVAL_SECONDS: u32 = 86_400;
 pub const MAX_TIMEOUT_SECONDS: u32 = 300;
 /// The most consecutive results a threshold may ask for.
 pub const MAX_THRESHOLD: u32 = 100;
+/// The shortest reminder interval accepted (one minute).
+pub const MIN_REMINDER_SECONDS: u32 = 60;
+/// The longest reminder interval accepted (a week).
+pub const MAX_REMINDER_SECONDS: u32 = 7 * 86_400;
 /// The longest group name accepted, in characters.
 pub const MAX_GROUP_CHARS: usize = 100;
 /// Echo requests an ICMP check sends unless told otherwise.
@@ -46,7 +50,7 @@ pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", 
     "id": "0190f5a4-6a47-7c1e-9a8b-3c2d1e0f9a7b", "name": "Example", "url": "https://example.com/",
     "method": "GET", "headers": {}, "body": null, "expected_status_codes": [200], "keyword": null,
     "interval_seconds": 60, "timeout_seconds": 10, "follow_redirects": true,
-    "failure_threshold": 1, "success_threshold": 1, "enabled": true, "webhook_ids": [],
+    "failure_threshold": 1, "success_threshold": 1, "enabled": true, "notifier_ids": [],
     "public": false, "group": null,
     "created_at": "2026-11-27T12:00:00Z", "updated_at": "2026-11-27T12:00:00Z"
 }))]
@@ -82,8 +86,14 @@ pub struct Monitor {
     pub success_threshold: u32,
     /// False pauses the monitor: no checks, status `paused`.
     pub enabled: bool,
-    /// Webhooks that receive this monitor's alerts; empty means all of them.
-    pub webhook_ids: Vec<Uuid>,
+    /// The notifiers (channels) that receive this monitor's alerts; empty means its group's
+    /// or else the default ones. Accepted as `webhook_ids` too (its earlier name).
+    #[serde(alias = "webhook_ids")]
+    pub notifier_ids: Vec<Uuid>,
+    /// While down, a reminder every this many seconds on every channel, instead of the
+    /// channels' own `reminder_interval_seconds`; 0 switches reminders off for this monitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminder_interval_seconds: Option<u32>,
     /// Whether the public status page shows this monitor (its name, status and uptime only).
     /// Monitors stored before the field existed read as not public.
     #[serde(default)]
@@ -194,8 +204,10 @@ pub struct MonitorInput {
     pub success_threshold: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    #[serde(default, alias = "webhook_ids", skip_serializing_if = "Option::is_none")]
+    pub notifier_ids: Option<Vec<Uuid>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook_ids: Option<Vec<Uuid>>,
+    pub reminder_interval_seconds: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -350,9 +362,9 @@ impl MonitorInput {
         let failure_threshold = threshold("failure_threshold", self.failure_threshold)?;
         let success_threshold = threshold("success_threshold", self.success_threshold)?;
         let group = validate_group(self.group.clone())?;
-        let mut webhook_ids = self.webhook_ids.clone().unwrap_or_default();
-        webhook_ids.sort();
-        webhook_ids.dedup();
+        let mut notifier_ids = self.notifier_ids.clone().unwrap_or_default();
+        notifier_ids.sort();
+        notifier_ids.dedup();
         Ok(Monitor {
             id,
             name,
@@ -368,7 +380,19 @@ impl MonitorInput {
             failure_threshold,
             success_threshold,
             enabled: self.enabled.unwrap_or(true),
-            webhook_ids,
+            notifier_ids,
+            reminder_interval_seconds: match self.reminder_interval_seconds {
+                Some(s) if s != 0 && !(MIN_REMINDER_SECONDS..=MAX_REMINDER_SECONDS).contains(&s) => {
+                    return Err(ValidationError::new(
+                        "reminder_interval_seconds",
+                        format!(
+                            "must be 0 (no reminders) or from {MIN_REMINDER_SECONDS} to \
+                             {MAX_REMINDER_SECONDS} seconds"
+                        ),
+                    ))
+                }
+                other => other,
+            },
             public: self.public.unwrap_or(false),
             group,
             check_type,
@@ -816,7 +840,8 @@ impl Monitor {
             failure_threshold: Some(self.failure_threshold),
             success_threshold: Some(self.success_threshold),
             enabled: Some(self.enabled),
-            webhook_ids: Some(self.webhook_ids.clone()),
+            notifier_ids: Some(self.notifier_ids.clone()),
+            reminder_interval_seconds: self.reminder_interval_seconds,
             public: Some(self.public),
             group: self.group.clone(),
             // The URL's scheme says the type (`push://` included), so that a patch of the URL
@@ -870,9 +895,13 @@ impl Monitor {
             ));
         };
         let mut base = serde_json::to_value(self.to_input()).expect("monitor input serializes");
-        if changes.contains_key("expected_status_code") {
-            if let serde_json::Value::Object(map) = &mut base {
+        if let serde_json::Value::Object(map) = &mut base {
+            if changes.contains_key("expected_status_code") {
                 map.remove("expected_status_codes");
+            }
+            // The earlier name of `notifier_ids` replaces it too.
+            if changes.contains_key("webhook_ids") {
+                map.remove("notifier_ids");
             }
         }
         merge_patch(&mut base, patch);

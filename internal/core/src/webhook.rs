@@ -126,6 +126,31 @@ impl Webhook {
         }
     }
 
+    /// The channel with a Discord channel's two places for its URL agreeing: `url` (the
+    /// column stores have always had) and `settings.webhook_url` (what the provider reads),
+    /// whichever is set filling the other. Other kinds are returned as they are.
+    pub fn normalized(mut self) -> Webhook {
+        if self.kind != DISCORD {
+            return self;
+        }
+        let in_settings = self
+            .settings
+            .get("webhook_url")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        match in_settings {
+            Some(url) => self.url = url,
+            None => {
+                if !self.settings.is_object() {
+                    self.settings = serde_json::json!({});
+                }
+                self.settings["webhook_url"] = serde_json::Value::String(self.url.clone());
+            }
+        }
+        self
+    }
+
     /// Whether this is a Discord channel (what `/api/v1/webhooks` shows).
     pub fn is_discord(&self) -> bool {
         self.kind == DISCORD

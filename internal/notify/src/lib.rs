@@ -6,6 +6,7 @@
 //!   in Gatus) and [`SendError`];
 //! - [`message`]: what a channel is told ([`Message`], [`Storm`]) and the shared wording;
 //! - [`settings`]: reading, checking and redacting a channel's settings;
+//! - [`reminders`]: "still down" reminders at each channel's interval;
 //! - [`dispatch`]: the [`Dispatcher`], which delivers the store's outbox with retries, one
 //!   worker per webhook so that a slow or failing webhook never holds up the others.
 //!
@@ -18,6 +19,7 @@
 
 pub mod dispatch;
 pub mod message;
+pub mod reminders;
 pub mod settings;
 
 use std::time::Duration;
@@ -28,6 +30,7 @@ use upwatch_core::Webhook;
 
 pub use dispatch::{Dispatcher, RetryPolicy, StormPolicy};
 pub use message::{Message, Severity, Storm};
+pub use reminders::Reminders;
 pub use settings::{Settings, SettingsError};
 
 /// Sends messages to channels of every kind, and knows each kind's settings. The app builds

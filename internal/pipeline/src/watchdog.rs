@@ -27,7 +27,7 @@ use upwatch_cache::{StaleMark, StatusCache};
 use upwatch_core::alert::human_duration;
 use upwatch_core::watchdog::{is_stale, missed_heartbeat, Bursts, Expected, LagTrend, Notice};
 use upwatch_core::{CheckError, CheckResult, ErrorKind};
-use upwatch_notify::{Notifier, SendError};
+use upwatch_notify::{Message, Notifier, SendError};
 use upwatch_store::WebhookStore;
 use upwatch_telemetry::{Metrics, PartitionLabel};
 use uuid::Uuid;
@@ -77,12 +77,13 @@ impl Announce for WebhookAnnouncer {
                 return;
             }
         };
+        let message = Message::Notice(notice);
         let sends = webhooks.into_iter().filter(|w| w.enabled).map(|webhook| {
-            let notice = &notice;
+            let message = &message;
             async move {
                 let backoff = Backoff::default();
                 for attempt in 1..=NOTICE_ATTEMPTS {
-                    let wait = match self.notifier.send_notice(&webhook, notice).await {
+                    let wait = match self.notifier.send(&webhook, message).await {
                         Ok(()) => {
                             tracing::info!(webhook = %webhook.id, "watchdog message delivered");
                             return;

@@ -40,8 +40,9 @@ use serde::Serialize;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
+use upwatch_core::webhook::route;
 use upwatch_core::{
-    Alert, CheckResult, CheckStatus, Monitor, MonitorState, Webhook, WebhookSource,
+    Alert, AlertKind, CheckResult, CheckStatus, Monitor, MonitorState, Webhook, WebhookSource,
 };
 use uuid::Uuid;
 
@@ -346,12 +347,17 @@ type WebhookRow = (
     Option<String>,
     String,
     DateTime<Utc>,
+    String,
+    String,
+    String,
 );
 
-const WEBHOOK_COLUMNS: &str = "id, name, url, enabled, disabled_reason, source, created_at";
+const WEBHOOK_COLUMNS: &str = "id, name, url, enabled, disabled_reason, source, created_at, \
+     kind, settings::text, options::text";
 
 fn webhook_from_row(row: WebhookRow) -> StoreResult<Webhook> {
-    let (id, name, url, enabled, disabled_reason, source, created_at) = row;
+    let (id, name, url, enabled, disabled_reason, source, created_at, kind, settings, options) =
+        row;
     let source = WebhookSource::parse(&source)
         .ok_or_else(|| StoreError::Corrupt(format!("webhook {id}: unknown source `{source}`")))?;
     Ok(Webhook {
@@ -362,6 +368,48 @@ fn webhook_from_row(row: WebhookRow) -> StoreResult<Webhook> {
         disabled_reason,
         source,
         created_at,
+        kind,
+        settings: from_json(&settings, &format!("settings of channel {id}"))?,
+        options: from_json(&options, &format!("options of channel {id}"))?,
+    }
+    .normalized())
+}
+
+/// The columns of a delivery and its alert, then the channel's, from `alert_deliveries d`
+/// joined with `alerts a` and `webhooks w`.
+const DELIVERY_SELECT: &str = "SELECT d.id, d.attempts, d.next_attempt_at, a.payload::text, \
+     w.id, w.name, w.url, w.enabled, w.disabled_reason, w.source, w.created_at, w.kind, \
+     w.settings::text, w.options::text \
+     FROM alert_deliveries d \
+     JOIN alerts a ON a.id = d.alert_id \
+     JOIN webhooks w ON w.id = d.webhook_id";
+
+/// A row of [`DELIVERY_SELECT`].
+type DeliveryRow = (
+    i64,
+    i32,
+    DateTime<Utc>,
+    String,
+    Uuid,
+    String,
+    String,
+    bool,
+    Option<String>,
+    String,
+    DateTime<Utc>,
+    String,
+    String,
+    String,
+);
+
+fn delivery_from_row(row: DeliveryRow) -> StoreResult<Delivery> {
+    let (id, attempts, next_attempt_at, payload, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9) = row;
+    Ok(Delivery {
+        id,
+        alert: from_json(&payload, &format!("alert of delivery {id}"))?,
+        webhook: webhook_from_row((w0, w1, w2, w3, w4, w5, w6, w7, w8, w9))?,
+        attempts: u32_column(attempts, "delivery attempts")?,
+        next_attempt_at,
     })
 }
 
@@ -731,22 +779,36 @@ impl ScriptSql for Script<'_> {
     }
 
     async fn queue_deliveries(&mut self, monitor: &Monitor, alert: &Alert) -> StoreResult<()> {
-        // The webhooks are share-locked, so that one being disabled or deleted meanwhile
+        // The channels are share-locked, so that one being disabled or deleted meanwhile
         // either waits for this commit (and then fails or deletes the delivery too) or has
         // committed first (and is then skipped, its row read again).
         let now = now_ms();
+        let rows: Vec<WebhookRow> = sqlx::query_as(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE enabled \
+             ORDER BY created_at, id FOR SHARE"
+        ))
+        .fetch_all(&mut *self.0)
+        .await
+        .db()?;
+        let channels = rows
+            .into_iter()
+            .map(webhook_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let targets: Vec<Uuid> = route(&monitor.notifier_ids, monitor.group.as_deref(), &channels)
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
         sqlx::query(
-            "WITH targets AS ( \
-                 SELECT id, created_at FROM webhooks \
-                 WHERE enabled AND (cardinality($2::uuid[]) = 0 OR id = ANY($2)) \
-                 ORDER BY created_at, id FOR SHARE \
-             ) \
-             INSERT INTO alert_deliveries \
+            "INSERT INTO alert_deliveries \
              (alert_id, webhook_id, state, attempts, next_attempt_at, created_at) \
-             SELECT $1, id, 'pending', 0, $3, $3 FROM targets ORDER BY created_at, id",
+             SELECT $1, t.id, 'pending', 0, $3, $3 FROM unnest($2::uuid[]) WITH ORDINALITY AS t(id, n) \
+             ORDER BY t.n",
         )
         .bind(alert.id)
-        .bind(&monitor.webhook_ids)
+        .bind(&targets)
         .bind(now)
         .execute(&mut *self.0)
         .await
@@ -1061,6 +1123,8 @@ impl HistoryReader for PostgresStore {
             "SELECT i.id, i.monitor_id, i.started_at, i.ended_at, i.error_kind, i.error_message, \
              i.status_code, (SELECT count(*) FROM alert_deliveries d \
                WHERE d.alert_id IN (i.down_alert_id, i.recovery_alert_id) AND d.state = 'sent') \
+             + (SELECT count(*) FROM alerts r JOIN alert_deliveries d ON d.alert_id = r.id \
+               WHERE r.incident_id = i.id AND d.state = 'sent') \
              FROM incidents i WHERE true",
         );
         if let Some(monitor_id) = query.monitor_id {
@@ -1281,10 +1345,12 @@ impl MaintenanceStore for PostgresStore {
 impl WebhookStore for PostgresStore {
     async fn upsert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO webhooks (id, name, url, enabled, disabled_reason, source, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO webhooks (id, name, url, enabled, disabled_reason, source, created_at, \
+             kind, settings, options) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb) \
              ON CONFLICT (id) DO UPDATE SET \
-             name = excluded.name, url = excluded.url, source = excluded.source",
+             name = excluded.name, url = excluded.url, source = excluded.source, \
+             kind = excluded.kind, settings = excluded.settings, options = excluded.options",
         )
         .bind(webhook.id)
         .bind(text(&webhook.name))
@@ -1293,6 +1359,9 @@ impl WebhookStore for PostgresStore {
         .bind(webhook.disabled_reason.as_deref().map(text))
         .bind(webhook.source.as_str())
         .bind(ms(webhook.created_at))
+        .bind(text(&webhook.kind))
+        .bind(to_json(&webhook.settings)?)
+        .bind(to_json(&webhook.options)?)
         .execute(&self.pool)
         .await
         .db()?;
@@ -1379,42 +1448,102 @@ impl Outbox for PostgresStore {
     }
 
     async fn next_delivery(&self, webhook_id: Uuid) -> StoreResult<Option<Delivery>> {
-        type Row = (
-            i64,
-            i32,
-            DateTime<Utc>,
-            String,
-            Uuid,
-            String,
-            String,
-            bool,
-            Option<String>,
-            String,
-            DateTime<Utc>,
-        );
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT d.id, d.attempts, d.next_attempt_at, a.payload::text, \
-             w.id, w.name, w.url, w.enabled, w.disabled_reason, w.source, w.created_at \
-             FROM alert_deliveries d \
-             JOIN alerts a ON a.id = d.alert_id \
-             JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.webhook_id = $1 AND d.state = 'pending' \
-             ORDER BY d.id LIMIT 1",
+        Ok(self.pending_deliveries_of(webhook_id, 1).await?.pop())
+    }
+
+    async fn pending_deliveries_of(
+        &self,
+        webhook_id: Uuid,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
+        let rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
+            "{DELIVERY_SELECT} WHERE d.webhook_id = $1 AND d.state = 'pending' \
+             ORDER BY d.id LIMIT $2"
+        ))
+        .bind(webhook_id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.into_iter().map(delivery_from_row).collect()
+    }
+
+    async fn recent_deliveries(
+        &self,
+        webhook_id: Uuid,
+        kind: AlertKind,
+        since: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
+             WHERE d.webhook_id = $1 AND d.created_at >= $2 AND a.kind = $3",
         )
+        .bind(webhook_id)
+        .bind(ms(since))
+        .bind(kind.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .db()?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn deliveries_sent(&self, delivery_ids: &[i64]) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE alert_deliveries SET state = 'sent', attempts = attempts + 1, sent_at = $1 \
+             WHERE id = ANY($2)",
+        )
+        .bind(now_ms())
+        .bind(delivery_ids)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn deliveries_failed(&self, delivery_ids: &[i64], error: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE alert_deliveries SET state = 'failed', attempts = attempts + 1, \
+             last_error = $1 WHERE state = 'pending' AND id = ANY($2)",
+        )
+        .bind(text(error))
+        .bind(delivery_ids)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    async fn queue_reminder(
+        &self,
+        incident_id: Uuid,
+        alert: &Alert,
+        webhook_id: Uuid,
+    ) -> StoreResult<bool> {
+        let now = now_ms();
+        // One statement: the alert is inserted only when new and its channel is enabled
+        // (share-locked against a concurrent disable), and its delivery with it.
+        let inserted: Option<Uuid> = sqlx::query_scalar(
+            "WITH channel AS (SELECT id FROM webhooks WHERE id = $7 AND enabled FOR SHARE), \
+             new_alert AS ( \
+                 INSERT INTO alerts (id, monitor_id, kind, payload, created_at, incident_id) \
+                 SELECT $1, $2, $3, $4::jsonb, $5, $6 FROM channel \
+                 ON CONFLICT (id) DO NOTHING RETURNING id \
+             ) \
+             INSERT INTO alert_deliveries \
+             (alert_id, webhook_id, state, attempts, next_attempt_at, created_at) \
+             SELECT id, $7, 'pending', 0, $5, $5 FROM new_alert RETURNING alert_id",
+        )
+        .bind(alert.id)
+        .bind(alert.monitor_id)
+        .bind(alert.kind.as_str())
+        .bind(to_json(alert)?)
+        .bind(now)
+        .bind(incident_id)
         .bind(webhook_id)
         .fetch_optional(&self.pool)
         .await
         .db()?;
-        let Some((id, attempts, next_attempt_at, payload, w0, w1, w2, w3, w4, w5, w6)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(Delivery {
-            id,
-            alert: from_json(&payload, &format!("alert of delivery {id}"))?,
-            webhook: webhook_from_row((w0, w1, w2, w3, w4, w5, w6))?,
-            attempts: u32_column(attempts, "delivery attempts")?,
-            next_attempt_at,
-        }))
+        Ok(inserted.is_some())
     }
 
     async fn delivery_sent(&self, delivery_id: i64) -> StoreResult<()> {

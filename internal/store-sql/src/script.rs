@@ -178,6 +178,8 @@ fn incident_change(alert: &Alert) -> IncidentChange {
         AlertKind::Recovery => IncidentChange::Close { at: alert.at },
         // The site is up: a certificate's expiry is a warning, not an outage.
         AlertKind::CertificateExpiry => IncidentChange::None,
+        // Reminders are stored apart (`queue_reminder`), never made by a transition.
+        AlertKind::Reminder => IncidentChange::None,
     }
 }
 

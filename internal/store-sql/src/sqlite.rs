@@ -24,8 +24,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use upwatch_core::webhook::route;
 use upwatch_core::{
-    Alert, CheckResult, CheckStatus, Monitor, MonitorState, Webhook, WebhookSource,
+    Alert, AlertKind, CheckResult, CheckStatus, Monitor, MonitorState, Webhook, WebhookSource,
 };
 use uuid::Uuid;
 
@@ -177,12 +178,25 @@ fn u32_column(value: i64, what: &str) -> StoreResult<u32> {
 }
 
 /// A row of `webhooks`, in column order of [`WEBHOOK_COLUMNS`].
-type WebhookRow = (Vec<u8>, String, String, bool, Option<String>, String, i64);
+type WebhookRow = (
+    Vec<u8>,
+    String,
+    String,
+    bool,
+    Option<String>,
+    String,
+    i64,
+    String,
+    String,
+    String,
+);
 
-const WEBHOOK_COLUMNS: &str = "id, name, url, enabled, disabled_reason, source, created_at";
+const WEBHOOK_COLUMNS: &str =
+    "id, name, url, enabled, disabled_reason, source, created_at, kind, settings, options";
 
 fn webhook_from_row(row: WebhookRow) -> StoreResult<Webhook> {
-    let (id, name, url, enabled, disabled_reason, source, created_at) = row;
+    let (id, name, url, enabled, disabled_reason, source, created_at, kind, settings, options) =
+        row;
     let id = uuid(&id, "webhook id")?;
     let source = WebhookSource::parse(&source)
         .ok_or_else(|| StoreError::Corrupt(format!("webhook {id}: unknown source `{source}`")))?;
@@ -194,6 +208,48 @@ fn webhook_from_row(row: WebhookRow) -> StoreResult<Webhook> {
         disabled_reason,
         source,
         created_at: time(created_at, "webhook creation time")?,
+        kind,
+        settings: from_json(&settings, &format!("settings of channel {id}"))?,
+        options: from_json(&options, &format!("options of channel {id}"))?,
+    }
+    .normalized())
+}
+
+/// The columns of a delivery and its alert, then [`W_COLUMNS`], from `alert_deliveries d`
+/// joined with `alerts a` and `webhooks w`.
+const DELIVERY_SELECT: &str = "SELECT d.id, d.attempts, d.next_attempt_at, a.payload, \
+     w.id, w.name, w.url, w.enabled, w.disabled_reason, w.source, w.created_at, w.kind, \
+     w.settings, w.options \
+     FROM alert_deliveries d \
+     JOIN alerts a ON a.id = d.alert_id \
+     JOIN webhooks w ON w.id = d.webhook_id";
+
+/// A row of [`DELIVERY_SELECT`].
+type DeliveryRow = (
+    i64,
+    i64,
+    i64,
+    String,
+    Vec<u8>,
+    String,
+    String,
+    bool,
+    Option<String>,
+    String,
+    i64,
+    String,
+    String,
+    String,
+);
+
+fn delivery_from_row(row: DeliveryRow) -> StoreResult<Delivery> {
+    let (id, attempts, next_attempt_at, payload, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9) = row;
+    Ok(Delivery {
+        id,
+        alert: from_json(&payload, &format!("alert of delivery {id}"))?,
+        webhook: webhook_from_row((w0, w1, w2, w3, w4, w5, w6, w7, w8, w9))?,
+        attempts: u32_column(attempts, "delivery attempts")?,
+        next_attempt_at: time(next_attempt_at, "delivery next attempt time")?,
     })
 }
 
@@ -481,27 +537,24 @@ impl ScriptSql for Script<'_> {
 
     async fn queue_deliveries(&mut self, monitor: &Monitor, alert: &Alert) -> StoreResult<()> {
         let now = now_ms();
-        let enabled: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT id FROM webhooks WHERE enabled = 1 ORDER BY created_at, id")
-                .fetch_all(&mut *self.0)
-                .await
-                .db()?;
-        for webhook in enabled {
-            let applies = monitor.webhook_ids.is_empty()
-                || monitor
-                    .webhook_ids
-                    .iter()
-                    .any(|id| id.as_bytes().as_slice() == webhook);
-            if !applies {
-                continue;
-            }
+        let rows: Vec<WebhookRow> = sqlx::query_as(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE enabled = 1 ORDER BY created_at, id"
+        ))
+        .fetch_all(&mut *self.0)
+        .await
+        .db()?;
+        let channels = rows
+            .into_iter()
+            .map(webhook_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        for channel in route(&monitor.notifier_ids, monitor.group.as_deref(), &channels) {
             sqlx::query(
                 "INSERT INTO alert_deliveries \
                  (alert_id, webhook_id, state, attempts, next_attempt_at, created_at) \
                  VALUES (?, ?, 'pending', 0, ?, ?)",
             )
             .bind(alert.id.as_bytes().as_slice())
-            .bind(webhook)
+            .bind(channel.id.as_bytes().as_slice())
             .bind(now)
             .bind(now)
             .execute(&mut *self.0)
@@ -782,6 +835,8 @@ impl HistoryReader for SqliteStore {
             "SELECT i.id, i.monitor_id, i.started_at, i.ended_at, i.error_kind, i.error_message, \
              i.status_code, (SELECT count(*) FROM alert_deliveries d \
                WHERE d.alert_id IN (i.down_alert_id, i.recovery_alert_id) AND d.state = 'sent') \
+             + (SELECT count(*) FROM alerts r JOIN alert_deliveries d ON d.alert_id = r.id \
+               WHERE r.incident_id = i.id AND d.state = 'sent') \
              FROM incidents i WHERE 1 = 1",
         );
         if let Some(monitor_id) = query.monitor_id {
@@ -1002,10 +1057,12 @@ impl MaintenanceStore for SqliteStore {
 impl WebhookStore for SqliteStore {
     async fn upsert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO webhooks (id, name, url, enabled, disabled_reason, source, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO webhooks (id, name, url, enabled, disabled_reason, source, created_at, \
+             kind, settings, options) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET \
-             name = excluded.name, url = excluded.url, source = excluded.source",
+             name = excluded.name, url = excluded.url, source = excluded.source, \
+             kind = excluded.kind, settings = excluded.settings, options = excluded.options",
         )
         .bind(webhook.id.as_bytes().as_slice())
         .bind(&webhook.name)
@@ -1014,6 +1071,9 @@ impl WebhookStore for SqliteStore {
         .bind(webhook.disabled_reason.as_deref())
         .bind(webhook.source.as_str())
         .bind(ms(webhook.created_at))
+        .bind(&webhook.kind)
+        .bind(to_json(&webhook.settings)?)
+        .bind(to_json(&webhook.options)?)
         .execute(&self.pool)
         .await
         .db()?;
@@ -1107,42 +1167,126 @@ impl Outbox for SqliteStore {
     }
 
     async fn next_delivery(&self, webhook_id: Uuid) -> StoreResult<Option<Delivery>> {
-        type Row = (
-            i64,
-            i64,
-            i64,
-            String,
-            Vec<u8>,
-            String,
-            String,
-            bool,
-            Option<String>,
-            String,
-            i64,
-        );
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT d.id, d.attempts, d.next_attempt_at, a.payload, \
-             w.id, w.name, w.url, w.enabled, w.disabled_reason, w.source, w.created_at \
-             FROM alert_deliveries d \
-             JOIN alerts a ON a.id = d.alert_id \
-             JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.webhook_id = ? AND d.state = 'pending' \
-             ORDER BY d.id LIMIT 1",
-        )
+        Ok(self.pending_deliveries_of(webhook_id, 1).await?.pop())
+    }
+
+    async fn pending_deliveries_of(
+        &self,
+        webhook_id: Uuid,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
+        let rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
+            "{DELIVERY_SELECT} WHERE d.webhook_id = ? AND d.state = 'pending' \
+             ORDER BY d.id LIMIT ?"
+        ))
         .bind(webhook_id.as_bytes().as_slice())
-        .fetch_optional(&self.pool)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
         .await
         .db()?;
-        let Some((id, attempts, next_attempt_at, payload, w0, w1, w2, w3, w4, w5, w6)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(Delivery {
-            id,
-            alert: from_json(&payload, &format!("alert of delivery {id}"))?,
-            webhook: webhook_from_row((w0, w1, w2, w3, w4, w5, w6))?,
-            attempts: u32_column(attempts, "delivery attempts")?,
-            next_attempt_at: time(next_attempt_at, "delivery next attempt time")?,
-        }))
+        rows.into_iter().map(delivery_from_row).collect()
+    }
+
+    async fn recent_deliveries(
+        &self,
+        webhook_id: Uuid,
+        kind: AlertKind,
+        since: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
+             WHERE d.webhook_id = ? AND d.created_at >= ? AND a.kind = ?",
+        )
+        .bind(webhook_id.as_bytes().as_slice())
+        .bind(ms(since))
+        .bind(kind.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .db()?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn deliveries_sent(&self, delivery_ids: &[i64]) -> StoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        for chunk in delivery_ids.chunks(500) {
+            let mut sql = QueryBuilder::<Sqlite>::new(
+                "UPDATE alert_deliveries SET state = 'sent', attempts = attempts + 1, sent_at = ",
+            );
+            sql.push_bind(now).push(" WHERE id IN (");
+            let mut list = sql.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            sql.push(")");
+            sql.build().execute(&mut *tx).await.db()?;
+        }
+        tx.commit().await.db()?;
+        Ok(())
+    }
+
+    async fn deliveries_failed(&self, delivery_ids: &[i64], error: &str) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for chunk in delivery_ids.chunks(500) {
+            let mut sql = QueryBuilder::<Sqlite>::new(
+                "UPDATE alert_deliveries SET state = 'failed', attempts = attempts + 1, \
+                 last_error = ",
+            );
+            sql.push_bind(error)
+                .push(" WHERE state = 'pending' AND id IN (");
+            let mut list = sql.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            sql.push(")");
+            sql.build().execute(&mut *tx).await.db()?;
+        }
+        tx.commit().await.db()?;
+        Ok(())
+    }
+
+    async fn queue_reminder(
+        &self,
+        incident_id: Uuid,
+        alert: &Alert,
+        webhook_id: Uuid,
+    ) -> StoreResult<bool> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO alerts (id, monitor_id, kind, payload, created_at, incident_id) \
+             SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS \
+             (SELECT 1 FROM webhooks WHERE id = ? AND enabled = 1) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(alert.id.as_bytes().as_slice())
+        .bind(alert.monitor_id.as_bytes().as_slice())
+        .bind(alert.kind.as_str())
+        .bind(to_json(alert)?)
+        .bind(now)
+        .bind(incident_id.as_bytes().as_slice())
+        .bind(webhook_id.as_bytes().as_slice())
+        .execute(&mut *tx)
+        .await
+        .db()?
+        .rows_affected()
+            > 0;
+        if inserted {
+            sqlx::query(
+                "INSERT INTO alert_deliveries \
+                 (alert_id, webhook_id, state, attempts, next_attempt_at, created_at) \
+                 VALUES (?, ?, 'pending', 0, ?, ?)",
+            )
+            .bind(alert.id.as_bytes().as_slice())
+            .bind(webhook_id.as_bytes().as_slice())
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        }
+        tx.commit().await.db()?;
+        Ok(inserted)
     }
 
     async fn delivery_sent(&self, delivery_id: i64) -> StoreResult<()> {

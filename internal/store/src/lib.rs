@@ -257,7 +257,7 @@ pub trait StateReader: Send + Sync + 'static {
 pub trait StateStore: Send + Sync + 'static {
     /// Runs the monitor's state machine on `result` and, in the same transaction, stores the
     /// new state and, on a transition, the alert with one pending delivery per applicable
-    /// enabled webhook (the monitor's `webhook_ids`, or all when empty). Results of unknown or
+    /// enabled webhook (the monitor's `notifier_ids`, or all when empty). Results of unknown or
     /// paused monitors, and results already applied, change nothing and return `None`.
     /// A transition to down also opens an [`Incident`], and a recovery closes the open one.
     async fn apply_result(&self, result: &CheckResult) -> StoreResult<Option<Alert>> {

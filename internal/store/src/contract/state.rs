@@ -130,7 +130,7 @@ pub async fn apply_result_uses_the_monitors_webhooks(store: &dyn Store) {
         store.upsert_webhook(w).await.unwrap();
     }
     let m = monitor_from(MonitorInput {
-        webhook_ids: Some(vec![chosen.id, chosen_off.id, Uuid::now_v7()]),
+        notifier_ids: Some(vec![chosen.id, chosen_off.id, Uuid::now_v7()]),
         ..MonitorInput::for_url("http://127.0.0.1:80/")
     });
     store.insert_monitor(&m).await.unwrap();
