@@ -246,6 +246,9 @@ mod tests {
             disabled_reason: None,
             source: WebhookSource::Api,
             created_at: Utc::now(),
+            kind: "discord".into(),
+            settings: Default::default(),
+            options: crate::ChannelOptions { default: true, ..Default::default() },
         };
         assert!(!format!("{w:?}").contains("very-secret"));
     }

@@ -509,6 +509,7 @@ mod tests {
                 AlertKind::Down => "🔴 Website Down Alert\nSite: éé",
                 AlertKind::Recovery => "🟢 Website Recovery Alert\nSite: éé",
                 AlertKind::CertificateExpiry => "🟠 Certificate Expiry Alert\nSite: éé",
+                AlertKind::Reminder => "🔴 Website Still Down\nSite: éé",
             }));
             // The lines after the name are kept.
             assert!(content.contains("\nStatus: "), "{content}");

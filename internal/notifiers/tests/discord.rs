@@ -3,25 +3,19 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use upwatch_core::{Alert, AlertKind, CheckError, ErrorKind, Webhook, WebhookSource};
-use upwatch_notifiers::discord::message;
+use serde_json::{json, Value};
+use upwatch_core::{Alert, AlertKind, CheckError, ErrorKind};
+use upwatch_notifiers::discord::{message, GONE_REASON};
 use upwatch_notifiers::DiscordNotifier;
-use upwatch_notify::{Notifier, SendError};
+use upwatch_notify::{Message, Provider, SendError};
 use upwatch_testkit::discord::{DiscordReceiver, Reply};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn webhook(url: String) -> Webhook {
-    Webhook {
-        id: Uuid::now_v7(),
-        name: "ops".into(),
-        url,
-        enabled: true,
-        disabled_reason: None,
-        source: WebhookSource::Api,
-        created_at: Utc::now(),
-    }
+/// The settings of a Discord channel posting to `url`.
+fn settings(url: String) -> Value {
+    json!({ "webhook_url": url })
 }
 
 fn alert() -> Alert {
@@ -50,8 +44,10 @@ async fn send_with(reply: Option<Reply>) -> (DiscordReceiver, Result<(), SendErr
     if let Some(reply) = reply {
         receiver.push_response(reply);
     }
-    let notifier = DiscordNotifier::new().unwrap();
-    let outcome = notifier.send(&webhook(receiver.url()), &alert()).await;
+    let notifier = DiscordNotifier::new();
+    let outcome = notifier
+        .send(&settings(receiver.url()), &Message::Alert(alert()))
+        .await;
     (receiver, outcome)
 }
 
@@ -89,7 +85,7 @@ async fn a_429_is_rate_limited_with_the_body_retry_after() {
 #[tokio::test]
 async fn a_404_means_the_webhook_is_gone() {
     let (receiver, outcome) = send_with(Some(Reply::Status(404))).await;
-    assert_eq!(outcome, Err(SendError::Gone));
+    assert_eq!(outcome, Err(SendError::Disabled(GONE_REASON.to_string())));
     assert_eq!(receiver.attempts(), 1);
 }
 
@@ -128,8 +124,7 @@ async fn a_refused_connection_is_retryable_and_hides_the_url() {
     };
     let url = format!("http://127.0.0.1:{port}/api/webhooks/1/very-secret-token");
     let outcome = DiscordNotifier::new()
-        .unwrap()
-        .send(&webhook(url), &alert())
+        .send(&settings(url), &Message::Alert(alert()))
         .await;
     match outcome {
         Err(SendError::Retryable(text)) => {
@@ -144,9 +139,11 @@ async fn a_refused_connection_is_retryable_and_hides_the_url() {
 async fn a_slow_endpoint_times_out_as_retryable() {
     let receiver = DiscordReceiver::start().await;
     receiver.push_response(Reply::Delay(Duration::from_secs(3)));
-    let notifier = DiscordNotifier::with_timeout(Duration::from_millis(200)).unwrap();
+    let notifier = DiscordNotifier::with_timeout(Duration::from_millis(200));
     let started = std::time::Instant::now();
-    let outcome = notifier.send(&webhook(receiver.url()), &alert()).await;
+    let outcome = notifier
+        .send(&settings(receiver.url()), &Message::Alert(alert()))
+        .await;
     match outcome {
         Err(SendError::Retryable(text)) => {
             assert!(text.starts_with("the request timed out"), "{text}");

@@ -17,8 +17,8 @@ use upwatch_core::{
     Webhook, WebhookSource,
 };
 use upwatch_notifiers::discord::message;
-use upwatch_notifiers::DiscordNotifier;
-use upwatch_notify::dispatch::GONE_REASON;
+use upwatch_notifiers::discord::GONE_REASON;
+use upwatch_notifiers::Channels;
 use upwatch_notify::{Dispatcher, RetryPolicy};
 use upwatch_store::intercept::Intercepted;
 use upwatch_store::{Store, StoreError};
@@ -72,6 +72,9 @@ impl Env {
             disabled_reason: None,
             source: WebhookSource::Api,
             created_at: Utc::now(),
+            kind: "discord".into(),
+            settings: Default::default(),
+            options: upwatch_core::ChannelOptions { default: true, ..Default::default() },
         };
         self.store.upsert_webhook(&webhook).await.unwrap();
         webhook
@@ -113,7 +116,7 @@ impl Env {
     fn start(&self, policy: RetryPolicy) -> Running {
         let dispatcher = Dispatcher::new(
             self.store.clone(),
-            Arc::new(DiscordNotifier::new().unwrap()),
+            Arc::new(Channels::default()),
             self.metrics.clone(),
             policy,
         );
@@ -216,7 +219,7 @@ async fn an_alert_stored_while_running_goes_out_when_the_waker_is_poked() {
     }));
     let dispatcher = Dispatcher::new(
         store,
-        Arc::new(DiscordNotifier::new().unwrap()),
+        Arc::new(Channels::default()),
         env.metrics.clone(),
         RetryPolicy::default(),
     )
@@ -475,7 +478,7 @@ async fn shutdown_abandons_a_delivery_slower_than_the_drain_and_keeps_it_pending
 
     let dispatcher = Dispatcher::new(
         env.store.clone(),
-        Arc::new(DiscordNotifier::new().unwrap()),
+        Arc::new(Channels::default()),
         env.metrics.clone(),
         RetryPolicy::default(),
     );
@@ -527,7 +530,7 @@ async fn store_errors_are_retried_without_sending_twice() {
 
     let dispatcher = Dispatcher::new(
         store.clone(),
-        Arc::new(DiscordNotifier::new().unwrap()),
+        Arc::new(Channels::default()),
         env.metrics.clone(),
         RetryPolicy::default(),
     );

@@ -165,7 +165,11 @@ fn hook(name: &str) -> Webhook {
         disabled_reason: None,
         source: WebhookSource::Config,
         created_at: t(0),
+        kind: "discord".into(),
+        settings: Default::default(),
+        options: upwatch_core::ChannelOptions { default: true, ..Default::default() },
     }
+    .normalized()
 }
 
 fn query(limit: u32) -> HistoryQuery {

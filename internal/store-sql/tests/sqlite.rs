@@ -96,7 +96,11 @@ async fn reopening_keeps_data_and_state() {
         disabled_reason: None,
         source: WebhookSource::Config,
         created_at: t(0),
-    };
+        kind: "discord".into(),
+        settings: Default::default(),
+        options: upwatch_core::ChannelOptions { default: true, ..Default::default() },
+    }
+    .normalized();
     store.upsert_webhook(&hook).await.unwrap();
     let m = Monitor::create(MonitorInput::for_url("http://127.0.0.1:1/"), t(0)).unwrap();
     store.insert_monitor(&m).await.unwrap();

@@ -97,7 +97,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         max_body_bytes: options
             .max_body_bytes
             .unwrap_or(upwatch_api::DEFAULT_MAX_BODY_BYTES),
-        notifier: Arc::new(upwatch_notifiers::DiscordNotifier::new().expect("an HTTP client")),
+        notifier: Arc::new(upwatch_notifiers::Channels::default()),
     };
     TestApp {
         router: router(state),

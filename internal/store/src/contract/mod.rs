@@ -9,12 +9,14 @@
 //! `contract::` itself, so that a driver's tests list them by name.
 
 mod monitors;
+mod notifiers;
 mod outbox;
 mod results;
 mod state;
 mod webhooks;
 
 pub use monitors::*;
+pub use notifiers::*;
 pub use outbox::*;
 pub use results::*;
 pub use state::*;
@@ -54,6 +56,10 @@ macro_rules! for_each_contract_test {
             certificate_expiry_alerts_once_without_incident,
             maintenance_results_are_kept_out_of_uptime_and_alerts,
             maintenances_crud_and_version,
+            channels_keep_kind_settings_and_options,
+            alerts_route_by_monitor_then_group_then_default,
+            storm_reads_count_and_settle_together,
+            reminders_are_stored_once_and_counted,
         );
     };
 }
@@ -127,16 +133,17 @@ pub(super) fn entry(r: &CheckResult) -> HistoryEntry {
     }
 }
 
-/// An enabled API webhook created at `t(created)`.
+/// An enabled default Discord channel made through the API at `t(created)`, as
+/// `/api/v1/webhooks` makes them.
 pub(super) fn webhook(name: &str, created: i64) -> Webhook {
     Webhook {
-        id: Uuid::now_v7(),
-        name: name.to_string(),
-        url: format!("http://127.0.0.1:9/hooks/{name}/secret"),
-        enabled: true,
-        disabled_reason: None,
-        source: WebhookSource::Api,
         created_at: t(created),
+        ..Webhook::discord(
+            Uuid::now_v7(),
+            name.to_string(),
+            format!("http://127.0.0.1:9/hooks/{name}/secret"),
+            WebhookSource::Api,
+        )
     }
 }
 
