@@ -34,6 +34,7 @@ pub async fn webhooks_upsert_keeps_enabled(store: &dyn Store) {
     let again = Webhook {
         name: "renamed".into(),
         url: "http://127.0.0.1:9/hooks/moved".into(),
+        settings: serde_json::json!({ "webhook_url": "http://127.0.0.1:9/hooks/moved" }),
         enabled: true,
         disabled_reason: None,
         source: WebhookSource::Config,
