@@ -4,10 +4,28 @@
 //! (and tests) name this crate; the dispatcher, the API and the watchdog see the port.
 //!
 //! - [`discord`]: Discord webhooks (the seed format);
+//! - [`mattermost`]: Mattermost incoming webhooks;
+//! - [`slack`]: Slack incoming webhooks (Block Kit);
+//! - [`teams`]: Microsoft Teams Workflows webhooks (Adaptive Cards);
+//! - [`webhook`]: generic JSON webhooks (templates, HMAC signatures);
+//! - [`telegram`]: Telegram bots (Bot API `sendMessage`, HTML);
+//! - [`matrix`]: Matrix rooms (client-server API, idempotent transaction IDs);
+//! - [`ntfy`]: ntfy topics (JSON publishing);
+//! - [`gotify`]: Gotify applications;
+//! - [`pushover`]: Pushover (Message API);
 //! - [`http`]: what the HTTP providers share (client, answers, retry-after, scrubbing).
 
 pub mod discord;
+pub mod gotify;
 pub mod http;
+pub mod matrix;
+pub mod mattermost;
+pub mod ntfy;
+pub mod pushover;
+pub mod slack;
+pub mod teams;
+pub mod telegram;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,8 +47,18 @@ pub struct Channels {
 impl Channels {
     /// Every kind upwatch knows, each request given up after `timeout`.
     pub fn all(timeout: Duration) -> Channels {
-        let providers: Vec<Arc<dyn Provider>> =
-            vec![Arc::new(DiscordNotifier::with_timeout(timeout))];
+        let providers: Vec<Arc<dyn Provider>> = vec![
+            Arc::new(DiscordNotifier::with_timeout(timeout)),
+            Arc::new(telegram::TelegramNotifier::with_timeout(timeout)),
+            Arc::new(matrix::MatrixNotifier::with_timeout(timeout)),
+            Arc::new(ntfy::NtfyNotifier::with_timeout(timeout)),
+            Arc::new(gotify::GotifyNotifier::with_timeout(timeout)),
+            Arc::new(pushover::PushoverNotifier::with_timeout(timeout)),
+            Arc::new(mattermost::MattermostNotifier::with_timeout(timeout)),
+            Arc::new(slack::SlackNotifier::with_timeout(timeout)),
+            Arc::new(teams::TeamsNotifier::with_timeout(timeout)),
+            Arc::new(webhook::WebhookNotifier::with_timeout(timeout)),
+        ];
         Channels::of(providers)
     }
 

@@ -247,7 +247,11 @@ impl Provider for MatrixNotifier {
     async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
         let s = Settings::lenient(settings);
         let get = |name| s.opt_str(name).ok().flatten().unwrap_or_default();
-        let (homeserver, token, room) = (get("homeserver"), get("access_token").trim(), get("room_id"));
+        let (homeserver, token, room) = (
+            get("homeserver"),
+            get("access_token").trim(),
+            get("room_id"),
+        );
         let txn = txn_id(room.trim(), message)
             .unwrap_or_else(|| format!("upwatch-{}", uuid::Uuid::new_v4().simple()));
         let request = self

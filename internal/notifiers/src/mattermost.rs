@@ -150,7 +150,10 @@ pub fn payload(settings: &Value, message: &Message) -> Value {
 
 /// `line` escaped, except for its last occurrence of `keep`.
 fn escape_around(line: &str, keep: Option<&str>) -> String {
-    match keep.filter(|k| !k.is_empty()).and_then(|k| line.rfind(k).map(|at| (at, k))) {
+    match keep
+        .filter(|k| !k.is_empty())
+        .and_then(|k| line.rfind(k).map(|at| (at, k)))
+    {
         Some((at, k)) => format!(
             "{}{k}{}",
             escape(&line[..at]),

@@ -154,7 +154,10 @@ fn cut_utf16(text: &str, max: usize) -> String {
 /// scrubbed out of the texts.
 pub fn classify(answer: &Answer, secrets: &[&str]) -> Result<(), SendError> {
     let json = answer.json();
-    let ok = json.as_ref().and_then(|v| v.get("ok")).and_then(Value::as_bool);
+    let ok = json
+        .as_ref()
+        .and_then(|v| v.get("ok"))
+        .and_then(Value::as_bool);
     if answer.is_success() && ok != Some(false) {
         return Ok(());
     }
@@ -290,7 +293,12 @@ impl Provider for TelegramNotifier {
 
     async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
         let s = Settings::lenient(settings);
-        let token = s.opt_str("bot_token").ok().flatten().unwrap_or_default().trim();
+        let token = s
+            .opt_str("bot_token")
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .trim();
         let api = s
             .opt_str("api_url")
             .ok()

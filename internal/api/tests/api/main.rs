@@ -10,6 +10,7 @@ mod helpers;
 mod history;
 mod incidents;
 mod maintenances;
+mod notifiers;
 mod openapi;
 mod response_times;
 mod sites;
