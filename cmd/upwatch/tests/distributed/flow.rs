@@ -1,5 +1,6 @@
 //! A monitor added through the API role flows through Kafka into PostgreSQL and Redis, and
-//! the alerter sends Discord messages on down and recovery.
+//! the alerter sends messages on down and recovery to two kinds of channel at once: Discord
+//! (from `DISCORD_WEBHOOK_URL`) and Slack (made through the API).
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use serde_json::json;
 use upwatch_cache::StatusCache;
 use upwatch_core::MonitorStatus;
 use upwatch_testkit::discord::DiscordReceiver;
+use upwatch_testkit::receiver::{Answer, HttpReceiver};
 use upwatch_testkit::target::TargetServer;
 
 use crate::fleet::{eventually, stored, Api, Fleet};
@@ -36,6 +38,16 @@ async fn a_monitor_flows_through_every_role_with_alerts() {
     let mut fleet = Fleet::new(Some(&discord.url())).await;
     let mut procs = fleet.spawn_every_role(&[]);
     let api = Api::of(procs.last().unwrap()).await;
+    let slack = HttpReceiver::start(Answer::text(200, "ok")).await;
+    let created = api
+        .client
+        .post(format!("{}/api/v1/notifiers", api.base))
+        .json(&json!({"name": "ops", "kind": "slack", "default": true,
+                      "settings": {"webhook_url": format!("{}/services/T0/B0/x", slack.url())}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
     let id = api
         .create_site(
             json!({"name": "My Website", "url": target.url("/switch"), "interval_seconds": 1}),
@@ -57,6 +69,9 @@ async fn a_monitor_flows_through_every_role_with_alerts() {
         "{content}"
     );
     assert!(content.contains("\nStatus: DOWN\n"), "{content}");
+    let slack_down = slack.wait_for(1, Duration::from_secs(90)).await;
+    let text = slack_down[0].json()["text"].as_str().unwrap().to_string();
+    assert!(text.starts_with("🔴 My Website is down"), "{text}");
     eventually("the API to show down", || async {
         (api.status(id).await["status"] == "down").then_some(())
     })
@@ -78,6 +93,10 @@ async fn a_monitor_flows_through_every_role_with_alerts() {
         2,
         "one down and one recovery message"
     );
+    let slack_both = slack.wait_for(2, Duration::from_secs(30)).await;
+    assert_eq!(slack_both.len(), 2, "one down and one recovery message on Slack too");
+    let text = slack_both[1].json()["text"].as_str().unwrap().to_string();
+    assert!(text.starts_with("🟢 My Website is up again"), "{text}");
 
     // Redis loses the entry: the cache updater rebuilds it from PostgreSQL at the next check,
     // and the status listing shows the monitor again.
