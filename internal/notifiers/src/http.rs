@@ -64,16 +64,16 @@ impl Answer {
             .ok()
             .and_then(|s| s.canonical_reason())
             .unwrap_or("");
-        let body = String::from_utf8_lossy(&self.body);
+        // Scrubbed before it is cut: a secret cut in half would no longer be recognised.
+        let body = scrub(String::from_utf8_lossy(&self.body).into_owned(), secrets);
         let body = cut(body.trim(), MAX_ERROR_BODY);
         let head = format!("HTTP {} {reason}", self.status);
         let head = head.trim_end();
-        let text = if body.is_empty() {
+        if body.is_empty() {
             head.to_string()
         } else {
             format!("{head}: {body}")
-        };
-        scrub(text, secrets)
+        }
     }
 
     /// The common reading of an answer: 2xx is success; 429 waits for `Retry-After` (or the
@@ -274,6 +274,19 @@ mod tests {
         let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
         let d = retry_after(b"", Some(&soon));
         assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
+    }
+
+    #[test]
+    fn a_secret_at_the_cut_is_scrubbed_whole() {
+        let url = "https://hooks.example.com/services/T0/B0/tokentoken";
+        let body = format!("{}{url}", "x".repeat(180));
+        let a = Answer {
+            status: 400,
+            retry_after_header: None,
+            body: body.into_bytes(),
+        };
+        let text = a.describe(&[url]);
+        assert!(!text.contains("/services/T0"), "{text}");
     }
 
     #[test]

@@ -231,7 +231,7 @@ impl Provider for MattermostNotifier {
             .unwrap_or_default();
         let secrets = [url];
         let request = self.client.post(url).json(&payload(settings, message));
-        let answer = http::send(request, &secrets).await?;
+        let answer = scrubbed(http::send(request, &secrets).await?, &secrets);
         if !answer.is_success() {
             let id = answer
                 .json()
@@ -242,4 +242,12 @@ impl Provider for MattermostNotifier {
         }
         answer.classify(&secrets)
     }
+}
+
+/// `answer` with the secrets scrubbed out of its whole body, before [`http::Answer::describe`]
+/// cuts it (cutting first could keep half of a secret that the scrub no longer recognises).
+fn scrubbed(mut answer: http::Answer, secrets: &[&str]) -> http::Answer {
+    answer.body =
+        http::scrub(String::from_utf8_lossy(&answer.body).into_owned(), secrets).into_bytes();
+    answer
 }

@@ -228,10 +228,17 @@ impl Provider for TeamsNotifier {
             .ok()
             .flatten()
             .unwrap_or_default();
-        // The query holds the signature: scrub it on its own too.
-        let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
-        let secrets = [url, query];
+        // The query's `sig` is the secret part: scrub it on its own too.
+        let sig = url
+            .split_once('?')
+            .map(|(_, query)| query)
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("sig="))
+            .unwrap_or_default();
+        let secrets = [url, sig];
         let answer = http::send(self.client.post(url).json(&payload(message)), &secrets).await?;
+        let answer = scrubbed(answer, &secrets);
         if !answer.is_success() {
             let code = answer.json().and_then(|v| {
                 v.pointer("/error/code")
@@ -244,4 +251,12 @@ impl Provider for TeamsNotifier {
         }
         answer.classify(&secrets)
     }
+}
+
+/// `answer` with the secrets scrubbed out of its whole body, before [`http::Answer::describe`]
+/// cuts it (cutting first could keep half of a secret that the scrub no longer recognises).
+fn scrubbed(mut answer: http::Answer, secrets: &[&str]) -> http::Answer {
+    answer.body =
+        http::scrub(String::from_utf8_lossy(&answer.body).into_owned(), secrets).into_bytes();
+    answer
 }

@@ -184,13 +184,23 @@ fn the_test_message_is_a_header_and_a_sentence() {
 fn names_cannot_mention_or_link_and_headers_stay_within_150() {
     let mut alert = down();
     alert.monitor_name = "<!channel> & <https://evil.example|click>".into();
-    let body = payload(&Message::Alert(alert.clone())).to_string();
-    assert!(!body.contains("<!channel>"), "{body}");
-    assert!(!body.contains("<https://evil"), "{body}");
-    assert!(
-        body.contains("&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;"),
-        "{body}"
+    let p = payload(&Message::Alert(alert.clone()));
+    // The header is plain_text (never parsed); the mrkdwn texts are escaped.
+    assert_eq!(
+        p["blocks"][0]["text"],
+        json!({"type": "plain_text", "text": "🔴 <!channel> & <https://evil.example|click> is down", "emoji": true})
     );
+    let escaped = "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;";
+    assert_eq!(
+        p["blocks"][1]["fields"][0]["text"],
+        format!("*Site*\n{escaped} (https://example.com)")
+    );
+    let text = p["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("🔴 {escaped} is down\n")),
+        "{text}"
+    );
+    assert!(!text.contains("<!channel>"), "{text}");
 
     alert.monitor_name = "é".repeat(500);
     let p = payload(&Message::Alert(alert));

@@ -1,6 +1,11 @@
-//! Alert storms and reminders under paused time: a real SQLite store, the real dispatcher
-//! and reminder task, and a notifier that records what each channel is sent (the providers'
-//! own requests are tested against loopback servers in `upwatch-notifiers`).
+//! Alert storms and reminders: a real SQLite store, the real dispatcher and reminder task,
+//! and a notifier that records what each channel is sent (the providers' own requests are
+//! tested against loopback servers in `upwatch-notifiers`).
+//!
+//! Time: tokio's paused clock cannot drive sqlx's SQLite pool (its acquire timeouts fire as
+//! soon as the runtime idles on the database thread), so reminders are driven by their
+//! explicit clock (`Reminders::tick(now)`), and storms run in real time: their only wait is
+//! the 2 s quiet period.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,7 +22,8 @@ use upwatch_core::{
 use upwatch_notify::{
     Dispatcher, Message, Notifier, Provider, Reminders, RetryPolicy, SendError, StormPolicy,
 };
-use upwatch_store::{IncidentQuery, Store};
+use upwatch_store::prelude::*;
+use upwatch_store::IncidentQuery;
 use upwatch_store_sql::SqliteStore;
 use upwatch_telemetry::Metrics;
 use uuid::Uuid;
@@ -150,11 +156,11 @@ impl Env {
         })
     }
 
-    /// Runs a dispatcher until every delivery is settled (or `limit` of paused time).
+    /// Runs a dispatcher until every delivery is settled (at most a minute).
     async fn deliver_all(&self) {
         let stop = CancellationToken::new();
         let task = tokio::spawn(self.dispatcher().run(stop.clone(), Duration::from_secs(5)));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while self.store.pending_deliveries().await.unwrap() > 0 {
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -174,7 +180,7 @@ fn storm_of(m: &Message) -> &upwatch_notify::Storm {
     }
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_storm_reaches_a_channel_as_one_message_and_recoveries_too() {
     let env = Env::new(30).await;
     env.all(0..30, false, 1).await;
@@ -216,7 +222,7 @@ async fn a_storm_reaches_a_channel_as_one_message_and_recoveries_too() {
     assert_eq!(env.recorder.to("single").len(), 60);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn ten_alerts_are_no_storm() {
     let env = Env::new(10).await;
     env.all(0..10, false, 1).await;
@@ -226,7 +232,7 @@ async fn ten_alerts_are_no_storm() {
     assert!(grouped.iter().all(|m| matches!(m, Message::Alert(_))));
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_restart_inside_the_window_loses_and_repeats_nothing() {
     let env = Env::new(30).await;
     env.all(0..15, false, 2).await;
@@ -255,7 +261,7 @@ async fn a_restart_inside_the_window_loses_and_repeats_nothing() {
     assert_eq!(every.len(), 30, "each monitor's alert listed exactly once");
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_down_monitor_is_reminded_at_its_channels_interval() {
     let env = Env::new(2).await;
     // Reminders every hour on a third channel, which the first monitor names.
@@ -279,15 +285,34 @@ async fn a_down_monitor_is_reminded_at_its_channels_interval() {
     quiet.reminder_interval_seconds = Some(0);
     env.store.update_monitor(&quiet).await.unwrap();
     env.all(0..2, false, 0).await;
+    let started = env
+        .store
+        .incidents(&IncidentQuery {
+            monitor_id: Some(named.id),
+            open_only: true,
+            before: None,
+            limit: 1,
+        })
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+        .started_at;
+    let at = |minutes: i64| started + chrono::Duration::minutes(minutes);
 
-    let wake = Arc::new(Notify::new());
-    let stop = CancellationToken::new();
-    let dispatcher = env.dispatcher().with_waker(wake.clone());
-    let reminders = Reminders::new(env.store.clone(), wake).with_tick(Duration::from_secs(10));
-    let tasks = (
-        tokio::spawn(dispatcher.run(stop.clone(), Duration::from_secs(5))),
-        tokio::spawn(reminders.run(stop.clone())),
-    );
+    let mut reminders = Reminders::new(env.store.clone(), Arc::new(Notify::new()));
+    // Within the first hour: none.
+    assert_eq!(reminders.tick(at(59)).await.unwrap(), 0);
+    // After an hour: one, for the monitor that did not turn them off; once however often
+    // it is looked at, and by however many processes.
+    assert_eq!(reminders.tick(at(61)).await.unwrap(), 1);
+    assert_eq!(reminders.tick(at(62)).await.unwrap(), 0);
+    let mut other_process = Reminders::new(env.store.clone(), Arc::new(Notify::new()));
+    assert_eq!(other_process.tick(at(63)).await.unwrap(), 0);
+    // After two hours: the second.
+    assert_eq!(reminders.tick(at(121)).await.unwrap(), 1);
+    env.deliver_all().await;
+
     let reminders_of = |name: &str| {
         env.recorder
             .to("hourly")
@@ -295,23 +320,11 @@ async fn a_down_monitor_is_reminded_at_its_channels_interval() {
             .filter(|m| matches!(m, Message::Alert(a) if a.kind == AlertKind::Reminder && a.monitor_name == name))
             .collect::<Vec<_>>()
     };
-    // Within the first hour: the down alerts only.
-    tokio::time::sleep(Duration::from_secs(3500)).await;
-    assert_eq!(env.recorder.to("hourly").len(), 2);
-    assert!(reminders_of("site-00").is_empty());
-    // After an hour, and after two: one reminder each time, saying for how long.
-    tokio::time::sleep(Duration::from_secs(130)).await;
-    let first = reminders_of("site-00");
-    assert_eq!(first.len(), 1, "{first:?}");
-    assert!(first[0].headline().contains("still down for 1h 0m"), "{}", first[0].headline());
-    tokio::time::sleep(Duration::from_secs(3600)).await;
-    let both = reminders_of("site-00");
-    assert_eq!(both.len(), 2);
-    assert!(both[1].headline().contains("still down for 2h 0m"), "{}", both[1].headline());
+    let sent = reminders_of("site-00");
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent[0].headline().contains("still down for 1h 0m"), "{}", sent[0].headline());
+    assert!(sent[1].headline().contains("still down for 2h 0m"), "{}", sent[1].headline());
     assert!(reminders_of("site-01").is_empty(), "reminders are off for this monitor");
-    stop.cancel();
-    tasks.0.await.unwrap();
-    tasks.1.await.unwrap();
     // The incident counts its down alert and its two reminders.
     let incident = env
         .store
