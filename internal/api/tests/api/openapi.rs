@@ -81,7 +81,7 @@ fn every_operation_documents_its_errors_as_problems() {
             }
         }
     }
-    // Every route of the router: 31 operations (the push by GET and POST among them) and the
-    // document itself.
-    assert_eq!(operations, 32);
+    // Every route of the router: 37 operations (the push by GET and POST among them, six of
+    // notifiers) and the document itself.
+    assert_eq!(operations, 38);
 }
