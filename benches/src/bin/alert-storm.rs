@@ -158,8 +158,14 @@ async fn main() -> anyhow::Result<()> {
         .fetch_one(&sqlx::SqlitePool::connect(&url).await?)
         .await?;
 
-    println!("alert storm: {} monitors down at once, 3 channels (discord, slack, webhook), SQLite", args.monitors);
-    println!("  alerts stored (limit: the alerter's transactions): {alerts} in {:.2} s", stored.as_secs_f64());
+    println!(
+        "alert storm: {} monitors down at once, 3 channels (discord, slack, webhook), SQLite",
+        args.monitors
+    );
+    println!(
+        "  alerts stored (limit: the alerter's transactions): {alerts} in {:.2} s",
+        stored.as_secs_f64()
+    );
     for (i, (name, r)) in [("discord", &discord), ("slack", &slack), ("webhook", &hook)]
         .iter()
         .enumerate()
@@ -175,8 +181,14 @@ async fn main() -> anyhow::Result<()> {
             first_message[i].map_or(f64::NAN, |d| d.as_secs_f64())
         );
     }
-    println!("  every channel settled (outbox empty) at {:.2} s", delivered.as_secs_f64());
-    println!("  outbox rows: {rows} ({} per alert)", rows as f64 / alerts.max(1) as f64);
+    println!(
+        "  every channel settled (outbox empty) at {:.2} s",
+        delivered.as_secs_f64()
+    );
+    println!(
+        "  outbox rows: {rows} ({} per alert)",
+        rows as f64 / alerts.max(1) as f64
+    );
     println!(
         "  CPU: {:.2} s in all, {:.3} ms per alert and channel",
         cpu,

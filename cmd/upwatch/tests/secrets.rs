@@ -131,8 +131,10 @@ async fn no_secret_reaches_a_response_or_a_log_line() {
         .unwrap()
         .port();
     let site = api(reqwest::Method::POST, "/sites")
-        .json(&json!({"name": "shop", "url": format!("http://127.0.0.1:{closed}/"),
-                      "interval_seconds": 10, "timeout_seconds": 2}))
+        .json(
+            &json!({"name": "shop", "url": format!("http://127.0.0.1:{closed}/"),
+                      "interval_seconds": 10, "timeout_seconds": 2}),
+        )
         .send()
         .await
         .unwrap();
@@ -188,8 +190,18 @@ async fn no_secret_reaches_a_response_or_a_log_line() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut logs = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut logs).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
     assert!(
         logs.contains("alert delivered") && logs.contains("refused for good"),
         "the logs cover deliveries and refusals: {logs}"

@@ -32,13 +32,13 @@ mod health;
 mod history;
 mod incidents;
 mod maintenances;
+mod notifiers;
 pub mod openapi;
 mod push;
 mod response_times;
 mod sites;
 mod status;
 mod uptime;
-mod notifiers;
 mod webhooks;
 
 use std::any::Any;

@@ -285,7 +285,8 @@ pub async fn update(
         enabled: input.enabled,
         ..NotifierInput::default()
     };
-    let changes_more = serde_json::to_value(&input).ok() != serde_json::to_value(&only_enabled).ok();
+    let changes_more =
+        serde_json::to_value(&input).ok() != serde_json::to_value(&only_enabled).ok();
     if stored.source == WebhookSource::Config && changes_more {
         return Err(ApiError::Conflict(
             "This notifier comes from the configuration (DISCORD_WEBHOOK_URL or UPWATCH_NOTIFIERS_FILE), which sets it at every start; change the configuration instead, or send only `enabled`.".to_string(),

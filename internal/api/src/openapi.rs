@@ -17,8 +17,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{Problem, PROBLEM_JSON};
 use crate::{
-    badge, bulk, health, history, incidents, maintenances, push, response_times, sites, status,
-    uptime, notifiers, webhooks, ApiState,
+    badge, bulk, health, history, incidents, maintenances, notifiers, push, response_times, sites,
+    status, uptime, webhooks, ApiState,
 };
 
 /// The document's root.

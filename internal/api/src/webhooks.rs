@@ -72,7 +72,6 @@ pub struct WebhookPatch {
     pub enabled: Option<bool>,
 }
 
-
 /// `GET /api/v1/webhooks/{id}`.
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "get_webhook", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "The webhook, its URL redacted.", body = upwatch_core::WebhookView)))]
 pub async fn get(
@@ -124,7 +123,9 @@ pub async fn test(
     IdPath(id): IdPath,
 ) -> Result<axum::Json<crate::notifiers::TestOutcome>, ApiError> {
     let webhook = found(&state, id).await?;
-    Ok(axum::Json(crate::notifiers::send_test(&state, &webhook).await))
+    Ok(axum::Json(
+        crate::notifiers::send_test(&state, &webhook).await,
+    ))
 }
 
 /// The Discord webhook with `id`, or a 404 that says so (a notifier of another kind is

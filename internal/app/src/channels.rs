@@ -73,12 +73,7 @@ fn reference(name: &str, key: &str, value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        reference(name, &format!("{key}_{k}"), v),
-                    )
-                })
+                .map(|(k, v)| (k.clone(), reference(name, &format!("{key}_{k}"), v)))
                 .collect(),
         ),
         _ => Value::String(format!("${{{}}}", env_name(&format!("{name}_{key}")))),
@@ -134,10 +129,7 @@ fn fill_text(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String,
             return Ok(out);
         };
         let name = &after[..end];
-        let valid = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             out.push_str(&rest[start..start + 2 + end + 1]);
         } else {
@@ -279,7 +271,10 @@ mod tests {
         );
         let error = fill(&json!("${MISSING}"), &env).unwrap_err();
         assert!(error.contains("${MISSING}"), "{error}");
-        assert_eq!(fill(&json!("${not valid}"), &env).unwrap(), json!("${not valid}"));
+        assert_eq!(
+            fill(&json!("${not valid}"), &env).unwrap(),
+            json!("${not valid}")
+        );
     }
 
     #[test]

@@ -466,9 +466,8 @@ async fn sync_config_webhooks(store: &dyn Store, settings: &Settings) -> anyhow:
         wanted.push(webhook.id);
     }
     if let Some(path) = &settings.notifiers_file {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!("UPWATCH_NOTIFIERS_FILE: cannot read {}", path.display())
-        })?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("UPWATCH_NOTIFIERS_FILE: cannot read {}", path.display()))?;
         let docs = channels::parse_file(&text)
             .map_err(|e| anyhow::anyhow!("UPWATCH_NOTIFIERS_FILE {}: {e}", path.display()))?;
         let notifier = upwatch_notifiers::Channels::default();
@@ -480,7 +479,10 @@ async fn sync_config_webhooks(store: &dyn Store, settings: &Settings) -> anyhow:
                 &channels::process_env,
             )
             .map_err(|e| {
-                anyhow::anyhow!("UPWATCH_NOTIFIERS_FILE {}: notifiers[{i}]: {e}", path.display())
+                anyhow::anyhow!(
+                    "UPWATCH_NOTIFIERS_FILE {}: notifiers[{i}]: {e}",
+                    path.display()
+                )
             })?;
             store
                 .upsert_webhook(&channel)

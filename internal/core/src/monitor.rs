@@ -204,7 +204,11 @@ pub struct MonitorInput {
     pub success_threshold: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    #[serde(default, alias = "webhook_ids", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "webhook_ids",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub notifier_ids: Option<Vec<Uuid>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reminder_interval_seconds: Option<u32>,
@@ -382,7 +386,9 @@ impl MonitorInput {
             enabled: self.enabled.unwrap_or(true),
             notifier_ids,
             reminder_interval_seconds: match self.reminder_interval_seconds {
-                Some(s) if s != 0 && !(MIN_REMINDER_SECONDS..=MAX_REMINDER_SECONDS).contains(&s) => {
+                Some(s)
+                    if s != 0 && !(MIN_REMINDER_SECONDS..=MAX_REMINDER_SECONDS).contains(&s) =>
+                {
                     return Err(ValidationError::new(
                         "reminder_interval_seconds",
                         format!(

@@ -248,7 +248,10 @@ mod tests {
             created_at: Utc::now(),
             kind: "discord".into(),
             settings: Default::default(),
-            options: crate::ChannelOptions { default: true, ..Default::default() },
+            options: crate::ChannelOptions {
+                default: true,
+                ..Default::default()
+            },
         };
         assert!(!format!("{w:?}").contains("very-secret"));
     }

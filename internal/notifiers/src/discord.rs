@@ -79,7 +79,12 @@ pub fn message(alert: &Alert) -> Value {
     let (header, status, title_suffix, color) = match alert.kind {
         AlertKind::Down => ("🔴 Website Down Alert", "DOWN", " is down", COLOR_DOWN),
         AlertKind::Recovery => ("🟢 Website Recovery Alert", "UP", " is up again", COLOR_UP),
-        AlertKind::Reminder => ("🔴 Website Still Down", "DOWN", " is still down", COLOR_DOWN),
+        AlertKind::Reminder => (
+            "🔴 Website Still Down",
+            "DOWN",
+            " is still down",
+            COLOR_DOWN,
+        ),
         AlertKind::CertificateExpiry => (
             "🟠 Certificate Expiry Alert",
             "UP",
@@ -105,7 +110,10 @@ pub fn message(alert: &Alert) -> Value {
     ];
     match alert.kind {
         AlertKind::Down | AlertKind::Reminder => {
-            if let Some(downtime) = alert.downtime().filter(|_| alert.kind == AlertKind::Reminder) {
+            if let Some(downtime) = alert
+                .downtime()
+                .filter(|_| alert.kind == AlertKind::Reminder)
+            {
                 let downtime = human_duration(downtime);
                 lines.push(format!("Down for: {downtime}"));
                 fields.push(field("Down for", &downtime));

@@ -273,7 +273,10 @@ mod tests {
         assert_eq!(retry_after(b"", Some("99999")), MAX_RETRY_AFTER);
         let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
         let d = retry_after(b"", Some(&soon));
-        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -13,14 +13,20 @@
 //! - [`ntfy`]: ntfy topics (JSON publishing);
 //! - [`gotify`]: Gotify applications;
 //! - [`pushover`]: Pushover (Message API);
+//! - [`email`]: email over SMTP (lettre; STARTTLS or implicit TLS, AUTH);
+//! - [`pagerduty`]: PagerDuty (Events API v2: trigger, resolve, change events);
+//! - [`opsgenie`]: Opsgenie (Alert API: create, close and note by alias);
 //! - [`http`]: what the HTTP providers share (client, answers, retry-after, scrubbing).
 
 pub mod discord;
+pub mod email;
 pub mod gotify;
 pub mod http;
 pub mod matrix;
 pub mod mattermost;
 pub mod ntfy;
+pub mod opsgenie;
+pub mod pagerduty;
 pub mod pushover;
 pub mod slack;
 pub mod teams;
@@ -58,6 +64,9 @@ impl Channels {
             Arc::new(slack::SlackNotifier::with_timeout(timeout)),
             Arc::new(teams::TeamsNotifier::with_timeout(timeout)),
             Arc::new(webhook::WebhookNotifier::with_timeout(timeout)),
+            Arc::new(email::EmailNotifier::with_timeout(timeout)),
+            Arc::new(pagerduty::PagerDutyNotifier::with_timeout(timeout)),
+            Arc::new(opsgenie::OpsgenieNotifier::with_timeout(timeout)),
         ];
         Channels::of(providers)
     }

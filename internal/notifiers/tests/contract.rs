@@ -32,7 +32,10 @@ fn kinds() -> Vec<Kind> {
             settings: |b| json!({"webhook_url": format!("{b}/api/webhooks/1/{SECRET}")}),
             ok: || Answer::status(204),
             slow_down: || {
-                Answer::json(429, json!({"message": "You are being rate limited.", "retry_after": 0.5, "global": false}))
+                Answer::json(
+                    429,
+                    json!({"message": "You are being rate limited.", "retry_after": 0.5, "global": false}),
+                )
             },
             refuse: || Answer::json(404, json!({"message": "Unknown Webhook", "code": 10015})),
         },
@@ -49,23 +52,26 @@ fn kinds() -> Vec<Kind> {
             ok: || Answer::text(200, "ok"),
             slow_down: || Answer::text(429, "too many requests").header("retry-after", "3"),
             refuse: || {
-                Answer::json(400, json!({"id": "web.incoming_webhook.invalid.app_error",
-                    "message": "Invalid webhook", "status_code": 400}))
+                Answer::json(
+                    400,
+                    json!({"id": "web.incoming_webhook.invalid.app_error",
+                    "message": "Invalid webhook", "status_code": 400}),
+                )
             },
         },
         Kind {
             kind: "teams",
-            settings: |b| {
-                json!({"webhook_url": format!("{b}/workflows/1/triggers/manual/paths/invoke?sig={SECRET}")})
-            },
+            settings: |b| json!({"webhook_url": format!("{b}/workflows/1/triggers/manual/paths/invoke?sig={SECRET}")}),
             ok: || Answer::status(202),
             slow_down: || Answer::status(429).header("retry-after", "3"),
             refuse: || Answer::json(404, json!({"error": {"code": "WorkflowNotFound"}})),
         },
         Kind {
             kind: "webhook",
-            settings: |b| json!({"url": format!("{b}/in"), "secret": SECRET,
-                                 "headers": {"Authorization": format!("Bearer {SECRET}")}}),
+            settings: |b| {
+                json!({"url": format!("{b}/in"), "secret": SECRET,
+                                 "headers": {"Authorization": format!("Bearer {SECRET}")}})
+            },
             ok: || Answer::status(200),
             slow_down: || Answer::status(429).header("retry-after", "3"),
             refuse: || Answer::status(410),
@@ -75,12 +81,18 @@ fn kinds() -> Vec<Kind> {
             settings: |b| json!({"bot_token": format!("123456:{SECRET}"), "chat_id": "42", "api_url": b}),
             ok: || Answer::json(200, json!({"ok": true, "result": {"message_id": 1}})),
             slow_down: || {
-                Answer::json(429, json!({"ok": false, "error_code": 429,
-                    "description": "Too Many Requests: retry after 3", "parameters": {"retry_after": 3}}))
+                Answer::json(
+                    429,
+                    json!({"ok": false, "error_code": 429,
+                    "description": "Too Many Requests: retry after 3", "parameters": {"retry_after": 3}}),
+                )
             },
             refuse: || {
-                Answer::json(403, json!({"ok": false, "error_code": 403,
-                    "description": "Forbidden: bot was blocked by the user"}))
+                Answer::json(
+                    403,
+                    json!({"ok": false, "error_code": 403,
+                    "description": "Forbidden: bot was blocked by the user"}),
+                )
             },
         },
         Kind {
@@ -88,11 +100,17 @@ fn kinds() -> Vec<Kind> {
             settings: |b| json!({"homeserver": b, "access_token": SECRET, "room_id": "!room:example.org"}),
             ok: || Answer::json(200, json!({"event_id": "$event"})),
             slow_down: || {
-                Answer::json(429, json!({"errcode": "M_LIMIT_EXCEEDED", "error": "Too many requests",
-                    "retry_after_ms": 3000}))
+                Answer::json(
+                    429,
+                    json!({"errcode": "M_LIMIT_EXCEEDED", "error": "Too many requests",
+                    "retry_after_ms": 3000}),
+                )
             },
             refuse: || {
-                Answer::json(401, json!({"errcode": "M_UNKNOWN_TOKEN", "error": "Unknown access token"}))
+                Answer::json(
+                    401,
+                    json!({"errcode": "M_UNKNOWN_TOKEN", "error": "Unknown access token"}),
+                )
             },
         },
         Kind {
@@ -104,7 +122,10 @@ fn kinds() -> Vec<Kind> {
                     .header("retry-after", "3")
             },
             refuse: || {
-                Answer::json(403, json!({"code": 40301, "http": 403, "error": "forbidden"}))
+                Answer::json(
+                    403,
+                    json!({"code": 40301, "http": 403, "error": "forbidden"}),
+                )
             },
         },
         Kind {
@@ -113,19 +134,65 @@ fn kinds() -> Vec<Kind> {
             ok: || Answer::json(200, json!({"id": 1})),
             slow_down: || Answer::status(429).header("retry-after", "3"),
             refuse: || {
-                Answer::json(401, json!({"error": "Unauthorized", "errorCode": 401,
-                    "errorDescription": "you need to provide a valid access token or user credentials to access this api"}))
+                Answer::json(
+                    401,
+                    json!({"error": "Unauthorized", "errorCode": 401,
+                    "errorDescription": "you need to provide a valid access token or user credentials to access this api"}),
+                )
             },
         },
         Kind {
             kind: "pushover",
             settings: |b| json!({"user_key": "uQiRzpo4DXghDmr9QzzfQu27cmVRsG", "app_token": SECRET, "api_url": b}),
             ok: || Answer::json(200, json!({"status": 1, "request": "r"})),
-            slow_down: || Answer::json(429, json!({"status": 0, "request": "r",
-                "errors": ["message limit reached"]})),
+            slow_down: || {
+                Answer::json(
+                    429,
+                    json!({"status": 0, "request": "r",
+                "errors": ["message limit reached"]}),
+                )
+            },
             refuse: || {
-                Answer::json(400, json!({"status": 0, "request": "r", "token": "invalid",
-                    "errors": ["application token is invalid, see https://pushover.net/api"]}))
+                Answer::json(
+                    400,
+                    json!({"status": 0, "request": "r", "token": "invalid",
+                    "errors": ["application token is invalid, see https://pushover.net/api"]}),
+                )
+            },
+        },
+        Kind {
+            kind: "pagerduty",
+            settings: |b| json!({"routing_key": format!("{SECRET}ef"), "api_url": b}),
+            ok: || {
+                Answer::json(
+                    202,
+                    json!({"status": "success", "message": "Event processed", "dedup_key": "k"}),
+                )
+            },
+            slow_down: || Answer::status(429),
+            refuse: || {
+                Answer::json(
+                    400,
+                    json!({"status": "invalid event", "message": "Event object is invalid",
+                    "errors": ["Invalid routing key"]}),
+                )
+            },
+        },
+        Kind {
+            kind: "opsgenie",
+            settings: |b| json!({"api_key": SECRET, "api_url": b}),
+            ok: || {
+                Answer::json(
+                    202,
+                    json!({"result": "Request will be processed", "took": 0.1, "requestId": "r"}),
+                )
+            },
+            slow_down: || Answer::json(429, json!({"message": "Too many requests", "took": 0.0})),
+            refuse: || {
+                Answer::json(
+                    401,
+                    json!({"message": "Could not authenticate", "took": 0.0}),
+                )
             },
         },
     ]
@@ -156,14 +223,23 @@ async fn every_kind_keeps_the_delivery_contract() {
         let c = channel(k.kind, settings);
 
         // A test message arrives.
-        assert_eq!(channels.send(&c, &Message::Test).await, Ok(()), "{}", k.kind);
+        assert_eq!(
+            channels.send(&c, &Message::Test).await,
+            Ok(()),
+            "{}",
+            k.kind
+        );
         assert_eq!(rx.wait_for(1, Duration::from_secs(5)).await.len(), 1);
 
         // Slow down: wait as the service says.
         rx.push((k.slow_down)());
         match channels.send(&c, &Message::Test).await {
             Err(SendError::RateLimited { retry_after }) => {
-                assert!(retry_after >= Duration::from_millis(500), "{}: {retry_after:?}", k.kind)
+                assert!(
+                    retry_after >= Duration::from_millis(500),
+                    "{}: {retry_after:?}",
+                    k.kind
+                )
             }
             other => panic!("{}: a 429 is RateLimited, got {other:?}", k.kind),
         }
@@ -171,7 +247,10 @@ async fn every_kind_keeps_the_delivery_contract() {
         // A 5xx is tried again later.
         rx.push(Answer::text(503, "upstream unavailable"));
         assert!(
-            matches!(channels.send(&c, &Message::Test).await, Err(SendError::Retryable(_))),
+            matches!(
+                channels.send(&c, &Message::Test).await,
+                Err(SendError::Retryable(_))
+            ),
             "{}: a 503 is Retryable",
             k.kind
         );
@@ -190,7 +269,11 @@ async fn every_kind_keeps_the_delivery_contract() {
         covered.push(k.kind);
     }
     // Every HTTP kind the registry has is in the contract (email's is over SMTP).
-    let mut http_kinds: Vec<&str> = channels.kinds().into_iter().filter(|k| *k != "email").collect();
+    let mut http_kinds: Vec<&str> = channels
+        .kinds()
+        .into_iter()
+        .filter(|k| *k != "email")
+        .collect();
     http_kinds.sort();
     covered.sort();
     assert_eq!(covered, http_kinds);

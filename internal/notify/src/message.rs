@@ -41,7 +41,11 @@ pub struct Storm {
 impl Storm {
     /// When the storm's first alert happened.
     pub fn at(&self) -> DateTime<Utc> {
-        self.alerts.iter().map(|a| a.at).min().unwrap_or_else(Utc::now)
+        self.alerts
+            .iter()
+            .map(|a| a.at)
+            .min()
+            .unwrap_or_else(Utc::now)
     }
 
     /// The first [`STORM_NAMES`] monitors' names, then "and N more".
@@ -136,9 +140,9 @@ impl Message {
                 }
                 lines
             }
-            Message::Test => vec![
-                "This channel receives upwatch's down and recovery alerts.".to_string(),
-            ],
+            Message::Test => {
+                vec!["This channel receives upwatch's down and recovery alerts.".to_string()]
+            }
             Message::Notice(n) => vec![n.text()],
         }
     }

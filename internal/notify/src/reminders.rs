@@ -137,8 +137,7 @@ impl Reminders {
                 if !monitor.enabled {
                     continue;
                 }
-                for channel in route(&monitor.notifier_ids, monitor.group.as_deref(), &channels)
-                {
+                for channel in route(&monitor.notifier_ids, monitor.group.as_deref(), &channels) {
                     let Some(interval) = reminder_interval(&monitor, channel) else {
                         continue;
                     };

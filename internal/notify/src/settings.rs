@@ -84,9 +84,8 @@ impl<'a> Settings<'a> {
 
     /// A required `http://` or `https://` URL with a host.
     pub fn url(&self, name: &str) -> Result<url::Url, SettingsError> {
-        self.opt_url(name)?.ok_or_else(|| {
-            SettingsError::setting(name, "is required: an http:// or https:// URL")
-        })
+        self.opt_url(name)?
+            .ok_or_else(|| SettingsError::setting(name, "is required: an http:// or https:// URL"))
     }
 
     /// An optional `http://` or `https://` URL with a host.
@@ -256,7 +255,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_field_and_not_the_value() {
-        let v = json!({"chat_id": 5, "to": ["a@x", ""], "api_url": "ftp://x", "bot_token": "s3cr3t"});
+        let v =
+            json!({"chat_id": 5, "to": ["a@x", ""], "api_url": "ftp://x", "bot_token": "s3cr3t"});
         let s = Settings::of(&v).unwrap();
         assert_eq!(s.str("chat_id").unwrap_err().field, "settings.chat_id");
         assert_eq!(s.str("missing").unwrap_err().field, "settings.missing");
@@ -279,6 +279,9 @@ mod tests {
         let url = r["webhook_url"].as_str().unwrap();
         assert!(url.starts_with("https://hooks.slack.com"), "{url}");
         assert!(!url.contains("XXXXSECRET"), "{url}");
-        assert_eq!(secret_values(&v, &["bot_token"]), vec!["123456:ABCDEFGHIJKLMNOP"]);
+        assert_eq!(
+            secret_values(&v, &["bot_token"]),
+            vec!["123456:ABCDEFGHIJKLMNOP"]
+        );
     }
 }

@@ -74,7 +74,10 @@ impl Env {
             created_at: Utc::now(),
             kind: "discord".into(),
             settings: Default::default(),
-            options: upwatch_core::ChannelOptions { default: true, ..Default::default() },
+            options: upwatch_core::ChannelOptions {
+                default: true,
+                ..Default::default()
+            },
         };
         self.store.upsert_webhook(&webhook).await.unwrap();
         webhook

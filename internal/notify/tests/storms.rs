@@ -194,11 +194,16 @@ async fn a_storm_reaches_a_channel_as_one_message_and_recoveries_too() {
     let text = grouped[0].text();
     assert!(text.starts_with("🔴 30 monitors are down"), "{text}");
     assert!(text.contains("• site-24\n• and 5 more"), "{text}");
-    assert!(text.contains("Dashboard: https://status.example.com/"), "{text}");
+    assert!(
+        text.contains("Dashboard: https://status.example.com/"),
+        "{text}"
+    );
     // The channel that does not group gets one message per monitor.
     let single = env.recorder.to("single");
     assert_eq!(single.len(), 30);
-    assert!(single.iter().all(|m| matches!(m, Message::Alert(a) if a.kind == AlertKind::Down)));
+    assert!(single
+        .iter()
+        .all(|m| matches!(m, Message::Alert(a) if a.kind == AlertKind::Down)));
     // Every incident records its alert: one delivery to each channel.
     let incidents = env
         .store
@@ -211,7 +216,10 @@ async fn a_storm_reaches_a_channel_as_one_message_and_recoveries_too() {
         .await
         .unwrap();
     assert_eq!(incidents.len(), 30);
-    assert!(incidents.iter().all(|i| i.alerts_sent == 2), "{incidents:?}");
+    assert!(
+        incidents.iter().all(|i| i.alerts_sent == 2),
+        "{incidents:?}"
+    );
 
     env.all(0..30, true, 0).await;
     env.deliver_all().await;
@@ -275,10 +283,7 @@ async fn a_down_monitor_is_reminded_at_its_channels_interval() {
     env.store.upsert_webhook(&hourly).await.unwrap();
     let mut named = env.monitors[0].clone();
     named.notifier_ids = vec![hourly.id];
-    env.store
-        .update_monitor(&named)
-        .await
-        .unwrap();
+    env.store.update_monitor(&named).await.unwrap();
     // The second monitor turns reminders off for itself on the same channel.
     let mut quiet = env.monitors[1].clone();
     quiet.notifier_ids = vec![hourly.id];
@@ -322,9 +327,20 @@ async fn a_down_monitor_is_reminded_at_its_channels_interval() {
     };
     let sent = reminders_of("site-00");
     assert_eq!(sent.len(), 2, "{sent:?}");
-    assert!(sent[0].headline().contains("still down for 1h 0m"), "{}", sent[0].headline());
-    assert!(sent[1].headline().contains("still down for 2h 0m"), "{}", sent[1].headline());
-    assert!(reminders_of("site-01").is_empty(), "reminders are off for this monitor");
+    assert!(
+        sent[0].headline().contains("still down for 1h 0m"),
+        "{}",
+        sent[0].headline()
+    );
+    assert!(
+        sent[1].headline().contains("still down for 2h 0m"),
+        "{}",
+        sent[1].headline()
+    );
+    assert!(
+        reminders_of("site-01").is_empty(),
+        "reminders are off for this monitor"
+    );
     // The incident counts its down alert and its two reminders.
     let incident = env
         .store

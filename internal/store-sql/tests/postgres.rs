@@ -167,7 +167,10 @@ fn hook(name: &str) -> Webhook {
         created_at: t(0),
         kind: "discord".into(),
         settings: Default::default(),
-        options: upwatch_core::ChannelOptions { default: true, ..Default::default() },
+        options: upwatch_core::ChannelOptions {
+            default: true,
+            ..Default::default()
+        },
     }
     .normalized()
 }

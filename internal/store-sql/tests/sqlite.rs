@@ -98,7 +98,10 @@ async fn reopening_keeps_data_and_state() {
         created_at: t(0),
         kind: "discord".into(),
         settings: Default::default(),
-        options: upwatch_core::ChannelOptions { default: true, ..Default::default() },
+        options: upwatch_core::ChannelOptions {
+            default: true,
+            ..Default::default()
+        },
     }
     .normalized();
     store.upsert_webhook(&hook).await.unwrap();

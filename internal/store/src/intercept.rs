@@ -276,7 +276,9 @@ impl Outbox for Intercepted {
         webhook_id: Uuid,
     ) -> StoreResult<bool> {
         self.call("queue_reminder", 0)?;
-        self.inner.queue_reminder(incident_id, alert, webhook_id).await
+        self.inner
+            .queue_reminder(incident_id, alert, webhook_id)
+            .await
     }
 }
 

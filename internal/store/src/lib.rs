@@ -22,7 +22,9 @@ use upwatch_core::maintenance::Maintenance;
 use upwatch_core::rollup::{
     cover, readable_range, runs, Cutoffs, Resolution, Retention, Rollup, RollupRun,
 };
-use upwatch_core::{Alert, AlertKind, CheckError, CheckResult, CheckStatus, Monitor, MonitorState, Webhook};
+use upwatch_core::{
+    Alert, AlertKind, CheckError, CheckResult, CheckStatus, Monitor, MonitorState, Webhook,
+};
 use uuid::Uuid;
 
 /// What can go wrong in a store.

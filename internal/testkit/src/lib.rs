@@ -16,6 +16,7 @@ pub mod dns;
 pub mod every_type;
 pub mod postgres;
 pub mod receiver;
+pub mod smtp;
 pub mod target;
 pub mod tls;
 pub mod wait;

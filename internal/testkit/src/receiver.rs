@@ -163,7 +163,9 @@ impl HttpReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the receiver to 127.0.0.1");
-        let addr = listener.local_addr().expect("local address of the receiver");
+        let addr = listener
+            .local_addr()
+            .expect("local address of the receiver");
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 requests: Vec::new(),

@@ -94,7 +94,11 @@ async fn a_monitor_flows_through_every_role_with_alerts() {
         "one down and one recovery message"
     );
     let slack_both = slack.wait_for(2, Duration::from_secs(30)).await;
-    assert_eq!(slack_both.len(), 2, "one down and one recovery message on Slack too");
+    assert_eq!(
+        slack_both.len(),
+        2,
+        "one down and one recovery message on Slack too"
+    );
     let text = slack_both[1].json()["text"].as_str().unwrap().to_string();
     assert!(text.starts_with("🟢 My Website is up again"), "{text}");
 

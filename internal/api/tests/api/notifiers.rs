@@ -22,7 +22,11 @@ async fn a_notifier_is_created_with_its_secrets_redacted() {
         )
         .await;
     assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
-    assert!(!response.text().contains("very-secret"), "{}", response.text());
+    assert!(
+        !response.text().contains("very-secret"),
+        "{}",
+        response.text()
+    );
     let view = response.json();
     let id = id_of(&view);
     assert_eq!(view["kind"], "telegram");
@@ -73,6 +77,17 @@ async fn bad_settings_are_refused_naming_the_field_and_not_the_secret() {
         ),
         (json!({"kind": "slack", "settings": {}}), "name"),
         (
+            json!({"name": "w", "kind": "webhook",
+                   "settings": {"url": "https://ci.example/very-secret", "body_template": "{{ oops"}}),
+            "settings.body_template",
+        ),
+        (
+            json!({"name": "e", "kind": "email",
+                   "settings": {"smtp_host": "smtp.example.com", "from": "upwatch@example.com",
+                                "to": ["ops@example.com", "not an address"]}}),
+            "settings.to[1]",
+        ),
+        (
             json!({"name": "s", "kind": "discord", "reminder_interval_seconds": 5,
                    "settings": {"webhook_url": "https://discord.com/api/webhooks/1/x"}}),
             "reminder_interval_seconds",
@@ -82,7 +97,11 @@ async fn bad_settings_are_refused_naming_the_field_and_not_the_secret() {
         let response = app.post_json("/api/v1/notifiers", &body).await;
         let problem = response.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(problem["field"], field, "{problem}");
-        assert!(!response.text().contains("very-secret"), "{}", response.text());
+        assert!(
+            !response.text().contains("very-secret"),
+            "{}",
+            response.text()
+        );
     }
     assert!(app.store.list_webhooks().await.unwrap().is_empty());
 }
@@ -147,14 +166,22 @@ async fn the_test_message_says_how_it_went() {
     assert_eq!(outcome.json()["delivered"], true);
     let received = slack.wait_for(1, std::time::Duration::from_secs(5)).await;
     assert_eq!(received[0].path, "/services/T000/B000/very-secret");
-    assert!(received[0].text().contains("test"), "{}", received[0].text());
+    assert!(
+        received[0].text().contains("test"),
+        "{}",
+        received[0].text()
+    );
 
     slack.push(Answer::text(404, "no_service"));
     let outcome = app
         .post_json(&format!("/api/v1/notifiers/{id}/test"), &json!({}))
         .await;
     assert_eq!(outcome.json()["delivered"], false);
-    assert!(!outcome.text().contains("very-secret"), "{}", outcome.text());
+    assert!(
+        !outcome.text().contains("very-secret"),
+        "{}",
+        outcome.text()
+    );
     // A test changes nothing.
     assert!(app.store.get_webhook(id).await.unwrap().unwrap().enabled);
 }
@@ -206,7 +233,12 @@ async fn webhooks_are_the_discord_notifiers() {
                 &json!({field: [hook]}),
             )
             .await;
-        assert_eq!(patched.json()["notifier_ids"], json!([hook]), "{}", patched.text());
+        assert_eq!(
+            patched.json()["notifier_ids"],
+            json!([hook]),
+            "{}",
+            patched.text()
+        );
         app.delete(&format!("/api/v1/sites/{}", id_of(&site))).await;
     }
 }

@@ -216,7 +216,10 @@ async fn a_configured_webhook_is_only_enabled_or_disabled_through_the_api() {
         created_at: chrono::Utc::now(),
         kind: "discord".into(),
         settings: Default::default(),
-        options: upwatch_core::ChannelOptions { default: true, ..Default::default() },
+        options: upwatch_core::ChannelOptions {
+            default: true,
+            ..Default::default()
+        },
     };
     app.store.upsert_webhook(&configured).await.unwrap();
     let uri = format!("/api/v1/webhooks/{}", configured.id);

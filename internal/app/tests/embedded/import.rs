@@ -416,3 +416,140 @@ async fn maintenance_windows_round_trip_and_are_matched_by_title() {
         "{error}"
     );
 }
+
+/// Notifiers travel too, with their ids (which monitors name) and every secret as an
+/// `${ENV_VAR}` reference: the file holds no secret, import fills the references from the
+/// environment and refuses the whole file, naming the variable, when one is unset.
+#[tokio::test]
+async fn notifiers_round_trip_with_their_secrets_as_variables() {
+    use upwatch_app::yaml::import_all;
+    use upwatch_core::{ChannelOptions, Webhook, WebhookSource};
+    use upwatch_service::MaintenanceService;
+
+    const SLACK: &str = "https://hooks.slack.com/services/T0/B0/slack-secret-0123";
+    const BOT: &str = "123456:telegram-secret-token";
+    let (source, _source_dir) = fresh_store().await;
+    seed(&source).await;
+    let slack = Webhook {
+        id: uuid::Uuid::now_v7(),
+        name: "ops slack".into(),
+        enabled: true,
+        source: WebhookSource::Api,
+        created_at: Utc::now(),
+        kind: "slack".into(),
+        settings: serde_json::json!({"webhook_url": SLACK}),
+        options: ChannelOptions {
+            default: true,
+            ..ChannelOptions::default()
+        },
+        ..Webhook::default()
+    };
+    let telegram = Webhook {
+        id: uuid::Uuid::now_v7(),
+        name: "on-call".into(),
+        kind: "telegram".into(),
+        settings: serde_json::json!({"bot_token": BOT, "chat_id": "-100123"}),
+        options: ChannelOptions {
+            groups: vec!["Shop".into()],
+            reminder_interval_seconds: Some(3600),
+            ..ChannelOptions::default()
+        },
+        ..slack.clone()
+    };
+    let configured = Webhook {
+        source: WebhookSource::Config,
+        ..Webhook::discord(
+            uuid::Uuid::now_v7(),
+            "DISCORD_WEBHOOK_URL #1".into(),
+            "https://discord.com/api/webhooks/1/discord-secret".into(),
+            WebhookSource::Config,
+        )
+    };
+    for c in [&slack, &telegram, &configured] {
+        source.upsert_webhook(c).await.unwrap();
+    }
+
+    let text = export(&source).await.expect("the export");
+    for secret in [
+        SLACK,
+        BOT,
+        "slack-secret",
+        "telegram-secret",
+        "discord-secret",
+    ] {
+        assert!(!text.contains(secret), "the file holds `{secret}`: {text}");
+    }
+    assert!(
+        text.contains("webhook_url: ${OPS_SLACK_WEBHOOK_URL}"),
+        "{text}"
+    );
+    assert!(text.contains("bot_token: ${ON_CALL_BOT_TOKEN}"), "{text}");
+    assert!(
+        text.contains("chat_id:") && text.contains("-100123"),
+        "not secret: {text}"
+    );
+    assert!(
+        !text.contains("DISCORD_WEBHOOK_URL #1"),
+        "configured channels stay out: {text}"
+    );
+
+    // Without the variables: refused, naming the first, and nothing written.
+    let (target, _target_dir) = fresh_store().await;
+    let monitors = offline(&target);
+    let maintenances = MaintenanceService::offline(Arc::new(target.clone()));
+    let error = import_all(&monitors, &maintenances, &text)
+        .await
+        .expect_err("an unset variable");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "notifiers[0]: `settings.webhook_url` names ${OPS_SLACK_WEBHOOK_URL}, which is not set"
+        ),
+        "{message}"
+    );
+    assert!(target.all_monitors().await.unwrap().is_empty());
+    assert!(target.list_webhooks().await.unwrap().is_empty());
+
+    // With them: the same channels, same ids, real secrets; again: unchanged.
+    // SAFETY (edition 2021: safe): nextest runs each test in its own process.
+    std::env::set_var("OPS_SLACK_WEBHOOK_URL", SLACK);
+    std::env::set_var("ON_CALL_BOT_TOKEN", BOT);
+    let imported = import_all(&monitors, &maintenances, &text)
+        .await
+        .expect("the import");
+    assert_eq!(
+        imported.notifiers.to_string(),
+        "created 2, updated 0, unchanged 0"
+    );
+    let got = target.get_webhook(telegram.id).await.unwrap().unwrap();
+    assert_eq!(got.settings, telegram.settings);
+    assert_eq!(got.options, telegram.options);
+    assert_eq!(
+        target
+            .get_webhook(slack.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .settings["webhook_url"],
+        SLACK
+    );
+    assert_eq!(export(&target).await.unwrap(), text);
+    let again = import_all(&monitors, &maintenances, &text)
+        .await
+        .expect("the second import");
+    assert_eq!(
+        again.notifiers.to_string(),
+        "created 0, updated 0, unchanged 2"
+    );
+    // A bad setting is refused with its field.
+    let bad = text.replace("kind: telegram", "kind: carrier-pigeon");
+    let error = import_all(&monitors, &maintenances, &bad)
+        .await
+        .expect_err("an unknown kind");
+    assert!(
+        error
+            .to_string()
+            .starts_with("notifiers[1]: `kind` must be one of"),
+        "{error}"
+    );
+}

@@ -7,3 +7,4 @@ mod history;
 mod import;
 mod lifecycle;
 mod monitoring;
+mod notifiers;

@@ -102,14 +102,41 @@ pub async fn storm_reads_count_and_settle_together(store: &dyn Store) {
     let before = Utc::now() - chrono::Duration::seconds(5);
     let mut alerts = Vec::new();
     for i in 0..5 {
-        let m = monitor_from(MonitorInput::for_url(&format!("http://127.0.0.1:{}/", 200 + i)));
+        let m = monitor_from(MonitorInput::for_url(&format!(
+            "http://127.0.0.1:{}/",
+            200 + i
+        )));
         store.insert_monitor(&m).await.unwrap();
-        alerts.push(store.apply_result(&result(&m, 10, false)).await.unwrap().unwrap());
+        alerts.push(
+            store
+                .apply_result(&result(&m, 10, false))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
     }
-    assert_eq!(store.recent_deliveries(c.id, AlertKind::Down, before).await.unwrap(), 5);
-    assert_eq!(store.recent_deliveries(c.id, AlertKind::Recovery, before).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .recent_deliveries(c.id, AlertKind::Down, before)
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(
+        store
+            .recent_deliveries(c.id, AlertKind::Recovery, before)
+            .await
+            .unwrap(),
+        0
+    );
     let later = Utc::now() + chrono::Duration::seconds(60);
-    assert_eq!(store.recent_deliveries(c.id, AlertKind::Down, later).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .recent_deliveries(c.id, AlertKind::Down, later)
+            .await
+            .unwrap(),
+        0
+    );
 
     let pending = store.pending_deliveries_of(c.id, 3).await.unwrap();
     let ids: Vec<Uuid> = pending.iter().map(|d| d.alert.id).collect();
@@ -129,7 +156,13 @@ pub async fn storm_reads_count_and_settle_together(store: &dyn Store) {
     store.deliveries_failed(&rest, "refused").await.unwrap();
     assert_eq!(store.pending_deliveries().await.unwrap(), 0);
     // Sent or failed, they still count for the window.
-    assert_eq!(store.recent_deliveries(c.id, AlertKind::Down, before).await.unwrap(), 5);
+    assert_eq!(
+        store
+            .recent_deliveries(c.id, AlertKind::Down, before)
+            .await
+            .unwrap(),
+        5
+    );
 }
 
 /// A reminder is stored once however often it is decided, goes to its channel, and counts
@@ -144,7 +177,11 @@ pub async fn reminders_are_stored_once_and_counted(store: &dyn Store) {
     store.upsert_webhook(&off).await.unwrap();
     let m = monitor_from(MonitorInput::for_url("http://127.0.0.1:300/"));
     store.insert_monitor(&m).await.unwrap();
-    let down = store.apply_result(&result(&m, 10, false)).await.unwrap().unwrap();
+    let down = store
+        .apply_result(&result(&m, 10, false))
+        .await
+        .unwrap()
+        .unwrap();
     let first = store.next_delivery(c.id).await.unwrap().unwrap();
     store.delivery_sent(first.id).await.unwrap();
     let incident = store
@@ -169,11 +206,28 @@ pub async fn reminders_are_stored_once_and_counted(store: &dyn Store) {
         c.id,
         due,
     );
-    assert!(store.queue_reminder(incident.id, &reminder, c.id).await.unwrap());
-    assert!(!store.queue_reminder(incident.id, &reminder, c.id).await.unwrap());
+    assert!(store
+        .queue_reminder(incident.id, &reminder, c.id)
+        .await
+        .unwrap());
+    assert!(!store
+        .queue_reminder(incident.id, &reminder, c.id)
+        .await
+        .unwrap());
     // Not to a disabled channel.
-    let to_off = Alert::reminder(incident.id, &m, incident.started_at, None, None, off.id, due);
-    assert!(!store.queue_reminder(incident.id, &to_off, off.id).await.unwrap());
+    let to_off = Alert::reminder(
+        incident.id,
+        &m,
+        incident.started_at,
+        None,
+        None,
+        off.id,
+        due,
+    );
+    assert!(!store
+        .queue_reminder(incident.id, &to_off, off.id)
+        .await
+        .unwrap());
     assert_eq!(store.pending_deliveries().await.unwrap(), 1);
     let d = store.next_delivery(c.id).await.unwrap().unwrap();
     assert_eq!(d.alert, reminder);
