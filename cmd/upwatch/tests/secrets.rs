@@ -88,6 +88,16 @@ async fn no_secret_reaches_a_response_or_a_log_line() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Read both streams as they come, so that a full pipe never blocks the server.
+    let drain = |mut stream: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stream.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let api = |method: reqwest::Method, path: &str| {
@@ -189,19 +199,7 @@ async fn no_secret_reaches_a_response_or_a_log_line() {
         assert!(Instant::now() < end, "upwatch did not stop");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut logs = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let logs = stdout.join().unwrap() + &stderr.join().unwrap();
     assert!(
         logs.contains("alert delivered") && logs.contains("refused for good"),
         "the logs cover deliveries and refusals: {logs}"
