@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use upwatch_core::{ChannelOptions, CheckResult, Monitor, MonitorInput, Webhook, WebhookSource};
 use upwatch_notifiers::Channels;
 use upwatch_notify::{Dispatcher, RetryPolicy, StormPolicy};
-use upwatch_store::Store;
+use upwatch_store::prelude::*;
 use upwatch_store_sql::SqliteStore;
 use upwatch_telemetry::Metrics;
 use upwatch_testkit::receiver::{Answer, HttpReceiver};
@@ -100,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
             Monitor::create(
                 MonitorInput {
                     name: Some(format!("site-{i:05}")),
-                    ..MonitorInput::for_url(&format!("http://10.0.{}.{}/", i / 250, i % 250))
+                    ..MonitorInput::for_url(format!("http://10.0.{}.{}/", i / 250, i % 250))
                 },
                 Utc::now(),
             )

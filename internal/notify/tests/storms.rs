@@ -117,7 +117,7 @@ impl Env {
             let m = Monitor::create(
                 MonitorInput {
                     name: Some(format!("site-{i:02}")),
-                    ..MonitorInput::for_url(&format!("http://127.0.0.1:{}/", 1000 + i))
+                    ..MonitorInput::for_url(format!("http://127.0.0.1:{}/", 1000 + i))
                 },
                 Utc::now(),
             )

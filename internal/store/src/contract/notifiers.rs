@@ -78,7 +78,7 @@ pub async fn alerts_route_by_monitor_then_group_then_default(store: &dyn Store) 
         let m = monitor_from(MonitorInput {
             group: group.map(str::to_string),
             notifier_ids: Some(ids),
-            ..MonitorInput::for_url(&format!("http://127.0.0.1:{}/", 100 + i))
+            ..MonitorInput::for_url(format!("http://127.0.0.1:{}/", 100 + i))
         });
         store.insert_monitor(&m).await.unwrap();
         let alert = store
@@ -102,7 +102,7 @@ pub async fn storm_reads_count_and_settle_together(store: &dyn Store) {
     let before = Utc::now() - chrono::Duration::seconds(5);
     let mut alerts = Vec::new();
     for i in 0..5 {
-        let m = monitor_from(MonitorInput::for_url(&format!(
+        let m = monitor_from(MonitorInput::for_url(format!(
             "http://127.0.0.1:{}/",
             200 + i
         )));
