@@ -44,7 +44,7 @@ pub struct NotifierInput {
     pub kind: Option<String>,
     /// The kind's settings (see the README's table); secrets among them are never shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object, example = json!({"webhook_url": "https://hooks.slack.com/services/T000/B000/XXXX"}))]
+    #[schema(value_type = Option<Object>, example = json!({"webhook_url": "https://hooks.slack.com/services/T000/B000/XXXX"}))]
     pub settings: Option<Value>,
     /// Receives the alerts of monitors that name no notifier (default false; true for
     /// Discord webhooks made through `/api/v1/webhooks`).
@@ -56,6 +56,7 @@ pub struct NotifierInput {
     /// While a monitor stays down, a reminder every this many seconds (60 to 604800; 0 or
     /// absent: none). A monitor's own `reminder_interval_seconds` overrides it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 604800)]
     pub reminder_interval_seconds: Option<u32>,
     /// Whether alert storms reach this notifier as one message (default: true, except for
     /// `pagerduty` and `opsgenie`, which get one incident per monitor).

@@ -25,8 +25,10 @@
 //!
 //! `monitor`, `error` (or `null`) and `incident` (or `null`) are there for single alerts; a
 //! push monitor's `url` is `"push monitor"` (its real URL holds its token). A storm has
-//! `monitors` instead, one `{"id", "name", "url", "error", "incident"}` per monitor (all of
-//! them, not only the 25 its text names), and `dashboard_url` when it is known.
+//! `monitors` instead, one `{"id", "name", "url", "error", "incident"}` per monitor (not only
+//! the 25 its text names: up to [`MAX_LISTED`], so that a storm of 10,000 stays a body that
+//! receivers accept), `monitors_total` (how many there are in all), and `dashboard_url` when
+//! it is known.
 //!
 //! `incident.id` is a stable key of one down period of one monitor:
 //! `<monitor id>-<when it went down, in Unix milliseconds>`. A down alert, its reminders and
@@ -87,6 +89,8 @@ pub const SIGNATURE_HEADER: &str = "X-Upwatch-Signature-256";
 pub const EVENT_HEADER: &str = "X-Upwatch-Event";
 /// Largest rendered body, in bytes.
 pub const MAX_BODY: usize = 1024 * 1024;
+/// The most monitors a storm's `monitors` lists (about 250 bytes each).
+pub const MAX_LISTED: usize = 1000;
 /// Template instructions allowed for one rendering.
 const FUEL: u64 = 1_000_000;
 /// Headers that only upwatch (or the HTTP client) sets.
@@ -161,6 +165,7 @@ pub fn payload(message: &Message, now: DateTime<Utc>) -> Value {
             let monitors: Vec<Value> = storm
                 .alerts
                 .iter()
+                .take(MAX_LISTED)
                 .map(|a| {
                     let mut m = monitor(a);
                     m["error"] = error(a);
@@ -169,6 +174,7 @@ pub fn payload(message: &Message, now: DateTime<Utc>) -> Value {
                 })
                 .collect();
             body.insert("monitors".into(), Value::Array(monitors));
+            body.insert("monitors_total".into(), json!(storm.alerts.len()));
             if let Some(url) = &storm.dashboard_url {
                 body.insert("dashboard_url".into(), json!(url));
             }

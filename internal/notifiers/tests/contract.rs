@@ -278,3 +278,25 @@ async fn every_kind_keeps_the_delivery_contract() {
     covered.sort();
     assert_eq!(covered, http_kinds);
 }
+
+/// The README's example of each kind is a valid notifier, and there is one per kind.
+#[test]
+fn the_readme_examples_are_valid_and_cover_every_kind() {
+    let readme = include_str!("../../../README.md");
+    let channels = Channels::default();
+    let mut kinds: Vec<String> = Vec::new();
+    for line in readme.lines().filter(|l| l.starts_with("{\"name\": ")) {
+        let example: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: not JSON: {e}"));
+        let kind = example["kind"].as_str().expect("a kind");
+        channels
+            .validate(kind, &example["settings"])
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        kinds.push(kind.to_string());
+    }
+    kinds.sort();
+    kinds.dedup();
+    let mut all: Vec<String> = channels.kinds().iter().map(|k| k.to_string()).collect();
+    all.sort();
+    assert_eq!(kinds, all);
+}

@@ -2,40 +2,18 @@
 
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
-use upwatch_core::{Alert, AlertKind, CheckError, ErrorKind};
 use upwatch_notifiers::discord::{message, GONE_REASON};
 use upwatch_notifiers::DiscordNotifier;
 use upwatch_notify::{Message, Provider, SendError};
+use upwatch_testkit::alerts::down;
 use upwatch_testkit::discord::{DiscordReceiver, Reply};
-use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(5);
 
 /// The settings of a Discord channel posting to `url`.
 fn settings(url: String) -> Value {
     json!({ "webhook_url": url })
-}
-
-fn alert() -> Alert {
-    Alert {
-        id: Uuid::now_v7(),
-        kind: AlertKind::Down,
-        monitor_id: Uuid::now_v7(),
-        monitor_name: "My Website".into(),
-        monitor_url: "https://example.com".into(),
-        at: Utc.with_ymd_and_hms(2024, 1, 16, 20, 0, 0).unwrap(),
-        status_code: Some(500),
-        response_time_ms: 123,
-        error: Some(CheckError::new(
-            ErrorKind::StatusMismatch,
-            "got HTTP 500, expected 200",
-        )),
-        down_since: None,
-        certificate_expires_at: None,
-        days_left: None,
-    }
 }
 
 /// Sends one alert to a fresh receiver that first answers `reply`.
@@ -46,7 +24,7 @@ async fn send_with(reply: Option<Reply>) -> (DiscordReceiver, Result<(), SendErr
     }
     let notifier = DiscordNotifier::new();
     let outcome = notifier
-        .send(&settings(receiver.url()), &Message::Alert(alert()))
+        .send(&settings(receiver.url()), &Message::Alert(down()))
         .await;
     (receiver, outcome)
 }
@@ -56,7 +34,7 @@ async fn a_204_is_success_and_the_body_is_the_message() {
     let (receiver, outcome) = send_with(None).await;
     outcome.unwrap();
     let messages = receiver.wait_for_messages(1, WAIT).await;
-    assert_eq!(messages, vec![message(&alert())]);
+    assert_eq!(messages, vec![message(&down())]);
     assert_eq!(
         messages[0]["content"],
         "🔴 Website Down Alert\nSite: My Website (https://example.com)\nStatus: DOWN\n\
@@ -124,7 +102,7 @@ async fn a_refused_connection_is_retryable_and_hides_the_url() {
     };
     let url = format!("http://127.0.0.1:{port}/api/webhooks/1/very-secret-token");
     let outcome = DiscordNotifier::new()
-        .send(&settings(url), &Message::Alert(alert()))
+        .send(&settings(url), &Message::Alert(down()))
         .await;
     match outcome {
         Err(SendError::Retryable(text)) => {
@@ -142,7 +120,7 @@ async fn a_slow_endpoint_times_out_as_retryable() {
     let notifier = DiscordNotifier::with_timeout(Duration::from_millis(200));
     let started = std::time::Instant::now();
     let outcome = notifier
-        .send(&settings(receiver.url()), &Message::Alert(alert()))
+        .send(&settings(receiver.url()), &Message::Alert(down()))
         .await;
     match outcome {
         Err(SendError::Retryable(text)) => {

@@ -3,68 +3,21 @@
 
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
-use upwatch_core::{Alert, AlertKind, CheckError, ErrorKind};
+use upwatch_core::{Alert, AlertKind};
 use upwatch_notifiers::slack::{payload, SlackNotifier};
 use upwatch_notify::{Message, Provider, SendError, Storm};
+use upwatch_testkit::alerts::{down, recovery, reminder, storm_alerts, DASHBOARD};
 use upwatch_testkit::receiver::{Answer, HttpReceiver};
-use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(5);
 const TOKEN: &str = "XXXXSECRETXXXX";
 
-fn down() -> Alert {
-    Alert {
-        id: Uuid::from_u128(1),
-        kind: AlertKind::Down,
-        monitor_id: Uuid::from_u128(2),
-        monitor_name: "My Website".into(),
-        monitor_url: "https://example.com".into(),
-        at: Utc.with_ymd_and_hms(2024, 1, 16, 20, 0, 0).unwrap(),
-        status_code: Some(500),
-        response_time_ms: 123,
-        error: Some(CheckError::new(
-            ErrorKind::StatusMismatch,
-            "got HTTP 500, expected 200",
-        )),
-        down_since: None,
-        certificate_expires_at: None,
-        days_left: None,
-    }
-}
-
-fn recovery() -> Alert {
-    Alert {
-        kind: AlertKind::Recovery,
-        at: Utc.with_ymd_and_hms(2024, 1, 16, 20, 5, 0).unwrap(),
-        status_code: Some(200),
-        error: None,
-        down_since: Some(down().at),
-        ..down()
-    }
-}
-
-fn reminder() -> Alert {
-    Alert {
-        kind: AlertKind::Reminder,
-        at: Utc.with_ymd_and_hms(2024, 1, 16, 21, 0, 0).unwrap(),
-        down_since: Some(down().at),
-        ..down()
-    }
-}
-
 fn storm(n: usize) -> Message {
     Message::Storm(Storm {
         kind: AlertKind::Down,
-        alerts: (0..n)
-            .map(|i| Alert {
-                monitor_name: format!("site-{i:02}"),
-                monitor_id: Uuid::from_u128(100 + i as u128),
-                ..down()
-            })
-            .collect(),
-        dashboard_url: Some("https://status.example.com/".into()),
+        alerts: storm_alerts(n),
+        dashboard_url: Some(DASHBOARD.into()),
     })
 }
 

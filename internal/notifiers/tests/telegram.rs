@@ -3,72 +3,22 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 use upwatch_core::{Alert, AlertKind, CheckError, ErrorKind};
 use upwatch_notifiers::telegram::{payload, TelegramNotifier, MAX_TEXT};
 use upwatch_notifiers::Channels;
 use upwatch_notify::{Message, Notifier, Provider, SendError, Storm};
+use upwatch_testkit::alerts::{down, recovery, reminder, storm_alerts, DASHBOARD};
 use upwatch_testkit::receiver::{Answer, HttpReceiver};
-use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(5);
 const TOKEN: &str = "123456789:AAE-secret_token-XYZ";
 
-fn at(h: u32, m: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 1, 16, h, m, 0).unwrap()
-}
-
-fn down() -> Alert {
-    Alert {
-        id: Uuid::nil(),
-        kind: AlertKind::Down,
-        monitor_id: Uuid::nil(),
-        monitor_name: "My Website".into(),
-        monitor_url: "https://example.com".into(),
-        at: at(20, 0),
-        status_code: Some(500),
-        response_time_ms: 123,
-        error: Some(CheckError::new(
-            ErrorKind::StatusMismatch,
-            "got HTTP 500, expected 200",
-        )),
-        down_since: None,
-        certificate_expires_at: None,
-        days_left: None,
-    }
-}
-
-fn recovery() -> Alert {
-    Alert {
-        kind: AlertKind::Recovery,
-        at: at(20, 5),
-        status_code: Some(200),
-        error: None,
-        down_since: Some(at(20, 0)),
-        ..down()
-    }
-}
-
-fn reminder() -> Alert {
-    Alert {
-        kind: AlertKind::Reminder,
-        at: at(21, 0),
-        down_since: Some(at(20, 0)),
-        ..down()
-    }
-}
-
 fn storm() -> Message {
     Message::Storm(Storm {
         kind: AlertKind::Down,
-        alerts: (0..30)
-            .map(|i| Alert {
-                monitor_name: format!("site-{i:02}"),
-                ..down()
-            })
-            .collect(),
-        dashboard_url: Some("https://status.example.com/".into()),
+        alerts: storm_alerts(30),
+        dashboard_url: Some(DASHBOARD.into()),
     })
 }
 

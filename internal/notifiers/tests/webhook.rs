@@ -162,6 +162,7 @@ fn a_storm_of_30_lists_every_monitor_and_the_text_names_25() {
             ),
             "time": "2024-01-16T20:00:00Z",
             "monitors": monitors,
+            "monitors_total": 30,
             "dashboard_url": "https://status.example.com/",
         })
     );

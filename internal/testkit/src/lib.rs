@@ -10,7 +10,9 @@
 //!   preamble (STARTTLS).
 //! - [`dns`]: a DNS server on loopback UDP with fixed records.
 //! - [`every_type`]: one server of each of the above, for tests with a monitor of every type.
+//! - [`alerts`]: the alerts that the notifier tests send (down, recovery, reminder, storm).
 
+pub mod alerts;
 pub mod discord;
 pub mod dns;
 pub mod every_type;
