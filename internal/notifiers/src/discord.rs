@@ -256,11 +256,7 @@ impl Provider for DiscordNotifier {
     }
 
     async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
-        let url = Settings::lenient(settings)
-            .opt_str("webhook_url")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let url = Settings::lenient(settings).text("webhook_url");
         let answer = http::send(self.client.post(url).json(&body(message)), &[url]).await?;
         if answer.status == 404 {
             return Err(SendError::Disabled(GONE_REASON.to_string()));

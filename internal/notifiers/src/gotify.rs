@@ -179,13 +179,8 @@ impl Provider for GotifyNotifier {
 
     async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
         let s = Settings::lenient(settings);
-        let server = s.opt_str("server_url").ok().flatten().unwrap_or_default();
-        let token = s
-            .opt_str("app_token")
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-            .trim();
+        let server = s.text("server_url");
+        let token = s.text("app_token");
         let request = self
             .client
             .post(url(server))

@@ -246,7 +246,7 @@ impl Provider for MatrixNotifier {
 
     async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
         let s = Settings::lenient(settings);
-        let get = |name| s.opt_str(name).ok().flatten().unwrap_or_default();
+        let get = |name| s.text(name);
         let (homeserver, token, room) = (
             get("homeserver"),
             get("access_token").trim(),

@@ -224,11 +224,7 @@ impl Provider for MattermostNotifier {
     }
 
     async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
-        let url = Settings::lenient(settings)
-            .opt_str("webhook_url")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let url = Settings::lenient(settings).text("webhook_url");
         let secrets = [url];
         let request = self.client.post(url).json(&payload(settings, message));
         let answer = scrubbed(http::send(request, &secrets).await?, &secrets);

@@ -247,7 +247,7 @@ impl Provider for NtfyNotifier {
 
     async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
         let s = Settings::lenient(settings);
-        let topic_url = s.opt_str("topic_url").ok().flatten().unwrap_or_default();
+        let topic_url = s.text("topic_url");
         let token = s.opt_str("token").ok().flatten().map(str::trim);
         let (root, topic) = split_topic_url(topic_url).ok_or_else(|| {
             SendError::Disabled("settings.topic_url does not end with a topic's name".into())

@@ -241,19 +241,8 @@ impl Provider for OpsgenieNotifier {
 
     async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
         let s = Settings::lenient(settings);
-        let key = s
-            .opt_str("api_key")
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-            .trim();
-        let api = s
-            .opt_str("api_url")
-            .ok()
-            .flatten()
-            .unwrap_or(API_URL)
-            .trim()
-            .trim_end_matches('/');
+        let key = s.text("api_key");
+        let api = s.base_url("api_url", API_URL);
         let secrets = [key];
         let call = request(settings, message);
         let builder = self

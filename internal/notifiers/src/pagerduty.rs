@@ -185,12 +185,7 @@ fn timestamp(at: DateTime<Utc>) -> String {
 /// module's table.
 pub fn payload(settings: &Value, message: &Message) -> Event {
     let s = Settings::lenient(settings);
-    let key = s
-        .opt_str("routing_key")
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-        .trim();
+    let key = s.text("routing_key");
     let severity = s
         .opt_choice("severity", SEVERITIES)
         .ok()
@@ -383,19 +378,8 @@ impl Provider for PagerDutyNotifier {
 
     async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
         let s = Settings::lenient(settings);
-        let key = s
-            .opt_str("routing_key")
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-            .trim();
-        let api = s
-            .opt_str("api_url")
-            .ok()
-            .flatten()
-            .unwrap_or(API_URL)
-            .trim()
-            .trim_end_matches('/');
+        let key = s.text("routing_key");
+        let api = s.base_url("api_url", API_URL);
         let secrets = [key];
         let event = payload(settings, message);
         let request = self

@@ -281,14 +281,8 @@ impl Provider for PushoverNotifier {
 
     async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
         let s = Settings::lenient(settings);
-        let get = |name| s.opt_str(name).ok().flatten().unwrap_or_default().trim();
-        let api = s
-            .opt_str("api_url")
-            .ok()
-            .flatten()
-            .unwrap_or(API_URL)
-            .trim()
-            .trim_end_matches('/');
+        let get = |name| s.text(name);
+        let api = s.base_url("api_url", API_URL);
         let secrets = [get("user_key"), get("app_token")];
         let request = self
             .client

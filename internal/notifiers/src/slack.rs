@@ -188,11 +188,7 @@ impl Provider for SlackNotifier {
     }
 
     async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
-        let url = Settings::lenient(settings)
-            .opt_str("webhook_url")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let url = Settings::lenient(settings).text("webhook_url");
         let secrets = [url];
         let answer = http::send(self.client.post(url).json(&payload(message)), &secrets).await?;
         let answer = scrubbed(answer, &secrets);

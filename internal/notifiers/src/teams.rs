@@ -223,11 +223,7 @@ impl Provider for TeamsNotifier {
     }
 
     async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
-        let url = Settings::lenient(settings)
-            .opt_str("webhook_url")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let url = Settings::lenient(settings).text("webhook_url");
         // The query's `sig` is the secret part: scrub it on its own too.
         let sig = url
             .split_once('?')

@@ -293,19 +293,8 @@ impl Provider for TelegramNotifier {
 
     async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
         let s = Settings::lenient(settings);
-        let token = s
-            .opt_str("bot_token")
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-            .trim();
-        let api = s
-            .opt_str("api_url")
-            .ok()
-            .flatten()
-            .unwrap_or(API_URL)
-            .trim()
-            .trim_end_matches('/');
+        let token = s.text("bot_token");
+        let api = s.base_url("api_url", API_URL);
         let url = format!("{api}/bot{token}/sendMessage");
         let secrets = [token];
         let request = self.client.post(&url).json(&payload(settings, message));

@@ -370,7 +370,7 @@ impl Provider for WebhookNotifier {
 
     async fn send(&self, settings: &Value, message: &Message) -> Result<(), SendError> {
         let s = Settings::lenient(settings);
-        let url = s.opt_str("url").ok().flatten().unwrap_or_default();
+        let url = s.text("url");
         let headers = s.str_map("headers").unwrap_or_default();
         let secret = s.opt_str("secret").ok().flatten();
         let mut secrets: Vec<&str> = vec![url];

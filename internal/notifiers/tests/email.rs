@@ -6,68 +6,19 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::{json, Value};
-use upwatch_core::{Alert, AlertKind, CheckError, ErrorKind, Webhook};
+use upwatch_core::{Alert, AlertKind, Webhook};
 use upwatch_notifiers::email::{self, EmailNotifier, REFUSED_CREDENTIALS};
 use upwatch_notifiers::Channels;
 use upwatch_notify::{Message, Notifier, Provider, SendError, Storm};
+use upwatch_testkit::alerts::{down, recovery, reminder, storm_alerts};
 use upwatch_testkit::smtp::{Mail, Security, SmtpReceiver, Stage};
 use upwatch_testkit::tls::closed_port;
-use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(10);
 const USER: &str = "upwatch";
 const PASSWORD: &str = "sm7p-pa55w0rd-s3cret";
-
-fn at(h: u32, m: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 1, 16, h, m, 0).unwrap()
-}
-
-fn down() -> Alert {
-    Alert {
-        id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
-        kind: AlertKind::Down,
-        monitor_id: Uuid::nil(),
-        monitor_name: "My Website".into(),
-        monitor_url: "https://example.com".into(),
-        at: at(20, 0),
-        status_code: Some(500),
-        response_time_ms: 123,
-        error: Some(CheckError::new(
-            ErrorKind::StatusMismatch,
-            "got HTTP 500, expected 200",
-        )),
-        down_since: None,
-        certificate_expires_at: None,
-        days_left: None,
-    }
-}
-
-fn recovery() -> Alert {
-    Alert {
-        kind: AlertKind::Recovery,
-        at: at(20, 5),
-        status_code: Some(200),
-        error: None,
-        down_since: Some(at(20, 0)),
-        ..down()
-    }
-}
-
-fn storm() -> Message {
-    Message::Storm(Storm {
-        kind: AlertKind::Down,
-        alerts: (0..30)
-            .map(|i| Alert {
-                monitor_name: format!("site-{i:02}"),
-                ..down()
-            })
-            .collect(),
-        dashboard_url: Some("https://status.example.com/?a=1&b=2".into()),
-    })
-}
 
 /// A channel's settings for `rx` with `security`, without AUTH.
 fn settings(rx: &SmtpReceiver, security: &str) -> Value {
@@ -85,6 +36,14 @@ fn with_auth(mut settings: Value, password: &str) -> Value {
     settings["username"] = json!(USER);
     settings["password"] = json!(password);
     settings
+}
+
+fn storm() -> Message {
+    Message::Storm(Storm {
+        kind: AlertKind::Down,
+        alerts: storm_alerts(30),
+        dashboard_url: Some("https://status.example.com/?a=1&b=2".into()),
+    })
 }
 
 /// A notifier that trusts the receiver's CA.
@@ -120,12 +79,7 @@ fn subject_text_and_html_are_exact() {
     assert_eq!(email::subject(&r), "🟢 My Website is up again");
     assert!(email::html(&r).contains("<li>Downtime: 5m 0s</li>\n"));
 
-    let reminder = Message::Alert(Alert {
-        kind: AlertKind::Reminder,
-        at: at(21, 0),
-        down_since: Some(at(20, 0)),
-        ..down()
-    });
+    let reminder = Message::Alert(reminder());
     assert_eq!(
         email::subject(&reminder),
         "🔴 My Website is still down for 1h 0m"

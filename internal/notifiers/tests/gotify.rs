@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use upwatch_core::{Alert, AlertKind};
+use upwatch_core::AlertKind;
 use upwatch_notifiers::gotify::{payload, GotifyNotifier};
 use upwatch_notifiers::Channels;
 use upwatch_notify::{Message, Notifier, Provider, SendError, Storm};
@@ -14,16 +14,16 @@ use upwatch_testkit::receiver::{Answer, HttpReceiver};
 const WAIT: Duration = Duration::from_secs(5);
 const TOKEN: &str = "AsecretToken7x.Q";
 
+fn settings(server_url: &str) -> Value {
+    json!({"server_url": server_url, "app_token": TOKEN})
+}
+
 fn storm() -> Message {
     Message::Storm(Storm {
         kind: AlertKind::Down,
         alerts: storm_alerts(30),
         dashboard_url: Some(DASHBOARD.into()),
     })
-}
-
-fn settings(server_url: &str) -> Value {
-    json!({"server_url": server_url, "app_token": TOKEN})
 }
 
 const PLAIN: &str = "text/plain";

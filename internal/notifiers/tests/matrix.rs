@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
-use upwatch_core::{Alert, AlertKind, CheckError, ErrorKind};
+use upwatch_core::{Alert, AlertKind};
 use upwatch_notifiers::matrix::{payload, txn_id, MatrixNotifier};
 use upwatch_notifiers::Channels;
 use upwatch_notify::{Message, Notifier, Provider, SendError, Storm};
+use upwatch_testkit::alerts::{self, recovery, reminder, storm_alerts, DASHBOARD};
 use upwatch_testkit::receiver::{Answer, HttpReceiver};
 use uuid::Uuid;
 
@@ -18,61 +18,24 @@ const ROOM: &str = "!abc:example.org";
 /// The room as it appears in the request path.
 const ROOM_IN_PATH: &str = "%21abc%3Aexample.org";
 
-fn at(h: u32, m: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 1, 16, h, m, 0).unwrap()
-}
-
+/// The shared down alert, with the id 1: the transaction ids below hash it.
 fn down() -> Alert {
     Alert {
         id: Uuid::from_u128(1),
-        kind: AlertKind::Down,
-        monitor_id: Uuid::nil(),
-        monitor_name: "My Website".into(),
-        monitor_url: "https://example.com".into(),
-        at: at(20, 0),
-        status_code: Some(500),
-        response_time_ms: 123,
-        error: Some(CheckError::new(
-            ErrorKind::StatusMismatch,
-            "got HTTP 500, expected 200",
-        )),
-        down_since: None,
-        certificate_expires_at: None,
-        days_left: None,
+        ..alerts::down()
     }
 }
 
-fn recovery() -> Alert {
-    Alert {
-        kind: AlertKind::Recovery,
-        at: at(20, 5),
-        status_code: Some(200),
-        error: None,
-        down_since: Some(at(20, 0)),
-        ..down()
+/// A storm of `n` monitors, its alerts numbered 1, 2, … (hashed into its transaction id).
+fn storm_of(n: usize) -> Message {
+    let mut alerts = storm_alerts(n);
+    for (alert, id) in alerts.iter_mut().zip(1..) {
+        alert.id = Uuid::from_u128(id);
     }
-}
-
-fn reminder() -> Alert {
-    Alert {
-        kind: AlertKind::Reminder,
-        at: at(21, 0),
-        down_since: Some(at(20, 0)),
-        ..down()
-    }
-}
-
-fn storm_of(n: u128) -> Message {
     Message::Storm(Storm {
         kind: AlertKind::Down,
-        alerts: (0..n)
-            .map(|i| Alert {
-                id: Uuid::from_u128(i + 1),
-                monitor_name: format!("site-{i:02}"),
-                ..down()
-            })
-            .collect(),
-        dashboard_url: Some("https://status.example.com/".into()),
+        alerts,
+        dashboard_url: Some(DASHBOARD.into()),
     })
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use upwatch_core::{Alert, AlertKind};
+use upwatch_core::AlertKind;
 use upwatch_notifiers::mattermost::{payload, MattermostNotifier};
 use upwatch_notify::{Message, Provider, SendError, Storm};
 use upwatch_testkit::alerts::{down, recovery, reminder, storm_alerts, DASHBOARD};

@@ -15,16 +15,16 @@ const WAIT: Duration = Duration::from_secs(5);
 const TOPIC: &str = "upwatch_alerts_x7k2";
 const TOKEN: &str = "tk_secrettoken0123456789abcd";
 
+fn public() -> Value {
+    json!({"topic_url": format!("https://ntfy.sh/{TOPIC}")})
+}
+
 fn storm() -> Message {
     Message::Storm(Storm {
         kind: AlertKind::Down,
         alerts: storm_alerts(30),
         dashboard_url: Some(DASHBOARD.into()),
     })
-}
-
-fn public() -> Value {
-    json!({"topic_url": format!("https://ntfy.sh/{TOPIC}")})
 }
 
 #[test]

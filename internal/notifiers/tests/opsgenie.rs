@@ -3,79 +3,19 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
 use upwatch_core::watchdog::Notice;
-use upwatch_core::{Alert, AlertKind, CheckError, ErrorKind};
+use upwatch_core::{Alert, AlertKind};
 use upwatch_notifiers::opsgenie::{request, Call, OpsgenieNotifier, RATE_LIMIT_WAIT};
 use upwatch_notify::{Message, Provider, SendError, Storm};
+use upwatch_testkit::alerts::keyed::{down, recovery, reminder, MONITOR, START_MS};
+use upwatch_testkit::alerts::{storm_alerts, DASHBOARD};
 use upwatch_testkit::receiver::{Answer, HttpReceiver};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(5);
 const KEY: &str = "eb243592-faa2-4ba2-a551-1afdf565c889";
-const MONITOR: &str = "0190d5a2-0000-7000-8000-00000000002a";
-/// 2024-01-16 20:00:00 UTC in Unix milliseconds: the incident's start.
-const START_MS: i64 = 1_705_435_200_000;
-
-fn at(h: u32, m: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 1, 16, h, m, 0).unwrap()
-}
-
-fn down() -> Alert {
-    Alert {
-        id: Uuid::from_u128(1),
-        kind: AlertKind::Down,
-        monitor_id: MONITOR.parse().unwrap(),
-        monitor_name: "My Website".into(),
-        monitor_url: "https://example.com".into(),
-        at: at(20, 0),
-        status_code: Some(500),
-        response_time_ms: 123,
-        error: Some(CheckError::new(
-            ErrorKind::StatusMismatch,
-            "got HTTP 500, expected 200",
-        )),
-        down_since: None,
-        certificate_expires_at: None,
-        days_left: None,
-    }
-}
-
-fn recovery() -> Alert {
-    Alert {
-        kind: AlertKind::Recovery,
-        at: at(20, 5),
-        status_code: Some(200),
-        error: None,
-        down_since: Some(at(20, 0)),
-        ..down()
-    }
-}
-
-fn reminder() -> Alert {
-    Alert {
-        kind: AlertKind::Reminder,
-        at: at(21, 0),
-        down_since: Some(at(20, 0)),
-        ..down()
-    }
-}
-
-fn storm(kind: AlertKind) -> Message {
-    Message::Storm(Storm {
-        kind,
-        alerts: (0..30)
-            .map(|i| Alert {
-                id: Uuid::from_u128(100 + i),
-                kind,
-                monitor_name: format!("site-{i:02}"),
-                ..down()
-            })
-            .collect(),
-        dashboard_url: Some("https://status.example.com/".into()),
-    })
-}
 
 fn settings(api_url: &str) -> Value {
     json!({"api_key": KEY, "api_url": api_url})
@@ -83,6 +23,14 @@ fn settings(api_url: &str) -> Value {
 
 fn call(message: &Message) -> Call {
     request(&json!({"api_key": KEY}), message)
+}
+
+fn storm(kind: AlertKind) -> Message {
+    Message::Storm(Storm {
+        kind,
+        alerts: storm_alerts(30),
+        dashboard_url: Some(DASHBOARD.into()),
+    })
 }
 
 fn alias() -> String {

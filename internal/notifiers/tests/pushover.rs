@@ -16,16 +16,16 @@ const WAIT: Duration = Duration::from_secs(5);
 const USER: &str = "usersecret0123456789abcdefghij";
 const APP: &str = "appsecret0123456789abcdefghijk";
 
+fn settings(api_url: &str) -> Value {
+    json!({"user_key": USER, "app_token": APP, "api_url": api_url})
+}
+
 fn storm() -> Message {
     Message::Storm(Storm {
         kind: AlertKind::Down,
         alerts: storm_alerts(30),
         dashboard_url: Some(DASHBOARD.into()),
     })
-}
-
-fn settings(api_url: &str) -> Value {
-    json!({"user_key": USER, "app_token": APP, "api_url": api_url})
 }
 
 fn pairs(fields: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {

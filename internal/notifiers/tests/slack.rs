@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use upwatch_core::{Alert, AlertKind};
+use upwatch_core::AlertKind;
 use upwatch_notifiers::slack::{payload, SlackNotifier};
 use upwatch_notify::{Message, Provider, SendError, Storm};
 use upwatch_testkit::alerts::{down, recovery, reminder, storm_alerts, DASHBOARD};
@@ -13,20 +13,20 @@ use upwatch_testkit::receiver::{Answer, HttpReceiver};
 const WAIT: Duration = Duration::from_secs(5);
 const TOKEN: &str = "XXXXSECRETXXXX";
 
-fn storm(n: usize) -> Message {
-    Message::Storm(Storm {
-        kind: AlertKind::Down,
-        alerts: storm_alerts(n),
-        dashboard_url: Some(DASHBOARD.into()),
-    })
-}
-
 fn header(text: &str) -> Value {
     json!({"type": "header", "text": {"type": "plain_text", "text": text, "emoji": true}})
 }
 
 fn field(text: &str) -> Value {
     json!({"type": "mrkdwn", "text": text})
+}
+
+fn storm(n: usize) -> Message {
+    Message::Storm(Storm {
+        kind: AlertKind::Down,
+        alerts: storm_alerts(n),
+        dashboard_url: Some(DASHBOARD.into()),
+    })
 }
 
 fn context(text: &str) -> Value {

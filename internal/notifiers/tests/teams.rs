@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use upwatch_core::{Alert, AlertKind};
+use upwatch_core::AlertKind;
 use upwatch_notifiers::teams::{payload, TeamsNotifier};
 use upwatch_notify::{Message, Provider, SendError, Storm};
 use upwatch_testkit::alerts::{down, recovery, reminder, storm_alerts, DASHBOARD};
@@ -13,14 +13,6 @@ use upwatch_testkit::receiver::{Answer, HttpReceiver};
 const WAIT: Duration = Duration::from_secs(5);
 const SIG: &str = "Zq3vSeCrEtSiGnAtUrE0123456789abcdefXYZ_-";
 const PATH: &str = "/workflows/0a1b2c/triggers/manual/paths/invoke";
-
-fn storm(n: usize) -> Message {
-    Message::Storm(Storm {
-        kind: AlertKind::Down,
-        alerts: storm_alerts(n),
-        dashboard_url: Some(DASHBOARD.into()),
-    })
-}
 
 /// The Workflows envelope around one card.
 fn envelope(card: Value) -> Value {
@@ -46,6 +38,14 @@ fn card(body: Value) -> Value {
 fn headline(text: &str, color: &str) -> Value {
     json!({"type": "TextBlock", "text": text, "weight": "Bolder", "size": "Medium",
            "color": color, "wrap": true})
+}
+
+fn storm(n: usize) -> Message {
+    Message::Storm(Storm {
+        kind: AlertKind::Down,
+        alerts: storm_alerts(n),
+        dashboard_url: Some(DASHBOARD.into()),
+    })
 }
 
 fn facts(pairs: &[(&str, &str)]) -> Value {

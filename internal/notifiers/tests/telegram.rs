@@ -14,16 +14,16 @@ use upwatch_testkit::receiver::{Answer, HttpReceiver};
 const WAIT: Duration = Duration::from_secs(5);
 const TOKEN: &str = "123456789:AAE-secret_token-XYZ";
 
+fn settings(api_url: &str) -> Value {
+    json!({"bot_token": TOKEN, "chat_id": "-1001234567890", "api_url": api_url})
+}
+
 fn storm() -> Message {
     Message::Storm(Storm {
         kind: AlertKind::Down,
         alerts: storm_alerts(30),
         dashboard_url: Some(DASHBOARD.into()),
     })
-}
-
-fn settings(api_url: &str) -> Value {
-    json!({"bot_token": TOKEN, "chat_id": "-1001234567890", "api_url": api_url})
 }
 
 fn body(text: &str) -> Value {

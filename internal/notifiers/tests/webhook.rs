@@ -8,9 +8,10 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use upwatch_core::watchdog::Notice;
-use upwatch_core::{Alert, AlertKind, CheckError, ErrorKind};
+use upwatch_core::{Alert, AlertKind};
 use upwatch_notifiers::webhook::{body, payload, signature, verify, WebhookNotifier};
 use upwatch_notify::{Message, Provider, SendError, Storm};
+use upwatch_testkit::alerts::{self, storm_alerts, DASHBOARD};
 use upwatch_testkit::receiver::{Answer, HttpReceiver};
 use uuid::Uuid;
 
@@ -21,60 +22,31 @@ const MONITOR: &str = "00000000-0000-0000-0000-000000000002";
 /// `MONITOR-<2024-01-16T20:00:00Z in Unix ms>`.
 const INCIDENT: &str = "00000000-0000-0000-0000-000000000002-1705435200000";
 
-fn down() -> Alert {
+/// A shared alert, of monitor 2 ([`MONITOR`]).
+fn of_monitor_2(alert: Alert) -> Alert {
     Alert {
-        id: Uuid::from_u128(1),
-        kind: AlertKind::Down,
         monitor_id: Uuid::from_u128(2),
-        monitor_name: "My Website".into(),
-        monitor_url: "https://example.com".into(),
-        at: Utc.with_ymd_and_hms(2024, 1, 16, 20, 0, 0).unwrap(),
-        status_code: Some(500),
-        response_time_ms: 123,
-        error: Some(CheckError::new(
-            ErrorKind::StatusMismatch,
-            "got HTTP 500, expected 200",
-        )),
-        down_since: None,
-        certificate_expires_at: None,
-        days_left: None,
+        ..alert
     }
+}
+
+fn down() -> Alert {
+    of_monitor_2(alerts::down())
 }
 
 fn recovery() -> Alert {
-    Alert {
-        id: Uuid::from_u128(3),
-        kind: AlertKind::Recovery,
-        at: Utc.with_ymd_and_hms(2024, 1, 16, 20, 5, 0).unwrap(),
-        status_code: Some(200),
-        error: None,
-        down_since: Some(down().at),
-        ..down()
-    }
+    of_monitor_2(alerts::recovery())
 }
 
 fn reminder() -> Alert {
-    Alert {
-        id: Uuid::from_u128(4),
-        kind: AlertKind::Reminder,
-        at: Utc.with_ymd_and_hms(2024, 1, 16, 21, 0, 0).unwrap(),
-        down_since: Some(down().at),
-        ..down()
-    }
+    of_monitor_2(alerts::reminder())
 }
 
 fn storm(n: usize) -> Message {
     Message::Storm(Storm {
         kind: AlertKind::Down,
-        alerts: (0..n)
-            .map(|i| Alert {
-                monitor_name: format!("site-{i:02}"),
-                monitor_id: Uuid::from_u128(100 + i as u128),
-                monitor_url: format!("https://site-{i:02}.example.com"),
-                ..down()
-            })
-            .collect(),
-        dashboard_url: Some("https://status.example.com/".into()),
+        alerts: storm_alerts(n),
+        dashboard_url: Some(DASHBOARD.into()),
     })
 }
 

@@ -193,6 +193,23 @@ impl<'a> Settings<'a> {
         }
     }
 
+    /// A setting read leniently (the settings were validated when saved): its text trimmed,
+    /// or `""` when it is absent or not a string.
+    pub fn text(&self, name: &str) -> &'a str {
+        self.opt_str(name).ok().flatten().unwrap_or_default().trim()
+    }
+
+    /// A service's base address read leniently: the setting (`api_url`), else `default`,
+    /// without a trailing slash.
+    pub fn base_url(&self, name: &str, default: &'a str) -> &'a str {
+        self.opt_str(name)
+            .ok()
+            .flatten()
+            .unwrap_or(default)
+            .trim()
+            .trim_end_matches('/')
+    }
+
     /// The raw value of `name`, if any.
     pub fn get(&self, name: &str) -> Option<&'a Value> {
         self.0.get(name)

@@ -79,3 +79,38 @@ pub fn storm_alerts(n: usize) -> Vec<Alert> {
         })
         .collect()
 }
+
+/// The alerts of [`down`], [`recovery`] and [`reminder`] for a monitor with a real id,
+/// [`MONITOR`](keyed::MONITOR): for the providers that key an incident by its monitor and its
+/// start (PagerDuty's dedup key, Opsgenie's alias), whose tests spell the key out.
+pub mod keyed {
+    use upwatch_core::Alert;
+
+    /// The monitor's id, a UUIDv7 as upwatch gives them.
+    pub const MONITOR: &str = "0190d5a2-0000-7000-8000-00000000002a";
+    /// When [`down`] went down, 2024-01-16 20:00:00 UTC, in Unix milliseconds: the incident's
+    /// start.
+    pub const START_MS: i64 = 1_705_435_200_000;
+
+    /// [`super::down`], of the monitor [`MONITOR`].
+    pub fn down() -> Alert {
+        of_monitor(super::down())
+    }
+
+    /// [`super::recovery`], of the monitor [`MONITOR`].
+    pub fn recovery() -> Alert {
+        of_monitor(super::recovery())
+    }
+
+    /// [`super::reminder`], of the monitor [`MONITOR`].
+    pub fn reminder() -> Alert {
+        of_monitor(super::reminder())
+    }
+
+    fn of_monitor(alert: Alert) -> Alert {
+        Alert {
+            monitor_id: MONITOR.parse().unwrap(),
+            ..alert
+        }
+    }
+}
