@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use upwatch_core::monitor::{MAX_REMINDER_SECONDS, MIN_REMINDER_SECONDS};
-use upwatch_core::webhook::DISCORD;
+use upwatch_core::monitor::validate_reminder_interval;
+use upwatch_core::webhook::validate_name;
 use upwatch_core::{Webhook, WebhookSource};
 use upwatch_notify::{Message, SettingsError};
 use uuid::Uuid;
@@ -24,13 +24,11 @@ use crate::error::ApiError;
 use crate::extract::{from_object, IdPath, Json};
 use crate::ApiState;
 
-/// Longest notifier name accepted, in characters.
-const MAX_NAME: usize = 100;
 /// Why a notifier is disabled when a person disables it.
 const DISABLED_THROUGH_API: &str = "disabled through the API";
 
 /// What a client sends to add a notifier, and (every field optional) to change one.
-#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotifierInput {
     /// At most 100 characters.
@@ -65,6 +63,19 @@ pub struct NotifierInput {
     /// Only in a PATCH: `true` uses a disabled notifier again, `false` disables it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+}
+
+impl NotifierInput {
+    /// Whether it changes anything but `enabled`.
+    fn changes_settings(&self) -> bool {
+        self.name.is_some()
+            || self.kind.is_some()
+            || self.settings.is_some()
+            || self.default.is_some()
+            || self.groups.is_some()
+            || self.reminder_interval_seconds.is_some()
+            || self.group_alerts.is_some()
+    }
 }
 
 /// A notifier as responses show it: its secrets redacted.
@@ -189,24 +200,17 @@ pub fn build(
         options.groups = validate_groups(groups)?;
     }
     if let Some(seconds) = input.reminder_interval_seconds {
-        options.reminder_interval_seconds = validate_reminder(seconds)?;
+        options.reminder_interval_seconds =
+            Some(validate_reminder_interval(seconds)?).filter(|s| *s > 0);
     }
     if let Some(group) = input.group_alerts {
         options.group_alerts = Some(group);
     }
-    let url = if kind == DISCORD {
-        settings
-            .get("webhook_url")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    } else {
-        String::new()
-    };
     Ok(Webhook {
         id: base.map_or_else(Uuid::now_v7, |b| b.id),
         name,
-        url,
+        // A Discord channel's `url` is its `webhook_url` (filled in by `normalized`).
+        url: String::new(),
         enabled: base.is_none_or(|b| b.enabled),
         disabled_reason: base.and_then(|b| b.disabled_reason.clone()),
         source: base.map_or(WebhookSource::Api, |b| b.source),
@@ -214,7 +218,8 @@ pub fn build(
         kind,
         settings,
         options,
-    })
+    }
+    .normalized())
 }
 
 /// A provider's settings error as a 422 naming the field.
@@ -282,12 +287,7 @@ pub async fn update(
 ) -> Result<axum::Json<NotifierView>, ApiError> {
     let input: NotifierInput = from_object(&body, "the notifier's fields to change")?;
     let stored = found(&state, id).await?;
-    let only_enabled = NotifierInput {
-        enabled: input.enabled,
-        ..NotifierInput::default()
-    };
-    let changes_more =
-        serde_json::to_value(&input).ok() != serde_json::to_value(&only_enabled).ok();
+    let changes_more = input.changes_settings();
     if stored.source == WebhookSource::Config && changes_more {
         return Err(ApiError::Conflict(
             "This notifier comes from the configuration (DISCORD_WEBHOOK_URL or UPWATCH_NOTIFIERS_FILE), which sets it at every start; change the configuration instead, or send only `enabled`.".to_string(),
@@ -381,21 +381,6 @@ fn no_notifier(id: Uuid) -> ApiError {
     ApiError::NotFound(format!("There is no notifier with id {id}."))
 }
 
-/// Checks a name: trimmed, not empty, at most [`MAX_NAME`] characters.
-pub fn validate_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim().to_string();
-    if name.is_empty() {
-        return Err(ApiError::validation("name", "`name` must not be empty."));
-    }
-    if name.chars().count() > MAX_NAME {
-        return Err(ApiError::validation(
-            "name",
-            format!("`name` must be at most {MAX_NAME} characters."),
-        ));
-    }
-    Ok(name)
-}
-
 fn validate_groups(groups: &[String]) -> Result<Vec<String>, ApiError> {
     let mut out = Vec::new();
     for (i, g) in groups.iter().enumerate() {
@@ -414,18 +399,4 @@ fn validate_groups(groups: &[String]) -> Result<Vec<String>, ApiError> {
         }
     }
     Ok(out)
-}
-
-fn validate_reminder(seconds: u32) -> Result<Option<u32>, ApiError> {
-    match seconds {
-        0 => Ok(None),
-        s if (MIN_REMINDER_SECONDS..=MAX_REMINDER_SECONDS).contains(&s) => Ok(Some(s)),
-        _ => Err(ApiError::validation(
-            "reminder_interval_seconds",
-            format!(
-                "`reminder_interval_seconds` must be 0 (no reminders) or from \
-                 {MIN_REMINDER_SECONDS} to {MAX_REMINDER_SECONDS} seconds."
-            ),
-        )),
-    }
 }

@@ -7,15 +7,13 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use upwatch_core::webhook::validate_name;
 use upwatch_core::{Webhook, WebhookSource, WebhookView};
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{from_object, IdPath, Json};
 use crate::ApiState;
-
-/// Longest webhook name accepted, in characters.
-const MAX_NAME: usize = 100;
 
 /// What a client sends to add a webhook.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -144,21 +142,6 @@ async fn found(state: &ApiState, id: Uuid) -> Result<Webhook, ApiError> {
 /// The 404 of a webhook id that names none.
 fn no_webhook(id: Uuid) -> ApiError {
     ApiError::NotFound(format!("There is no webhook with id {id}."))
-}
-
-/// Checks a webhook's name: trimmed, not empty, at most [`MAX_NAME`] characters.
-fn validate_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim().to_string();
-    if name.is_empty() {
-        return Err(ApiError::validation("name", "`name` must not be empty."));
-    }
-    if name.chars().count() > MAX_NAME {
-        return Err(ApiError::validation(
-            "name",
-            format!("`name` must be at most {MAX_NAME} characters."),
-        ));
-    }
-    Ok(name)
 }
 
 /// Checks a webhook URL without ever echoing it, since it is a secret.

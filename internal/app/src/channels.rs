@@ -156,10 +156,7 @@ pub fn read(
     source: WebhookSource,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Webhook, String> {
-    let name = doc.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err("`name` must be 1 to 100 characters".into());
-    }
+    let name = upwatch_core::webhook::validate_name(&doc.name).map_err(|e| e.to_string())?;
     let settings = match &doc.settings {
         Value::Null => Value::Object(Default::default()),
         Value::Object(map) => {
@@ -176,29 +173,13 @@ pub fn read(
         .validate(&doc.kind, &settings)
         .map_err(|e| format!("`{}` {}", e.field, e.message))?;
     if let Some(s) = doc.reminder_interval_seconds {
-        let range = upwatch_core::monitor::MIN_REMINDER_SECONDS
-            ..=upwatch_core::monitor::MAX_REMINDER_SECONDS;
-        if s != 0 && !range.contains(&s) {
-            return Err(format!(
-                "`reminder_interval_seconds` must be 0 or from {} to {} seconds",
-                range.start(),
-                range.end()
-            ));
-        }
+        upwatch_core::monitor::validate_reminder_interval(s).map_err(|e| e.to_string())?;
     }
-    let url = if doc.kind == upwatch_core::webhook::DISCORD {
-        settings
-            .get("webhook_url")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    } else {
-        String::new()
-    };
     Ok(Webhook {
         id: doc.id,
-        name: name.to_string(),
-        url,
+        name,
+        // A Discord channel's `url` is its `webhook_url` (filled in by `normalized`).
+        url: String::new(),
         enabled: true,
         disabled_reason: None,
         source,
@@ -211,7 +192,8 @@ pub fn read(
             reminder_interval_seconds: doc.reminder_interval_seconds.filter(|s| *s > 0),
             group_alerts: doc.group_alerts,
         },
-    })
+    }
+    .normalized())
 }
 
 /// Whether `a` and `b` are the same channel settings (ignoring state and creation time).
@@ -246,8 +228,25 @@ pub fn parse_file(text: &str) -> Result<Vec<NotifierDoc>, String> {
         .collect()
 }
 
+/// The channels `docs` describe (see [`read`]), refusing an id named twice; an error is the
+/// index of the notifier at fault and what is wrong with it.
+pub fn read_all(
+    notifier: &dyn Notifier,
+    docs: &[NotifierDoc],
+    source: WebhookSource,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Webhook>, (usize, String)> {
+    if let Some((first, index)) = repeated_ids(docs) {
+        return Err((index, format!("`id` repeats the id of notifiers[{first}]")));
+    }
+    docs.iter()
+        .enumerate()
+        .map(|(index, doc)| read(notifier, doc, source, env).map_err(|e| (index, e)))
+        .collect()
+}
+
 /// The ids of channels named in several places of one file, with the first index.
-pub fn repeated_ids(docs: &[NotifierDoc]) -> Option<(usize, usize)> {
+fn repeated_ids(docs: &[NotifierDoc]) -> Option<(usize, usize)> {
     let mut seen: BTreeMap<Uuid, usize> = BTreeMap::new();
     for (i, d) in docs.iter().enumerate() {
         if let Some(first) = seen.insert(d.id, i) {

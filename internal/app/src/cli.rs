@@ -65,15 +65,17 @@ pub enum Command {
         /// What to check, with the default settings (10 s timeout; for http(s) GET, expecting 200): `https://example.com/`, `tcp://db.example.com:5432`, `tls://mail.example.com:465`, `icmp://example.com`.
         url: String,
     },
-    /// Write every monitor's settings and every maintenance window (DATABASE_URL) as YAML, to
-    /// stdout or to --output.
+    /// Write every monitor's settings, every maintenance window and every notifier (DATABASE_URL)
+    /// as YAML, to stdout or to --output; notifier secrets are written as ${ENV_VAR}
+    /// references, never in clear.
     Export {
         /// The file to write instead of stdout.
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Create or update monitors and maintenance windows from a YAML file as `upwatch export`
-    /// writes it (exit 2 when a site or window is invalid, and then nothing is written).
+    /// Create or update monitors, maintenance windows and notifiers from a YAML file as
+    /// `upwatch export` writes it, filling ${ENV_VAR} secrets from the environment (exit 2 when
+    /// something is invalid or a variable is unset, and then nothing is written).
     Import {
         /// The YAML file to apply.
         file: PathBuf,

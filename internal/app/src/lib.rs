@@ -471,19 +471,19 @@ async fn sync_config_webhooks(store: &dyn Store, settings: &Settings) -> anyhow:
         let docs = channels::parse_file(&text)
             .map_err(|e| anyhow::anyhow!("UPWATCH_NOTIFIERS_FILE {}: {e}", path.display()))?;
         let notifier = upwatch_notifiers::Channels::default();
-        for (i, doc) in docs.iter().enumerate() {
-            let channel = channels::read(
-                &notifier,
-                doc,
-                WebhookSource::Config,
-                &channels::process_env,
+        let configured = channels::read_all(
+            &notifier,
+            &docs,
+            WebhookSource::Config,
+            &channels::process_env,
+        )
+        .map_err(|(i, e)| {
+            anyhow::anyhow!(
+                "UPWATCH_NOTIFIERS_FILE {}: notifiers[{i}]: {e}",
+                path.display()
             )
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "UPWATCH_NOTIFIERS_FILE {}: notifiers[{i}]: {e}",
-                    path.display()
-                )
-            })?;
+        })?;
+        for channel in configured {
             store
                 .upsert_webhook(&channel)
                 .await

@@ -333,19 +333,8 @@ fn validate_notifiers(
                 .map_err(|message| ImportError::InvalidNotifier { index, message })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some((first, index)) = crate::channels::repeated_ids(&docs) {
-        return Err(ImportError::InvalidNotifier {
-            index,
-            message: format!("`id` repeats the id of notifiers[{first}]"),
-        });
-    }
-    docs.iter()
-        .enumerate()
-        .map(|(index, doc)| {
-            crate::channels::read(&channels, doc, WebhookSource::Api, env)
-                .map_err(|message| ImportError::InvalidNotifier { index, message })
-        })
-        .collect()
+    crate::channels::read_all(&channels, &docs, WebhookSource::Api, env)
+        .map_err(|(index, message)| ImportError::InvalidNotifier { index, message })
 }
 
 /// Whether two versions of a window differ in nothing but their time of change.

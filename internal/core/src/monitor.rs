@@ -385,20 +385,10 @@ impl MonitorInput {
             success_threshold,
             enabled: self.enabled.unwrap_or(true),
             notifier_ids,
-            reminder_interval_seconds: match self.reminder_interval_seconds {
-                Some(s)
-                    if s != 0 && !(MIN_REMINDER_SECONDS..=MAX_REMINDER_SECONDS).contains(&s) =>
-                {
-                    return Err(ValidationError::new(
-                        "reminder_interval_seconds",
-                        format!(
-                            "must be 0 (no reminders) or from {MIN_REMINDER_SECONDS} to \
-                             {MAX_REMINDER_SECONDS} seconds"
-                        ),
-                    ))
-                }
-                other => other,
-            },
+            reminder_interval_seconds: self
+                .reminder_interval_seconds
+                .map(validate_reminder_interval)
+                .transpose()?,
             public: self.public.unwrap_or(false),
             group,
             check_type,
@@ -414,6 +404,21 @@ impl MonitorInput {
             updated_at,
         })
     }
+}
+
+/// Checks a reminder interval (a monitor's or a channel's): 0 (no reminders) or from
+/// [`MIN_REMINDER_SECONDS`] to [`MAX_REMINDER_SECONDS`].
+pub fn validate_reminder_interval(seconds: u32) -> Result<u32, ValidationError> {
+    if seconds != 0 && !(MIN_REMINDER_SECONDS..=MAX_REMINDER_SECONDS).contains(&seconds) {
+        return Err(ValidationError::new(
+            "reminder_interval_seconds",
+            format!(
+                "must be 0 (no reminders) or from {MIN_REMINDER_SECONDS} to \
+                 {MAX_REMINDER_SECONDS} seconds"
+            ),
+        ));
+    }
+    Ok(seconds)
 }
 
 /// A group name trimmed, with an empty one meaning no group.

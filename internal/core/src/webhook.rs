@@ -63,6 +63,25 @@ pub struct Webhook {
     pub options: ChannelOptions,
 }
 
+/// The longest channel name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// A channel's name trimmed, or why it is refused (empty, or longer than
+/// [`MAX_NAME_CHARS`]), naming the field `name`.
+pub fn validate_name(name: &str) -> Result<String, crate::ValidationError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(crate::ValidationError::new("name", "must not be empty"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(crate::ValidationError::new(
+            "name",
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(name.to_string())
+}
+
 /// How a channel is chosen and what it is sent besides transitions.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChannelOptions {
