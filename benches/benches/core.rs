@@ -15,6 +15,7 @@ use uuid::Uuid;
 fn result(monitor_id: Uuid, second: i64, up: bool) -> CheckResult {
     let at = DateTime::<Utc>::from_timestamp(1_700_000_000 + second, 0).unwrap();
     CheckResult {
+        region: "default".to_string(),
         v: 1,
         id: Uuid::now_v7(),
         job_id: Uuid::now_v7(),
@@ -96,6 +97,7 @@ fn state_machine(c: &mut Criterion) {
 fn encoding(c: &mut Criterion) {
     let r = result(Uuid::now_v7(), 0, false);
     let job = CheckJob {
+        region: "default".to_string(),
         v: 1,
         id: Uuid::now_v7(),
         monitor_id: r.monitor_id,
@@ -104,6 +106,7 @@ fn encoding(c: &mut Criterion) {
         interval_ms: 60_000,
         rules: StateRules::default(),
         request: CheckRequest {
+            proxy: None,
             url: r.url.clone(),
             method: "GET".into(),
             headers: BTreeMap::new(),

@@ -87,6 +87,7 @@ pub async fn list(
         return Err(no_site(id));
     }
     let query = HistoryQuery {
+        region: None,
         since,
         until,
         after,

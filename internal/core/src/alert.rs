@@ -61,6 +61,10 @@ pub struct Alert {
     /// Whole days left until then (certificate alerts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days_left: Option<i64>,
+    /// How the regions saw it, when several check the monitor: "down from eu-west, us-east;
+    /// up from ap-south".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions: Option<String>,
 }
 
 impl Alert {
@@ -83,7 +87,14 @@ impl Alert {
             down_since,
             certificate_expires_at: None,
             days_left: None,
+            regions: None,
         }
+    }
+
+    /// This alert naming how the regions saw it (when there are several).
+    pub fn with_regions(mut self, votes: Option<crate::state::RegionVotes>) -> Alert {
+        self.regions = votes.map(|v| v.words());
+        self
     }
 
     /// The alert that `result`'s certificate crossed a threshold.
@@ -101,6 +112,7 @@ impl Alert {
             down_since: None,
             certificate_expires_at: Some(expiry.expires_at),
             days_left: Some(expiry.days_left),
+            regions: None,
         }
     }
 
@@ -142,6 +154,7 @@ impl Alert {
             down_since: Some(down_since),
             certificate_expires_at: None,
             days_left: None,
+            regions: None,
         }
     }
 

@@ -22,6 +22,18 @@ pub const DEFAULT_CERT_EXPIRY_ALERT_DAYS: [u32; 3] = [14, 7, 1];
 pub const SCHEMA_VERSION: u16 = 1;
 /// Longest error message kept in a result; longer ones are cut at a character boundary.
 pub const MAX_ERROR_MESSAGE: usize = 300;
+/// The region of a worker that names none (`UPWATCH_REGION`), and of results made without a
+/// worker (pushes, missed heartbeats).
+pub const DEFAULT_REGION: &str = "default";
+
+/// [`DEFAULT_REGION`] as an owned name, for serde defaults.
+pub fn default_region() -> String {
+    DEFAULT_REGION.to_string()
+}
+
+fn one() -> u32 {
+    1
+}
 
 /// Thresholds of the state machine, carried with each job and result so that consumers of the
 /// results stream never need to read the monitor's settings.
@@ -29,6 +41,13 @@ pub const MAX_ERROR_MESSAGE: usize = 300;
 pub struct StateRules {
     pub failure_threshold: u32,
     pub success_threshold: u32,
+    /// How many regions must see the monitor down for it to be down (1 with one region).
+    #[serde(default = "one")]
+    pub quorum: u32,
+    /// The monitor's interval: a region without a result for two of them is left out of the
+    /// vote. 0 (results older than regions) never leaves a region out.
+    #[serde(default)]
+    pub interval_ms: u64,
 }
 
 impl Default for StateRules {
@@ -36,6 +55,8 @@ impl Default for StateRules {
         StateRules {
             failure_threshold: 1,
             success_threshold: 1,
+            quorum: 1,
+            interval_ms: 0,
         }
     }
 }
@@ -72,6 +93,10 @@ pub struct CheckRequest {
     /// The protocol a `tls://` check speaks before upgrading to TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starttls: Option<Starttls>,
+    /// The monitor's own proxy for HTTP checks (`http`, `https` or `socks5`), which replaces
+    /// the worker's `UPWATCH_CHECK_PROXY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
 
 fn is_http(t: &CheckType) -> bool {
@@ -106,6 +131,7 @@ impl CheckRequest {
             packets: m.packets,
             tls_skip_verify: m.tls_skip_verify,
             starttls: m.starttls,
+            proxy: m.proxy.clone(),
         }
     }
 }
@@ -131,6 +157,9 @@ pub struct CheckJob {
     /// Whether the check is due during a maintenance window of the monitor.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub maintenance: bool,
+    /// The region whose workers make this check (its jobs topic is `upwatch.jobs.<region>`).
+    #[serde(default = "default_region")]
+    pub region: String,
 }
 
 impl CheckJob {
@@ -157,7 +186,16 @@ impl CheckJob {
             request: CheckRequest::for_monitor(monitor),
             cert_expiry_alert_days: monitor.cert_expiry_alert_days(default_days),
             maintenance: false,
+            region: default_region(),
         }
+    }
+
+    /// This job, for the workers of `region`, with the monitor's quorum among
+    /// `regions_total` regions.
+    pub fn in_region(mut self, region: &str, quorum: u32) -> Self {
+        self.region = region.to_string();
+        self.rules.quorum = quorum.max(1);
+        self
     }
 
     /// Whether a worker picking this job up at `now` is too late to check it meaningfully:
@@ -173,6 +211,9 @@ impl CheckJob {
 pub enum CheckStatus {
     Up,
     Down,
+    /// The worker could not reach any of its connectivity targets when it made the check
+    /// (error kind `local_network`): counted neither up nor down, never alerted.
+    Inconclusive,
 }
 
 impl CheckStatus {
@@ -180,6 +221,7 @@ impl CheckStatus {
         match self {
             CheckStatus::Up => "up",
             CheckStatus::Down => "down",
+            CheckStatus::Inconclusive => "inconclusive",
         }
     }
 }
@@ -214,13 +256,16 @@ pub enum ErrorKind {
     MissedHeartbeat,
     /// A push monitor was told it is down (`?status=down`).
     ReportedDown,
+    /// The worker's own network was down when it checked (none of its connectivity targets
+    /// answered): the result is inconclusive.
+    LocalNetwork,
     /// Anything else: a malformed answer, a protocol error.
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, in a stable order (for metrics and docs).
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::Timeout,
         ErrorKind::Dns,
         ErrorKind::Connect,
@@ -233,6 +278,7 @@ impl ErrorKind {
         ErrorKind::IcmpUnavailable,
         ErrorKind::MissedHeartbeat,
         ErrorKind::ReportedDown,
+        ErrorKind::LocalNetwork,
         ErrorKind::Other,
     ];
 
@@ -250,6 +296,7 @@ impl ErrorKind {
             ErrorKind::IcmpUnavailable => "icmp_unavailable",
             ErrorKind::MissedHeartbeat => "missed_heartbeat",
             ErrorKind::ReportedDown => "reported_down",
+            ErrorKind::LocalNetwork => "local_network",
             ErrorKind::Other => "other",
         }
     }
@@ -337,6 +384,9 @@ pub struct CheckResult {
     /// counted neither up nor down, and alerting nothing until the window ends.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub maintenance: bool,
+    /// The region of the worker that made the check ([`DEFAULT_REGION`] for pushes).
+    #[serde(default = "default_region")]
+    pub region: String,
 }
 
 impl CheckResult {
@@ -369,7 +419,21 @@ impl CheckResult {
             details: CheckDetails::default(),
             cert_expiry_alert_days: job.cert_expiry_alert_days.clone(),
             maintenance: job.maintenance,
+            region: job.region.clone(),
         }
+    }
+
+    /// Marks this result inconclusive: the worker's own network was down (none of its
+    /// connectivity targets answered), so it says nothing about the site. What the check saw
+    /// stays in the message.
+    pub fn into_inconclusive(mut self, why: &str) -> Self {
+        let seen = match &self.error {
+            Some(e) => format!("{why}; the check saw {e}"),
+            None => why.to_string(),
+        };
+        self.status = CheckStatus::Inconclusive;
+        self.error = Some(CheckError::new(ErrorKind::LocalNetwork, seen));
+        self
     }
 
     /// What a check of `monitor` due and started at `at` reports when it took
@@ -428,6 +492,7 @@ impl CheckResult {
             details: CheckDetails::default(),
             cert_expiry_alert_days: Vec::new(),
             maintenance: false,
+            region: default_region(),
         }
     }
 
@@ -511,6 +576,7 @@ mod tests {
 
     fn request(keyword: Option<&str>) -> CheckRequest {
         CheckRequest {
+            proxy: None,
             url: "http://127.0.0.1/".into(),
             method: "GET".into(),
             headers: BTreeMap::new(),

@@ -133,6 +133,18 @@ pub struct Monitor {
     /// upwatch's API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push_url: Option<String>,
+    /// The regions whose workers check this monitor; all of them (`UPWATCH_REGIONS`) when
+    /// empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// How many of its regions must see the monitor down for it to be down; a majority of
+    /// them when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
+    /// A proxy for this monitor's HTTP checks (`http://`, `https://` or `socks5://`), in
+    /// place of the worker's `UPWATCH_CHECK_PROXY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -234,6 +246,15 @@ pub struct MonitorInput {
     pub cert_expiry_alert_days: Option<Vec<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push_grace_seconds: Option<u32>,
+    /// The regions that check this monitor (default: all of `UPWATCH_REGIONS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions: Option<Vec<String>>,
+    /// How many regions must see it down (default: a majority of its regions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
+    /// A proxy for HTTP checks: `http://`, `https://` or `socks5://host:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
 
 impl MonitorInput {
@@ -369,6 +390,12 @@ impl MonitorInput {
         let mut notifier_ids = self.notifier_ids.clone().unwrap_or_default();
         notifier_ids.sort();
         notifier_ids.dedup();
+        let (regions, quorum) = validate_regions(
+            check_type,
+            self.regions.clone().unwrap_or_default(),
+            self.quorum,
+        )?;
+        let proxy = validate_proxy(check_type, self.proxy.clone())?;
         Ok(Monitor {
             id,
             name,
@@ -400,6 +427,9 @@ impl MonitorInput {
             cert_expiry_alert_days: typed.cert_expiry_alert_days,
             push_grace_seconds: typed.push_grace_seconds,
             push_url: typed.push_url,
+            regions,
+            quorum,
+            proxy,
             created_at,
             updated_at,
         })
@@ -419,6 +449,112 @@ pub fn validate_reminder_interval(seconds: u32) -> Result<u32, ValidationError> 
         ));
     }
     Ok(seconds)
+}
+
+/// Longest region name: it is part of a Kafka topic's name (`upwatch.jobs.<region>`).
+pub const MAX_REGION_CHARS: usize = 63;
+
+/// Checks a region's name (`UPWATCH_REGION`, `UPWATCH_REGIONS`, a monitor's `regions`): 1 to
+/// 63 of `a`-`z`, `0`-`9`, `-`, `_` and `.`, as it becomes part of a topic's name.
+pub fn validate_region_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_REGION_CHARS
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a region name: use 1 to {MAX_REGION_CHARS} of a-z, 0-9, `-`, `_` \
+             and `.`, such as `eu-west`"
+        ))
+    }
+}
+
+/// A monitor's regions (names checked, repeats dropped, order kept) and quorum (at least 1,
+/// at most the number of regions it names).
+fn validate_regions(
+    check_type: CheckType,
+    regions: Vec<String>,
+    quorum: Option<u32>,
+) -> Result<(Vec<String>, Option<u32>), ValidationError> {
+    if check_type == CheckType::Push && (!regions.is_empty() || quorum.is_some()) {
+        return Err(ValidationError::new(
+            if regions.is_empty() {
+                "quorum"
+            } else {
+                "regions"
+            },
+            "does not apply to push monitors: their pushes come to the API, not from a region",
+        ));
+    }
+    let mut kept: Vec<String> = Vec::with_capacity(regions.len());
+    for region in regions {
+        let region = region.trim().to_string();
+        validate_region_name(&region).map_err(|e| ValidationError::new("regions", e))?;
+        if !kept.contains(&region) {
+            kept.push(region);
+        }
+    }
+    if let Some(q) = quorum {
+        if q == 0 {
+            return Err(ValidationError::new(
+                "quorum",
+                "must be at least 1: the number of regions that must see the monitor down",
+            ));
+        }
+        if !kept.is_empty() && q as usize > kept.len() {
+            return Err(ValidationError::new(
+                "quorum",
+                format!(
+                    "must not be above the number of the monitor's `regions` ({q} > {})",
+                    kept.len()
+                ),
+            ));
+        }
+    }
+    Ok((kept, quorum))
+}
+
+/// A monitor's proxy: `http`, `https`, `socks5` or `socks5h` with a host, for HTTP monitors.
+fn validate_proxy(
+    check_type: CheckType,
+    proxy: Option<String>,
+) -> Result<Option<String>, ValidationError> {
+    let Some(proxy) = proxy
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(None);
+    };
+    if check_type != CheckType::Http {
+        return Err(ValidationError::new(
+            "proxy",
+            "applies to http:// and https:// monitors only",
+        ));
+    }
+    check_proxy_url(&proxy).map_err(|e| ValidationError::new("proxy", e))?;
+    Ok(Some(proxy))
+}
+
+/// Checks a proxy's URL (a monitor's `proxy`, `UPWATCH_CHECK_PROXY`); the error never repeats
+/// the URL, which may hold a password.
+pub fn check_proxy_url(proxy: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(proxy).map_err(|_| {
+        "must be a URL such as `http://proxy.internal:3128` or `socks5://127.0.0.1:1080`"
+            .to_string()
+    })?;
+    if !["http", "https", "socks5", "socks5h"].contains(&parsed.scheme()) {
+        return Err(format!(
+            "must use http, https, socks5 or socks5h, not `{}`",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("must name the proxy's host".to_string());
+    }
+    Ok(())
 }
 
 /// A group name trimmed, with an empty one meaning no group.
@@ -865,7 +1001,55 @@ impl Monitor {
             starttls: self.starttls,
             cert_expiry_alert_days: self.cert_expiry_alert_days.clone(),
             push_grace_seconds: self.push_grace_seconds,
+            regions: (!self.regions.is_empty()).then(|| self.regions.clone()),
+            quorum: self.quorum,
+            proxy: self.proxy.clone(),
         }
+    }
+
+    /// The regions that check this monitor, of `all` (`UPWATCH_REGIONS`): the ones it names
+    /// that exist, or all of them.
+    pub fn regions_in<'a>(&'a self, all: &'a [String]) -> Vec<&'a str> {
+        if self.regions.is_empty() {
+            all.iter().map(String::as_str).collect()
+        } else {
+            self.regions
+                .iter()
+                .filter(|r| all.contains(r))
+                .map(String::as_str)
+                .collect()
+        }
+    }
+
+    /// How many of its `regions` must see this monitor down: its `quorum`, or a majority; never
+    /// more than there are, never less than 1.
+    pub fn quorum_of(&self, regions: usize) -> u32 {
+        let regions = regions.max(1) as u32;
+        self.quorum.unwrap_or(regions / 2 + 1).clamp(1, regions)
+    }
+
+    /// Checks the monitor's regions against those that exist (`UPWATCH_REGIONS`): each must be
+    /// one of them, and the quorum no more than the regions that check it.
+    pub fn validate_regions_against(&self, all: &[String]) -> Result<(), ValidationError> {
+        if let Some(unknown) = self.regions.iter().find(|r| !all.contains(r)) {
+            return Err(ValidationError::new(
+                "regions",
+                format!(
+                    "names `{unknown}`, which is not a region: the regions are {}",
+                    all.join(", ")
+                ),
+            ));
+        }
+        if let Some(q) = self.quorum {
+            let n = self.regions_in(all).len();
+            if q as usize > n {
+                return Err(ValidationError::new(
+                    "quorum",
+                    format!("must not be above the number of regions that check the monitor ({q} > {n})"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Days before certificate expiry at which to alert: the monitor's own, or `default`;
@@ -926,6 +1110,8 @@ impl Monitor {
         crate::check::StateRules {
             failure_threshold: self.failure_threshold,
             success_threshold: self.success_threshold,
+            quorum: self.quorum.unwrap_or(1).max(1),
+            interval_ms: u64::from(self.interval_seconds) * 1000,
         }
     }
 }

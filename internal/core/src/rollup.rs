@@ -359,17 +359,19 @@ pub struct Rollup {
 }
 
 impl Rollup {
-    /// Counts one result; one taken during a maintenance window counts nothing (neither up
-    /// nor down, like paused time).
+    /// Counts one result; one taken during a maintenance window, or inconclusive (the
+    /// worker's own network was down), counts nothing (neither up nor down, like paused time).
     pub fn add(&mut self, result: &CheckResult) {
-        if result.maintenance {
+        if result.maintenance || result.status == CheckStatus::Inconclusive {
             return;
         }
         let ms = result.response_time_ms;
         self.checks = self.checks.saturating_add(1);
         match result.status {
             CheckStatus::Up => self.up = self.up.saturating_add(1),
-            CheckStatus::Down => self.down = self.down.saturating_add(1),
+            CheckStatus::Down | CheckStatus::Inconclusive => {
+                self.down = self.down.saturating_add(1)
+            }
         }
         self.response_time_sum_ms = self.response_time_sum_ms.saturating_add(u64::from(ms));
         self.response_time_min_ms = Some(self.response_time_min_ms.map_or(ms, |m| m.min(ms)));
@@ -774,6 +776,7 @@ mod tests {
 
     fn result(checked_at: DateTime<Utc>, up: bool, ms: u32) -> CheckResult {
         CheckResult {
+            region: "default".to_string(),
             v: SCHEMA_VERSION,
             id: Uuid::nil(),
             job_id: Uuid::nil(),

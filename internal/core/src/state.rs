@@ -6,12 +6,22 @@
 //! only transitions alert. The first result of a new monitor, when it is up, changes the status
 //! without alerting; a new monitor that is down from the start alerts once its threshold is met.
 //!
+//! With several regions, each region's results go through the thresholds on their own
+//! ([`RegionState`]) and the regions vote: the monitor is down when at least `quorum` of them
+//! are down, and up again when fewer are. A region without a result for two intervals is
+//! `unknown` and left out of the vote; an inconclusive result (the worker's own network was
+//! down) changes nothing but the region's shown status. A result moves the monitor only in its
+//! own direction: a down result never brings a recovery (say, because another down region went
+//! quiet), an up result never a down. With one region this is exactly the single machine.
+//!
 //! The state is plain data so that every store can persist it and every role that reads the
 //! results stream can run the same machine.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use std::collections::BTreeMap;
 
 use crate::check::{CheckError, CheckResult, CheckStatus};
 
@@ -102,6 +112,100 @@ pub struct MonitorState {
     /// state still agrees with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silenced: Option<Silenced>,
+    /// Each region's own view, by region name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub regions: BTreeMap<String, RegionState>,
+}
+
+/// What one region sees of a monitor: its own thresholds over its own results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RegionState {
+    /// `pending`, `up`, `down` or `inconclusive` (the region's worker had lost its network).
+    pub status: RegionStatus,
+    pub last_checked: DateTime<Utc>,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    #[serde(default)]
+    pub consecutive_successes: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_time_ms: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CheckError>,
+    /// The status its thresholds reached, kept under an inconclusive spell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<RegionStatus>,
+}
+
+/// A region's status of a monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RegionStatus {
+    Pending,
+    Up,
+    Down,
+    /// The region's worker could not reach its connectivity targets: it says nothing.
+    Inconclusive,
+    /// Shown only: no result from the region for two intervals; left out of the vote.
+    Unknown,
+}
+
+impl RegionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegionStatus::Pending => "pending",
+            RegionStatus::Up => "up",
+            RegionStatus::Down => "down",
+            RegionStatus::Inconclusive => "inconclusive",
+            RegionStatus::Unknown => "unknown",
+        }
+    }
+}
+
+impl RegionState {
+    /// The region's status as of `now`: `unknown` once it sent nothing for two intervals
+    /// (`interval_ms`; never when 0).
+    pub fn status_at(&self, now: DateTime<Utc>, interval_ms: u64) -> RegionStatus {
+        let silent = (now - self.last_checked).num_milliseconds();
+        if interval_ms > 0 && silent > 2 * interval_ms as i64 {
+            RegionStatus::Unknown
+        } else {
+            self.status
+        }
+    }
+
+    /// The status it votes with: its thresholds' outcome (an inconclusive spell keeps it out).
+    fn vote_at(&self, now: DateTime<Utc>, interval_ms: u64) -> RegionStatus {
+        self.status_at(now, interval_ms)
+    }
+}
+
+/// How the regions of a monitor vote at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegionVotes {
+    pub down: Vec<String>,
+    pub up: Vec<String>,
+    /// Pending, inconclusive, or silent for two intervals: no vote.
+    pub unknown: Vec<String>,
+}
+
+impl RegionVotes {
+    /// "down from eu-west, us-east; up from ap-south", naming only the sides that have any.
+    pub fn words(&self) -> String {
+        let mut parts = Vec::new();
+        for (side, names) in [
+            ("down", &self.down),
+            ("up", &self.up),
+            ("unknown", &self.unknown),
+        ] {
+            if !names.is_empty() {
+                let from = if side == "unknown" { "in" } else { "from" };
+                parts.push(format!("{side} {from} {}", names.join(", ")));
+            }
+        }
+        parts.join("; ")
+    }
 }
 
 /// A transition kept quiet by a maintenance window.
@@ -150,6 +254,7 @@ impl MonitorState {
             certificate: None,
             in_maintenance: false,
             silenced: None,
+            regions: BTreeMap::new(),
         }
     }
 
@@ -174,11 +279,33 @@ impl MonitorState {
     /// paused, and it is newer than the last result applied (a redelivered or reordered result
     /// is ignored, which makes applying idempotent).
     pub fn accepts(&self, result: &CheckResult) -> bool {
+        // Regions check at their own pace: order holds within a region. A state from before
+        // regions (no entries) orders by the monitor's newest result.
+        let last = match self.regions.get(&result.region) {
+            Some(region) => Some(region.last_checked),
+            None if self.regions.is_empty() => self.last_checked,
+            None => None,
+        };
         result.monitor_id == self.monitor_id
             && self.status != MonitorStatus::Paused
-            && self
-                .last_checked
-                .is_none_or(|last| result.checked_at > last)
+            && last.is_none_or(|last| result.checked_at > last)
+    }
+
+    /// The regions that see the monitor down and those that see it up, as of `now`, each
+    /// sorted; `None` while a single region checks it, whose word is the monitor's.
+    pub fn region_votes(&self, now: DateTime<Utc>, interval_ms: u64) -> Option<RegionVotes> {
+        if self.regions.len() < 2 {
+            return None;
+        }
+        let mut votes = RegionVotes::default();
+        for (name, region) in &self.regions {
+            match region.vote_at(now, interval_ms) {
+                RegionStatus::Down => votes.down.push(name.clone()),
+                RegionStatus::Up => votes.up.push(name.clone()),
+                _ => votes.unknown.push(name.clone()),
+            }
+        }
+        Some(votes)
     }
 
     /// Applies one result and returns the transition that alerts, if any.
@@ -224,25 +351,100 @@ impl MonitorState {
         }
     }
 
-    /// The state machine's step for one accepted result.
+    /// The state machine's step for one accepted result: the result's region goes through
+    /// its thresholds, then the regions vote.
     fn step(&mut self, result: &CheckResult) -> Option<Transition> {
         let at = result.checked_at;
-        self.last_checked = Some(at);
-        self.response_time_ms = Some(result.response_time_ms);
-        self.status_code = result.status_code;
-        self.error = result.error.clone();
+        let rules = result.rules;
+        // A state from before regions carries on as its one region.
+        let legacy = self.regions.is_empty().then(|| RegionState {
+            status: match self.status {
+                MonitorStatus::Up => RegionStatus::Up,
+                MonitorStatus::Down => RegionStatus::Down,
+                _ => RegionStatus::Pending,
+            },
+            last_checked: at,
+            consecutive_failures: self.consecutive_failures,
+            consecutive_successes: self.consecutive_successes,
+            response_time_ms: None,
+            status_code: None,
+            error: None,
+            settled: None,
+        });
+        let region = self
+            .regions
+            .entry(result.region.clone())
+            .or_insert_with(|| {
+                legacy.unwrap_or(RegionState {
+                    status: RegionStatus::Pending,
+                    last_checked: at,
+                    consecutive_failures: 0,
+                    consecutive_successes: 0,
+                    response_time_ms: None,
+                    status_code: None,
+                    error: None,
+                    settled: None,
+                })
+            });
+        region.last_checked = at;
+        region.response_time_ms = Some(result.response_time_ms);
+        region.status_code = result.status_code;
+        region.error = result.error.clone();
         match result.status {
+            CheckStatus::Inconclusive => {
+                if region.status != RegionStatus::Inconclusive {
+                    region.settled = Some(region.status);
+                    region.status = RegionStatus::Inconclusive;
+                }
+            }
             CheckStatus::Up => {
-                self.consecutive_successes = self.consecutive_successes.saturating_add(1);
-                self.consecutive_failures = 0;
+                if let Some(settled) = region.settled.take() {
+                    region.status = settled;
+                }
+                region.consecutive_successes = region.consecutive_successes.saturating_add(1);
+                region.consecutive_failures = 0;
+                if region.status == RegionStatus::Pending
+                    || region.consecutive_successes >= rules.success_threshold.max(1)
+                {
+                    region.status = RegionStatus::Up;
+                }
+            }
+            CheckStatus::Down => {
+                if let Some(settled) = region.settled.take() {
+                    region.status = settled;
+                }
+                region.consecutive_failures = region.consecutive_failures.saturating_add(1);
+                region.consecutive_successes = 0;
+                if region.consecutive_failures >= rules.failure_threshold.max(1) {
+                    region.status = RegionStatus::Down;
+                }
+            }
+        }
+        let (failures, successes) = (region.consecutive_failures, region.consecutive_successes);
+        let region_status = region.status;
+        // The monitor shows the newest result, whichever region made it.
+        if self.last_checked.is_none_or(|last| at >= last) {
+            self.last_checked = Some(at);
+            self.response_time_ms = Some(result.response_time_ms);
+            self.status_code = result.status_code;
+            self.error = result.error.clone();
+            self.consecutive_failures = failures;
+            self.consecutive_successes = successes;
+        }
+        let down = self
+            .regions
+            .values()
+            .filter(|r| r.vote_at(at, rules.interval_ms) == RegionStatus::Down)
+            .count();
+        let quorum = rules.quorum.max(1) as usize;
+        match result.status {
+            CheckStatus::Up if region_status == RegionStatus::Up && down < quorum => {
                 match self.status {
                     MonitorStatus::Pending => {
                         self.change(MonitorStatus::Up, at);
                         None
                     }
-                    MonitorStatus::Down
-                        if self.consecutive_successes >= result.rules.success_threshold.max(1) =>
-                    {
+                    MonitorStatus::Down => {
                         let down_since = self.last_status_change.unwrap_or(at);
                         self.change(MonitorStatus::Up, at);
                         Some(Transition::Recovered { at, down_since })
@@ -250,18 +452,16 @@ impl MonitorState {
                     _ => None,
                 }
             }
-            CheckStatus::Down => {
-                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                self.consecutive_successes = 0;
-                let reached = self.consecutive_failures >= result.rules.failure_threshold.max(1);
+            CheckStatus::Down if region_status == RegionStatus::Down && down >= quorum => {
                 match self.status {
-                    MonitorStatus::Pending | MonitorStatus::Up if reached => {
+                    MonitorStatus::Pending | MonitorStatus::Up => {
                         self.change(MonitorStatus::Down, at);
                         Some(Transition::WentDown { at })
                     }
                     _ => None,
                 }
             }
+            _ => None,
         }
     }
 
@@ -314,6 +514,10 @@ impl MonitorState {
             self.change(status, at);
             self.consecutive_failures = 0;
             self.consecutive_successes = 0;
+            for region in self.regions.values_mut() {
+                region.consecutive_failures = 0;
+                region.consecutive_successes = 0;
+            }
         }
     }
 
@@ -334,6 +538,7 @@ mod tests {
 
     fn result(id: Uuid, at: i64, up: bool, rules: (u32, u32)) -> CheckResult {
         CheckResult {
+            region: "default".to_string(),
             v: SCHEMA_VERSION,
             id: Uuid::now_v7(),
             job_id: Uuid::now_v7(),
@@ -351,6 +556,8 @@ mod tests {
             },
             error: (!up).then(|| CheckError::new(ErrorKind::StatusMismatch, "got HTTP 500")),
             rules: StateRules {
+                quorum: 1,
+                interval_ms: 0,
                 failure_threshold: rules.0,
                 success_threshold: rules.1,
             },

@@ -108,6 +108,9 @@ pub fn message(alert: &Alert) -> Value {
         ),
         field("Response time", &format!("{} ms", alert.response_time_ms)),
     ];
+    if let Some(regions) = &alert.regions {
+        fields.push(field("Regions", regions));
+    }
     match alert.kind {
         AlertKind::Down | AlertKind::Reminder => {
             if let Some(downtime) = alert
@@ -306,6 +309,7 @@ mod tests {
             down_since: None,
             certificate_expires_at: None,
             days_left: None,
+            regions: None,
         }
     }
 
@@ -316,6 +320,7 @@ mod tests {
             status_code: Some(200),
             certificate_expires_at: Some(at(20, 0) + chrono::Duration::days(5)),
             days_left: Some(5),
+            regions: None,
             ..down(None)
         };
         let msg = message(&alert);

@@ -82,6 +82,7 @@ fn a_certificate_alert_is_a_warning() {
         error: None,
         certificate_expires_at: Some(at(20, 0) + chrono::Duration::days(5)),
         days_left: Some(5),
+        regions: None,
         ..down()
     };
     assert_eq!(

@@ -115,6 +115,7 @@ fn a_certificate_alert_is_p3_with_its_own_alias() {
         error: None,
         certificate_expires_at: Some(Utc.with_ymd_and_hms(2024, 1, 21, 20, 0, 0).unwrap()),
         days_left: Some(5),
+        regions: None,
         ..down()
     };
     let c = call(&Message::Alert(alert));

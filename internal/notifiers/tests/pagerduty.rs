@@ -124,6 +124,7 @@ fn a_certificate_alert_is_a_warning_per_certificate() {
         error: None,
         certificate_expires_at: Some(Utc.with_ymd_and_hms(2024, 1, 21, 20, 0, 0).unwrap()),
         days_left: Some(5),
+        regions: None,
         ..down()
     };
     let b = body(&Message::Alert(alert));

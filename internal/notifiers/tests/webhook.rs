@@ -171,6 +171,7 @@ fn certificates_have_no_incident_and_push_tokens_stay_out() {
         error: None,
         certificate_expires_at: Some(Utc.with_ymd_and_hms(2024, 1, 21, 20, 0, 0).unwrap()),
         days_left: Some(5),
+        regions: None,
         ..down()
     };
     let p = payload(&Message::Alert(cert), now());

@@ -204,6 +204,9 @@ fn alert_lines(a: &Alert) -> Vec<String> {
         format!("Status: {status}"),
         format!("Time: {}", time(a.at)),
     ];
+    if let Some(regions) = &a.regions {
+        lines.push(format!("Regions: {regions}"));
+    }
     match a.kind {
         AlertKind::Down | AlertKind::Reminder => {
             if let Some(error) = &a.error {
@@ -250,6 +253,7 @@ mod tests {
             down_since: Some(Utc.with_ymd_and_hms(2024, 1, 16, 20, 0, 0).unwrap()),
             certificate_expires_at: None,
             days_left: None,
+            regions: None,
         }
     }
 

@@ -87,6 +87,7 @@ impl Env {
     async fn check(&mut self, up: bool) -> Alert {
         self.clock += chrono::Duration::seconds(30);
         let result = CheckResult {
+            region: "default".to_string(),
             v: SCHEMA_VERSION,
             id: Uuid::now_v7(),
             job_id: Uuid::now_v7(),

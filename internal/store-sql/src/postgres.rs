@@ -1056,6 +1056,7 @@ impl HistoryReader for PostgresStore {
                         .transpose()?;
                     let error = stored_error(kind, message);
                     Ok(HistoryEntry {
+                        region: upwatch_core::check::default_region(),
                         id,
                         checked_at,
                         status: if up {

@@ -196,7 +196,10 @@ fn apply_to_state(monitor: &Monitor, state: &mut MonitorState, result: &CheckRes
     if !state.accepts(result) {
         return Applied::Ignored;
     }
-    let transition = state.apply(result).map(|t| Alert::new(&t, result));
+    let transition = state.apply(result).map(|t| {
+        Alert::new(&t, result)
+            .with_regions(state.region_votes(result.checked_at, result.rules.interval_ms))
+    });
     let certificate = state
         .observe_certificate(result)
         .map(|expiry| Alert::certificate(&expiry, result));

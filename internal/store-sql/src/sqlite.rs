@@ -765,6 +765,7 @@ impl HistoryReader for SqliteStore {
                         .transpose()?;
                     let error = stored_error(kind, message);
                     Ok(HistoryEntry {
+                        region: upwatch_core::check::default_region(),
                         id,
                         checked_at: time(checked_at, "result check time")?,
                         status: if up {

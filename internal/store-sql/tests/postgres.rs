@@ -127,6 +127,7 @@ fn monitor(url: &str) -> Monitor {
 
 fn down_result(m: &Monitor, at: i64) -> CheckResult {
     CheckResult {
+        region: "default".to_string(),
         v: SCHEMA_VERSION,
         id: Uuid::now_v7(),
         job_id: Uuid::now_v7(),
@@ -148,6 +149,7 @@ fn down_result(m: &Monitor, at: i64) -> CheckResult {
 
 fn up_result(m: &Monitor, at: i64) -> CheckResult {
     CheckResult {
+        region: "default".to_string(),
         response_time_ms: 30,
         status_code: Some(200),
         status: CheckStatus::Up,

@@ -50,6 +50,7 @@ fn t(s: i64) -> DateTime<Utc> {
 
 fn down_result(m: &Monitor, at: i64) -> CheckResult {
     CheckResult {
+        region: "default".to_string(),
         v: SCHEMA_VERSION,
         id: Uuid::now_v7(),
         job_id: Uuid::now_v7(),

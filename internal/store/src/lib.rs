@@ -59,6 +59,8 @@ pub struct HistoryQuery {
     pub after: Option<HistoryCursor>,
     /// At most this many entries.
     pub limit: u32,
+    /// Only results of this region's workers.
+    pub region: Option<String>,
 }
 
 /// Position in a history listing: the `(checked_at, id)` of the last entry seen.
@@ -79,6 +81,8 @@ pub struct HistoryEntry {
     pub error: Option<CheckError>,
     /// Whether the check came during a maintenance window (left out of the rollups).
     pub maintenance: bool,
+    /// The region of the worker that made the check.
+    pub region: String,
 }
 
 /// One alert waiting to be delivered to one webhook (a row of the outbox).

@@ -259,8 +259,9 @@ impl Metrics {
     pub fn record_check(&self, result: &CheckResult) {
         let outcome = match (&result.status, &result.error) {
             (CheckStatus::Up, _) => "up",
-            (CheckStatus::Down, Some(e)) => e.kind.as_str(),
+            (CheckStatus::Down | CheckStatus::Inconclusive, Some(e)) => e.kind.as_str(),
             (CheckStatus::Down, None) => "other",
+            (CheckStatus::Inconclusive, None) => "local_network",
         };
         self.checks.get_or_create(&OutcomeLabel { outcome }).inc();
         self.check_duration

@@ -36,6 +36,7 @@ pub fn down() -> Alert {
         down_since: None,
         certificate_expires_at: None,
         days_left: None,
+        regions: None,
     }
 }
 

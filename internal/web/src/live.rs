@@ -343,6 +343,7 @@ impl Live {
         if !missing.is_empty() {
             let loaded = futures::future::join_all(missing.iter().map(|&id| async move {
                 let query = HistoryQuery {
+                    region: None,
                     limit: RECENT as u32,
                     ..HistoryQuery::default()
                 };

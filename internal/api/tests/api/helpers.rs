@@ -273,6 +273,7 @@ pub fn t(s: i64) -> DateTime<Utc> {
 /// A result of monitor `id` checked at `t(at)`: up with HTTP 200, or down with HTTP 503.
 pub fn result(id: Uuid, at: i64, up: bool) -> CheckResult {
     CheckResult {
+        region: "default".to_string(),
         v: SCHEMA_VERSION,
         id: Uuid::now_v7(),
         job_id: Uuid::now_v7(),
@@ -301,6 +302,7 @@ pub fn result(id: Uuid, at: i64, up: bool) -> CheckResult {
 /// HTTP 503.
 pub fn result_at(id: Uuid, at: DateTime<Utc>, up: bool, ms: u32) -> CheckResult {
     CheckResult {
+        region: "default".to_string(),
         due_at: at,
         checked_at: at,
         response_time_ms: ms,

@@ -130,6 +130,7 @@ pub(super) fn entry(r: &CheckResult) -> HistoryEntry {
         status_code: r.status_code,
         error: r.error.clone(),
         maintenance: r.maintenance,
+        region: r.region.clone(),
     }
 }
 

@@ -89,6 +89,7 @@ pub async fn history_pages_newest_first(store: &dyn Store) {
     assert!(store.history(m.id, &end).await.unwrap().is_empty());
 
     let since = HistoryQuery {
+        region: None,
         since: Some(t(20)),
         ..query(100)
     };
@@ -98,6 +99,7 @@ pub async fn history_pages_newest_first(store: &dyn Store) {
         "since is inclusive"
     );
     let until = HistoryQuery {
+        region: None,
         until: Some(t(40)),
         ..query(100)
     };
@@ -108,6 +110,7 @@ pub async fn history_pages_newest_first(store: &dyn Store) {
     );
 
     let window = HistoryQuery {
+        region: None,
         since: Some(t(20)),
         until: Some(t(40)),
         ..query(2)
