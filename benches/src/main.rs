@@ -59,6 +59,10 @@ struct Opts {
     /// Distributed mode: worker processes.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// Distributed mode: regions (`UPWATCH_REGIONS` r1..rN, every monitor checked from each),
+    /// with at least one worker process per region (worker i in region i mod N).
+    #[arg(long, default_value_t = 1)]
+    regions: usize,
     /// Distributed mode: Kafka partitions per topic.
     #[arg(long, default_value_t = 6)]
     partitions: u32,
@@ -296,13 +300,21 @@ async fn bench(opts: Opts) -> anyhow::Result<()> {
         )
         .await?;
         let body = report::run_table(&r);
-        let heading = match opts.mode {
-            Mode::Embedded => "Embedded mode (`upwatch serve`: SQLite, in-process bus)",
-            Mode::Distributed => {
-                "Distributed mode (one process per role: nisshi, PostgreSQL, Redis)"
-            }
+        let (key, heading) = match opts.mode {
+            Mode::Embedded => (
+                opts.mode.name(),
+                "Embedded mode (`upwatch serve`: SQLite, in-process bus)",
+            ),
+            Mode::Distributed if opts.regions > 1 => (
+                "distributed-regions",
+                "Distributed mode with regions (one worker process per region)",
+            ),
+            Mode::Distributed => (
+                opts.mode.name(),
+                "Distributed mode (one process per role: nisshi, PostgreSQL, Redis)",
+            ),
         };
-        (opts.mode.name(), heading, body, vec![r])
+        (key, heading, body, vec![r])
     };
     println!("\n{}", machine.line());
     println!("{command}\n");
@@ -322,6 +334,11 @@ async fn bench(opts: Opts) -> anyhow::Result<()> {
         println!("written to {}", path.display());
     }
     Ok(())
+}
+
+/// The name of region `i` of a run with `--regions`: r1, r2, ...
+fn region_name(i: usize) -> String {
+    format!("r{}", i + 1)
 }
 
 /// How the runs of `--check-types` were made, before their table.
@@ -606,6 +623,10 @@ async fn measure(
             ("REDIS_URL".into(), d.redis_url.clone()),
             ("UPWATCH_REDIS_PREFIX".into(), d.redis_prefix.clone()),
         ]);
+        if opts.regions > 1 {
+            let names: Vec<String> = (0..opts.regions).map(region_name).collect();
+            env.push(("UPWATCH_REGIONS".into(), names.join(",")));
+        }
     }
     let launcher = Launcher {
         bin: bin.to_path_buf(),
@@ -633,11 +654,22 @@ async fn measure(
                 ("cache-updater".into(), "cache-updater".into()),
                 ("alerter".into(), "alerter".into()),
             ];
-            for i in 1..=opts.workers.max(1) {
+            let regions = opts.regions.max(1);
+            for i in 1..=opts.workers.max(regions) {
                 roles.push(("worker".into(), format!("worker-{i}")));
             }
             for (role, name) in &roles {
-                procs.push(launcher.spawn(role, name)?);
+                let region = name
+                    .strip_prefix("worker-")
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .filter(|_| regions > 1)
+                    .map(|i| region_name((i - 1) % regions));
+                procs.push(match region {
+                    Some(region) => {
+                        launcher.spawn_with(role, name, &[("UPWATCH_REGION", region.as_str())])?
+                    }
+                    None => launcher.spawn(role, name)?,
+                });
             }
             for p in &mut procs {
                 p.wait_running(start_within).await?;
@@ -755,7 +787,7 @@ async fn measure(
         max_per_host: opts.max_per_host,
         monitors,
         interval_seconds: interval,
-        expected_checks_per_second: monitors as f64 / f64::from(interval),
+        expected_checks_per_second: (monitors * opts.regions.max(1)) as f64 / f64::from(interval),
         create_seconds,
         window_seconds: secs,
         checks_per_second: produced / secs,

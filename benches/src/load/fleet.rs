@@ -63,11 +63,17 @@ impl Launcher {
 
     /// Starts `upwatch <role> --listen 127.0.0.1:0` (a free port, for `/metrics`).
     pub fn spawn(&self, role: &str, name: &str) -> anyhow::Result<Proc> {
+        self.spawn_with(role, name, &[])
+    }
+
+    /// Starts `upwatch <role>` as [`Launcher::spawn`] does, with `env` over the launcher's.
+    pub fn spawn_with(&self, role: &str, name: &str, env: &[(&str, &str)]) -> anyhow::Result<Proc> {
         let log = self.dir.join(format!("{name}.log"));
         let file =
             File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let child = self
             .command(&[role, "--listen", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file))
             .spawn()

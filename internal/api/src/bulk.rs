@@ -53,17 +53,19 @@ pub async fn create(
     let monitors = items
         .iter()
         .enumerate()
-        .map(|(index, item)| validate(index, item, now))
+        .map(|(index, item)| validate(&state.monitors, index, item, now))
         .collect::<Result<Vec<_>, _>>()?;
 
     // One transaction: all are stored, or none.
     state.monitors.create(&monitors).await?;
     tracing::info!(count = monitors.len(), "monitors created in bulk");
-    Ok((StatusCode::CREATED, axum::Json(Created { items: monitors })))
+    let items = monitors.into_iter().map(crate::sites::shown).collect();
+    Ok((StatusCode::CREATED, axum::Json(Created { items })))
 }
 
 /// Reads and validates item `index` into a new monitor, naming the item in any error.
 fn validate(
+    monitors: &upwatch_service::MonitorService,
     index: usize,
     item: &serde_json::Value,
     now: chrono::DateTime<Utc>,
@@ -76,7 +78,11 @@ fn validate(
     }
     let input: MonitorInput =
         from_object(item, "the monitor's settings").map_err(|e| at_item(index, e))?;
-    Monitor::create(input, now).map_err(|e| at_item(index, e.into()))
+    let monitor = Monitor::create(input, now).map_err(|e| at_item(index, e.into()))?;
+    monitors
+        .check_regions(&monitor)
+        .map_err(|e| at_item(index, e.into()))?;
+    Ok(monitor)
 }
 
 /// Prefixes a validation error with the index of the item it is about.

@@ -23,6 +23,15 @@ pub enum ApiError {
     /// The request is malformed: unparsable JSON, a bad query parameter, a bad cursor.
     #[error("{0}")]
     BadRequest(String),
+    /// A query parameter is not valid; `field` names it in the problem (a 400, as every
+    /// other query parameter's error: 422 is for bodies).
+    #[error("{message}")]
+    InvalidParameter {
+        /// The query parameter at fault.
+        field: &'static str,
+        /// A full sentence saying what is wrong.
+        message: String,
+    },
     /// A path segment that should be an id is not a UUID.
     #[error("`{0}` is not a valid id")]
     InvalidId(String),
@@ -81,7 +90,9 @@ impl ApiError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) | ApiError::InvalidId(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_)
+            | ApiError::InvalidId(_)
+            | ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -104,7 +115,9 @@ impl ApiError {
             | ApiError::Conflict(message)
             | ApiError::Unavailable(message) => message.clone(),
             ApiError::Other { detail, .. } => detail.clone(),
-            ApiError::Validation { message, .. } => message.clone(),
+            ApiError::Validation { message, .. } | ApiError::InvalidParameter { message, .. } => {
+                message.clone()
+            }
             ApiError::Unauthorized(message) => (*message).to_string(),
             ApiError::InvalidId(raw) => format!(
                 "`{}` is not a valid id; expected a UUID such as 0190f5a4-6a47-7c1e-9a8b-3c2d1e0f9a7b.",
@@ -148,7 +161,7 @@ pub struct Problem {
     status: u16,
     /// A sentence for a person, saying what to fix.
     detail: String,
-    /// The JSON field at fault, when one can be named.
+    /// The JSON field (or query parameter) at fault, when one can be named.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
 }
@@ -161,6 +174,7 @@ impl IntoResponse for ApiError {
         }
         let field = match &self {
             ApiError::Validation { field, .. } => field.clone(),
+            ApiError::InvalidParameter { field, .. } => Some((*field).to_string()),
             _ => None,
         };
         let problem = Problem {

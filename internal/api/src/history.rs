@@ -36,6 +36,9 @@ pub struct HistoryParams {
         pattern = "^[0-9]{1,13}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
     )]
     pub cursor: Option<String>,
+    /// Only the results of this region's workers (a region's name, such as `eu-west`).
+    #[param(value_type = Option<String>, pattern = "^[a-z0-9._-]{1,63}$", example = "eu-west")]
+    pub region: Option<String>,
 }
 
 /// One check result as history shows it.
@@ -50,6 +53,8 @@ pub struct HistoryItem {
     /// in uptime. Absent otherwise.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub maintenance: bool,
+    /// The region of the worker that made the check (`default` with one region).
+    pub region: String,
 }
 
 impl From<HistoryEntry> for HistoryItem {
@@ -61,6 +66,7 @@ impl From<HistoryEntry> for HistoryItem {
             status_code: e.status_code,
             error: e.error,
             maintenance: e.maintenance,
+            region: e.region,
         }
     }
 }
@@ -83,11 +89,12 @@ pub async fn list(
     }
     let limit = parse_limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let region = parse_region(params.region.as_deref())?;
     if state.store.get_monitor(id).await?.is_none() {
         return Err(no_site(id));
     }
     let query = HistoryQuery {
-        region: None,
+        region,
         since,
         until,
         after,
@@ -116,6 +123,25 @@ pub(crate) fn parse_time(name: &str, raw: Option<&str>) -> Result<Option<DateTim
                     "`{name}` must be an RFC 3339 time such as 2024-05-01T12:00:00Z, not `{}`.",
                     quote(raw)
                 ))
+            })
+    })
+    .transpose()
+}
+
+/// An optional `region` parameter: a region's name, or a 400 naming `region`.
+pub(crate) fn parse_region(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    raw.map(|raw| {
+        let name = raw.trim();
+        upwatch_core::monitor::validate_region_name(name)
+            .map(|()| name.to_string())
+            .map_err(|_| ApiError::InvalidParameter {
+                field: "region",
+                message: format!(
+                    "`region` must be a region's name: 1 to {} of a-z, 0-9, `-`, `_` and `.`, \
+                     such as `eu-west`, not `{}`.",
+                    upwatch_core::monitor::MAX_REGION_CHARS,
+                    quote(raw)
+                ),
             })
     })
     .transpose()

@@ -3,10 +3,12 @@
 //! Endpoints:
 //! - `POST/GET /api/v1/sites`, `GET/PATCH/DELETE /api/v1/sites/{id}`: monitors;
 //! - `POST /api/v1/sites/bulk`: many monitors at once, all or none;
-//! - `GET /api/v1/sites/{id}/status`, `GET /api/v1/status`: live status, from the cache;
+//! - `GET /api/v1/sites/{id}/status`, `GET /api/v1/status`: live status, from the cache (one
+//!   monitor's with what each region that checks it sees);
 //! - `GET /api/v1/sites/{id}/history`: stored results, newest first;
 //! - `GET /api/v1/sites/{id}/uptime`, `GET /api/v1/sites/{id}/response-times`: statistics
-//!   read from rollups, never from raw results;
+//!   read from rollups, never from raw results, except the response times of one region
+//!   (`?region=`), folded from its raw results since rollups count every region together;
 //! - `GET /api/v1/sites/{id}/incidents`, `GET /api/v1/incidents`: DOWN periods, newest first;
 //! - `GET /api/v1/sites/{id}/badge/uptime.svg` and `.../badge/status.svg`: SVG badges, the
 //!   only routes under `/api/v1` that need no token (README images cannot send one);

@@ -1,4 +1,6 @@
-//! Response-time percentiles per bucket of time, merged from rollups (never raw results).
+//! Response-time percentiles per bucket of time, merged from rollups; for one region
+//! (`?region=`), folded from that region's raw results instead, since rollups count every
+//! region together (so only within the raw retention).
 
 use axum::extract::State;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -8,6 +10,7 @@ use upwatch_core::rollup::{Resolution, Rollup};
 
 use crate::error::{quote, ApiError};
 use crate::extract::{IdPath, Query};
+use crate::history::parse_region;
 use crate::sites::no_site;
 use crate::ApiState;
 
@@ -31,6 +34,10 @@ pub struct ResponseTimeParams {
     /// The bucket length, in the same form (default `1h`; at most 1500 buckets a window).
     #[param(value_type = Option<String>, pattern = "^[1-9][0-9]{0,5}[mhd]$", example = "1h")]
     pub bucket: Option<String>,
+    /// Only the checks of this region's workers, read from raw results rather than rollups
+    /// (which count every region together): buckets older than the raw retention are empty.
+    #[param(value_type = Option<String>, pattern = "^[a-z0-9._-]{1,63}$", example = "eu-west")]
+    pub region: Option<String>,
 }
 
 /// Response-time statistics per bucket over a window ending now.
@@ -38,6 +45,9 @@ pub struct ResponseTimeParams {
 pub struct ResponseTimes {
     pub window: String,
     pub bucket: String,
+    /// The region asked for; absent for every region together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// The start of the first bucket: `now - window` rounded down to a whole bucket.
     pub from: DateTime<Utc>,
     /// Now; the last bucket is the one in progress.
@@ -85,21 +95,34 @@ pub async fn get(
     let window_text = params.window.as_deref().unwrap_or(DEFAULT_WINDOW).trim();
     let bucket_text = params.bucket.as_deref().unwrap_or(DEFAULT_BUCKET).trim();
     let (window, bucket, resolution) = validate(window_text, bucket_text)?;
+    let region = parse_region(params.region.as_deref())?;
     if state.store.get_monitor(id).await?.is_none() {
         return Err(no_site(id));
     }
     let now = Utc::now();
     let from = floor(now - window, bucket);
-    let buckets = state
-        .stats
-        .series(id, from, now, bucket, resolution)
-        .await?
+    let series = match &region {
+        Some(region) => {
+            state
+                .stats
+                .series_in_region(id, region, from, now, bucket)
+                .await?
+        }
+        None => {
+            state
+                .stats
+                .series(id, from, now, bucket, resolution)
+                .await?
+        }
+    };
+    let buckets = series
         .iter()
         .map(|(start, rollup)| Bucket::new(*start, rollup))
         .collect();
     Ok(axum::Json(ResponseTimes {
         window: window_text.to_string(),
         bucket: bucket_text.to_string(),
+        region,
         from,
         to: now,
         buckets,

@@ -1,4 +1,7 @@
 //! Monitors ("sites"): create, list, read, patch and delete.
+//!
+//! A monitor's `proxy` may hold a password (`http://user:password@host:3128`): the store
+//! keeps it whole, and every answer shows it with the password replaced ([`shown`]).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -49,6 +52,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let input: MonitorInput = from_object(&body, "the monitor's settings")?;
     let monitor = Monitor::create(input, Utc::now())?;
+    state.monitors.check_regions(&monitor)?;
     state
         .monitors
         .create(std::slice::from_ref(&monitor))
@@ -57,7 +61,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        axum::Json(monitor),
+        axum::Json(shown(monitor)),
     )
         .into_response())
 }
@@ -77,6 +81,7 @@ pub async fn list(
     } else {
         None
     };
+    let items = items.into_iter().map(shown).collect();
     Ok(axum::Json(Page { items, next_cursor }))
 }
 
@@ -91,7 +96,7 @@ pub async fn get(
         .get_monitor(id)
         .await?
         .ok_or_else(|| no_site(id))?;
-    Ok(axum::Json(monitor))
+    Ok(axum::Json(shown(monitor)))
 }
 
 /// `PATCH /api/v1/sites/{id}` with a JSON merge patch.
@@ -109,11 +114,18 @@ pub async fn patch(
         .get_monitor(id)
         .await?
         .ok_or_else(|| no_site(id))?;
-    let updated = existing.apply_patch(&patch, Utc::now())?;
+    let mut updated = existing.apply_patch(&patch, Utc::now())?;
+    // A proxy sent back as the API showed it (its password hidden) keeps the stored one.
+    if let (Some(sent), Some(stored)) = (&updated.proxy, &existing.proxy) {
+        if sent != stored && *sent == redact_proxy(stored) {
+            updated.proxy = existing.proxy.clone();
+        }
+    }
+    state.monitors.check_regions(&updated)?;
     if !state.monitors.update(&existing, &updated).await? {
         return Err(no_site(id));
     }
-    Ok(axum::Json(updated))
+    Ok(axum::Json(shown(updated)))
 }
 
 /// `DELETE /api/v1/sites/{id}`.
@@ -126,4 +138,59 @@ pub async fn delete(
         return Err(no_site(id));
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A monitor as the API shows it: the password of its proxy replaced ([`redact_proxy`]).
+pub fn shown(mut monitor: Monitor) -> Monitor {
+    monitor.proxy = monitor.proxy.as_deref().map(redact_proxy);
+    monitor
+}
+
+/// What replaces a proxy's password.
+pub const HIDDEN_PASSWORD: &str = "********";
+
+/// A proxy URL with its password replaced by [`HIDDEN_PASSWORD`]
+/// (`http://user:********@host:3128`); the rest, the user included, is kept as it was
+/// written. A URL without a password is returned unchanged.
+pub fn redact_proxy(proxy: &str) -> String {
+    let Some((scheme, rest)) = proxy.split_once("://") else {
+        return proxy.to_string();
+    };
+    // The authority ends at the path, query or fragment; its user information at its last
+    // `@`.
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return proxy.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:{HIDDEN_PASSWORD}@{host}{tail}"),
+        None => proxy.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_passwords_are_hidden() {
+        for (proxy, shown) in [
+            (
+                "http://user:secret@proxy.internal:3128",
+                "http://user:********@proxy.internal:3128",
+            ),
+            (
+                "socks5://u:p%40ss@127.0.0.1:1080/",
+                "socks5://u:********@127.0.0.1:1080/",
+            ),
+            ("http://u:a@b@host:3128", "http://u:********@host:3128"),
+            ("http://user@host:3128", "http://user@host:3128"),
+            ("http://host:3128", "http://host:3128"),
+            ("http://host:3128/p@th", "http://host:3128/p@th"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redact_proxy(proxy), shown, "{proxy}");
+        }
+    }
 }

@@ -4,7 +4,8 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use upwatch_cache::LiveStatus;
-use upwatch_core::{CheckError, MonitorStatus};
+use upwatch_core::state::RegionStatus;
+use upwatch_core::{CheckError, MonitorState, MonitorStatus};
 use uuid::Uuid;
 
 use crate::error::{chain, ApiError};
@@ -39,6 +40,54 @@ pub struct StatusView {
     /// The share of up checks over the last 24 hours in percent (from rollups, at most a
     /// minute old); `None` when no check ran in that time.
     pub uptime_24h: Option<f64>,
+    /// What each region that checks the monitor sees of it, in the monitor's order of its
+    /// regions: only in the answer of `GET /api/v1/sites/{id}/status`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regions: Option<Vec<RegionView>>,
+}
+
+/// One region's view of a monitor: its own thresholds over its own results.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RegionView {
+    /// The region's name (one of `UPWATCH_REGIONS`).
+    pub region: String,
+    /// `pending` (no result from it yet), `up`, `down`, `inconclusive` (its worker had lost
+    /// its own network) or `unknown` (no result from it for two intervals; left out of the
+    /// vote).
+    pub status: RegionStatus,
+    pub response_time_ms: Option<u32>,
+    /// When the region's newest result was checked; `None` before its first.
+    pub last_checked: Option<DateTime<Utc>>,
+    pub error: Option<CheckError>,
+}
+
+/// An entry per region of `regions` (those that check the monitor), as of `now`: a region
+/// without a result yet is `pending`.
+pub fn region_views(
+    state: &MonitorState,
+    regions: &[String],
+    interval_ms: u64,
+    now: DateTime<Utc>,
+) -> Vec<RegionView> {
+    regions
+        .iter()
+        .map(|name| match state.regions.get(name) {
+            Some(region) => RegionView {
+                region: name.clone(),
+                status: region.status_at(now, interval_ms),
+                response_time_ms: region.response_time_ms,
+                last_checked: Some(region.last_checked),
+                error: region.error.clone(),
+            },
+            None => RegionView {
+                region: name.clone(),
+                status: RegionStatus::Pending,
+                response_time_ms: None,
+                last_checked: None,
+                error: None,
+            },
+        })
+        .collect()
 }
 
 impl From<LiveStatus> for StatusView {
@@ -57,6 +106,7 @@ impl From<LiveStatus> for StatusView {
             stale_since: live.stale_since,
             certificate_expires_at: state.certificate.as_ref().map(|c| c.expires_at),
             uptime_24h: None,
+            regions: None,
         }
     }
 }
@@ -67,8 +117,17 @@ pub async fn one(
     State(state): State<ApiState>,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<StatusView>, ApiError> {
-    let mut view = StatusView::from(live_status(&state, id).await?);
+    let live = live_status(&state, id).await?;
+    // The regions that check it and its interval, remembered a few seconds by the service, so
+    // that this stays a cache read; a monitor deleted meanwhile shows the regions it has.
+    let (regions, interval_ms) = match state.monitors.checked_by(id).await? {
+        Some(checked) => (checked.regions, checked.interval_ms),
+        None => (live.state.regions.keys().cloned().collect(), 0),
+    };
+    let regions = region_views(&live.state, &regions, interval_ms, Utc::now());
+    let mut view = StatusView::from(live);
     view.uptime_24h = last_24h(&state, &[id]).await.get(&id).copied();
+    view.regions = Some(regions);
     Ok(axum::Json(view))
 }
 

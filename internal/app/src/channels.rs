@@ -36,6 +36,9 @@ pub struct NotifierDoc {
     pub reminder_interval_seconds: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_alerts: Option<bool>,
+    /// Receives upwatch's messages about itself (the watchdog's, a region's connectivity).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub system: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -65,6 +68,7 @@ pub fn export(notifier: &dyn Notifier, channel: &Webhook) -> NotifierDoc {
         groups: channel.options.groups.clone(),
         reminder_interval_seconds: channel.options.reminder_interval_seconds,
         group_alerts: channel.options.group_alerts,
+        system: channel.options.system,
     }
 }
 
@@ -191,6 +195,7 @@ pub fn read(
             groups: doc.groups.clone(),
             reminder_interval_seconds: doc.reminder_interval_seconds.filter(|s| *s > 0),
             group_alerts: doc.group_alerts,
+            system: doc.system,
         },
     }
     .normalized())

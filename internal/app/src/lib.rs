@@ -135,6 +135,19 @@ impl Application {
         let monitors_changed = Arc::new(Notify::new());
         let store = if roles.iter().any(|r| r.needs_store()) {
             Some(open_store(&settings.database_url).await?)
+        } else if roles.contains(&Role::Worker)
+            && !settings.connectivity_targets.is_empty()
+            && matches!(settings.database_url, DatabaseUrl::Postgres(_))
+        {
+            // A worker needs no store, but with one it tells the `system` channels when its
+            // network goes and comes back; without one (far from the database) it logs it.
+            match open_store(&settings.database_url).await {
+                Ok(store) => Some(store),
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "this worker cannot reach the store: its connectivity changes go to the log only");
+                    None
+                }
+            }
         } else {
             None
         };
@@ -150,9 +163,20 @@ impl Application {
         // that nothing reads would lose them).
         let bus: Option<Arc<dyn Bus>> = match (&settings.kafka, roles.iter().any(|r| r.needs_bus()))
         {
-            (Some(kafka), _) => Some(connect_kafka(kafka, roles).await?),
+            (Some(kafka), _) => Some(connect_kafka(kafka, &settings, roles).await?),
             (None, false) => None,
             (None, true) => {
+                // In one process the workers take the jobs of their own region only: another
+                // region's jobs would wait for workers that cannot subscribe.
+                if let Some(other) = settings.regions.iter().find(|r| **r != settings.region) {
+                    bail!(
+                        "UPWATCH_REGIONS names `{other}`, but without KAFKA_BROKERS only this \
+                         process checks, from UPWATCH_REGION `{}`: set UPWATCH_REGIONS to `{}` \
+                         (or leave it empty), or run the regions' workers on Kafka",
+                        settings.region,
+                        settings.region
+                    );
+                }
                 let bus = InProcessBus::new(settings.queue_capacity);
                 local_bus = Some(bus.clone());
                 Some(Arc::new(bus))
@@ -241,7 +265,12 @@ impl Application {
             }
         }
         if let Some(bus) = local_bus {
-            running.push(roles::queue_gauge(bus, metrics.clone(), shutdown.clone()));
+            running.push(roles::queue_gauge(
+                bus,
+                settings.region.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            ));
         }
 
         let mut http = None;
@@ -316,7 +345,7 @@ impl Application {
         };
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         tracing::info!("shutting down: stopping the scheduler and draining in-flight checks");
-        roles::drain(running, bus.as_ref()).await;
+        roles::drain(running, bus.as_ref(), &settings.region).await;
         let http_result = match (http_failed, http) {
             (Some(result), _) => Some(result),
             (None, Some(task)) => Some(task.await),
@@ -356,12 +385,18 @@ async fn connect_redis(
 #[cfg(feature = "distributed")]
 async fn connect_kafka(
     kafka: &upwatch_config::KafkaSettings,
+    settings: &Settings,
     roles: &[Role],
 ) -> anyhow::Result<Arc<dyn Bus>> {
+    let mut regions = settings.regions.clone();
+    if !regions.contains(&settings.region) {
+        regions.push(settings.region.clone());
+    }
     Ok(Arc::new(
         KafkaBus::connect(KafkaConfig {
             brokers: kafka.brokers.clone(),
             jobs_topic: kafka.jobs_topic.clone(),
+            regions,
             results_topic: kafka.results_topic.clone(),
             partitions: kafka.partitions,
             group_prefix: kafka.group_prefix.clone(),
@@ -385,6 +420,7 @@ async fn connect_kafka(
 #[cfg(not(feature = "distributed"))]
 async fn connect_kafka(
     _kafka: &upwatch_config::KafkaSettings,
+    _settings: &Settings,
     _roles: &[Role],
 ) -> anyhow::Result<Arc<dyn Bus>> {
     bail!("{}", not_built_for("KAFKA_BROKERS"))

@@ -6,6 +6,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use secrecy::ExposeSecret;
 use anyhow::Context;
 use async_trait::async_trait;
 use tokio::sync::Notify;
@@ -23,7 +24,9 @@ use upwatch_pipeline::consume::Batching;
 use upwatch_pipeline::logger::Logger;
 use upwatch_pipeline::pruner::Pruner;
 use upwatch_pipeline::scheduler::{Scheduler, StoreMonitors};
-use upwatch_pipeline::watchdog::{Watchdog, WebhookAnnouncer};
+use upwatch_checker::connectivity::Connectivity;
+use upwatch_pipeline::connectivity::ConnectivityWatch;
+use upwatch_pipeline::watchdog::{Announce, Watchdog, WebhookAnnouncer};
 use upwatch_pipeline::worker::WorkerPool;
 use upwatch_store::Store;
 use upwatch_store_sql::postgres::LeaderLock;
@@ -395,25 +398,73 @@ impl<'a> Wiring<'a> {
         }])
     }
 
-    /// The worker pool: performs the checks of the jobs stream.
+    /// The worker pool: performs the checks of its region's jobs stream, and watches its own
+    /// network when connectivity targets are set.
     async fn workers(&self) -> anyhow::Result<Vec<Running>> {
+        let region = &self.settings.region;
         let sub = self
-            .subscribe(Role::Worker, Topic::Jobs, groups::WORKERS)
+            .subscribe(
+                Role::Worker,
+                Topic::jobs(region),
+                &groups::workers(region),
+            )
             .await?;
         let checker = build_checker(self.settings)?;
+        let mut running = Vec::new();
+        let connectivity = if self.settings.connectivity_targets.is_empty() {
+            None
+        } else {
+            let connectivity = Connectivity::new(
+                Arc::new(checker.clone()),
+                region.clone(),
+                self.settings.connectivity_targets.clone(),
+                self.settings.connectivity_interval,
+            );
+            let announce: Option<Arc<dyn Announce>> = match &self.store {
+                Some(store) => Some(Arc::new(WebhookAnnouncer {
+                    store: store.clone(),
+                    notifier: self.notifier()?,
+                })),
+                None => None,
+            };
+            let watch = ConnectivityWatch {
+                region: region.clone(),
+                targets: self.settings.connectivity_targets.len(),
+                metrics: self.metrics.clone(),
+                announce,
+            };
+            let stop = self.shutdown.clone();
+            let verdicts = connectivity.subscribe();
+            running.push(Running {
+                role: "connectivity",
+                phase: Phase::Background,
+                task: tokio::spawn(watch.run(verdicts, stop.clone())),
+                stop: None,
+            });
+            let probe = connectivity.clone();
+            running.push(Running {
+                role: "connectivity probe",
+                phase: Phase::Background,
+                task: tokio::spawn(async move { probe.run(stop.cancelled_owned()).await }),
+                stop: None,
+            });
+            Some(connectivity)
+        };
         let pool = WorkerPool {
             bus: self.bus(Role::Worker)?,
             checker,
             metrics: self.metrics.clone(),
             concurrency: self.settings.workers,
             drain_timeout: self.settings.drain_timeout,
+            connectivity,
         };
-        Ok(vec![Running {
+        running.push(Running {
             role: "workers",
             phase: Phase::Check,
             task: tokio::spawn(pool.run(sub, self.shutdown.clone())),
             stop: None,
-        }])
+        });
+        Ok(running)
     }
 
     /// The scheduler (one per fleet), with the watchdog inside it.
@@ -431,6 +482,7 @@ impl<'a> Wiring<'a> {
             every: WATCHDOG_EVERY,
             lag_of: self.settings.kafka.as_ref().map(|_| bus.clone()),
             lag_every: WATCHDOG_LAG_EVERY,
+            lag_regions: self.settings.regions.clone(),
             results: bus.clone(),
         };
         let scheduler = Scheduler {
@@ -447,6 +499,7 @@ impl<'a> Wiring<'a> {
             first_checks_per_second: u32::try_from(self.settings.workers).unwrap_or(u32::MAX),
             watchdog: Some(watchdog),
             cert_expiry_alert_days: self.settings.cert_expiry_alert_days.clone(),
+            regions: self.settings.regions.clone(),
         };
         let task = self.led(
             SCHEDULER_LOCK_KEY,
@@ -466,6 +519,7 @@ impl<'a> Wiring<'a> {
 /// The in-process bus's queue-depth gauge, sampled every second until `shutdown`.
 pub fn queue_gauge(
     bus: InProcessBus,
+    region: String,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Running {
@@ -475,7 +529,7 @@ pub fn queue_gauge(
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {
-                    metrics.queue_depth.set(bus.depth(Topic::Jobs, groups::WORKERS) as i64);
+                    metrics.queue_depth.set(bus.depth(Topic::jobs(&region), &groups::workers(&region)) as i64);
                 }
             }
         }
@@ -491,11 +545,11 @@ pub fn queue_gauge(
 /// Ends every task in [`Phase::ORDER`]: a phase's tasks are stopped (where they have a stop
 /// of their own) and awaited before the next phase begins; the bus closes when the checks
 /// have finished, which ends the consumers once they have handled what they received.
-pub async fn drain(mut running: Vec<Running>, bus: Option<&Arc<dyn Bus>>) {
+pub async fn drain(mut running: Vec<Running>, bus: Option<&Arc<dyn Bus>>, region: &str) {
     for phase in Phase::ORDER {
         if phase == Phase::Consume {
             if let Some(bus) = bus {
-                bus.close(Topic::Jobs).await;
+                bus.close(Topic::jobs(region)).await;
                 bus.close(Topic::Results).await;
             }
         }
@@ -527,6 +581,10 @@ pub(crate) fn build_checker(settings: &Settings) -> anyhow::Result<Checker> {
         None => Vec::new(),
     };
     let checker = Checker::new(CheckerConfig {
+        proxy: settings
+            .check_proxy
+            .as_ref()
+            .map(|p| p.expose_secret().to_string()),
         max_body_bytes: settings.check_max_body_bytes,
         max_redirects: settings.check_max_redirects,
         max_per_host: settings.check_max_per_host,

@@ -70,8 +70,12 @@ fn unverified_assignment_strategy(properties: &[(String, String)]) -> Option<&st
 pub struct KafkaConfig {
     /// Bootstrap brokers, comma separated `host:port` pairs.
     pub brokers: String,
-    /// The topic of [`Topic::Jobs`].
+    /// The stem of the jobs topics: region `r`'s jobs go to `<jobs_topic>.<r>`
+    /// (`upwatch.jobs.eu-west`).
     pub jobs_topic: String,
+    /// The regions whose jobs topics `connect` creates (the scheduler's `UPWATCH_REGIONS` and
+    /// the worker's own region).
+    pub regions: Vec<String>,
     /// The topic of [`Topic::Results`].
     pub results_topic: String,
     /// Partitions of each topic when `connect` creates it.
@@ -92,6 +96,7 @@ impl Default for KafkaConfig {
         KafkaConfig {
             brokers: "127.0.0.1:9092".to_string(),
             jobs_topic: "upwatch.jobs".to_string(),
+            regions: vec![upwatch_bus::DEFAULT_REGION.to_string()],
             results_topic: "upwatch.results".to_string(),
             partitions: 12,
             replication: 1,
@@ -115,6 +120,7 @@ impl fmt::Debug for KafkaConfig {
         f.debug_struct("KafkaConfig")
             .field("brokers", &self.brokers)
             .field("jobs_topic", &self.jobs_topic)
+            .field("regions", &self.regions)
             .field("results_topic", &self.results_topic)
             .field("partitions", &self.partitions)
             .field("replication", &self.replication)
@@ -135,10 +141,10 @@ fn is_secret(key: &str) -> bool {
 
 impl KafkaConfig {
     /// The Kafka topic that carries `topic`.
-    pub fn topic_name(&self, topic: Topic) -> &str {
+    pub fn topic_name(&self, topic: &Topic) -> String {
         match topic {
-            Topic::Jobs => &self.jobs_topic,
-            Topic::Results => &self.results_topic,
+            Topic::Jobs(region) => format!("{}.{region}", self.jobs_topic),
+            Topic::Results => self.results_topic.clone(),
         }
     }
 
@@ -226,9 +232,11 @@ struct TopicState {
 type GroupConsumer = StreamConsumer<GroupContext>;
 
 impl Inner {
-    fn state(&self, topic: Topic) -> &TopicState {
+    /// One state for every jobs topic: a process consumes the jobs of its own region only,
+    /// and closing "the jobs" ends them all.
+    fn state(&self, topic: &Topic) -> &TopicState {
         match topic {
-            Topic::Jobs => &self.jobs,
+            Topic::Jobs(_) => &self.jobs,
             Topic::Results => &self.results,
         }
     }
@@ -324,7 +332,12 @@ async fn create_topics(config: &KafkaConfig) -> BusResult<()> {
         .client_config(&[])
         .create_with_context(LogContext)
         .map_err(|e| BusError::Unavailable(format!("invalid kafka admin configuration: {e}")))?;
-    let names = [config.jobs_topic.as_str(), config.results_topic.as_str()];
+    let mut names: Vec<String> = config
+        .regions
+        .iter()
+        .map(|region| config.topic_name(&Topic::jobs(region)))
+        .collect();
+    names.push(config.results_topic.clone());
     let topics: Vec<NewTopic<'_>> = names
         .iter()
         .map(|name| {
@@ -374,10 +387,11 @@ async fn create_topics(config: &KafkaConfig) -> BusResult<()> {
 #[async_trait]
 impl Bus for KafkaBus {
     async fn publish(&self, topic: Topic, key: Uuid, payload: Bytes) -> BusResult<()> {
-        if self.inner.state(topic).closed.is_cancelled() {
+        if self.inner.state(&topic).closed.is_cancelled() {
             return Err(BusError::Closed(topic.as_str()));
         }
-        let name = self.inner.config.topic_name(topic);
+        let name = self.inner.config.topic_name(&topic);
+        let name = name.as_str();
         let mut buffer = Uuid::encode_buffer();
         let key_text: &str = key.hyphenated().encode_lower(&mut buffer);
         let record = FutureRecord::to(name).key(key_text).payload(&payload[..]);
@@ -411,12 +425,12 @@ impl Bus for KafkaBus {
     }
 
     async fn subscribe(&self, topic: Topic, group: &str) -> BusResult<Box<dyn Subscription>> {
-        let state = self.inner.state(topic);
+        let state = self.inner.state(&topic);
         if state.closed.is_cancelled() {
             return Err(BusError::Closed(topic.as_str()));
         }
         let config = &self.inner.config;
-        let name = config.topic_name(topic).to_string();
+        let name = config.topic_name(&topic);
         let group_id = config.group_id(group);
         let context = GroupContext {
             topic: name.clone(),
@@ -461,7 +475,7 @@ impl Bus for KafkaBus {
         group: &str,
     ) -> BusResult<Option<Vec<PartitionLag>>> {
         let config = &self.inner.config;
-        let name = config.topic_name(topic).to_string();
+        let name = config.topic_name(&topic);
         let group_id = config.group_id(group);
         let client: BaseConsumer<LogContext> = config
             .client_config(&[("group.id", &group_id), ("enable.auto.commit", "false")])
@@ -507,7 +521,7 @@ impl Bus for KafkaBus {
     }
 
     async fn close(&self, topic: Topic) {
-        let state = self.inner.state(topic);
+        let state = self.inner.state(&topic);
         state.closed.cancel();
         let consumers: Vec<Arc<GroupConsumer>> = state
             .consumers
@@ -516,7 +530,7 @@ impl Bus for KafkaBus {
             .drain(..)
             .filter_map(|c| c.upgrade())
             .collect();
-        let name = self.inner.config.topic_name(topic).to_string();
+        let name = self.inner.config.topic_name(&topic);
         for consumer in consumers {
             let group = consumer.context().group.clone();
             let commit = tokio::task::spawn_blocking(move || {

@@ -54,6 +54,7 @@ fn fresh_config() -> KafkaConfig {
     KafkaConfig {
         brokers: brokers(),
         jobs_topic: format!("upwatch.jobs.{id}"),
+        regions: vec!["default".to_string()],
         results_topic: format!("upwatch.results.{id}"),
         partitions: PARTITIONS,
         replication: 1,
@@ -134,11 +135,11 @@ async fn contract_close_ends_the_topic() {
 async fn out_of_order_acks_resume_at_the_oldest_unacked_message() {
     let config = fresh_config();
     let bus = connect(&config).await;
-    let mut sub = bus.subscribe(Topic::Jobs, "workers").await.unwrap();
+    let mut sub = bus.subscribe(Topic::jobs("default"), "workers").await.unwrap();
     // One key: all ten share a partition, in order.
     let key = Uuid::now_v7();
     for n in 1..=10 {
-        publish_number(&bus, Topic::Jobs, key, n).await;
+        publish_number(&bus, Topic::jobs("default"), key, n).await;
     }
     let mut received = Vec::new();
     for _ in 1..=10 {
@@ -151,7 +152,7 @@ async fn out_of_order_acks_resume_at_the_oldest_unacked_message() {
     for message in received.iter().rev().filter(|m| number(m) != 5) {
         sub.ack(message).await.expect("ack");
     }
-    bus.close(Topic::Jobs).await;
+    bus.close(Topic::jobs("default")).await;
     assert!(sub.recv().await.unwrap().is_none(), "closed after close");
     // `close` committed synchronously, while this member is still in the group: the group
     // resumes at message 5.
@@ -163,8 +164,8 @@ async fn out_of_order_acks_resume_at_the_oldest_unacked_message() {
     drop(sub);
 
     let restarted = connect(&config).await;
-    let mut sub = restarted.subscribe(Topic::Jobs, "workers").await.unwrap();
-    publish_number(&restarted, Topic::Jobs, key, 11).await;
+    let mut sub = restarted.subscribe(Topic::jobs("default"), "workers").await.unwrap();
+    publish_number(&restarted, Topic::jobs("default"), key, 11).await;
     let mut got = Vec::new();
     while got.last() != Some(&11) {
         let message = next(sub.as_mut()).await;
@@ -181,14 +182,15 @@ async fn committed_offset(config: &KafkaConfig, group: &str, partition: i32) -> 
         .set("group.id", config.group_id(group))
         .create()
         .expect("offset query consumer");
+    let jobs = config.topic_name(&Topic::jobs("default"));
     let mut list = TopicPartitionList::new();
-    list.add_partition(&config.jobs_topic, partition);
+    list.add_partition(&jobs, partition);
     let committed = tokio::task::spawn_blocking(move || consumer.committed_offsets(list, DEADLINE))
         .await
         .expect("offset query task")
         .expect("committed offsets");
     let element = committed
-        .find_partition(&config.jobs_topic, partition)
+        .find_partition(&jobs, partition)
         .expect("the queried partition");
     match element.offset() {
         Offset::Offset(offset) => Some(offset),
@@ -267,8 +269,8 @@ async fn committed_offsets_survive_close_and_resubscribe() {
 #[tokio::test]
 async fn a_dropped_members_partitions_move_to_the_survivor() {
     let bus = fresh_bus().await;
-    let mut doomed = bus.subscribe(Topic::Jobs, "workers").await.unwrap();
-    let mut survivor = bus.subscribe(Topic::Jobs, "workers").await.unwrap();
+    let mut doomed = bus.subscribe(Topic::jobs("default"), "workers").await.unwrap();
+    let mut survivor = bus.subscribe(Topic::jobs("default"), "workers").await.unwrap();
 
     // Both members must own partitions before one goes: publish until each received something.
     let deadline = Instant::now() + DEADLINE;
@@ -279,7 +281,7 @@ async fn a_dropped_members_partitions_move_to_the_survivor() {
             "both members did not get partitions (doomed {doomed_got}, survivor {survivor_got})"
         );
         for _ in 0..PARTITIONS {
-            publish_number(&bus, Topic::Jobs, Uuid::new_v4(), 0).await;
+            publish_number(&bus, Topic::jobs("default"), Uuid::new_v4(), 0).await;
         }
         for (sub, got) in [
             (&mut doomed, &mut doomed_got),
@@ -295,7 +297,7 @@ async fn a_dropped_members_partitions_move_to_the_survivor() {
 
     let after = random_keys(45);
     for key in &after {
-        publish_number(&bus, Topic::Jobs, *key, 1).await;
+        publish_number(&bus, Topic::jobs("default"), *key, 1).await;
     }
     let after_set: HashSet<Uuid> = after.iter().copied().collect();
     let received = receive_all(survivor.as_mut(), &after_set).await;
@@ -398,14 +400,14 @@ async fn connect_without_a_broker_is_unavailable() {
 #[tokio::test]
 async fn consumer_lag_counts_what_the_group_has_not_committed() {
     let bus = fresh_bus().await;
-    let mut sub = bus.subscribe(Topic::Jobs, "lagging").await.unwrap();
+    let mut sub = bus.subscribe(Topic::jobs("default"), "lagging").await.unwrap();
     for i in 0..30 {
-        bus.publish(Topic::Jobs, Uuid::new_v4(), Bytes::from(format!("job {i}")))
+        bus.publish(Topic::jobs("default"), Uuid::new_v4(), Bytes::from(format!("job {i}")))
             .await
             .unwrap();
     }
     let lag = bus
-        .consumer_lag(Topic::Jobs, "lagging")
+        .consumer_lag(Topic::jobs("default"), "lagging")
         .await
         .unwrap()
         .expect("kafka reports partitions");
@@ -414,7 +416,7 @@ async fn consumer_lag_counts_what_the_group_has_not_committed() {
     assert_eq!(lag.iter().map(|l| l.lag).sum::<i64>(), 30, "{lag:?}");
     // A group that never consumed is behind by everything too.
     let never = bus
-        .consumer_lag(Topic::Jobs, "absent")
+        .consumer_lag(Topic::jobs("default"), "absent")
         .await
         .unwrap()
         .unwrap();
@@ -427,7 +429,7 @@ async fn consumer_lag_counts_what_the_group_has_not_committed() {
     let started = Instant::now();
     loop {
         let lag = bus
-            .consumer_lag(Topic::Jobs, "lagging")
+            .consumer_lag(Topic::jobs("default"), "lagging")
             .await
             .unwrap()
             .unwrap();

@@ -47,16 +47,16 @@ pub async fn every_group_gets_every_message(bus: &dyn Bus) {
 /// Members of one group share its messages: each message reaches exactly one of them.
 pub async fn members_of_a_group_share_messages(bus: &dyn Bus) {
     let mut first = bus
-        .subscribe(Topic::Jobs, "contract-workers")
+        .subscribe(Topic::jobs("default"), "contract-workers")
         .await
         .unwrap();
     let mut second = bus
-        .subscribe(Topic::Jobs, "contract-workers")
+        .subscribe(Topic::jobs("default"), "contract-workers")
         .await
         .unwrap();
     let keys: Vec<Uuid> = (0..40).map(|_| Uuid::now_v7()).collect();
     for key in &keys {
-        bus.publish(Topic::Jobs, *key, Bytes::from_static(b"{}"))
+        bus.publish(Topic::jobs("default"), *key, Bytes::from_static(b"{}"))
             .await
             .unwrap();
     }
@@ -121,10 +121,10 @@ pub async fn an_empty_payload_arrives_empty(bus: &dyn Bus) {
 /// Closing a topic ends its subscriptions (a waiting `recv` returns `None`) and makes publishing
 /// and subscribing fail with `Closed`; the other topic is unaffected.
 pub async fn close_ends_the_topic(bus: &dyn Bus) {
-    let mut sub = bus.subscribe(Topic::Jobs, "contract-close").await.unwrap();
+    let mut sub = bus.subscribe(Topic::jobs("default"), "contract-close").await.unwrap();
     let waiting = tokio::spawn(async move { sub.recv().await });
     tokio::task::yield_now().await;
-    bus.close(Topic::Jobs).await;
+    bus.close(Topic::jobs("default")).await;
     let got = tokio::time::timeout(WAIT, waiting)
         .await
         .expect("recv ends within the deadline after close")
@@ -132,11 +132,11 @@ pub async fn close_ends_the_topic(bus: &dyn Bus) {
         .expect("recv");
     assert!(got.is_none(), "recv after close returned a message");
     assert!(matches!(
-        bus.publish(Topic::Jobs, Uuid::now_v7(), Bytes::new()).await,
+        bus.publish(Topic::jobs("default"), Uuid::now_v7(), Bytes::new()).await,
         Err(BusError::Closed("jobs"))
     ));
     assert!(matches!(
-        bus.subscribe(Topic::Jobs, "contract-close").await,
+        bus.subscribe(Topic::jobs("default"), "contract-close").await,
         Err(BusError::Closed("jobs"))
     ));
     bus.publish(Topic::Results, Uuid::now_v7(), Bytes::new())

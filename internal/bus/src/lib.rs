@@ -16,6 +16,8 @@
 pub mod contract;
 pub mod memory;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -23,31 +25,57 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub use memory::InProcessBus;
+pub use upwatch_core::check::DEFAULT_REGION;
 
 /// The streams of the pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Topic {
-    /// Due checks, from the scheduler to the workers.
-    Jobs,
-    /// Check results, from the workers to the logger, cache updater and alerter.
+    /// Due checks of one region, from the scheduler to that region's workers (on Kafka the
+    /// topic `<jobs topic>.<region>`, `upwatch.jobs.eu-west`).
+    Jobs(Arc<str>),
+    /// Check results of every region, from the workers to the logger, cache updater and
+    /// alerter.
     Results,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 2] = [Topic::Jobs, Topic::Results];
+    /// The jobs of `region`'s workers.
+    pub fn jobs(region: &str) -> Topic {
+        Topic::Jobs(Arc::from(region))
+    }
 
     /// Short name for logs and metrics.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
-            Topic::Jobs => "jobs",
+            Topic::Jobs(_) => "jobs",
             Topic::Results => "results",
+        }
+    }
+
+    /// The region of a jobs topic.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            Topic::Jobs(region) => Some(region),
+            Topic::Results => None,
         }
     }
 }
 
 /// Consumer group names, one per role that reads a stream.
 pub mod groups {
+    /// The workers of the default region (`upwatch-workers`); see [`workers`].
     pub const WORKERS: &str = "upwatch-workers";
+
+    /// The consumer group of `region`'s workers: `upwatch-workers`, or
+    /// `upwatch-workers-<region>` for a region other than the default one.
+    pub fn workers(region: &str) -> String {
+        if region == upwatch_core::check::DEFAULT_REGION {
+            WORKERS.to_string()
+        } else {
+            format!("{WORKERS}-{region}")
+        }
+    }
+
     pub const LOGGER: &str = "upwatch-logger";
     pub const CACHE: &str = "upwatch-cache";
     pub const ALERTER: &str = "upwatch-alerter";

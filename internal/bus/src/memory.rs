@@ -96,7 +96,7 @@ impl Bus for InProcessBus {
 
     async fn subscribe(&self, topic: Topic, group: &str) -> BusResult<Box<dyn Subscription>> {
         let mut topics = self.inner.topics.lock().expect("bus lock");
-        let state = topics.entry(topic).or_default();
+        let state = topics.entry(topic.clone()).or_default();
         if state.closed {
             return Err(BusError::Closed(topic.as_str()));
         }
@@ -173,13 +173,13 @@ mod tests {
     #[tokio::test]
     async fn close_drains_then_ends() {
         let bus = InProcessBus::new(8);
-        let mut sub = bus.subscribe(Topic::Jobs, "g").await.unwrap();
-        bus.publish(Topic::Jobs, Uuid::nil(), Bytes::from_static(b"1"))
+        let mut sub = bus.subscribe(Topic::jobs("default"), "g").await.unwrap();
+        bus.publish(Topic::jobs("default"), Uuid::nil(), Bytes::from_static(b"1"))
             .await
             .unwrap();
-        bus.close(Topic::Jobs).await;
+        bus.close(Topic::jobs("default")).await;
         assert!(matches!(
-            bus.publish(Topic::Jobs, Uuid::nil(), Bytes::new()).await,
+            bus.publish(Topic::jobs("default"), Uuid::nil(), Bytes::new()).await,
             Err(BusError::Closed("jobs"))
         ));
         assert_eq!(&sub.recv().await.unwrap().unwrap().payload[..], b"1");
@@ -203,17 +203,17 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_applies_back_pressure_without_loss() {
         let bus = InProcessBus::new(2);
-        let mut sub = bus.subscribe(Topic::Jobs, "g").await.unwrap();
+        let mut sub = bus.subscribe(Topic::jobs("default"), "g").await.unwrap();
         for _ in 0..2 {
-            bus.publish(Topic::Jobs, Uuid::nil(), Bytes::new())
+            bus.publish(Topic::jobs("default"), Uuid::nil(), Bytes::new())
                 .await
                 .unwrap();
         }
-        assert_eq!(bus.depth(Topic::Jobs, "g"), 2);
+        assert_eq!(bus.depth(Topic::jobs("default"), "g"), 2);
         let producer = {
             let bus = bus.clone();
             tokio::spawn(async move {
-                bus.publish(Topic::Jobs, Uuid::nil(), Bytes::from_static(b"3"))
+                bus.publish(Topic::jobs("default"), Uuid::nil(), Bytes::from_static(b"3"))
                     .await
             })
         };

@@ -17,12 +17,20 @@
 //!
 //! The top-level reqwest error is never searched for words nor quoted, because its text
 //! includes the full URL, whose host or query could contain anything.
+//!
+//! Through a proxy, a failure to reach the proxy itself (refused, unreachable, its name not
+//! found, a SOCKS or CONNECT handshake that never got a connection) is checked for after the
+//! timeout and before everything else, and is [`ErrorKind::Connect`] with a message that says
+//! the proxy could not be reached. Such messages name the proxy by scheme, host and port only,
+//! and every message made through a proxy is scrubbed of its credentials.
 
 use std::error::Error as StdError;
 use std::io;
 
 use reqwest::Url;
 use upwatch_core::check::{CheckError, ErrorKind};
+
+use crate::proxy::ProxyUrl;
 
 /// What the check knew when the error arose, for the messages.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +41,8 @@ pub(crate) struct Context<'a> {
     pub max_redirects: usize,
     /// The URL requested, used when the error does not carry one.
     pub url: Option<&'a Url>,
+    /// The proxy the request went through, if any.
+    pub proxy: Option<&'a ProxyUrl>,
 }
 
 /// The facts reqwest knows about an error that its source chain does not show.
@@ -70,6 +80,19 @@ pub(crate) fn decide(
     url: Option<&Url>,
     ctx: &Context<'_>,
 ) -> CheckError {
+    let error = decide_kind(flags, chain, url, ctx);
+    match ctx.proxy {
+        Some(proxy) => CheckError::new(error.kind, proxy.scrub(&error.message)),
+        None => error,
+    }
+}
+
+fn decide_kind(
+    flags: Flags,
+    chain: Option<&(dyn StdError + 'static)>,
+    url: Option<&Url>,
+    ctx: &Context<'_>,
+) -> CheckError {
     let links = links(chain);
     let endpoint = Endpoint::of(url);
 
@@ -84,6 +107,11 @@ pub(crate) fn decide(
             ErrorKind::TooManyRedirects,
             format!("more than {} redirects", ctx.max_redirects),
         );
+    }
+    if let Some(proxy) = ctx.proxy {
+        if let Some(error) = proxy_failure(&links, proxy, &endpoint) {
+            return error;
+        }
     }
     if let Some(message) = links
         .iter()
@@ -127,6 +155,89 @@ pub(crate) fn decide(
             root_cause(&links, url)
         ),
     )
+}
+
+/// The failure of a request through `proxy` that is the proxy's, if it is one.
+///
+/// - A connection-kind `io::Error` is the proxy's: the client's only own connection is the
+///   one to the proxy (the proxy connects to the target, and reports that failing in its
+///   own way: a status for a plain request, a refused tunnel or a SOCKS reply).
+/// - hyper-util's "failed to create underlying connection" (a CONNECT tunnel or a SOCKS
+///   handshake whose TCP connection to the proxy failed; its SOCKS error hides the cause).
+/// - A failed name lookup is the proxy's name, except through `socks5://`, where the
+///   target's name is also looked up here.
+/// - A tunnel the proxy would not open, or a SOCKS reply, is the proxy's answer about the
+///   target: still a failure to connect, said as such.
+fn proxy_failure(
+    links: &[&(dyn StdError + 'static)],
+    proxy: &ProxyUrl,
+    endpoint: &Endpoint,
+) -> Option<CheckError> {
+    let shown = proxy.shown();
+    let unreachable = |why: &str| {
+        CheckError::new(
+            ErrorKind::Connect,
+            format!("the proxy {shown} could not be reached: {why}"),
+        )
+    };
+    if let Some(kind) = links.iter().find_map(|e| io_kind(*e)) {
+        if let Some(why) = connect_reason(kind) {
+            return Some(unreachable(why));
+        }
+    }
+    let messages: Vec<String> = links.iter().map(|e| e.to_string().to_lowercase()).collect();
+    if messages
+        .iter()
+        .any(|m| m.contains("failed to create underlying connection"))
+    {
+        return Some(unreachable("no connection could be made"));
+    }
+    if !proxy.local_dns() && messages.iter().any(|m| mentions_dns(m)) {
+        return Some(unreachable("its name did not resolve"));
+    }
+    if messages
+        .iter()
+        .any(|m| m.contains("proxy authorization required"))
+    {
+        return Some(CheckError::new(
+            ErrorKind::Connect,
+            format!("the proxy {shown} refused the credentials it was given (407)"),
+        ));
+    }
+    if messages.iter().any(|m| m.contains("tunnel error")) {
+        return Some(CheckError::new(
+            ErrorKind::Connect,
+            format!(
+                "the proxy {shown} would not open a tunnel to {}",
+                endpoint.host_port
+            ),
+        ));
+    }
+    if let Some(socks) = messages.iter().find(|m| m.starts_with("socks error")) {
+        return Some(CheckError::new(
+            ErrorKind::Connect,
+            format!(
+                "the proxy {shown} could not connect to {}: {socks}",
+                endpoint.host_port
+            ),
+        ));
+    }
+    None
+}
+
+/// The words for an `io::Error` kind that means a connection failed, if it is one.
+fn connect_reason(kind: io::ErrorKind) -> Option<&'static str> {
+    use io::ErrorKind as K;
+    Some(match kind {
+        K::ConnectionRefused => "connection refused",
+        K::ConnectionReset => "connection reset",
+        K::ConnectionAborted => "connection aborted",
+        K::NotConnected => "not connected",
+        K::AddrNotAvailable => "no local address available",
+        K::HostUnreachable => "host unreachable",
+        K::NetworkUnreachable => "network unreachable",
+        _ => return None,
+    })
 }
 
 /// The host (and port) of the URL, which is all that messages name of it.
@@ -279,6 +390,7 @@ mod tests {
             timeout_ms: 1500,
             max_redirects: 7,
             url: Some(&url),
+            proxy: None,
         };
         decide(flags, Some(chain), Some(&url), &ctx)
     }
@@ -527,9 +639,91 @@ mod tests {
             timeout_ms: 10,
             max_redirects: 10,
             url: None,
+            proxy: None,
         };
         let err = decide(Flags::default(), None, None, &ctx);
         assert_eq!(err.kind, ErrorKind::Other);
         assert_eq!(err.message, "request to the server failed: unknown error");
+    }
+
+    fn via(proxy: &str, flags: Flags, chain: &(dyn StdError + 'static)) -> CheckError {
+        let proxy = ProxyUrl::parse(proxy).unwrap();
+        let url = Url::parse(LOCAL).unwrap();
+        let ctx = Context {
+            timeout_ms: 1500,
+            max_redirects: 7,
+            url: Some(&url),
+            proxy: Some(&proxy),
+        };
+        decide(flags, Some(chain), Some(&url), &ctx)
+    }
+
+    const CONNECT: Flags = Flags {
+        timeout: false,
+        redirect: false,
+        connect: true,
+    };
+
+    #[test]
+    fn a_refused_proxy_is_a_connect_error_naming_the_proxy_without_its_password() {
+        let chain = layer(
+            "tcp connect error",
+            io::Error::from(io::ErrorKind::ConnectionRefused),
+        );
+        let err = via("http://bob:secretpw@10.1.2.3:3128", CONNECT, &chain);
+        assert_eq!(err.kind, ErrorKind::Connect);
+        assert_eq!(
+            err.message,
+            "the proxy http://10.1.2.3:3128 could not be reached: connection refused"
+        );
+    }
+
+    #[test]
+    fn socks_and_tunnel_failures_are_connect_errors() {
+        let hidden = leaf("SOCKS error: failed to create underlying connection");
+        let err = via("socks5h://127.0.0.1:1080", CONNECT, &hidden);
+        assert_eq!(err.kind, ErrorKind::Connect);
+        assert!(
+            err.message.contains("could not be reached"),
+            "{}",
+            err.message
+        );
+
+        let refused_tunnel = leaf("tunnel error: unsuccessful");
+        let err = via("http://127.0.0.1:3128", CONNECT, &refused_tunnel);
+        assert_eq!(
+            err.message,
+            "the proxy http://127.0.0.1:3128 would not open a tunnel to 127.0.0.1:4567"
+        );
+    }
+
+    #[test]
+    fn a_failed_lookup_is_the_proxys_unless_socks5_looks_names_up_here() {
+        let chain = leaf("failed to lookup address information: Name or service not known");
+        let err = via("http://proxy.invalid:3128", CONNECT, &chain);
+        assert_eq!(err.kind, ErrorKind::Connect);
+        assert!(
+            err.message.contains("its name did not resolve"),
+            "{}",
+            err.message
+        );
+        let err = via("socks5://proxy.invalid:1080", CONNECT, &chain);
+        assert_eq!(err.kind, ErrorKind::Dns);
+    }
+
+    #[test]
+    fn messages_through_a_proxy_are_scrubbed_of_its_credentials() {
+        let chain = leaf("odd failure mentioning http://bob:secretpw@10.1.2.3:3128 and secretpw");
+        let err = via(
+            "http://bob:secretpw@10.1.2.3:3128",
+            Flags::default(),
+            &chain,
+        );
+        assert!(!err.message.contains("secretpw"), "{}", err.message);
+        assert!(
+            err.message.contains("http://10.1.2.3:3128"),
+            "{}",
+            err.message
+        );
     }
 }

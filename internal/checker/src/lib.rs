@@ -16,13 +16,28 @@
 //!   most [`CheckerConfig::max_body_bytes`] of it;
 //! - at most [`CheckerConfig::max_redirects`] redirects are followed;
 //! - at most [`CheckerConfig::max_per_host`] checks are in flight against one host.
+//!
+//! Regions and proxies:
+//! - every HTTP check sends `User-Agent: <CheckerConfig::user_agent> (region <job's region>)`,
+//!   such as `upwatch/1.4.0 (region eu-west)`, unless the monitor's headers set a
+//!   `User-Agent` (in any case), which then wins;
+//! - HTTP checks go through the worker's proxy ([`CheckerConfig::proxy`],
+//!   `UPWATCH_CHECK_PROXY`: `http`, `https`, `socks5` or `socks5h`), or through the monitor's
+//!   own `request.proxy`, which replaces it. A proxy that cannot be reached makes a `connect`
+//!   result that says so; no message or log ever shows a proxy's credentials
+//!   ([`redact_proxy_url`]). TCP, TLS, DNS and ICMP checks never use a proxy: they connect
+//!   directly from the worker;
+//! - [`connectivity::Connectivity`] watches the worker's own network, so that a check that
+//!   failed because the worker lost its network is inconclusive rather than down.
 
 pub mod cert;
 mod classify;
+pub mod connectivity;
 mod dns;
 mod http;
 mod icmp;
 mod limit;
+mod proxy;
 mod tcp;
 mod tls;
 
@@ -37,6 +52,7 @@ use upwatch_core::observation::{CheckType, Observation};
 use upwatch_core::{Monitor, MonitorInput, ValidationError};
 
 pub use crate::icmp::IcmpSupport;
+pub use crate::proxy::redact_proxy_url;
 
 /// How long an idle pooled connection is kept before it is closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,12 +64,17 @@ pub struct CheckerConfig {
     pub max_body_bytes: usize,
     /// The most redirects followed when a job follows redirects (default 10).
     pub max_redirects: usize,
-    /// The `User-Agent` sent unless a job sets its own (default `upwatch/<version>`).
+    /// The `User-Agent` sent unless a job sets its own (default `upwatch/<version>`), followed
+    /// by ` (region <the job's region>)`.
     pub user_agent: String,
     /// The most checks in flight against one host (default 16).
     pub max_per_host: usize,
     /// Roots trusted besides the public ones (`UPWATCH_CHECK_CA_FILE`), for internal CAs.
     pub extra_roots: Vec<CertificateDer<'static>>,
+    /// The proxy of HTTP checks (`UPWATCH_CHECK_PROXY`: `http://`, `https://`, `socks5://` or
+    /// `socks5h://`, credentials allowed), unless a monitor names its own; `None` (the
+    /// default) connects directly (or as the environment's `HTTP_PROXY` says).
+    pub proxy: Option<String>,
 }
 
 impl Default for CheckerConfig {
@@ -64,6 +85,7 @@ impl Default for CheckerConfig {
             user_agent: format!("upwatch/{}", env!("CARGO_PKG_VERSION")),
             max_per_host: 16,
             extra_roots: Vec::new(),
+            proxy: None,
         }
     }
 }
@@ -92,6 +114,9 @@ pub enum CheckerError {
     Http(#[from] reqwest::Error),
     #[error("cannot set up TLS: {0}")]
     Tls(String),
+    /// The worker's proxy is not usable; the text never repeats its URL.
+    #[error("the check proxy {0}")]
+    Proxy(String),
 }
 
 /// What a prober reports: what it saw, and the failure that ended the check, if any.
@@ -124,7 +149,8 @@ impl Checker {
     /// Builds the probers (rustls, pooled connections, no global timeout) and finds out once
     /// which ICMP sockets this process may open.
     ///
-    /// Fails only when TLS cannot be set up or the user agent is not a valid header value.
+    /// Fails only when TLS cannot be set up, the user agent is not a valid header value or the
+    /// proxy is not a proxy URL.
     pub fn new(config: CheckerConfig) -> Result<Checker, CheckerError> {
         Ok(Checker {
             http: Arc::new(http::HttpProber::new(&config)?),
@@ -132,6 +158,12 @@ impl Checker {
             icmp: Arc::new(icmp::Pinger::new()),
             hosts: limit::HostLimiter::new(config.max_per_host),
         })
+    }
+
+    /// The worker's proxy of HTTP checks as it may be shown (`scheme://host:port`, no
+    /// credentials), if it has one.
+    pub fn proxy(&self) -> Option<&str> {
+        self.http.worker_proxy()
     }
 
     /// Which ICMP sockets checks use, or why they cannot run.
@@ -184,7 +216,11 @@ impl Checker {
     ) -> Probe {
         let request = &job.request;
         match request.check_type {
-            CheckType::Http => self.http.probe(request, needs_body, deadline).await,
+            CheckType::Http => {
+                self.http
+                    .probe(request, &job.region, needs_body, deadline)
+                    .await
+            }
             CheckType::Tcp => tcp::probe(request, deadline).await,
             CheckType::Tls => self.tls.probe(request, deadline).await,
             CheckType::Icmp => self.icmp.probe(request, deadline).await,

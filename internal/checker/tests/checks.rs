@@ -221,7 +221,10 @@ async fn a_post_reaches_the_server_with_its_headers_and_body() {
             ..MonitorInput::default()
         })
     };
-    let agent = format!(r#""user-agent":"upwatch/{}""#, env!("CARGO_PKG_VERSION"));
+    let agent = format!(
+        r#""user-agent":"upwatch/{} (region default)""#,
+        env!("CARGO_PKG_VERSION")
+    );
     for expected in [
         r#""method":"POST""#,
         r#""body":"{\"ping\":true}""#,

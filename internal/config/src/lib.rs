@@ -137,6 +137,36 @@ pub const SETTINGS: &[Setting] = &[
         expected: "the http(s) URL people open the dashboard at, such as https://status.example.com",
     },
     Setting {
+        key: "region",
+        env: "UPWATCH_REGION",
+        default: Some("default"),
+        expected: "the region of this process's workers: 1 to 63 of a-z, 0-9, -, _ and ., such as eu-west",
+    },
+    Setting {
+        key: "regions",
+        env: "UPWATCH_REGIONS",
+        default: None,
+        expected: "comma-separated region names that exist, such as eu-west,us-east,ap-south (default: UPWATCH_REGION alone)",
+    },
+    Setting {
+        key: "connectivity_targets",
+        env: "UPWATCH_CONNECTIVITY_TARGETS",
+        default: None,
+        expected: "comma-separated addresses that always answer, as monitor URLs such as https://1.1.1.1,tcp://9.9.9.9:53 (default: none, no connectivity check)",
+    },
+    Setting {
+        key: "connectivity_interval",
+        env: "UPWATCH_CONNECTIVITY_INTERVAL",
+        default: Some("10s"),
+        expected: "a span such as 10s or 1m (from 1s to 1h)",
+    },
+    Setting {
+        key: "check_proxy",
+        env: "UPWATCH_CHECK_PROXY",
+        default: None,
+        expected: "a proxy URL for this worker's HTTP checks: http://, https:// or socks5://, such as socks5://127.0.0.1:1080",
+    },
+    Setting {
         key: "logger_batch_size",
         env: "UPWATCH_LOGGER_BATCH_SIZE",
         default: Some("1000"),
@@ -399,6 +429,16 @@ pub struct Settings {
     pub alert_group_window: Duration,
     /// Where people open the dashboard, for links in messages.
     pub public_url: Option<String>,
+    /// The region of this process's workers (`UPWATCH_REGION`).
+    pub region: String,
+    /// The regions that exist (`UPWATCH_REGIONS`; this process's region alone by default).
+    pub regions: Vec<String>,
+    /// Addresses that always answer: while none does, this worker's results are
+    /// inconclusive. Empty: no connectivity check.
+    pub connectivity_targets: Vec<String>,
+    pub connectivity_interval: Duration,
+    /// The proxy of this worker's HTTP checks; may hold a password.
+    pub check_proxy: Option<SecretString>,
     pub logger_batch_size: usize,
     pub logger_batch_wait: Duration,
     /// Results the alerter applies in one transaction at most, and the longest wait before a
@@ -595,6 +635,56 @@ impl Raw {
         upwatch_core::monitor::validate_alert_days(key, days).map_err(|_| self.invalid(key))
     }
 
+    /// One region's name.
+    fn region(&self, key: &str) -> Result<String, ConfigError> {
+        let text = self.text(key).unwrap_or("").trim();
+        upwatch_core::monitor::validate_region_name(text).map_err(|_| self.invalid(key))?;
+        Ok(text.to_string())
+    }
+
+    /// Region names, each once, in the order given.
+    fn regions(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        let mut out: Vec<String> = Vec::new();
+        for name in self.list(key) {
+            upwatch_core::monitor::validate_region_name(&name).map_err(|_| self.invalid(key))?;
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Monitor URLs of addresses to probe (http(s), tcp, icmp, dns...), each valid as a
+    /// monitor's URL.
+    fn connectivity_targets(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        let targets = self.list(key);
+        for target in &targets {
+            upwatch_core::Monitor::create(
+                upwatch_core::MonitorInput::for_url(target.clone()),
+                chrono::Utc::now(),
+            )
+            .map_err(|_| self.invalid(key))?;
+        }
+        Ok(targets)
+    }
+
+    /// A proxy URL (kept secret: it may hold a password, never shown in an error).
+    fn proxy(&self, key: &str) -> Result<Option<SecretString>, ConfigError> {
+        let Some(text) = self.text(key).map(str::trim).filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        if upwatch_core::monitor::check_proxy_url(text).is_err() {
+            let s = Raw::setting(key);
+            return Err(ConfigError::Invalid {
+                env: s.env,
+                key: s.key,
+                expected: s.expected,
+                value: "(hidden: it may hold a password)".into(),
+            });
+        }
+        Ok(Some(SecretString::from(text.to_string())))
+    }
+
     fn list(&self, key: &str) -> Vec<String> {
         self.text(key)
             .map(|v| {
@@ -786,6 +876,11 @@ impl Settings {
                 });
             }
         };
+        let region = raw.region("region")?;
+        let mut regions = raw.regions("regions")?;
+        if regions.is_empty() {
+            regions.push(region.clone());
+        }
         Ok(Settings {
             kafka,
             redis,
@@ -807,6 +902,11 @@ impl Settings {
             alert_group_threshold: raw.number("alert_group_threshold", 0, 100_000)? as u32,
             alert_group_window: raw.span("alert_group_window", 1, 3600)?,
             public_url: raw.http_url("public_url")?,
+            region: region.clone(),
+            regions,
+            connectivity_targets: raw.connectivity_targets("connectivity_targets")?,
+            connectivity_interval: raw.span("connectivity_interval", 1, 3600)?,
+            check_proxy: raw.proxy("check_proxy")?,
             logger_batch_size: raw.number("logger_batch_size", 1, 100_000)? as usize,
             logger_batch_wait: Duration::from_millis(raw.number("logger_batch_ms", 1, 60_000)?),
             alerter_batch_size: raw.number("alerter_batch_size", 1, 100_000)? as usize,
@@ -963,15 +1063,48 @@ mod tests {
             ("UPWATCH_CERT_EXPIRY_ALERT_DAYS", "400", "from 1 to 365"),
             ("UPWATCH_CHECK_MAX_PER_HOST", "-1", "from 0 (no limit)"),
             ("UPWATCH_PUSH_MAX_PER_MINUTE", "0", "per minute, from 1"),
+            ("UPWATCH_REGION", "EU West", "such as eu-west"),
+            ("UPWATCH_REGIONS", "a,B", "such as eu-west,us-east"),
+            (
+                "UPWATCH_CONNECTIVITY_TARGETS",
+                "gopher://x",
+                "such as https://1.1.1.1",
+            ),
+            ("UPWATCH_CONNECTIVITY_INTERVAL", "0s", "from 1s to 1h"),
+            ("UPWATCH_CHECK_PROXY", "ftp://u:hunter2@p", "socks5://"),
         ];
         for (var, value, expected) in cases {
             let err = load(&[(var, value)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{var}: {err}");
             assert!(err.contains(expected), "{var}: {err}");
-            if *var == "UPWATCH_API_TOKEN" {
-                assert!(!err.contains(value), "the token is never printed: {err}");
+            if *var == "UPWATCH_API_TOKEN" || *var == "UPWATCH_CHECK_PROXY" {
+                assert!(!err.contains(value), "the secret is never printed: {err}");
             }
         }
+    }
+
+    #[test]
+    fn regions_default_to_the_processs_own() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.region, "default");
+        assert_eq!(s.regions, vec!["default"]);
+        assert!(s.connectivity_targets.is_empty());
+        assert_eq!(s.connectivity_interval, Duration::from_secs(10));
+        let s = load(&[("UPWATCH_REGION", "eu-west")]).unwrap();
+        assert_eq!(s.regions, vec!["eu-west"]);
+        let s = load(&[
+            ("UPWATCH_REGION", "b"),
+            ("UPWATCH_REGIONS", "a, b,c,a"),
+            ("UPWATCH_CONNECTIVITY_TARGETS", "https://1.1.1.1,tcp://9.9.9.9:53"),
+            ("UPWATCH_CHECK_PROXY", "socks5://127.0.0.1:1080"),
+        ])
+        .unwrap();
+        assert_eq!(s.regions, vec!["a", "b", "c"]);
+        assert_eq!(
+            s.connectivity_targets,
+            vec!["https://1.1.1.1", "tcp://9.9.9.9:53"]
+        );
+        assert!(s.check_proxy.is_some());
     }
 
     #[test]

@@ -357,7 +357,7 @@ impl MonitorState {
         let at = result.checked_at;
         let rules = result.rules;
         // A state from before regions carries on as its one region.
-        let legacy = self.regions.is_empty().then(|| RegionState {
+        let legacy = self.regions.is_empty().then_some(RegionState {
             status: match self.status {
                 MonitorStatus::Up => RegionStatus::Up,
                 MonitorStatus::Down => RegionStatus::Down,

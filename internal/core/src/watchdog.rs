@@ -111,6 +111,15 @@ pub enum Notice {
         /// From the burst's first stale monitor to its end.
         lasted_ms: i64,
     },
+    /// A region's worker reached none of its connectivity targets: its results are
+    /// inconclusive until it does.
+    ConnectivityLost {
+        region: String,
+        /// How many targets it tried.
+        targets: usize,
+    },
+    /// The region's worker reaches its connectivity targets again.
+    ConnectivityBack { region: String, lasted_ms: i64 },
 }
 
 impl Notice {
@@ -119,6 +128,27 @@ impl Notice {
         match self {
             Notice::Unchecked { .. } => "⚠️ upwatch is not checking some monitors",
             Notice::CheckedAgain { .. } => "✅ upwatch checks every monitor again",
+            Notice::ConnectivityLost { .. } => "📡 a region of upwatch lost its network",
+            Notice::ConnectivityBack { .. } => "📡 a region of upwatch is connected again",
+        }
+    }
+
+    /// Whether this notice opens a problem (a later one resolves it).
+    pub fn opens(&self) -> bool {
+        matches!(
+            self,
+            Notice::Unchecked { .. } | Notice::ConnectivityLost { .. }
+        )
+    }
+
+    /// What the problem is about, for services that deduplicate: the opening notice and
+    /// the one that resolves it share it.
+    pub fn topic(&self) -> String {
+        match self {
+            Notice::Unchecked { .. } | Notice::CheckedAgain { .. } => "watchdog".to_string(),
+            Notice::ConnectivityLost { region, .. } | Notice::ConnectivityBack { region, .. } => {
+                format!("connectivity-{region}")
+            }
         }
     }
 
@@ -152,6 +182,17 @@ impl Notice {
                 "The {count} {} that upwatch had not checked {} results again; the gap lasted {}.",
                 plural(*count, "monitor", "monitors"),
                 plural(*count, "has", "have"),
+                human_duration(chrono::Duration::milliseconds(*lasted_ms))
+            ),
+            Notice::ConnectivityLost { region, targets } => format!(
+                "Region {region} reaches none of its {targets} connectivity {}: its network is \
+                 down, not the sites. Its results are recorded as inconclusive, counted neither \
+                 up nor down, and alert nothing until it is back.",
+                plural(*targets, "target", "targets")
+            ),
+            Notice::ConnectivityBack { region, lasted_ms } => format!(
+                "Region {region} reaches its connectivity targets again, after {}; its checks \
+                 count again.",
                 human_duration(chrono::Duration::milliseconds(*lasted_ms))
             ),
         }

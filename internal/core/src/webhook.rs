@@ -99,6 +99,25 @@ pub struct ChannelOptions {
     /// for kinds that deduplicate incidents themselves (PagerDuty, Opsgenie).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_alerts: Option<bool>,
+    /// Receives upwatch's messages about itself: the watchdog's (monitors unchecked) and a
+    /// region's lost and regained connectivity. When no channel is marked, the watchdog's go
+    /// to every enabled channel and connectivity changes only to the log.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub system: bool,
+}
+
+/// The enabled channels that upwatch's messages about itself go to: those marked
+/// `system`, or, for the watchdog's messages only (`everyone_otherwise`), every enabled one
+/// when none is marked.
+pub fn system_channels(channels: Vec<Webhook>, everyone_otherwise: bool) -> Vec<Webhook> {
+    let enabled: Vec<Webhook> = channels.into_iter().filter(|c| c.enabled).collect();
+    if enabled.iter().any(|c| c.options.system) {
+        enabled.into_iter().filter(|c| c.options.system).collect()
+    } else if everyone_otherwise {
+        enabled
+    } else {
+        Vec::new()
+    }
 }
 
 /// The channels that `monitor`'s alerts go to, among the enabled `channels` (in their

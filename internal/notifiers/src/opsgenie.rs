@@ -50,13 +50,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
-use upwatch_core::watchdog::Notice;
 use upwatch_core::AlertKind;
 use upwatch_notify::{Message, Provider, SendError, Settings, SettingsError};
 use uuid::Uuid;
 
 use crate::http::{self, Answer};
-use crate::pagerduty::{self, details, WATCHDOG_KEY};
+use crate::pagerduty::{self, details};
 
 /// The kind's name.
 pub const KIND: &str = "opsgenie";
@@ -157,8 +156,8 @@ pub fn request(settings: &Value, message: &Message) -> Call {
         }
         Message::Storm(storm) => create(pagerduty::storm_key(storm), priority),
         Message::Test => create(format!("upwatch-test-{}", Uuid::new_v4()), "P5"),
-        Message::Notice(Notice::Unchecked { .. }) => create(WATCHDOG_KEY.into(), "P3"),
-        Message::Notice(Notice::CheckedAgain { .. }) => note(WATCHDOG_KEY.into(), "close"),
+        Message::Notice(notice) if notice.opens() => create(pagerduty::notice_key(notice), "P3"),
+        Message::Notice(notice) => note(pagerduty::notice_key(notice), "close"),
     }
 }
 

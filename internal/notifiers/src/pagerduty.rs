@@ -260,10 +260,19 @@ pub fn payload(settings: &Value, message: &Message) -> Event {
             alerts(body)
         }
         Message::Test => change(None, None),
-        Message::Notice(Notice::Unchecked { .. }) => {
-            alerts(trigger(WATCHDOG_KEY.into(), "warning", CLIENT, None))
+        Message::Notice(notice) if notice.opens() => {
+            alerts(trigger(notice_key(notice), "warning", CLIENT, None))
         }
-        Message::Notice(Notice::CheckedAgain { .. }) => alerts(resolve(WATCHDOG_KEY.into())),
+        Message::Notice(notice) => alerts(resolve(notice_key(notice))),
+    }
+}
+
+/// The dedup key of a notice about upwatch itself: [`WATCHDOG_KEY`] for the watchdog's, one
+/// per region for a region's connectivity.
+pub fn notice_key(notice: &Notice) -> String {
+    match notice.topic().as_str() {
+        "watchdog" => WATCHDOG_KEY.to_string(),
+        topic => format!("upwatch-{topic}"),
     }
 }
 

@@ -83,8 +83,8 @@ impl Message {
             Message::Alert(a) => kind_severity(a.kind),
             Message::Storm(s) => kind_severity(s.kind),
             Message::Test => Severity::Info,
-            Message::Notice(Notice::Unchecked { .. }) => Severity::Warning,
-            Message::Notice(Notice::CheckedAgain { .. }) => Severity::Info,
+            Message::Notice(notice) if notice.opens() => Severity::Warning,
+            Message::Notice(_) => Severity::Info,
         }
     }
 

@@ -25,6 +25,7 @@
 pub mod alerter;
 pub mod cache_updater;
 pub mod clock;
+pub mod connectivity;
 pub mod consume;
 pub mod logger;
 pub mod pruner;

@@ -40,7 +40,8 @@ use crate::retry::Backoff;
 use crate::watchdog::{ExpectedSet, Watchdog};
 
 /// The most jobs published at once. Each monitor is due at most once per decision, so the
-/// jobs of one batch have different keys and their order does not matter.
+/// jobs of one batch have different keys (or, one per region, different topics) and their
+/// order does not matter.
 const PUBLISH_BATCH: usize = 1000;
 
 /// Where the scheduler reads monitors from (the store, or a fixed list in tests).
@@ -145,6 +146,9 @@ pub struct Scheduler {
     /// Days before certificate expiry at which monitors that set none alert
     /// (`UPWATCH_CERT_EXPIRY_ALERT_DAYS`).
     pub cert_expiry_alert_days: Vec<u32>,
+    /// The regions that exist (`UPWATCH_REGIONS`): each due check is one job per region
+    /// that checks the monitor, on that region's jobs topic.
+    pub regions: Vec<String>,
 }
 
 struct Loaded {
@@ -222,7 +226,13 @@ impl Scheduler {
                             .calendar
                             .covering(monitor.id, monitor.group.as_deref(), due_at)
                             .is_some();
-                        jobs.push(job);
+                        let regions = monitor.regions_in(&self.regions);
+                        let quorum = monitor.quorum_of(regions.len());
+                        for region in regions {
+                            let mut one = job.clone().in_region(region, quorum);
+                            one.id = Uuid::now_v7();
+                            jobs.push(one);
+                        }
                     }
                 }
                 if jobs.len() >= PUBLISH_BATCH || (due.is_none() && !jobs.is_empty()) {
@@ -341,7 +351,7 @@ impl Scheduler {
         }
     }
 
-    /// Publishes jobs of different monitors at once, so that a networked bus's round trips
+    /// Publishes jobs of different monitors (or regions) at once, so that a networked bus's round trips
     /// overlap instead of adding up. Returns false when the scheduler must stop.
     async fn publish_all(&self, jobs: &[CheckJob], shutdown: &CancellationToken) -> bool {
         let published =
@@ -360,7 +370,7 @@ impl Scheduler {
             // The bus may hold the publish back (a full queue); shutdown must still get through.
             let published = tokio::select! {
                 _ = shutdown.cancelled() => return false,
-                published = publish_json(self.bus.as_ref(), Topic::Jobs, job.monitor_id, job) => published,
+                published = publish_json(self.bus.as_ref(), Topic::jobs(&job.region), job.monitor_id, job) => published,
             };
             match published {
                 Ok(()) => return true,
@@ -437,7 +447,7 @@ mod tests {
         let source = Arc::new(Fixed::default());
         source.set(monitors);
         let bus = Arc::new(InProcessBus::new(100_000));
-        let jobs = bus.subscribe(Topic::Jobs, "test").await.unwrap();
+        let jobs = bus.subscribe(Topic::jobs("default"), "test").await.unwrap();
         let changed = Arc::new(Notify::new());
         let shutdown = CancellationToken::new();
         let scheduler = Scheduler {
@@ -449,6 +459,7 @@ mod tests {
             first_checks_per_second: 100,
             watchdog: None,
             cert_expiry_alert_days: vec![14, 7, 1],
+            regions: vec!["default".to_string()],
         };
         let task = tokio::spawn(scheduler.run(shutdown.clone()));
         Harness {

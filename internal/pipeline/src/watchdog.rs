@@ -77,8 +77,17 @@ impl Announce for WebhookAnnouncer {
                 return;
             }
         };
+        let everyone = matches!(
+            notice,
+            Notice::Unchecked { .. } | Notice::CheckedAgain { .. }
+        );
+        let webhooks = upwatch_core::webhook::system_channels(webhooks, everyone);
+        if webhooks.is_empty() {
+            tracing::warn!(title = notice.title(), text = %notice.text(), "no channel is marked `system` for this message: it goes to the log only");
+            return;
+        }
         let message = Message::Notice(notice);
-        let sends = webhooks.into_iter().filter(|w| w.enabled).map(|webhook| {
+        let sends = webhooks.into_iter().map(|webhook| {
             let message = &message;
             async move {
                 let backoff = Backoff::default();
@@ -120,6 +129,8 @@ pub struct Watchdog {
     pub every: Duration,
     /// The bus whose jobs lag is watched, in the distributed mode.
     pub lag_of: Option<Arc<dyn Bus>>,
+    /// The regions whose jobs topics' lag is watched (each by its own workers' group).
+    pub lag_regions: Vec<String>,
     /// How often the lag is sampled.
     pub lag_every: Duration,
     /// Where push monitors' missed heartbeats are published (the results stream).
@@ -138,7 +149,7 @@ impl Watchdog {
             marked: None,
             judged: 0,
             bursts: Bursts::new(),
-            lag: LagTrend::new(),
+            lag: HashMap::new(),
             reported: 0,
             missed: HashMap::new(),
         };
@@ -148,7 +159,16 @@ impl Watchdog {
             self.judge(&set, clock.now_ms(), &mut state).await;
             if let Some(bus) = &self.lag_of {
                 if Instant::now() >= next_lag {
-                    self.sample_lag(bus.as_ref(), &mut state.lag).await;
+                    let mut growing = Vec::new();
+                    for region in &self.lag_regions {
+                        let trend = state.lag.entry(region.clone()).or_insert_with(LagTrend::new);
+                        growing.extend(self.sample_lag(bus.as_ref(), region, trend).await);
+                    }
+                    if growing.is_empty() {
+                        self.metrics.health.clear_problem(LAG_PROBLEM);
+                    } else {
+                        self.metrics.health.set_problem(LAG_PROBLEM, growing.join(" "));
+                    }
                     next_lag = Instant::now() + self.lag_every;
                 }
             }
@@ -331,13 +351,17 @@ impl Watchdog {
         }
     }
 
-    async fn sample_lag(&self, bus: &dyn Bus, trend: &mut LagTrend) {
-        let lags = match bus.consumer_lag(Topic::Jobs, groups::WORKERS).await {
+    /// Samples the lag of `region`'s jobs topic; says where it keeps growing, if it does.
+    async fn sample_lag(&self, bus: &dyn Bus, region: &str, trend: &mut LagTrend) -> Option<String> {
+        let lags = match bus
+            .consumer_lag(Topic::jobs(region), &groups::workers(region))
+            .await
+        {
             Ok(Some(lags)) => lags,
-            Ok(None) => return,
+            Ok(None) => return None,
             Err(error) => {
-                tracing::warn!(%error, "watchdog: cannot read the workers' consumer lag");
-                return;
+                tracing::warn!(%error, region, "watchdog: cannot read the workers' consumer lag");
+                return None;
             }
         };
         for lag in &lags {
@@ -351,8 +375,7 @@ impl Watchdog {
         let pairs: Vec<(i32, i64)> = lags.iter().map(|l| (l.partition, l.lag)).collect();
         let growing = trend.record(&pairs);
         if growing.is_empty() {
-            self.metrics.health.clear_problem(LAG_PROBLEM);
-            return;
+            return None;
         }
         let list = growing
             .iter()
@@ -361,19 +384,17 @@ impl Watchdog {
             .join(", ");
         tracing::warn!(
             partitions = %list,
-            "watchdog: the workers' lag keeps growing on these partitions of the jobs topic; no worker may be consuming them"
+            region,
+            "watchdog: the workers' lag keeps growing on these partitions of the region's jobs topic; no worker may be consuming them"
         );
-        self.metrics.health.set_problem(
-            LAG_PROBLEM,
-            format!(
-                "The workers' lag keeps growing on {} {list} of the jobs topic.",
-                if growing.len() == 1 {
-                    "partition"
-                } else {
-                    "partitions"
-                }
-            ),
-        );
+        Some(format!(
+            "The workers' lag keeps growing on {} {list} of the jobs topic of region {region}.",
+            if growing.len() == 1 {
+                "partition"
+            } else {
+                "partitions"
+            }
+        ))
     }
 }
 
@@ -384,7 +405,7 @@ struct State {
     /// Judgements made, to write every mark again each [`RESEND_MARKS_EVERY`].
     judged: u64,
     bursts: Bursts,
-    lag: LagTrend,
+    lag: HashMap<String, LagTrend>,
     /// Stale monitors at the last judgement, to log changes only.
     reported: usize,
     /// The newest missed-heartbeat deadline recorded per push monitor.

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use upwatch_bus::{publish_json, Bus, BusError, Message, Subscription, Topic};
+use upwatch_checker::connectivity::Connectivity;
 use upwatch_checker::Checker;
 use upwatch_core::{CheckJob, CheckResult};
 use upwatch_telemetry::{Metrics, TopicLabel};
@@ -31,6 +32,9 @@ pub struct WorkerPool {
     pub concurrency: usize,
     /// How long in-flight checks may take to finish after shutdown.
     pub drain_timeout: Duration,
+    /// The worker's own network, when it watches it: a failed check made while no
+    /// connectivity target answers is inconclusive.
+    pub connectivity: Option<Arc<Connectivity>>,
 }
 
 impl WorkerPool {
@@ -138,8 +142,12 @@ impl WorkerPool {
         let metrics = self.metrics.clone();
         let in_flight = in_flight.clone();
         let done_tx = done_tx.clone();
+        let connectivity = self.connectivity.clone();
         tracker.spawn(async move {
-            let result = checker.check(&job).await;
+            let mut result = checker.check(&job).await;
+            if let Some(connectivity) = &connectivity {
+                result = connectivity.judge(result).await;
+            }
             metrics.record_check(&result);
             let ok = publish_result(bus.as_ref(), &metrics, &result).await;
             metrics.checks_in_flight.dec();

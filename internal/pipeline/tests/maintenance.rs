@@ -85,7 +85,7 @@ async fn a_site_down_inside_a_window_pages_nobody_and_alerts_once_after_it() {
             .unwrap();
     }
     let bus = Arc::new(InProcessBus::new(100_000));
-    let mut jobs = bus.subscribe(Topic::Jobs, "workers").await.unwrap();
+    let mut jobs = bus.subscribe(Topic::jobs("default"), "workers").await.unwrap();
     let shutdown = CancellationToken::new();
     let scheduler = Scheduler {
         source: Arc::new(Fixed(vec![site.clone(), other.clone()], vec![window])),
@@ -96,6 +96,7 @@ async fn a_site_down_inside_a_window_pages_nobody_and_alerts_once_after_it() {
         first_checks_per_second: 100,
         watchdog: None,
         cert_expiry_alert_days: vec![14, 7, 1],
+        regions: vec!["default".to_string()],
     };
     let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
 
@@ -201,6 +202,6 @@ async fn a_site_down_inside_a_window_pages_nobody_and_alerts_once_after_it() {
 
     shutdown.cancel();
     scheduler.await.unwrap();
-    bus.close(Topic::Jobs).await;
+    bus.close(Topic::jobs("default")).await;
     worker.await.unwrap();
 }

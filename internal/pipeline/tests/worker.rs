@@ -22,7 +22,7 @@ struct Pool {
 
 async fn start(concurrency: usize) -> Pool {
     let bus = InProcessBus::new(1000);
-    let jobs = bus.subscribe(Topic::Jobs, "workers").await.unwrap();
+    let jobs = bus.subscribe(Topic::jobs("default"), "workers").await.unwrap();
     let results = bus.subscribe(Topic::Results, "results").await.unwrap();
     let metrics = Metrics::new();
     let shutdown = CancellationToken::new();
@@ -32,6 +32,7 @@ async fn start(concurrency: usize) -> Pool {
         metrics: metrics.clone(),
         concurrency,
         drain_timeout: Duration::from_secs(10),
+        connectivity: None,
     };
     let task = tokio::spawn(pool.run(jobs, shutdown.clone()));
     Pool {
@@ -70,7 +71,7 @@ async fn checks_jobs_and_publishes_results() {
     let mut pool = start(4).await;
     let m = monitor(target.url("/ok"));
     let job = CheckJob::for_monitor(&m, Utc::now());
-    publish_json(&pool.bus, Topic::Jobs, m.id, &job)
+    publish_json(&pool.bus, Topic::jobs("default"), m.id, &job)
         .await
         .unwrap();
     let result = next_result(pool.results.as_mut()).await;
@@ -89,14 +90,14 @@ async fn stale_and_overlapping_jobs_are_skipped_and_counted() {
     // Due two intervals ago: the next check is already due, so this one is skipped.
     let stale = monitor(target.url("/ok"));
     let old = CheckJob::for_monitor(&stale, Utc::now() - chrono::Duration::seconds(120));
-    publish_json(&pool.bus, Topic::Jobs, stale.id, &old)
+    publish_json(&pool.bus, Topic::jobs("default"), stale.id, &old)
         .await
         .unwrap();
     // Two jobs of one monitor while its first check is still running: the second is skipped.
     let slow = monitor(target.url("/slow/500"));
     for _ in 0..2 {
         let job = CheckJob::for_monitor(&slow, Utc::now());
-        publish_json(&pool.bus, Topic::Jobs, slow.id, &job)
+        publish_json(&pool.bus, Topic::jobs("default"), slow.id, &job)
             .await
             .unwrap();
     }
@@ -124,7 +125,7 @@ async fn concurrency_is_bounded_and_nothing_is_dropped() {
     for m in &monitors {
         publish_json(
             &pool.bus,
-            Topic::Jobs,
+            Topic::jobs("default"),
             m.id,
             &CheckJob::for_monitor(m, Utc::now()),
         )
@@ -153,7 +154,7 @@ async fn shutdown_lets_in_flight_checks_finish_and_publish() {
     let m = monitor(target.url("/slow/700"));
     publish_json(
         &pool.bus,
-        Topic::Jobs,
+        Topic::jobs("default"),
         m.id,
         &CheckJob::for_monitor(&m, Utc::now()),
     )

@@ -20,6 +20,6 @@ pub mod push;
 pub mod stats;
 
 pub use maintenances::{MaintenanceError, MaintenanceService, Targets};
-pub use monitors::MonitorService;
+pub use monitors::{CheckedBy, MonitorService};
 pub use push::{Push, PushError, PushService, Recorded};
 pub use stats::{Counts, Stats};

@@ -3,14 +3,29 @@
 //! import, `SITES_TO_MONITOR`) leaves the three agreeing.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::Notify;
 use upwatch_cache::{LiveStatus, StatusCache};
-use upwatch_core::{Monitor, MonitorInput, MonitorState};
+use upwatch_core::check::DEFAULT_REGION;
+use upwatch_core::{Monitor, MonitorInput, MonitorState, ValidationError};
 use upwatch_store::{Store, StoreError, StoreResult};
 use uuid::Uuid;
+
+/// How long [`MonitorService::checked_by`] reuses what it read of a monitor. A change made
+/// through this service is seen at once; one made by another process within this time.
+pub const CHECKED_BY_TTL: Duration = Duration::from_secs(10);
+
+/// What the live status of a monitor needs of its settings: the regions that check it (of the
+/// known ones, in the monitor's order) and its interval, by which a silent region is judged
+/// `unknown` ([`upwatch_core::state::RegionState::status_at`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedBy {
+    pub regions: Vec<String>,
+    pub interval_ms: u64,
+}
 
 /// Creates, changes and deletes monitors.
 #[derive(Clone)]
@@ -18,6 +33,10 @@ pub struct MonitorService {
     store: Arc<dyn Store>,
     cache: Arc<dyn StatusCache>,
     changed: Arc<Notify>,
+    /// Every region there is (`UPWATCH_REGIONS`); a monitor may name only these.
+    regions: Arc<Vec<String>>,
+    /// [`CheckedBy`] per monitor, read at most every [`CHECKED_BY_TTL`].
+    checked_by: Arc<Mutex<HashMap<Uuid, (Instant, CheckedBy)>>>,
 }
 
 impl MonitorService {
@@ -32,13 +51,84 @@ impl MonitorService {
             store,
             cache,
             changed,
+            regions: Arc::new(vec![DEFAULT_REGION.to_string()]),
+            checked_by: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// The same service, knowing that the regions are `regions` (`UPWATCH_REGIONS`; the
+    /// default is the one region `default`). An empty list keeps the default.
+    pub fn with_regions(mut self, regions: Vec<String>) -> MonitorService {
+        if !regions.is_empty() {
+            self.regions = Arc::new(regions);
+        }
+        self
+    }
+
+    /// Every region there is (`UPWATCH_REGIONS`).
+    pub fn regions(&self) -> &[String] {
+        &self.regions
+    }
+
+    /// Checks a monitor's `regions` and `quorum` against the regions there are
+    /// ([`Monitor::validate_regions_against`]): every way in (the API's create, bulk create
+    /// and patch, and the import, before it writes anything) calls this before
+    /// [`MonitorService::create`] or [`MonitorService::update`], and answers the error like
+    /// any other field's.
+    pub fn check_regions(&self, monitor: &Monitor) -> Result<(), ValidationError> {
+        monitor.validate_regions_against(&self.regions)
+    }
+
+    /// The regions that check monitor `id` and its interval; `None` when there is no such
+    /// monitor. Read from the store at most every [`CHECKED_BY_TTL`] per monitor, so that the
+    /// live-status endpoint stays a cache read.
+    pub async fn checked_by(&self, id: Uuid) -> StoreResult<Option<CheckedBy>> {
+        {
+            let memo = self.checked_by.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, found)) = memo.get(&id) {
+                if at.elapsed() < CHECKED_BY_TTL {
+                    return Ok(Some(found.clone()));
+                }
+            }
+        }
+        let Some(monitor) = self.store.get_monitor(id).await? else {
+            self.forget(id);
+            return Ok(None);
+        };
+        Ok(Some(self.remember(&monitor)))
+    }
+
+    /// The regions that check `monitor` and its interval, remembered for
+    /// [`MonitorService::checked_by`].
+    pub fn remember(&self, monitor: &Monitor) -> CheckedBy {
+        let found = CheckedBy {
+            regions: monitor
+                .regions_in(&self.regions)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            interval_ms: u64::from(monitor.interval_seconds) * 1000,
+        };
+        let mut memo = self.checked_by.lock().unwrap_or_else(|e| e.into_inner());
+        if memo.len() >= 100_000 {
+            memo.retain(|_, (at, _)| at.elapsed() < CHECKED_BY_TTL);
+        }
+        memo.insert(monitor.id, (Instant::now(), found.clone()));
+        found
+    }
+
+    fn forget(&self, id: Uuid) {
+        self.checked_by
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 
     /// For a tool that writes monitors while no process of its own serves them (`upwatch
     /// import`): its cache and notice reach nobody, and running processes learn of the
     /// changes through the store's monitors version (their schedulers poll it, and the API
-    /// reads a monitor missing from the cache from the store).
+    /// reads a monitor missing from the cache from the store). Give it the regions with
+    /// [`MonitorService::with_regions`] like any other.
     pub fn offline(store: Arc<dyn Store>) -> MonitorService {
         MonitorService::new(
             store,
@@ -53,7 +143,8 @@ impl MonitorService {
 
     /// Stores new monitors, all or none (a duplicate id is a [`StoreError::Conflict`] and adds
     /// nothing), caches their first live status ([`Monitor::initial_state`]) and tells the
-    /// scheduler once for all of them.
+    /// scheduler once for all of them. Callers check each with
+    /// [`MonitorService::check_regions`] first.
     pub async fn create(&self, monitors: &[Monitor]) -> StoreResult<()> {
         if monitors.is_empty() {
             return Ok(());
@@ -70,12 +161,14 @@ impl MonitorService {
 
     /// Replaces `existing`'s settings with `updated`'s: pauses or resumes the monitor when
     /// `enabled` changed, and refreshes its live status. Returns false when the monitor no
-    /// longer exists.
+    /// longer exists. Callers check `updated` with [`MonitorService::check_regions`] first.
     pub async fn update(&self, existing: &Monitor, updated: &Monitor) -> StoreResult<bool> {
-        if !self.store.update_monitor(updated).await? {
+        let id = updated.id;
+        let stored = self.store.update_monitor(updated).await?;
+        self.forget(id);
+        if !stored {
             return Ok(false);
         }
-        let id = updated.id;
         let mut live = match self.cached_state(id).await {
             Some(live) => live,
             None => self
@@ -112,7 +205,9 @@ impl MonitorService {
 
     /// Deletes a monitor with its history and live status. Returns false when there was none.
     pub async fn delete(&self, id: Uuid) -> StoreResult<bool> {
-        if !self.store.delete_monitor(id).await? {
+        let deleted = self.store.delete_monitor(id).await?;
+        self.forget(id);
+        if !deleted {
             return Ok(false);
         }
         if let Err(error) = self.cache.remove(id).await {

@@ -8,16 +8,28 @@
 //! API's status endpoints, the badges, the dashboard and the monitor pages alike.
 //!
 //! Response times in buckets ([`Stats::series`]) are read here too, for the API's
-//! `response-times` and the monitor page's chart.
+//! `response-times` and the monitor page's chart. Rollups count every region of a monitor
+//! together; the series of one region ([`Stats::series_in_region`]) is folded from raw
+//! results instead, which exist only within the raw retention.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use upwatch_core::check::{CheckResult, SCHEMA_VERSION};
 use upwatch_core::rollup::{combine_over, series, Resolution, Retention, Rollup, RollupRun};
-use upwatch_store::{read_rollups, HistoryReader, StoreResult, StoredRollup};
+use upwatch_store::{
+    read_rollups, HistoryCursor, HistoryEntry, HistoryQuery, HistoryReader, StoreResult,
+    StoredRollup,
+};
 use uuid::Uuid;
+
+/// The most raw results [`Stats::series_in_region`] reads for one series; older ones in the
+/// range are left out.
+pub const MAX_REGION_RESULTS: usize = 100_000;
+/// Raw results read per page by [`Stats::series_in_region`].
+const REGION_PAGE: u32 = 5_000;
 
 /// The named windows: what `GET /api/v1/sites/{id}/uptime` answers without a range, and
 /// what a badge may show.
@@ -183,6 +195,75 @@ impl Stats {
         Ok(series(&rows, from, to, bucket))
     }
 
+    /// Response times (and counts) of what the workers of `region` saw of one monitor, in
+    /// buckets of `bucket` (a whole number of minutes) over `[from, to)`: the same buckets as
+    /// [`Stats::series`], but folded ([`Rollup::add`]) from the raw results of that region,
+    /// since rollups count every region together.
+    ///
+    /// Raw results exist only within the raw retention (`UPWATCH_RETENTION_RAW`): buckets
+    /// older than it are empty. At most [`MAX_REGION_RESULTS`] results are read, newest
+    /// first, so a longer range with more results than that leaves its oldest buckets empty.
+    pub async fn series_in_region(
+        &self,
+        id: Uuid,
+        region: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        bucket: TimeDelta,
+    ) -> StoreResult<Vec<(DateTime<Utc>, Rollup)>> {
+        let mut minutes: HashMap<i64, Rollup> = HashMap::new();
+        let mut after: Option<HistoryCursor> = None;
+        let mut read = 0usize;
+        while read < MAX_REGION_RESULTS {
+            let limit = REGION_PAGE.min((MAX_REGION_RESULTS - read) as u32);
+            let page = self
+                .store
+                .history(
+                    id,
+                    &HistoryQuery {
+                        since: Some(from),
+                        until: Some(to),
+                        after,
+                        limit,
+                        region: Some(region.to_string()),
+                    },
+                )
+                .await?;
+            read += page.len();
+            for entry in &page {
+                // The store filters by region; a store that does not yet is not trusted.
+                if entry.region != region {
+                    continue;
+                }
+                let minute = entry.checked_at.timestamp().div_euclid(60) * 60;
+                minutes
+                    .entry(minute)
+                    .or_default()
+                    .add(&as_result(id, entry));
+            }
+            match page.last() {
+                Some(last) if page.len() == limit as usize => {
+                    after = Some(HistoryCursor {
+                        checked_at: last.checked_at,
+                        id: last.id,
+                    });
+                }
+                _ => break,
+            }
+        }
+        let rows: Vec<_> = minutes
+            .into_iter()
+            .filter_map(|(start, rollup)| {
+                Some((
+                    DateTime::from_timestamp(start, 0)?,
+                    Resolution::Minute,
+                    rollup,
+                ))
+            })
+            .collect();
+        Ok(series(&rows, from, to, bucket))
+    }
+
     /// One batched read of the rollups of `ids` over `[from, to)`.
     async fn read(
         &self,
@@ -205,6 +286,29 @@ impl Stats {
             })
             .collect();
         Ok(((from, to), counts))
+    }
+}
+
+/// A stored result as the rollups count it.
+fn as_result(monitor_id: Uuid, entry: &HistoryEntry) -> CheckResult {
+    CheckResult {
+        v: SCHEMA_VERSION,
+        id: entry.id,
+        job_id: Uuid::nil(),
+        monitor_id,
+        monitor_name: String::new(),
+        url: String::new(),
+        due_at: entry.checked_at,
+        checked_at: entry.checked_at,
+        response_time_ms: entry.response_time_ms,
+        status_code: entry.status_code,
+        status: entry.status,
+        error: entry.error.clone(),
+        rules: Default::default(),
+        details: Default::default(),
+        cert_expiry_alert_days: Vec::new(),
+        maintenance: entry.maintenance,
+        region: entry.region.clone(),
     }
 }
 

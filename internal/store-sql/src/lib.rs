@@ -13,8 +13,9 @@ pub mod postgres;
 mod script;
 pub mod sqlite;
 
+use upwatch_core::check::{default_region, DEFAULT_REGION};
 use upwatch_core::rollup::{Resolution, Rollup};
-use upwatch_core::CheckError;
+use upwatch_core::{CheckError, CheckResult, CheckStatus, ErrorKind};
 use upwatch_store::{StoreError, StoreResult};
 
 pub use postgres::{LeaderLock, PostgresStore, MONITORS_CHANNEL};
@@ -49,6 +50,42 @@ pub(crate) fn stored_error(kind: Option<String>, message: Option<String>) -> Opt
         kind: upwatch_core::ErrorKind::parse(&kind),
         message: message.unwrap_or_default(),
     })
+}
+
+/// The `error_kind` and `error_message` columns of a result. An inconclusive result (its
+/// worker had lost its own network) is stored as not up with the kind `local_network`, which is
+/// what tells it apart when it is read back ([`stored_status`]); one made without an error
+/// still gets that kind.
+pub(crate) fn error_columns(r: &CheckResult) -> (Option<&'static str>, Option<&str>) {
+    match (&r.error, r.status) {
+        (_, CheckStatus::Inconclusive) => (
+            Some(ErrorKind::LocalNetwork.as_str()),
+            Some(r.error.as_ref().map_or("", |e| e.message.as_str())),
+        ),
+        (Some(e), _) => (Some(e.kind.as_str()), Some(e.message.as_str())),
+        (None, _) => (None, None),
+    }
+}
+
+/// A result's status read back from its `up` column and its error: a result that was not up
+/// is inconclusive when its error is of kind `local_network`, else down.
+pub(crate) fn stored_status(up: bool, error: Option<&CheckError>) -> CheckStatus {
+    match error {
+        _ if up => CheckStatus::Up,
+        Some(e) if e.kind == ErrorKind::LocalNetwork => CheckStatus::Inconclusive,
+        _ => CheckStatus::Down,
+    }
+}
+
+/// A result's `region` column: NULL for the default region, so that an install with one
+/// region stores no region text.
+pub(crate) fn region_column(region: &str) -> Option<&str> {
+    (region != DEFAULT_REGION).then_some(region)
+}
+
+/// A result's region read back from its `region` column (NULL is the default region).
+pub(crate) fn stored_region(region: Option<String>) -> String {
+    region.unwrap_or_else(default_region)
 }
 
 /// A rollup read back from its columns, which both stores lay out alike.

@@ -50,7 +50,10 @@ use upwatch_core::maintenance::Maintenance;
 use upwatch_core::rollup::{Cutoffs, Resolution, Rollup, RollupRun};
 
 use crate::script::{self, RollupDeltas, ScriptSql};
-use crate::{resolution_from_seconds, rollup_from_columns, stored_error, Db};
+use crate::{
+    error_columns, region_column, resolution_from_seconds, rollup_from_columns, stored_error,
+    stored_region, stored_status, Db,
+};
 use upwatch_store::{
     Delivery, HistoryEntry, HistoryQuery, Incident, IncidentQuery, Pruned, Store, StoreError,
     StoreResult, StoredRollup,
@@ -603,16 +606,20 @@ impl ScriptSql for Script<'_> {
         let mut error_kinds = Vec::with_capacity(count);
         let mut error_messages = Vec::with_capacity(count);
         let mut maintenance = Vec::with_capacity(count);
+        let mut regions = Vec::with_capacity(count);
         for r in results {
+            // An inconclusive result is stored as not up, its kind `local_network`.
+            let (kind, message) = error_columns(r);
             monitor_ids.push(r.monitor_id);
             checked_at.push(ms(r.checked_at));
             ids.push(r.id);
             response_times.push(response_time_column(r.response_time_ms));
             status_codes.push(status_code_column(r.status_code));
             ups.push(r.status == CheckStatus::Up);
-            error_kinds.push(r.error.as_ref().map(|e| e.kind.as_str()));
-            error_messages.push(r.error.as_ref().map(|e| text(&e.message)));
+            error_kinds.push(kind);
+            error_messages.push(message.map(text));
             maintenance.push(r.maintenance);
+            regions.push(region_column(&r.region).map(text));
         }
         // One statement for the whole batch, its columns sent as arrays. The monitors kept
         // are locked against deletion (`FOR KEY SHARE`, in id order) until the commit. A
@@ -623,12 +630,12 @@ impl ScriptSql for Script<'_> {
              ) \
              INSERT INTO results \
              (monitor_id, checked_at, id, response_time_ms, status_code, up, error_kind, error_message, \
-              maintenance) \
+              maintenance, region) \
              SELECT r.* FROM UNNEST( \
                  $1::uuid[], $2::timestamptz[], $3::uuid[], $4::integer[], $5::smallint[], \
-                 $6::boolean[], $7::text[], $8::text[], $9::boolean[] \
+                 $6::boolean[], $7::text[], $8::text[], $9::boolean[], $10::text[] \
              ) AS r (monitor_id, checked_at, id, response_time_ms, status_code, up, \
-                     error_kind, error_message, maintenance) \
+                     error_kind, error_message, maintenance, region) \
              WHERE r.monitor_id IN (SELECT id FROM live) \
              ON CONFLICT DO NOTHING \
              RETURNING id",
@@ -642,6 +649,7 @@ impl ScriptSql for Script<'_> {
         .bind(&error_kinds)
         .bind(&error_messages)
         .bind(&maintenance)
+        .bind(&regions)
         .fetch_all(&mut *self.0)
         .await
         .db()?;
@@ -1002,9 +1010,20 @@ impl HistoryReader for PostgresStore {
         // the results' key backwards.
         let mut sql = QueryBuilder::<Postgres>::new(
             "SELECT checked_at, id, response_time_ms, status_code, up, error_kind, error_message, \
-             maintenance FROM results WHERE monitor_id = ",
+             maintenance, region FROM results WHERE monitor_id = ",
         );
         sql.push_bind(monitor_id);
+        // A filter on the rows of the key's range: the default region is stored as NULL.
+        match query.region.as_deref().map(region_column) {
+            None => {}
+            Some(None) => {
+                sql.push(" AND region IS NULL");
+            }
+            Some(Some(region)) => {
+                sql.push(" AND region = ")
+                    .push_bind(text(region).into_owned());
+            }
+        }
         if let Some(since) = query.since {
             sql.push(" AND checked_at >= ").push_bind(ms(since));
         }
@@ -1031,6 +1050,7 @@ impl HistoryReader for PostgresStore {
             Option<String>,
             Option<String>,
             bool,
+            Option<String>,
         );
         let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await.db()?;
         rows.into_iter()
@@ -1044,6 +1064,7 @@ impl HistoryReader for PostgresStore {
                     kind,
                     message,
                     maintenance,
+                    region,
                 )| {
                     let status_code = status_code
                         .map(|c| {
@@ -1056,14 +1077,10 @@ impl HistoryReader for PostgresStore {
                         .transpose()?;
                     let error = stored_error(kind, message);
                     Ok(HistoryEntry {
-                        region: upwatch_core::check::default_region(),
+                        region: stored_region(region),
                         id,
                         checked_at,
-                        status: if up {
-                            CheckStatus::Up
-                        } else {
-                            CheckStatus::Down
-                        },
+                        status: stored_status(up, error.as_ref()),
                         response_time_ms: u32_column(response_time_ms, "result response time")?,
                         status_code,
                         error,

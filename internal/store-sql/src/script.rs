@@ -152,6 +152,9 @@ fn rollup_deltas<'a>(new_results: impl IntoIterator<Item = &'a CheckResult>) -> 
                 .add(result);
         }
     }
+    // `Rollup::add` decides what counts: an inconclusive result (its worker had lost its own
+    // network) counts nothing either, and a bucket that only such results fell in makes no row.
+    deltas.retain(|_, delta| delta.checks > 0);
     deltas
 }
 

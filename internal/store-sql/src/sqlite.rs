@@ -34,7 +34,10 @@ use upwatch_core::maintenance::Maintenance;
 use upwatch_core::rollup::{Cutoffs, Resolution, Rollup, RollupRun};
 
 use crate::script::{self, RollupDeltas, ScriptSql};
-use crate::{rollup_from_columns, stored_error, Db};
+use crate::{
+    error_columns, region_column, rollup_from_columns, stored_error, stored_region, stored_status,
+    Db,
+};
 use upwatch_store::{
     Delivery, HistoryEntry, HistoryQuery, Incident, IncidentQuery, Pruned, Store, StoreError,
     StoreResult, StoredRollup,
@@ -401,19 +404,22 @@ impl ScriptSql for Script<'_> {
             let mut sql = QueryBuilder::<Sqlite>::new(
                 "INSERT OR IGNORE INTO results \
                  (monitor_id, checked_at, id, response_time_ms, status_code, up, error_kind, error_message, \
-                  maintenance) \
+                  maintenance, region) \
                  SELECT * FROM (",
             );
             sql.push_values(chunk, |mut row, r| {
+                // An inconclusive result is stored as not up, its kind `local_network`.
+                let (kind, message) = error_columns(r);
                 row.push_bind(r.monitor_id.as_bytes().to_vec())
                     .push_bind(ms(r.checked_at))
                     .push_bind(r.id.as_bytes().to_vec())
                     .push_bind(i64::from(r.response_time_ms))
                     .push_bind(r.status_code.map(i64::from))
                     .push_bind(r.status == CheckStatus::Up)
-                    .push_bind(r.error.as_ref().map(|e| e.kind.as_str().to_string()))
-                    .push_bind(r.error.as_ref().map(|e| e.message.clone()))
-                    .push_bind(r.maintenance);
+                    .push_bind(kind.map(str::to_string))
+                    .push_bind(message.map(str::to_string))
+                    .push_bind(r.maintenance)
+                    .push_bind(region_column(&r.region).map(str::to_string));
             });
             sql.push(") AS v WHERE v.column1 IN (SELECT id FROM monitors) RETURNING id");
             let ids: Vec<Vec<u8>> = sql
@@ -710,9 +716,19 @@ impl HistoryReader for SqliteStore {
     ) -> StoreResult<Vec<HistoryEntry>> {
         let mut sql = QueryBuilder::<Sqlite>::new(
             "SELECT checked_at, id, response_time_ms, status_code, up, error_kind, error_message, \
-             maintenance FROM results WHERE monitor_id = ",
+             maintenance, region FROM results WHERE monitor_id = ",
         );
         sql.push_bind(monitor_id.as_bytes().to_vec());
+        // A filter on the rows of the key's range: the default region is stored as NULL.
+        match query.region.as_deref().map(region_column) {
+            None => {}
+            Some(None) => {
+                sql.push(" AND region IS NULL");
+            }
+            Some(Some(region)) => {
+                sql.push(" AND region = ").push_bind(region.to_string());
+            }
+        }
         if let Some(since) = query.since {
             sql.push(" AND checked_at >= ").push_bind(ms(since));
         }
@@ -739,6 +755,7 @@ impl HistoryReader for SqliteStore {
             Option<String>,
             Option<String>,
             bool,
+            Option<String>,
         );
         let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await.db()?;
         rows.into_iter()
@@ -752,6 +769,7 @@ impl HistoryReader for SqliteStore {
                     kind,
                     message,
                     maintenance,
+                    region,
                 )| {
                     let id = uuid(&id, "result id")?;
                     let status_code = status_code
@@ -765,14 +783,10 @@ impl HistoryReader for SqliteStore {
                         .transpose()?;
                     let error = stored_error(kind, message);
                     Ok(HistoryEntry {
-                        region: upwatch_core::check::default_region(),
+                        region: stored_region(region),
                         id,
                         checked_at: time(checked_at, "result check time")?,
-                        status: if up {
-                            CheckStatus::Up
-                        } else {
-                            CheckStatus::Down
-                        },
+                        status: stored_status(up, error.as_ref()),
                         response_time_ms: u32_column(response_time_ms, "result response time")?,
                         status_code,
                         error,

@@ -790,3 +790,69 @@ async fn a_killed_leader_loses_and_a_standby_takes_over() {
     standby.release().await;
     admin.close().await.ok();
 }
+
+/// The default region is stored as NULL, so a one-region install stores no region text;
+/// other regions by name. An inconclusive result is stored as not up, of kind
+/// `local_network`, and read back as inconclusive.
+#[tokio::test]
+async fn results_of_the_default_region_are_stored_without_one() {
+    let db = TestDb::migrated().await;
+    let store = db.store().await;
+    let m = monitor("http://127.0.0.1:4/");
+    store.insert_monitor(&m).await.unwrap();
+    let default = up_result(&m, 10);
+    let mut elsewhere = down_result(&m, 20);
+    elsewhere.region = "eu-west".to_string();
+    let lost = up_result(&m, 30).into_inconclusive("offline");
+    store
+        .insert_results(&[default.clone(), elsewhere.clone(), lost.clone()])
+        .await
+        .unwrap();
+    let mut conn = db.conn().await;
+    let rows: Vec<(Uuid, Option<String>, bool, Option<String>)> =
+        sqlx::query_as("SELECT id, region, up, error_kind FROM results ORDER BY checked_at")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (default.id, None, true, None),
+            (
+                elsewhere.id,
+                Some("eu-west".into()),
+                false,
+                Some("timeout".into())
+            ),
+            (lost.id, None, false, Some("local_network".into())),
+        ]
+    );
+    let history = store.history(m.id, &query(10)).await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|e| (e.id, e.region.as_str(), e.status))
+            .collect::<Vec<_>>(),
+        vec![
+            (lost.id, "default", CheckStatus::Inconclusive),
+            (elsewhere.id, "eu-west", CheckStatus::Down),
+            (default.id, "default", CheckStatus::Up),
+        ]
+    );
+    let of = |region: &str| HistoryQuery {
+        region: Some(region.to_string()),
+        ..query(10)
+    };
+    let ids = |entries: Vec<upwatch_store::HistoryEntry>| -> Vec<Uuid> {
+        entries.into_iter().map(|e| e.id).collect()
+    };
+    assert_eq!(
+        ids(store.history(m.id, &of("default")).await.unwrap()),
+        vec![lost.id, default.id]
+    );
+    assert_eq!(
+        ids(store.history(m.id, &of("eu-west")).await.unwrap()),
+        vec![elsewhere.id]
+    );
+    store.close().await;
+}

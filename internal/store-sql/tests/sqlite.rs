@@ -371,3 +371,122 @@ async fn the_certificate_alerts_migration_keeps_alerts_and_deliveries() {
     let second = store.next_delivery(webhook_id).await.unwrap().unwrap();
     assert_eq!(second.alert.id, alert_ids[1]);
 }
+
+/// Results stored before regions existed read back as the default region's, and the store
+/// writes the default region as NULL, so a one-region install stores no region text; an
+/// inconclusive result is stored as not up, of kind `local_network`.
+#[tokio::test]
+async fn results_of_the_default_region_are_stored_without_one() {
+    use sqlx::migrate::Migrator;
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = url_for(&dir.path().join("upwatch.db"));
+    let all = Migrator::new(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../migrations/sqlite"
+    )))
+    .await
+    .unwrap();
+    let before = Migrator {
+        migrations: all
+            .migrations
+            .iter()
+            .filter(|m| m.version < 6)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..Migrator::DEFAULT
+    };
+    let m = Monitor::create(MonitorInput::for_url("http://127.0.0.1:9/"), t(0)).unwrap();
+    let old = Uuid::now_v7();
+    {
+        let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+            .await
+            .unwrap();
+        before.run(&mut conn).await.unwrap();
+        // The rows the code before regions wrote: a monitor and one result.
+        sqlx::query(
+            "INSERT INTO monitors (id, url, spec, created_at, updated_at) VALUES (?, ?, ?, 0, 0)",
+        )
+        .bind(m.id.as_bytes().as_slice())
+        .bind(&m.url)
+        .bind(serde_json::to_string(&m).unwrap())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO results (monitor_id, checked_at, id, response_time_ms, status_code, up) \
+             VALUES (?, ?, ?, 40, 200, 1)",
+        )
+        .bind(m.id.as_bytes().as_slice())
+        .bind(t(10).timestamp_millis())
+        .bind(old.as_bytes().as_slice())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let store = SqliteStore::connect(&url)
+        .await
+        .expect("the migration applies");
+    let query = |region: Option<&str>| HistoryQuery {
+        region: region.map(str::to_string),
+        limit: 10,
+        ..HistoryQuery::default()
+    };
+    let history = store.history(m.id, &query(None)).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (history[0].id, history[0].region.as_str()),
+        (old, "default")
+    );
+
+    let default = CheckResult::simulated(&m, t(20), true, 40);
+    let mut elsewhere = CheckResult::simulated(&m, t(30), false, 40);
+    elsewhere.region = "eu-west".to_string();
+    let lost = CheckResult::simulated(&m, t(40), true, 40).into_inconclusive("offline");
+    store
+        .insert_results(&[default.clone(), elsewhere.clone(), lost.clone()])
+        .await
+        .unwrap();
+    let ids = |entries: Vec<upwatch_store::HistoryEntry>| -> Vec<Uuid> {
+        entries.into_iter().map(|e| e.id).collect()
+    };
+    assert_eq!(
+        ids(store.history(m.id, &query(Some("default"))).await.unwrap()),
+        vec![lost.id, default.id, old]
+    );
+    assert_eq!(
+        ids(store.history(m.id, &query(Some("eu-west"))).await.unwrap()),
+        vec![elsewhere.id]
+    );
+    store.close().await;
+
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    // id, region, up, error_kind
+    type Row = (Vec<u8>, Option<String>, bool, Option<String>);
+    let rows: Vec<Row> =
+        sqlx::query_as("SELECT id, region, up, error_kind FROM results ORDER BY checked_at")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let rows: Vec<(Uuid, Option<String>, bool, Option<String>)> = rows
+        .into_iter()
+        .map(|(id, region, up, kind)| (Uuid::from_slice(&id).unwrap(), region, up, kind))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (old, None, true, None),
+            (default.id, None, true, None),
+            (
+                elsewhere.id,
+                Some("eu-west".into()),
+                false,
+                Some("status_mismatch".into())
+            ),
+            (lost.id, None, false, Some("local_network".into())),
+        ]
+    );
+    conn.close().await.unwrap();
+}

@@ -14,10 +14,18 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use upwatch_core::{CheckResult, CheckStatus};
 
-/// Label of a check counter: `up`, or the error kind of a failed check.
+/// Labels of a check counter: `up`, or the error kind of a failed check, and the region of
+/// the worker that made it.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: &'static str,
+    pub region: String,
+}
+
+/// Label of a per-region metric: the region of the worker that made the check.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegionLabel {
+    pub region: String,
 }
 
 /// Label of a per-topic counter.
@@ -71,7 +79,7 @@ pub struct Metrics {
     /// Checks performed, by outcome (`up` or the error kind).
     pub checks: Family<OutcomeLabel, Counter>,
     /// Duration of checks, seconds.
-    pub check_duration: Histogram,
+    pub check_duration: Family<RegionLabel, Histogram, fn() -> Histogram>,
     /// Start of a check minus its due time, seconds.
     pub schedule_lag: Histogram,
     /// Time a job waited for a free worker, seconds.
@@ -117,13 +125,16 @@ impl Metrics {
         let checks = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "checks",
-            "Checks performed, by outcome (up or the error kind)",
+            "Checks performed, by outcome (up or the error kind) and region",
             checks.clone(),
         );
-        let check_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let check_duration =
+            Family::<RegionLabel, Histogram, fn() -> Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 16))
+            });
         registry.register(
             "check_duration_seconds",
-            "Duration of checks",
+            "Duration of checks, by region",
             check_duration.clone(),
         );
         // Steps of 25% (1 ms to about 90 s), so that a p99 read from the buckets is within
@@ -263,8 +274,16 @@ impl Metrics {
             (CheckStatus::Down, None) => "other",
             (CheckStatus::Inconclusive, None) => "local_network",
         };
-        self.checks.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.checks
+            .get_or_create(&OutcomeLabel {
+                outcome,
+                region: result.region.clone(),
+            })
+            .inc();
         self.check_duration
+            .get_or_create(&RegionLabel {
+                region: result.region.clone(),
+            })
             .observe(f64::from(result.response_time_ms) / 1000.0);
         self.schedule_lag
             .observe(result.schedule_lag_ms() as f64 / 1000.0);
@@ -325,13 +344,16 @@ mod tests {
     fn renders_prometheus_text_with_every_family() {
         let m = Metrics::new();
         m.checks
-            .get_or_create(&OutcomeLabel { outcome: "timeout" })
+            .get_or_create(&OutcomeLabel {
+                outcome: "timeout",
+                region: "default".to_string(),
+            })
             .inc();
         m.alerts_sent.inc();
         m.queue_depth.set(7);
         let text = m.render();
         assert!(
-            text.contains("upwatch_checks_total{outcome=\"timeout\"} 1"),
+            text.contains("upwatch_checks_total{outcome=\"timeout\",region=\"default\"} 1"),
             "{text}"
         );
         assert!(text.contains("upwatch_alerts_sent_total 1"));
@@ -339,5 +361,47 @@ mod tests {
         assert!(text.contains("# TYPE upwatch_schedule_lag_seconds histogram"));
         assert!(text.contains("# TYPE upwatch_result_store_delay_seconds histogram"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    fn result(region: &str, status: CheckStatus, ms: u32) -> CheckResult {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        CheckResult {
+            v: upwatch_core::check::SCHEMA_VERSION,
+            id: uuid::Uuid::nil(),
+            job_id: uuid::Uuid::nil(),
+            monitor_id: uuid::Uuid::nil(),
+            monitor_name: "m".to_string(),
+            url: "http://127.0.0.1:9/".to_string(),
+            due_at: at,
+            checked_at: at,
+            response_time_ms: ms,
+            status_code: None,
+            status,
+            error: None,
+            rules: Default::default(),
+            details: Default::default(),
+            cert_expiry_alert_days: Vec::new(),
+            maintenance: false,
+            region: region.to_string(),
+        }
+    }
+
+    #[test]
+    fn checks_are_counted_by_outcome_and_region() {
+        let m = Metrics::new();
+        m.record_check(&result("eu-west", CheckStatus::Up, 20));
+        m.record_check(&result("eu-west", CheckStatus::Up, 30));
+        m.record_check(&result("us-east", CheckStatus::Down, 40));
+        m.record_check(&result("us-east", CheckStatus::Inconclusive, 0));
+        let text = m.render();
+        for line in [
+            "upwatch_checks_total{outcome=\"up\",region=\"eu-west\"} 2",
+            "upwatch_checks_total{outcome=\"other\",region=\"us-east\"} 1",
+            "upwatch_checks_total{outcome=\"local_network\",region=\"us-east\"} 1",
+            "upwatch_check_duration_seconds_count{region=\"eu-west\"} 2",
+            "upwatch_check_duration_seconds_count{region=\"us-east\"} 2",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

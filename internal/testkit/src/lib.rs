@@ -11,12 +11,14 @@
 //! - [`dns`]: a DNS server on loopback UDP with fixed records.
 //! - [`every_type`]: one server of each of the above, for tests with a monitor of every type.
 //! - [`alerts`]: the alerts that the notifier tests send (down, recovery, reminder, storm).
+//! - [`proxy`]: a forward proxy (HTTP, `CONNECT` and SOCKS5) that records what went through.
 
 pub mod alerts;
 pub mod discord;
 pub mod dns;
 pub mod every_type;
 pub mod postgres;
+pub mod proxy;
 pub mod receiver;
 pub mod smtp;
 pub mod target;

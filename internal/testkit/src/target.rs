@@ -14,8 +14,10 @@
 //! | `/echo` | any method: 200 with JSON of the method, headers and body received |
 //! | `/switch` | the status set by [`TargetServer::set_status`], after [`TargetServer::set_delay`] |
 //!
-//! Every request is counted per path, see [`TargetServer::hits`]. The server stops when the
-//! [`TargetServer`] is dropped.
+//! Every request is counted per path, see [`TargetServer::hits`]. A request whose
+//! `User-Agent` contains a text given to [`TargetServer::fail_for_user_agent`] gets a 500 on
+//! any route instead (counted all the same). The server stops when the [`TargetServer`] is
+//! dropped.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -53,6 +55,8 @@ struct Shared {
     switch_status: AtomicU16,
     switch_delay_ms: AtomicU64,
     huge_bytes_sent: AtomicU64,
+    /// Texts of `User-Agent`s answered with 500.
+    failing_agents: Mutex<Vec<String>>,
 }
 
 /// A running loopback HTTP server whose routes behave as the module documentation says.
@@ -142,6 +146,33 @@ impl TargetServer {
     }
 }
 
+impl TargetServer {
+    /// From now on, answers 500 (body [`FAILING_AGENT_BODY`]) on every route to requests
+    /// whose `User-Agent` contains `text` (case-sensitive), such as `"region c"` for the
+    /// checks of region `c`. Several texts may be set; any of them fails a request.
+    pub fn fail_for_user_agent(&self, text: &str) {
+        let mut agents = self
+            .shared
+            .failing_agents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        agents.push(text.to_string());
+    }
+
+    /// Answers every `User-Agent` normally again.
+    pub fn clear_user_agent_failures(&self) {
+        let mut agents = self
+            .shared
+            .failing_agents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        agents.clear();
+    }
+}
+
+/// The body of the 500 that [`TargetServer::fail_for_user_agent`] makes.
+pub const FAILING_AGENT_BODY: &str = "failing for this user agent";
+
 /// A URL on loopback where nothing listens, so that connecting to it is refused.
 ///
 /// The port was free a moment ago; another process could take it in between, which on a
@@ -178,6 +209,21 @@ async fn count_hits(State(shared): State<Arc<Shared>>, request: Request, next: N
     {
         let mut hits = shared.hits.lock().unwrap_or_else(|e| e.into_inner());
         *hits.entry(request.uri().path().to_string()).or_insert(0) += 1;
+    }
+    let agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let failing = {
+        let agents = shared
+            .failing_agents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        agents.iter().any(|text| agent.contains(text.as_str()))
+    };
+    if failing {
+        return (StatusCode::INTERNAL_SERVER_ERROR, FAILING_AGENT_BODY).into_response();
     }
     next.run(request).await
 }

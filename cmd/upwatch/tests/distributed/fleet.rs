@@ -292,6 +292,16 @@ impl Fleet {
         self.spawn_process(role, &[], true)
     }
 
+    /// Starts `upwatch <role> --listen` on a free port with `env` over the fleet's environment.
+    pub fn spawn_listening_with(&mut self, role: &str, env: &[(&str, &str)]) -> Proc {
+        self.spawn_process(role, env, true)
+    }
+
+    /// Sets `key` for every process started from now on.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.insert(key.to_string(), value.to_string());
+    }
+
     /// Starts `upwatch <role>` with `env` over the fleet's environment.
     pub fn spawn_with(&mut self, role: &str, env: &[(&str, &str)]) -> Proc {
         self.spawn_process(role, env, role == "api" || role == "serve")

@@ -7,4 +7,5 @@ mod faults;
 mod fleet;
 mod flow;
 mod maintenance;
+mod regions;
 mod watchdog;

@@ -46,6 +46,8 @@ pub struct Options {
     pub wrap_store: Option<WrapStore>,
     /// Pushes per minute and monitor (default 60).
     pub push_max_per_minute: Option<u32>,
+    /// The regions there are (`UPWATCH_REGIONS`; default: `default` alone).
+    pub regions: Option<Vec<String>>,
 }
 
 /// Builds the store the API uses around the test's SQLite store.
@@ -85,7 +87,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             api_store.clone(),
             cache.clone(),
             monitors_changed.clone(),
-        ),
+        )
+        .with_regions(options.regions.unwrap_or_default()),
         stats: Arc::new(upwatch_service::Stats::new(
             api_store.clone(),
             Default::default(),

@@ -12,6 +12,7 @@ mod incidents;
 mod maintenances;
 mod notifiers;
 mod openapi;
+mod regions;
 mod response_times;
 mod sites;
 mod status;

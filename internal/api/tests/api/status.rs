@@ -63,6 +63,13 @@ async fn a_new_monitor_is_pending_with_nulls() {
             "status_code": null,
             "error": null,
             "uptime_24h": null,
+            "regions": [{
+                "region": "default",
+                "status": "pending",
+                "response_time_ms": null,
+                "last_checked": null,
+                "error": null,
+            }],
         })
     );
 }

@@ -2,6 +2,7 @@
 //! target sites and a real loopback Discord receiver. One test binary, several modules.
 
 mod check_types;
+mod connectivity;
 mod helpers;
 mod history;
 mod import;

@@ -60,6 +60,9 @@ macro_rules! for_each_contract_test {
             alerts_route_by_monitor_then_group_then_default,
             storm_reads_count_and_settle_together,
             reminders_are_stored_once_and_counted,
+            results_keep_their_region,
+            inconclusive_results_count_in_no_rollup,
+            regions_vote_with_a_quorum,
         );
     };
 }

@@ -35,6 +35,7 @@ pub async fn channels_keep_kind_settings_and_options(store: &dyn Store) {
             groups: vec!["prod".into()],
             reminder_interval_seconds: Some(3600),
             group_alerts: Some(false),
+            system: false,
         },
     );
     store.upsert_webhook(&c).await.unwrap();

@@ -357,3 +357,166 @@ pub async fn delete_removes_rollups_and_incidents(store: &dyn Store) {
         vec![kept.id]
     );
 }
+
+/// Results keep the region of the worker that made them; history filters by region, and the
+/// default region is that of the results stored without one (pushes, one-region installs).
+pub async fn results_keep_their_region(store: &dyn Store) {
+    let m = monitor("http://127.0.0.1:1500/");
+    let other = monitor("http://127.0.0.1:1501/");
+    store.insert_monitor(&m).await.unwrap();
+    store.insert_monitor(&other).await.unwrap();
+    let in_region = |m: &Monitor, at: i64, up: bool, region: &str| {
+        let mut r = result(m, at, up);
+        r.region = region.to_string();
+        r
+    };
+    let results = vec![
+        result(&m, 10, true),
+        in_region(&m, 20, true, "a"),
+        in_region(&m, 30, false, "b"),
+        in_region(&m, 40, true, "a"),
+        in_region(&m, 50, true, "b"),
+        result(&m, 60, false),
+    ];
+    assert_eq!(results[0].region, upwatch_core::check::DEFAULT_REGION);
+    assert_eq!(store.insert_results(&results).await.unwrap(), 6);
+    store
+        .insert_results(&[in_region(&other, 55, true, "b")])
+        .await
+        .unwrap();
+    let newest_first = |region: Option<&str>| -> Vec<HistoryEntry> {
+        results
+            .iter()
+            .rev()
+            .filter(|r| region.is_none_or(|name| r.region == name))
+            .map(entry)
+            .collect()
+    };
+    let in_history = |region: Option<&str>, limit: u32| HistoryQuery {
+        region: region.map(str::to_string),
+        ..query(limit)
+    };
+
+    let all = store.history(m.id, &query(100)).await.unwrap();
+    assert_eq!(all, newest_first(None), "every region, each named");
+    assert_eq!(
+        all.iter().map(|e| e.region.as_str()).collect::<Vec<_>>(),
+        vec!["default", "b", "a", "b", "a", "default"]
+    );
+    let b = store
+        .history(m.id, &in_history(Some("b"), 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        b,
+        newest_first(Some("b")),
+        "only b's, not the other monitor's"
+    );
+    assert_eq!(b.len(), 2);
+    assert_eq!(
+        store
+            .history(m.id, &in_history(Some("default"), 100))
+            .await
+            .unwrap(),
+        newest_first(Some("default")),
+        "the default region is the results stored without one"
+    );
+    assert!(store
+        .history(m.id, &in_history(Some("nowhere"), 100))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The filter holds across pages and with bounds.
+    let page1 = store
+        .history(m.id, &in_history(Some("a"), 1))
+        .await
+        .unwrap();
+    assert_eq!(page1, newest_first(Some("a"))[..1]);
+    let page2 = HistoryQuery {
+        after: Some(cursor(&page1[0])),
+        ..in_history(Some("a"), 1)
+    };
+    assert_eq!(
+        store.history(m.id, &page2).await.unwrap(),
+        newest_first(Some("a"))[1..]
+    );
+    let bounded = HistoryQuery {
+        since: Some(t(20)),
+        until: Some(t(50)),
+        ..in_history(Some("b"), 100)
+    };
+    assert_eq!(
+        store.history(m.id, &bounded).await.unwrap(),
+        vec![entry(&results[2])]
+    );
+}
+
+/// A result whose worker had lost its own network is stored and shown as inconclusive, with
+/// its kind `local_network`, and counts in no rollup: neither up nor down, nor as a check.
+pub async fn inconclusive_results_count_in_no_rollup(store: &dyn Store) {
+    let m = monitor("http://127.0.0.1:1600/");
+    store.insert_monitor(&m).await.unwrap();
+    let lost = |at: i64, up: bool| {
+        let mut r = result(&m, at, up).into_inconclusive("no connectivity target answered");
+        r.region = "b".to_string();
+        r
+    };
+    // t(10) up and t(20), t(30) inconclusive share a minute; t(130) has a minute of its own,
+    // which only an inconclusive result fell in.
+    let results = vec![
+        result(&m, 10, true),
+        lost(20, false),
+        lost(30, true),
+        lost(130, false),
+    ];
+    assert_eq!(results[1].status, CheckStatus::Inconclusive);
+    assert_eq!(store.insert_results(&results).await.unwrap(), 4);
+
+    let history = store.history(m.id, &query(10)).await.unwrap();
+    let expected: Vec<HistoryEntry> = results.iter().rev().map(entry).collect();
+    assert_eq!(history, expected, "stored and read back as they were");
+    let error = history[0]
+        .error
+        .as_ref()
+        .expect("an inconclusive result has an error");
+    assert_eq!(error.kind, upwatch_core::ErrorKind::LocalNetwork);
+    assert_eq!(error.kind.as_str(), "local_network");
+    assert!(error.message.contains("no connectivity target answered"));
+    assert_eq!(
+        history.iter().map(|e| e.status).collect::<Vec<_>>(),
+        vec![
+            CheckStatus::Inconclusive,
+            CheckStatus::Inconclusive,
+            CheckStatus::Inconclusive,
+            CheckStatus::Up
+        ]
+    );
+
+    let rollups = rollups_of(store, m.id, 0, 3600).await;
+    for resolution in Resolution::ALL {
+        let counted: Vec<&Rollup> = rollups
+            .iter()
+            .filter(|((r, _), _)| *r == resolution)
+            .map(|(_, rollup)| rollup)
+            .collect();
+        assert_eq!(
+            counted.len(),
+            1,
+            "{resolution:?}: only the up result's bucket"
+        );
+        let rollup = counted[0];
+        assert_eq!(
+            (rollup.checks, rollup.up, rollup.down),
+            (1, 1, 0),
+            "{resolution:?}: inconclusive counts neither up nor down"
+        );
+        assert_eq!(
+            rollup.sketch.count(),
+            1,
+            "{resolution:?}: nor its response time"
+        );
+    }
+    let minute = (Resolution::Minute, Resolution::Minute.bucket_start(t(130)));
+    assert!(!rollups.contains_key(&minute), "no empty rollup");
+}

@@ -1,7 +1,10 @@
 //! State machines: applying results, alerts and incidents ([`StateStore`](crate::StateStore), [`StateReader`](crate::StateReader)).
 
 use chrono::Duration;
-use upwatch_core::{AlertKind, CheckError, ErrorKind, MonitorInput, MonitorStatus, Webhook};
+use upwatch_core::state::RegionStatus;
+use upwatch_core::{
+    AlertKind, CheckError, CheckResult, ErrorKind, MonitorInput, MonitorStatus, Webhook,
+};
 use uuid::Uuid;
 
 use crate::{IncidentQuery, Store};
@@ -545,4 +548,101 @@ pub async fn maintenances_crud_and_version(store: &dyn Store) {
     assert!(store.delete_maintenance(b.id).await.unwrap());
     assert!(!store.delete_maintenance(b.id).await.unwrap());
     assert_eq!(store.list_maintenances().await.unwrap().len(), 1);
+}
+
+/// With several regions, each region's results go through the thresholds on their own and
+/// the regions vote: one region down alone alerts nothing (the monitor stays up, the region
+/// shows down), the quorum of regions down alerts once, naming how the regions saw it, and
+/// the stored state keeps every region's view.
+pub async fn regions_vote_with_a_quorum(store: &dyn Store) {
+    let w = webhook("regions", 1);
+    store.upsert_webhook(&w).await.unwrap();
+    let m = monitor("http://127.0.0.1:73/");
+    store.insert_monitor(&m).await.unwrap();
+    let from = |region: &str, at: i64, up: bool| {
+        let mut r = CheckResult::simulated(&m, t(at), up, 40);
+        r.region = region.to_string();
+        r.rules.quorum = 2;
+        r.rules.interval_ms = 60_000;
+        r
+    };
+    let mut applied = Vec::new();
+    let mut apply = |results: Vec<CheckResult>| {
+        applied.extend(results.iter().cloned());
+        async move {
+            store.insert_results(&results).await.unwrap();
+            store.apply_results(&results).await.unwrap()
+        }
+    };
+
+    // Every region sees it up: the monitor is up, silently.
+    let alerts = apply(vec![
+        from("a", 10, true),
+        from("b", 10, true),
+        from("c", 10, true),
+    ])
+    .await;
+    assert!(alerts.is_empty(), "{alerts:?}");
+
+    // c alone sees it down: below the quorum, no alert; c's own view is down.
+    let alerts = apply(vec![from("c", 20, false)]).await;
+    assert!(
+        alerts.is_empty(),
+        "one region of three is no quorum: {alerts:?}"
+    );
+    let state = store.get_state(m.id).await.unwrap().unwrap();
+    assert_eq!(state.status, MonitorStatus::Up, "the monitor stays up");
+    assert_eq!(state.regions.len(), 3);
+    assert_eq!(state.regions["c"].status, RegionStatus::Down);
+    assert_eq!(state.regions["a"].status, RegionStatus::Up);
+    assert_eq!(store.pending_deliveries().await.unwrap(), 0);
+
+    // a and b see it down too: a's result makes the quorum (a and c) and alerts, once; b's
+    // changes nothing more. The alert says how the regions saw it when the quorum was met.
+    let alerts = apply(vec![from("a", 30, false), from("b", 30, false)]).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].kind, AlertKind::Down);
+    assert_eq!(alerts[0].at, t(30));
+    assert_eq!(
+        alerts[0].regions.as_deref(),
+        Some("down from a, c; up from b")
+    );
+    let delivery = store.next_delivery(w.id).await.unwrap().expect("queued");
+    assert_eq!(
+        delivery.alert, alerts[0],
+        "the stored alert names the regions"
+    );
+    let state = store.get_state(m.id).await.unwrap().unwrap();
+    assert_eq!(state.status, MonitorStatus::Down);
+    for region in ["a", "b", "c"] {
+        assert_eq!(state.regions[region].status, RegionStatus::Down, "{region}");
+    }
+
+    // b up again leaves two regions down: still down. a up too: one region down, recovered.
+    let alerts = apply(vec![from("b", 40, true)]).await;
+    assert!(
+        alerts.is_empty(),
+        "a and c still make the quorum: {alerts:?}"
+    );
+    let alerts = apply(vec![from("a", 50, true)]).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].kind, AlertKind::Recovery);
+    assert_eq!(
+        alerts[0].regions.as_deref(),
+        Some("down from c; up from a, b")
+    );
+
+    // The stored state is the state machine's, every region's view included.
+    let mut expected = m.initial_state();
+    for r in &applied {
+        expected.apply(r);
+    }
+    let state = store.get_state(m.id).await.unwrap().unwrap();
+    assert_eq!(state.regions, expected.regions, "the regions round-trip");
+    assert_eq!(state, expected);
+    assert_eq!(
+        store.list_states().await.unwrap(),
+        vec![expected],
+        "listed alike"
+    );
 }

@@ -1,0 +1,118 @@
+//! `upwatch serve` on a laptop whose network drops: while none of its connectivity targets
+//! answers, every check's result is inconclusive, nothing alerts, and `/readyz` says why;
+//! when the network is back the monitors carry on, with no false recovery.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use upwatch_testkit::discord::DiscordReceiver;
+use upwatch_testkit::target::TargetServer;
+
+use crate::helpers::{eventually, spawn_app_in};
+
+/// How many of `id`'s stored results have `status`.
+async fn count(app: &crate::helpers::TestApp, id: &str, status: &str) -> usize {
+    app.history(id)
+        .await
+        .iter()
+        .filter(|r| r["status"] == status)
+        .count()
+}
+
+async fn readyz(app: &crate::helpers::TestApp) -> (u16, String) {
+    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_network_is_inconclusive_and_alerts_nothing() {
+    // The sites and the connectivity target: when the "network" drops, neither answers
+    // within the timeouts (each answers only after 5 s).
+    let sites = TargetServer::start().await;
+    let beacon = TargetServer::start().await;
+    let discord = DiscordReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(
+        dir.path(),
+        &[
+            ("DISCORD_WEBHOOK_URL", &discord.url()),
+            ("UPWATCH_CONNECTIVITY_TARGETS", &beacon.url("/")),
+            ("UPWATCH_CONNECTIVITY_INTERVAL", "1s"),
+        ],
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            app.create_site(json!({
+                "name": format!("Site {i}"),
+                "url": sites.url(&format!("/site{i}")),
+                "interval_seconds": 1,
+                "timeout_seconds": 1,
+            }))
+            .await,
+        );
+    }
+    for id in &ids {
+        eventually("every monitor up", || async {
+            (app.status_of(id).await == "up").then_some(())
+        })
+        .await;
+    }
+    assert_eq!(readyz(&app).await.0, 200);
+
+    sites.set_delay(Duration::from_secs(5));
+    beacon.set_delay(Duration::from_secs(5));
+    let (code, body) = eventually("/readyz to say the network is lost", || async {
+        let (code, body) = readyz(&app).await;
+        (code == 503).then_some((code, body))
+    })
+    .await;
+    assert_eq!(code, 503);
+    assert!(
+        body.contains("connectivity targets") && body.contains("default"),
+        "{body}"
+    );
+    for id in &ids {
+        eventually("three inconclusive results", || async {
+            (count(&app, id, "inconclusive").await >= 3).then_some(())
+        })
+        .await;
+        assert_eq!(count(&app, id, "down").await, 0, "no result counts as down");
+        let status: Value = app.get_json(&format!("/api/v1/sites/{id}/status")).await;
+        assert_eq!(status["status"], "up", "the monitor keeps its status: {status}");
+        assert_eq!(
+            status["regions"][0]["status"], "inconclusive",
+            "the region says why: {status}"
+        );
+        let entry = app.history(id).await.into_iter().find(|r| r["status"] == "inconclusive");
+        assert_eq!(entry.unwrap()["error"]["kind"], "local_network");
+    }
+    let metrics = app.get_text("/metrics").await;
+    assert!(
+        metrics.contains("outcome=\"local_network\""),
+        "inconclusive checks are counted apart"
+    );
+    assert!(discord.messages().is_empty(), "nothing alerts: {:?}", discord.messages());
+
+    sites.set_delay(Duration::ZERO);
+    beacon.set_delay(Duration::ZERO);
+    eventually("/readyz to be ready again", || async {
+        (readyz(&app).await.0 == 200).then_some(())
+    })
+    .await;
+    for id in &ids {
+        let before = count(&app, id, "up").await;
+        eventually("two more up results", || async {
+            (count(&app, id, "up").await >= before + 2).then_some(())
+        })
+        .await;
+        assert_eq!(app.status_of(id).await, "up");
+    }
+    assert!(
+        discord.messages().is_empty(),
+        "no false recovery either: {:?}",
+        discord.messages()
+    );
+    app.stop().await.unwrap();
+}

@@ -1,0 +1,22 @@
+-- Regions: several regions' workers may check one monitor, and each result names the region
+-- of the worker that made it (`CheckResult::region`). The same column as the embedded
+-- schema's `migrations/sqlite/0006_regions.sql`.
+--
+-- `region` is NULL for the default region ("default", `upwatch_core::check::DEFAULT_REGION`):
+-- the region of every result stored before this migration, of pushes and missed heartbeats,
+-- and of every result of an install that names no region. The store writes NULL for it and
+-- reads NULL back as "default", so such an install stores no region text at all: a NULL is a
+-- bit of the row's null bitmap, which a result that is up already has (its error columns are
+-- NULL). Other regions are stored by name, after the other variable-width columns.
+--
+-- A column without a default: adding it rewrites nothing and holds its lock only for an
+-- instant.
+--
+-- No index: a region's history is read as a monitor's history is, one range of the key
+-- (monitor_id, checked_at, id) scanned backwards, with the rows of other regions filtered
+-- out on the way.
+--
+-- A result whose worker had lost its own network (status inconclusive) needs no column of
+-- its own: it is stored with `up` = false and `error_kind` = 'local_network', which is how the
+-- store reads it back as inconclusive; it counts in no rollup.
+ALTER TABLE results ADD COLUMN region text;

@@ -1,0 +1,18 @@
+-- Regions: several regions' workers may check one monitor, and each result names the region
+-- of the worker that made it (`CheckResult::region`).
+--
+-- `region` is NULL for the default region ("default", `upwatch_core::check::DEFAULT_REGION`):
+-- the region of every result stored before this migration, of pushes and missed heartbeats,
+-- and of every result of an install that names no region. The store writes NULL for it and
+-- reads NULL back as "default", so such an install stores no region text at all (a NULL
+-- costs one byte of the row's record header; rows written before this migration lack the
+-- column and cost nothing). Other regions are stored by name.
+--
+-- No index: a region's history is read as a monitor's history is, one range of the
+-- clustered key (monitor_id, checked_at, id) newest first, with the rows of other regions
+-- skipped on the way.
+--
+-- A result whose worker had lost its own network (status inconclusive) needs no column of
+-- its own: it is stored with `up` = 0 and `error_kind` = 'local_network', which is how the
+-- store reads it back as inconclusive; it counts in no rollup.
+ALTER TABLE results ADD COLUMN region TEXT;
