@@ -60,6 +60,10 @@ pub struct NotifierInput {
     /// `pagerduty` and `opsgenie`, which get one incident per monitor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_alerts: Option<bool>,
+    /// Whether it gets upwatch's messages about itself: the watchdog's and a region's lost or
+    /// regained connectivity (default: false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<bool>,
     /// Only in a PATCH: `true` uses a disabled notifier again, `false` disables it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
@@ -75,6 +79,7 @@ impl NotifierInput {
             || self.groups.is_some()
             || self.reminder_interval_seconds.is_some()
             || self.group_alerts.is_some()
+            || self.system.is_some()
     }
 }
 
@@ -95,6 +100,8 @@ pub struct NotifierView {
     pub reminder_interval_seconds: Option<u32>,
     /// Whether alert storms reach it as one message.
     pub group_alerts: bool,
+    /// Whether it gets upwatch's messages about itself.
+    pub system: bool,
     /// False once the service refused it for good (a revoked token, a deleted webhook), or
     /// when switched off.
     pub enabled: bool,
@@ -134,6 +141,7 @@ pub fn view(state: &ApiState, channel: &Webhook) -> NotifierView {
             .options
             .group_alerts
             .unwrap_or_else(|| state.notifier.groups_storms(&channel.kind)),
+        system: channel.options.system,
         enabled: channel.enabled,
         disabled_reason: channel.disabled_reason.clone(),
         source: channel.source,
@@ -205,6 +213,9 @@ pub fn build(
     }
     if let Some(group) = input.group_alerts {
         options.group_alerts = Some(group);
+    }
+    if let Some(system) = input.system {
+        options.system = system;
     }
     Ok(Webhook {
         id: base.map_or_else(Uuid::now_v7, |b| b.id),

@@ -308,7 +308,8 @@ async fn import(settings: Settings, file: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let monitors = upwatch_service::MonitorService::offline(store.clone());
+    let monitors = upwatch_service::MonitorService::offline(store.clone())
+        .with_regions(settings.regions.clone());
     let maintenances = upwatch_service::MaintenanceService::offline(store);
     match crate::yaml::import_all(&monitors, &maintenances, &text).await {
         Ok(imported) => {

@@ -188,7 +188,8 @@ impl Application {
             }
             if let (true, Some(cache)) = (roles.contains(&Role::Api), &cache) {
                 let monitors =
-                    MonitorService::new(store.clone(), cache.clone(), monitors_changed.clone());
+                    MonitorService::new(store.clone(), cache.clone(), monitors_changed.clone())
+                        .with_regions(settings.regions.clone());
                 monitors.seed(&settings.sites_to_monitor).await?;
                 monitors.warm_cache().await?;
             }
@@ -291,7 +292,8 @@ impl Application {
                     api_document: Arc::new(upwatch_api::openapi::json()),
                     dashboard: settings.api_token.is_none() || settings.dashboard_public,
                     stop: shutdown.clone(),
-                });
+                })
+                .with_regions(settings.regions.clone());
                 let pushes = wiring.bus(Role::Api).ok().map(|bus| {
                     Arc::new(PushService::new(
                         store.clone(),
@@ -303,7 +305,8 @@ impl Application {
                 upwatch_api::router(ApiState {
                     pushes,
                     maintenances: MaintenanceService::new(store.clone(), changed.clone()),
-                    monitors: MonitorService::new(store.clone(), cache.clone(), changed),
+                    monitors: MonitorService::new(store.clone(), cache.clone(), changed)
+                        .with_regions(settings.regions.clone()),
                     stats,
                     store,
                     cache,

@@ -6,26 +6,26 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
 use anyhow::Context;
 use async_trait::async_trait;
+use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use upwatch_bus::{groups, Bus, InProcessBus, Subscription, Topic};
 use upwatch_cache::StatusCache;
+use upwatch_checker::connectivity::Connectivity;
 use upwatch_checker::{Checker, CheckerConfig};
 use upwatch_config::Settings;
 use upwatch_notifiers::Channels;
 use upwatch_notify::{Dispatcher, Notifier, Reminders, RetryPolicy, StormPolicy};
 use upwatch_pipeline::alerter::Alerter;
 use upwatch_pipeline::cache_updater::CacheUpdater;
+use upwatch_pipeline::connectivity::ConnectivityWatch;
 use upwatch_pipeline::consume::Batching;
 use upwatch_pipeline::logger::Logger;
 use upwatch_pipeline::pruner::Pruner;
 use upwatch_pipeline::scheduler::{Scheduler, StoreMonitors};
-use upwatch_checker::connectivity::Connectivity;
-use upwatch_pipeline::connectivity::ConnectivityWatch;
 use upwatch_pipeline::watchdog::{Announce, Watchdog, WebhookAnnouncer};
 use upwatch_pipeline::worker::WorkerPool;
 use upwatch_store::Store;
@@ -403,11 +403,7 @@ impl<'a> Wiring<'a> {
     async fn workers(&self) -> anyhow::Result<Vec<Running>> {
         let region = &self.settings.region;
         let sub = self
-            .subscribe(
-                Role::Worker,
-                Topic::jobs(region),
-                &groups::workers(region),
-            )
+            .subscribe(Role::Worker, Topic::jobs(region), &groups::workers(region))
             .await?;
         let checker = build_checker(self.settings)?;
         let mut running = Vec::new();

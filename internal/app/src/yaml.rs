@@ -221,6 +221,14 @@ pub async fn import_all(
         .enumerate()
         .map(|(index, value)| validate(index, value, now))
         .collect::<Result<Vec<_>, _>>()?;
+    for (index, monitor) in wanted.iter().enumerate() {
+        monitors
+            .check_regions(monitor)
+            .map_err(|e| ImportError::Invalid {
+                index,
+                message: e.to_string(),
+            })?;
+    }
     let mut first_of_pair = HashMap::new();
     for (index, monitor) in wanted.iter().enumerate() {
         let pair = (monitor.name.as_str(), monitor.url.as_str());

@@ -54,7 +54,7 @@ fn fresh_config() -> KafkaConfig {
     KafkaConfig {
         brokers: brokers(),
         jobs_topic: format!("upwatch.jobs.{id}"),
-        regions: vec!["default".to_string()],
+        regions: vec!["default".to_string(), "a".to_string(), "b".to_string()],
         results_topic: format!("upwatch.results.{id}"),
         partitions: PARTITIONS,
         replication: 1,
@@ -115,6 +115,11 @@ async fn contract_members_of_a_group_share_messages() {
 }
 
 #[tokio::test]
+async fn contract_each_region_gets_only_its_jobs() {
+    contract::each_region_gets_only_its_jobs(&fresh_bus().await).await;
+}
+
+#[tokio::test]
 async fn contract_one_key_keeps_its_order() {
     contract::one_key_keeps_its_order(&fresh_bus().await).await;
 }
@@ -135,7 +140,10 @@ async fn contract_close_ends_the_topic() {
 async fn out_of_order_acks_resume_at_the_oldest_unacked_message() {
     let config = fresh_config();
     let bus = connect(&config).await;
-    let mut sub = bus.subscribe(Topic::jobs("default"), "workers").await.unwrap();
+    let mut sub = bus
+        .subscribe(Topic::jobs("default"), "workers")
+        .await
+        .unwrap();
     // One key: all ten share a partition, in order.
     let key = Uuid::now_v7();
     for n in 1..=10 {
@@ -164,7 +172,10 @@ async fn out_of_order_acks_resume_at_the_oldest_unacked_message() {
     drop(sub);
 
     let restarted = connect(&config).await;
-    let mut sub = restarted.subscribe(Topic::jobs("default"), "workers").await.unwrap();
+    let mut sub = restarted
+        .subscribe(Topic::jobs("default"), "workers")
+        .await
+        .unwrap();
     publish_number(&restarted, Topic::jobs("default"), key, 11).await;
     let mut got = Vec::new();
     while got.last() != Some(&11) {
@@ -269,8 +280,14 @@ async fn committed_offsets_survive_close_and_resubscribe() {
 #[tokio::test]
 async fn a_dropped_members_partitions_move_to_the_survivor() {
     let bus = fresh_bus().await;
-    let mut doomed = bus.subscribe(Topic::jobs("default"), "workers").await.unwrap();
-    let mut survivor = bus.subscribe(Topic::jobs("default"), "workers").await.unwrap();
+    let mut doomed = bus
+        .subscribe(Topic::jobs("default"), "workers")
+        .await
+        .unwrap();
+    let mut survivor = bus
+        .subscribe(Topic::jobs("default"), "workers")
+        .await
+        .unwrap();
 
     // Both members must own partitions before one goes: publish until each received something.
     let deadline = Instant::now() + DEADLINE;
@@ -400,11 +417,18 @@ async fn connect_without_a_broker_is_unavailable() {
 #[tokio::test]
 async fn consumer_lag_counts_what_the_group_has_not_committed() {
     let bus = fresh_bus().await;
-    let mut sub = bus.subscribe(Topic::jobs("default"), "lagging").await.unwrap();
+    let mut sub = bus
+        .subscribe(Topic::jobs("default"), "lagging")
+        .await
+        .unwrap();
     for i in 0..30 {
-        bus.publish(Topic::jobs("default"), Uuid::new_v4(), Bytes::from(format!("job {i}")))
-            .await
-            .unwrap();
+        bus.publish(
+            Topic::jobs("default"),
+            Uuid::new_v4(),
+            Bytes::from(format!("job {i}")),
+        )
+        .await
+        .unwrap();
     }
     let lag = bus
         .consumer_lag(Topic::jobs("default"), "lagging")

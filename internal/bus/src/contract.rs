@@ -44,6 +44,44 @@ pub async fn every_group_gets_every_message(bus: &dyn Bus) {
     }
 }
 
+/// Each region's jobs reach that region's workers only (`Topic::Jobs` of regions `a` and `b`,
+/// which the bus must serve).
+pub async fn each_region_gets_only_its_jobs(bus: &dyn Bus) {
+    let mut a = bus
+        .subscribe(Topic::jobs("a"), &crate::groups::workers("a"))
+        .await
+        .unwrap();
+    let mut b = bus
+        .subscribe(Topic::jobs("b"), &crate::groups::workers("b"))
+        .await
+        .unwrap();
+    let for_a: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
+    let for_b: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+    for key in &for_a {
+        bus.publish(Topic::jobs("a"), *key, Bytes::from_static(b"\"a\""))
+            .await
+            .unwrap();
+    }
+    for key in &for_b {
+        bus.publish(Topic::jobs("b"), *key, Bytes::from_static(b"\"b\""))
+            .await
+            .unwrap();
+    }
+    let got_b = recv_n(b.as_mut(), for_b.len()).await;
+    let got_a = recv_n(a.as_mut(), for_a.len()).await;
+    assert!(got_a.iter().all(|(_, p)| &p[..] == b"\"a\""));
+    assert!(got_b.iter().all(|(_, p)| &p[..] == b"\"b\""));
+    let keys_a: HashSet<Uuid> = got_a.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys_a, for_a.into_iter().collect());
+    // Nothing more waits for b: a's jobs never reach it.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), b.recv())
+            .await
+            .is_err(),
+        "region b's workers got another region's job"
+    );
+}
+
 /// Members of one group share its messages: each message reaches exactly one of them.
 pub async fn members_of_a_group_share_messages(bus: &dyn Bus) {
     let mut first = bus
@@ -121,7 +159,10 @@ pub async fn an_empty_payload_arrives_empty(bus: &dyn Bus) {
 /// Closing a topic ends its subscriptions (a waiting `recv` returns `None`) and makes publishing
 /// and subscribing fail with `Closed`; the other topic is unaffected.
 pub async fn close_ends_the_topic(bus: &dyn Bus) {
-    let mut sub = bus.subscribe(Topic::jobs("default"), "contract-close").await.unwrap();
+    let mut sub = bus
+        .subscribe(Topic::jobs("default"), "contract-close")
+        .await
+        .unwrap();
     let waiting = tokio::spawn(async move { sub.recv().await });
     tokio::task::yield_now().await;
     bus.close(Topic::jobs("default")).await;
@@ -132,11 +173,13 @@ pub async fn close_ends_the_topic(bus: &dyn Bus) {
         .expect("recv");
     assert!(got.is_none(), "recv after close returned a message");
     assert!(matches!(
-        bus.publish(Topic::jobs("default"), Uuid::now_v7(), Bytes::new()).await,
+        bus.publish(Topic::jobs("default"), Uuid::now_v7(), Bytes::new())
+            .await,
         Err(BusError::Closed("jobs"))
     ));
     assert!(matches!(
-        bus.subscribe(Topic::jobs("default"), "contract-close").await,
+        bus.subscribe(Topic::jobs("default"), "contract-close")
+            .await,
         Err(BusError::Closed("jobs"))
     ));
     bus.publish(Topic::Results, Uuid::now_v7(), Bytes::new())

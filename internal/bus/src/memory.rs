@@ -161,6 +161,11 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn contract_each_region_gets_only_its_jobs() {
+        contract::each_region_gets_only_its_jobs(&InProcessBus::new(64)).await;
+    }
+
+    #[tokio::test]
     async fn contract_an_empty_payload_arrives_empty() {
         contract::an_empty_payload_arrives_empty(&InProcessBus::new(64)).await;
     }
@@ -174,12 +179,17 @@ mod tests {
     async fn close_drains_then_ends() {
         let bus = InProcessBus::new(8);
         let mut sub = bus.subscribe(Topic::jobs("default"), "g").await.unwrap();
-        bus.publish(Topic::jobs("default"), Uuid::nil(), Bytes::from_static(b"1"))
-            .await
-            .unwrap();
+        bus.publish(
+            Topic::jobs("default"),
+            Uuid::nil(),
+            Bytes::from_static(b"1"),
+        )
+        .await
+        .unwrap();
         bus.close(Topic::jobs("default")).await;
         assert!(matches!(
-            bus.publish(Topic::jobs("default"), Uuid::nil(), Bytes::new()).await,
+            bus.publish(Topic::jobs("default"), Uuid::nil(), Bytes::new())
+                .await,
             Err(BusError::Closed("jobs"))
         ));
         assert_eq!(&sub.recv().await.unwrap().unwrap().payload[..], b"1");
@@ -213,8 +223,12 @@ mod tests {
         let producer = {
             let bus = bus.clone();
             tokio::spawn(async move {
-                bus.publish(Topic::jobs("default"), Uuid::nil(), Bytes::from_static(b"3"))
-                    .await
+                bus.publish(
+                    Topic::jobs("default"),
+                    Uuid::nil(),
+                    Bytes::from_static(b"3"),
+                )
+                .await
             })
         };
         tokio::task::yield_now().await;

@@ -68,6 +68,9 @@ pub struct Connectivity {
     verdict: watch::Sender<Verdict>,
     /// When the last probe ended.
     probed_at: Mutex<Option<tokio::time::Instant>>,
+    /// When the last finished probe started (wall clock): its verdict speaks for every check
+    /// that started before it.
+    probe_started: Mutex<Option<DateTime<Utc>>>,
     /// Held while probing: callers that come meanwhile wait, then share its verdict.
     flight: tokio::sync::Mutex<()>,
 }
@@ -129,6 +132,7 @@ impl Connectivity {
             fresh_for,
             verdict,
             probed_at: Mutex::new(None),
+            probe_started: Mutex::new(None),
             flight: tokio::sync::Mutex::new(()),
         })
     }
@@ -178,10 +182,13 @@ impl Connectivity {
     /// (timeout, DNS, connect, no reply, other) and [`confirm`](Connectivity::confirm) says
     /// the network is lost; any other result as it is. An up result is always kept: it
     /// shows the check itself got through.
+    ///
+    /// The verdict used is that of a probe that started after the check did, so a network
+    /// that dropped during the check is seen, however fresh the last verdict was.
     pub async fn judge(&self, result: CheckResult) -> CheckResult {
         let unanswered = result.status == CheckStatus::Down
             && result.error.as_ref().is_some_and(|e| no_answer(e.kind));
-        if !unanswered || !self.confirm().await {
+        if !unanswered || !self.confirm_since(result.checked_at).await {
             return result;
         }
         let n = self.targets.len();
@@ -189,6 +196,39 @@ impl Connectivity {
         result.into_inconclusive(&format!(
             "region {region} lost its network: none of its {n} connectivity targets answered"
         ))
+    }
+
+    /// Whether the network is lost, by a probe that started at or after `since`: the last one
+    /// when it did, else a new one (callers at the same time share it). Always false without
+    /// targets.
+    pub async fn confirm_since(&self, since: DateTime<Utc>) -> bool {
+        if !self.enabled() {
+            return false;
+        }
+        if !self.covers(since) {
+            let _flight = self.flight.lock().await;
+            if !self.covers(since) {
+                self.probe_now().await;
+            }
+        }
+        self.is_lost()
+    }
+
+    /// Whether the last finished probe started at or after `since`.
+    fn covers(&self, since: DateTime<Utc>) -> bool {
+        self.probe_started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|started| started >= since)
+    }
+
+    /// Probes now (the caller holds the flight) and notes when.
+    async fn probe_now(&self) {
+        let started = Utc::now();
+        self.probe().await;
+        *self.probed_at.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(tokio::time::Instant::now());
+        *self.probe_started.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
     }
 
     /// Probes every interval until `stop` completes; without targets, only waits for `stop`.
@@ -226,9 +266,7 @@ impl Connectivity {
         if self.fresh() {
             return;
         }
-        self.probe().await;
-        *self.probed_at.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(tokio::time::Instant::now());
+        self.probe_now().await;
     }
 
     /// Checks every target at once, until one answers or all have failed, and updates the

@@ -30,13 +30,19 @@ use crate::{cert, CheckerConfig, CheckerError, Probe, POOL_IDLE_TIMEOUT};
 /// The most sets of clients kept for monitors' own proxies.
 pub(crate) const MAX_PROXIED: usize = 64;
 
-/// The four clients of one proxy (or of none).
-#[derive(Debug)]
+/// The four clients of one proxy (or of none). Not `Debug`-printed in full: reqwest's clients
+/// would print their proxy's URL, credentials and all.
 struct Clients {
     following: Client,
     direct: Client,
     following_unverified: Client,
     direct_unverified: Client,
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clients")
+    }
 }
 
 impl Clients {
@@ -92,10 +98,19 @@ impl Recipe {
 
 /// The clients made for monitors' own proxies, by full proxy URL, with when each was last
 /// used (a counter), so that the least recently used can go.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Proxied {
     clients: HashMap<String, (Arc<Clients>, u64)>,
     uses: u64,
+}
+
+impl std::fmt::Debug for Proxied {
+    /// How many are kept, never their URLs (which hold the credentials).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxied")
+            .field("kept", &self.clients.len())
+            .finish()
+    }
 }
 
 /// The HTTP prober: its clients and limits.
@@ -432,5 +447,26 @@ mod tests {
         })
         .unwrap_err();
         assert!(!err.to_string().contains("secretpw"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_proxy_credentials() {
+        let prober = HttpProber::new(&CheckerConfig {
+            proxy: Some("http://bob:secretpw@127.0.0.1:3128".to_string()),
+            ..CheckerConfig::default()
+        })
+        .unwrap();
+        let own = ProxyUrl::parse("socks5h://eve:othersecret@127.0.0.1:1080").unwrap();
+        prober.clients_for(&own).unwrap();
+        let shown = format!("{prober:?}");
+        assert!(!shown.contains("secretpw"), "{shown}");
+        assert!(!shown.contains("othersecret"), "{shown}");
+        let config = CheckerConfig {
+            proxy: Some("http://bob:secretpw@127.0.0.1:3128".to_string()),
+            ..CheckerConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("secretpw"), "{shown}");
+        assert!(shown.contains("http://127.0.0.1:3128"), "{shown}");
     }
 }

@@ -57,8 +57,8 @@ pub use crate::proxy::redact_proxy_url;
 /// How long an idle pooled connection is kept before it is closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Limits and identity of a [`Checker`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Limits and identity of a [`Checker`]. Its `Debug` shows the proxy without credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct CheckerConfig {
     /// The most body bytes read to look for a keyword (default 64 KiB).
     pub max_body_bytes: usize,
@@ -75,6 +75,19 @@ pub struct CheckerConfig {
     /// `socks5h://`, credentials allowed), unless a monitor names its own; `None` (the
     /// default) connects directly (or as the environment's `HTTP_PROXY` says).
     pub proxy: Option<String>,
+}
+
+impl std::fmt::Debug for CheckerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckerConfig")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_redirects", &self.max_redirects)
+            .field("user_agent", &self.user_agent)
+            .field("max_per_host", &self.max_per_host)
+            .field("extra_roots", &self.extra_roots.len())
+            .field("proxy", &self.proxy.as_deref().map(redact_proxy_url))
+            .finish()
+    }
 }
 
 impl Default for CheckerConfig {

@@ -1095,7 +1095,10 @@ mod tests {
         let s = load(&[
             ("UPWATCH_REGION", "b"),
             ("UPWATCH_REGIONS", "a, b,c,a"),
-            ("UPWATCH_CONNECTIVITY_TARGETS", "https://1.1.1.1,tcp://9.9.9.9:53"),
+            (
+                "UPWATCH_CONNECTIVITY_TARGETS",
+                "https://1.1.1.1,tcp://9.9.9.9:53",
+            ),
             ("UPWATCH_CHECK_PROXY", "socks5://127.0.0.1:1080"),
         ])
         .unwrap();

@@ -1314,4 +1314,66 @@ mod tests {
             .unwrap();
         assert_eq!(p.expected_status_codes.to_string(), "2xx");
     }
+
+    #[test]
+    fn regions_quorum_and_proxy_are_checked() {
+        let make = |v: serde_json::Value| {
+            let input: MonitorInput = serde_json::from_value(v).unwrap();
+            input.into_monitor(Uuid::nil(), now(), now())
+        };
+        let m =
+            make(json!({"url": "https://example.com", "regions": ["a", " b", "a"], "quorum": 2}))
+                .unwrap();
+        assert_eq!(m.regions, vec!["a", "b"]);
+        let err = make(json!({"url": "https://example.com", "regions": ["EU"]})).unwrap_err();
+        assert_eq!(err.field, "regions");
+        let err = make(json!({"url": "https://example.com", "quorum": 0})).unwrap_err();
+        assert_eq!(err.field, "quorum");
+        let err =
+            make(json!({"url": "https://example.com", "regions": ["a"], "quorum": 2})).unwrap_err();
+        assert_eq!(err.field, "quorum");
+        let err = make(json!({"type": "push", "regions": ["a"]})).unwrap_err();
+        assert_eq!(err.field, "regions");
+        let err =
+            make(json!({"url": "tcp://example.com:22", "proxy": "http://p:3128"})).unwrap_err();
+        assert_eq!(err.field, "proxy");
+        let err =
+            make(json!({"url": "https://example.com", "proxy": "ftp://u:hunter2@p"})).unwrap_err();
+        assert_eq!(err.field, "proxy");
+        assert!(!err.message.contains("hunter2"), "{}", err.message);
+        let m = make(json!({"url": "https://example.com", "proxy": "socks5://127.0.0.1:1080"}))
+            .unwrap();
+        assert_eq!(m.proxy.as_deref(), Some("socks5://127.0.0.1:1080"));
+        // The patch keeps them.
+        let patched = m.apply_patch(&json!({"name": "x"}), now()).unwrap();
+        assert_eq!(patched.proxy, m.proxy);
+    }
+
+    #[test]
+    fn regions_and_quorum_against_those_that_exist() {
+        let all: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let m = Monitor::create(MonitorInput::for_url("https://example.com"), now()).unwrap();
+        assert_eq!(m.regions_in(&all), vec!["a", "b", "c"]);
+        assert_eq!(m.quorum_of(3), 2, "a majority");
+        assert_eq!(m.quorum_of(1), 1);
+        assert_eq!(m.quorum_of(4), 3);
+        let mut named = m.clone();
+        named.regions = vec!["a".into(), "x".into()];
+        let err = named.validate_regions_against(&all).unwrap_err();
+        assert_eq!(err.field, "regions");
+        assert!(err.message.contains("`x`"), "{}", err.message);
+        named.regions = vec!["a".into()];
+        named.quorum = Some(1);
+        assert!(named.validate_regions_against(&all).is_ok());
+        let mut all_of_them = m.clone();
+        all_of_them.quorum = Some(4);
+        assert_eq!(
+            all_of_them
+                .validate_regions_against(&all)
+                .unwrap_err()
+                .field,
+            "quorum"
+        );
+        assert_eq!(all_of_them.quorum_of(3), 3, "never above the regions");
+    }
 }

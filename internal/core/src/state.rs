@@ -117,6 +117,9 @@ pub struct MonitorState {
     pub regions: BTreeMap<String, RegionState>,
 }
 
+/// The least silence before a region is `unknown`, beyond one interval.
+pub const REGION_GRACE_MS: u64 = 15_000;
+
 /// What one region sees of a monitor: its own thresholds over its own results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegionState {
@@ -165,10 +168,12 @@ impl RegionStatus {
 
 impl RegionState {
     /// The region's status as of `now`: `unknown` once it sent nothing for two intervals
-    /// (`interval_ms`; never when 0).
+    /// (`interval_ms`; never when 0), and never sooner than the interval plus
+    /// [`REGION_GRACE_MS`] (a check's own time, a consumer group's rebalance).
     pub fn status_at(&self, now: DateTime<Utc>, interval_ms: u64) -> RegionStatus {
         let silent = (now - self.last_checked).num_milliseconds();
-        if interval_ms > 0 && silent > 2 * interval_ms as i64 {
+        let after = (2 * interval_ms).max(interval_ms + REGION_GRACE_MS) as i64;
+        if interval_ms > 0 && silent > after {
             RegionStatus::Unknown
         } else {
             self.status
@@ -890,5 +895,142 @@ mod tests {
         map.remove("silenced");
         let read: MonitorState = serde_json::from_value(stored).unwrap();
         assert_eq!(read, s);
+    }
+
+    /// A result of `region` at `at`, with a quorum and a 10 s interval.
+    fn from(region: &str, at: i64, up: bool, quorum: u32, thresholds: (u32, u32)) -> CheckResult {
+        let mut r = result(Uuid::nil(), at, up, thresholds);
+        r.region = region.to_string();
+        r.rules.quorum = quorum;
+        r.rules.interval_ms = 10_000;
+        r
+    }
+
+    fn inconclusive(region: &str, at: i64) -> CheckResult {
+        from(region, at, false, 1, (1, 1)).into_inconclusive("lost")
+    }
+
+    #[test]
+    fn one_region_below_the_quorum_is_shown_but_not_alerted() {
+        let mut s = MonitorState::new(Uuid::nil());
+        for (i, region) in ["a", "b"].iter().enumerate() {
+            assert_eq!(s.apply(&from(region, i as i64, true, 2, (1, 1))), None);
+        }
+        assert_eq!(s.status, MonitorStatus::Up);
+        assert_eq!(s.apply(&from("c", 2, false, 2, (1, 1))), None);
+        assert_eq!(s.status, MonitorStatus::Up);
+        assert_eq!(s.regions["c"].status, RegionStatus::Down);
+        // A second region down reaches the quorum: one transition.
+        assert_eq!(
+            s.apply(&from("a", 10, false, 2, (1, 1))),
+            Some(Transition::WentDown { at: t(10) })
+        );
+        // The third one down too: nothing more.
+        assert_eq!(s.apply(&from("b", 11, false, 2, (1, 1))), None);
+        let votes = s.region_votes(t(11), 10_000).unwrap();
+        assert_eq!(votes.words(), "down from a, b, c");
+        // One region back leaves two down: still down.
+        assert_eq!(s.apply(&from("a", 20, true, 2, (1, 1))), None);
+        // A second back: fewer than the quorum are down, one recovery.
+        assert_eq!(
+            s.apply(&from("b", 21, true, 2, (1, 1))),
+            Some(Transition::Recovered {
+                at: t(21),
+                down_since: t(10)
+            })
+        );
+        assert_eq!(
+            s.region_votes(t(21), 10_000).unwrap().words(),
+            "down from c; up from a, b"
+        );
+    }
+
+    #[test]
+    fn each_region_has_its_own_thresholds() {
+        let mut s = MonitorState::new(Uuid::nil());
+        s.apply(&from("a", 0, true, 1, (2, 2)));
+        s.apply(&from("b", 0, true, 1, (2, 2)));
+        // Failures alternate between the regions: neither reaches two in a row.
+        assert_eq!(s.apply(&from("a", 1, false, 1, (2, 2))), None);
+        assert_eq!(s.apply(&from("b", 1, true, 1, (2, 2))), None);
+        assert_eq!(s.regions["a"].status, RegionStatus::Up);
+        assert_eq!(
+            s.apply(&from("a", 2, false, 1, (2, 2))),
+            Some(Transition::WentDown { at: t(2) })
+        );
+    }
+
+    #[test]
+    fn a_down_result_never_recovers_the_monitor_when_another_region_goes_quiet() {
+        let mut s = MonitorState::new(Uuid::nil());
+        s.apply(&from("a", 0, false, 2, (1, 1)));
+        assert_eq!(
+            s.apply(&from("b", 0, false, 2, (1, 1))),
+            Some(Transition::WentDown { at: t(0) })
+        );
+        // b's worker dies: after two intervals (and the grace) it is unknown, and a alone is
+        // below the quorum, but a still sees the site down.
+        assert_eq!(s.apply(&from("a", 60, false, 2, (1, 1))), None);
+        assert_eq!(s.status, MonitorStatus::Down);
+        assert_eq!(
+            s.regions["b"].status_at(t(60), 10_000),
+            RegionStatus::Unknown
+        );
+        assert_eq!(
+            s.region_votes(t(60), 10_000).unwrap().words(),
+            "down from a; unknown in b"
+        );
+        // Only an up result brings the recovery.
+        assert!(matches!(
+            s.apply(&from("a", 70, true, 2, (1, 1))),
+            Some(Transition::Recovered { .. })
+        ));
+    }
+
+    #[test]
+    fn inconclusive_results_neither_alert_nor_recover() {
+        let mut s = MonitorState::new(Uuid::nil());
+        assert_eq!(s.apply(&from("a", 0, true, 1, (1, 1))), None);
+        for at in 1..=5 {
+            assert_eq!(s.apply(&inconclusive("a", at)), None);
+        }
+        assert_eq!(s.status, MonitorStatus::Up);
+        assert_eq!(s.regions["a"].status, RegionStatus::Inconclusive);
+        // Back: up again with no transition (it never went down).
+        assert_eq!(s.apply(&from("a", 6, true, 1, (2, 2))), None);
+        assert_eq!(s.regions["a"].status, RegionStatus::Up);
+        // A down monitor stays down through an inconclusive spell and recovers only on
+        // real successes.
+        assert!(s.apply(&from("a", 7, false, 1, (1, 1))).is_some());
+        assert_eq!(s.apply(&inconclusive("a", 8)), None);
+        assert_eq!(s.status, MonitorStatus::Down);
+        assert_eq!(s.apply(&from("a", 9, true, 1, (1, 2))), None);
+        assert!(matches!(
+            s.apply(&from("a", 10, true, 1, (1, 2))),
+            Some(Transition::Recovered { .. })
+        ));
+    }
+
+    #[test]
+    fn regions_keep_their_own_order() {
+        let mut s = MonitorState::new(Uuid::nil());
+        s.apply(&from("b", 10, true, 1, (1, 1)));
+        // a's result is older than b's newest, but newer than a's own: it counts.
+        let late = from("a", 9, false, 1, (1, 1));
+        assert!(s.accepts(&late));
+        assert!(s.apply(&late).is_some());
+        // A redelivered copy of it does not.
+        assert!(!s.accepts(&late));
+    }
+
+    #[test]
+    fn a_state_from_before_regions_carries_on_as_its_one_region() {
+        let mut s = MonitorState::new(Uuid::nil());
+        s.status = MonitorStatus::Down;
+        s.last_checked = Some(t(0));
+        s.last_status_change = Some(t(0));
+        // Success threshold 2: one success does not recover it.
+        assert_eq!(s.apply(&from("default", 1, true, 1, (1, 2))), None);
+        assert!(s.apply(&from("default", 2, true, 1, (1, 2))).is_some());
     }
 }

@@ -67,12 +67,8 @@ impl ConnectivityWatch {
         }
     }
 
+    /// Sends `notice` to the `system` channels (the checker has logged the change already).
     async fn tell(&self, notice: Notice) {
-        if notice.opens() {
-            tracing::warn!(region = %self.region, targets = self.targets, "{}", notice.text());
-        } else {
-            tracing::info!(region = %self.region, "{}", notice.text());
-        }
         if let Some(announce) = &self.announce {
             announce.announce(notice).await;
         }

@@ -161,13 +161,18 @@ impl Watchdog {
                 if Instant::now() >= next_lag {
                     let mut growing = Vec::new();
                     for region in &self.lag_regions {
-                        let trend = state.lag.entry(region.clone()).or_insert_with(LagTrend::new);
+                        let trend = state
+                            .lag
+                            .entry(region.clone())
+                            .or_insert_with(LagTrend::new);
                         growing.extend(self.sample_lag(bus.as_ref(), region, trend).await);
                     }
                     if growing.is_empty() {
                         self.metrics.health.clear_problem(LAG_PROBLEM);
                     } else {
-                        self.metrics.health.set_problem(LAG_PROBLEM, growing.join(" "));
+                        self.metrics
+                            .health
+                            .set_problem(LAG_PROBLEM, growing.join(" "));
                     }
                     next_lag = Instant::now() + self.lag_every;
                 }
@@ -352,7 +357,12 @@ impl Watchdog {
     }
 
     /// Samples the lag of `region`'s jobs topic; says where it keeps growing, if it does.
-    async fn sample_lag(&self, bus: &dyn Bus, region: &str, trend: &mut LagTrend) -> Option<String> {
+    async fn sample_lag(
+        &self,
+        bus: &dyn Bus,
+        region: &str,
+        trend: &mut LagTrend,
+    ) -> Option<String> {
         let lags = match bus
             .consumer_lag(Topic::jobs(region), &groups::workers(region))
             .await

@@ -85,7 +85,10 @@ async fn a_site_down_inside_a_window_pages_nobody_and_alerts_once_after_it() {
             .unwrap();
     }
     let bus = Arc::new(InProcessBus::new(100_000));
-    let mut jobs = bus.subscribe(Topic::jobs("default"), "workers").await.unwrap();
+    let mut jobs = bus
+        .subscribe(Topic::jobs("default"), "workers")
+        .await
+        .unwrap();
     let shutdown = CancellationToken::new();
     let scheduler = Scheduler {
         source: Arc::new(Fixed(vec![site.clone(), other.clone()], vec![window])),

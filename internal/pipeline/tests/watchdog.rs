@@ -137,7 +137,10 @@ async fn monitors_nobody_checks_go_stale_loudly_and_come_back() {
     let monitors: Vec<Monitor> = (0..5).map(|i| monitor(&format!("site-{i}"), 10)).collect();
     let cache = cache_of(&monitors).await;
     let bus = Arc::new(InProcessBus::new(100_000));
-    let mut jobs = bus.subscribe(Topic::jobs("default"), "workers").await.unwrap();
+    let mut jobs = bus
+        .subscribe(Topic::jobs("default"), "workers")
+        .await
+        .unwrap();
     let metrics = Metrics::new();
     let heard = Arc::new(Heard::default());
     let shutdown = CancellationToken::new();
@@ -272,7 +275,10 @@ async fn a_paused_or_new_monitor_is_not_stale_for_time_it_was_not_expected() {
     state.apply(&CheckResult::simulated(&old, long_ago, true, 5));
     cache.put(&LiveStatus::new(&old, state)).await.unwrap();
     let bus = Arc::new(InProcessBus::new(1000));
-    let _jobs = bus.subscribe(Topic::jobs("default"), "workers").await.unwrap();
+    let _jobs = bus
+        .subscribe(Topic::jobs("default"), "workers")
+        .await
+        .unwrap();
     let metrics = Metrics::new();
     let shutdown = CancellationToken::new();
     let scheduler = watched_scheduler(
@@ -310,7 +316,10 @@ async fn stale_marks_the_cache_lost_come_back_with_their_first_time() {
     let cache = cache_of(&monitors).await;
     let bus = Arc::new(InProcessBus::new(100_000));
     // Workers that never answer: every monitor goes stale.
-    let _jobs = bus.subscribe(Topic::jobs("default"), "workers").await.unwrap();
+    let _jobs = bus
+        .subscribe(Topic::jobs("default"), "workers")
+        .await
+        .unwrap();
     let metrics = Metrics::new();
     let heard = Arc::new(Heard::default());
     let shutdown = CancellationToken::new();
@@ -371,7 +380,10 @@ async fn a_push_monitor_misses_heartbeats_at_its_deadlines_only() {
     .unwrap();
     let cache = cache_of(std::slice::from_ref(&push)).await;
     let bus = Arc::new(InProcessBus::new(100_000));
-    let mut jobs = bus.subscribe(Topic::jobs("default"), "workers").await.unwrap();
+    let mut jobs = bus
+        .subscribe(Topic::jobs("default"), "workers")
+        .await
+        .unwrap();
     let mut results = bus
         .subscribe(Topic::Results, "cache-updater")
         .await

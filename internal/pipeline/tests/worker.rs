@@ -22,7 +22,10 @@ struct Pool {
 
 async fn start(concurrency: usize) -> Pool {
     let bus = InProcessBus::new(1000);
-    let jobs = bus.subscribe(Topic::jobs("default"), "workers").await.unwrap();
+    let jobs = bus
+        .subscribe(Topic::jobs("default"), "workers")
+        .await
+        .unwrap();
     let results = bus.subscribe(Topic::Results, "results").await.unwrap();
     let metrics = Metrics::new();
     let shutdown = CancellationToken::new();

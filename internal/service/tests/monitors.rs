@@ -87,3 +87,57 @@ async fn pause_resume_and_delete_keep_store_and_cache_agreeing() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test]
+async fn monitors_name_only_known_regions_and_changes_are_seen_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("service.db").display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.unwrap());
+    let service = MonitorService::new(
+        store.clone(),
+        Arc::new(MemoryCache::new()),
+        Arc::new(Notify::new()),
+    );
+    assert_eq!(service.regions(), ["default"]);
+    let service = service.with_regions(vec!["a".into(), "b".into()]);
+    assert_eq!(service.regions(), ["a", "b"]);
+
+    let input = |regions: Option<Vec<String>>, quorum: Option<u32>| MonitorInput {
+        regions,
+        quorum,
+        ..MonitorInput::for_url("http://127.0.0.1:9/")
+    };
+    let unknown = Monitor::create(input(Some(vec!["c".into()]), None), Utc::now()).unwrap();
+    assert_eq!(
+        service.check_regions(&unknown).unwrap_err().field,
+        "regions"
+    );
+    let too_many = Monitor::create(input(None, Some(3)), Utc::now()).unwrap();
+    assert_eq!(
+        service.check_regions(&too_many).unwrap_err().field,
+        "quorum"
+    );
+
+    let monitor = Monitor::create(input(Some(vec!["b".into()]), None), Utc::now()).unwrap();
+    service.check_regions(&monitor).unwrap();
+    service
+        .create(std::slice::from_ref(&monitor))
+        .await
+        .unwrap();
+    let checked = service.checked_by(monitor.id).await.unwrap().unwrap();
+    assert_eq!(checked.regions, ["b"]);
+    assert_eq!(
+        checked.interval_ms,
+        u64::from(monitor.interval_seconds) * 1000
+    );
+    // An update through the service is seen at once, not after the memo's time.
+    let everywhere = Monitor {
+        regions: Vec::new(),
+        ..monitor.clone()
+    };
+    assert!(service.update(&monitor, &everywhere).await.unwrap());
+    let checked = service.checked_by(monitor.id).await.unwrap().unwrap();
+    assert_eq!(checked.regions, ["a", "b"]);
+    assert!(service.delete(monitor.id).await.unwrap());
+    assert!(service.checked_by(monitor.id).await.unwrap().is_none());
+}

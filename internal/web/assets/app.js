@@ -230,20 +230,35 @@
     var sparse = d.p50.filter(function (v) { return v != null; }).length < 3;
     var marks = d.down.map(function (n, i) { return n > 0 ? (d.p95[i] || d.p50[i] || 0) : null; });
     var axis = { stroke: color("--muted"), grid: { stroke: color("--line") }, ticks: { stroke: color("--line") } };
+    var failed = { label: "failed", stroke: color("--down"), paths: function () { return null; },
+      points: { show: true, size: 9, fill: color("--down"), stroke: color("--down") } };
+    var series = [{}], data = [d.t];
+    if (d.regions && d.regions.length) {
+      // One line per region, told apart by colour and dash pattern (the legend names both),
+      // in the order of the page's legend: solid, dashed, dotted, dash-dot.
+      var colours = ["--link", "--pending", "--maint", "--warn"];
+      var dashes = [undefined, [8, 4], [2, 4], [10, 4, 2, 4]];
+      d.regions.forEach(function (r, i) {
+        var dense = r.p50.filter(function (v) { return v != null; }).length >= 3;
+        series.push({ label: r.name, stroke: color(colours[i % 4]), dash: dashes[i % 4], width: 2,
+          spanGaps: false, points: { show: !dense } });
+        data.push(r.p50);
+      });
+    } else {
+      series.push({ label: "p50", stroke: color("--link"), width: 2, spanGaps: false, points: { show: sparse } });
+      series.push({ label: "p95", stroke: color("--pending"), width: 2, spanGaps: false, points: { show: sparse } });
+      data.push(d.p50, d.p95);
+    }
+    series.push(failed);
+    data.push(marks);
     var opts = {
       width: holder.clientWidth || 800, height: 240,
       scales: { x: { time: true } },
       axes: [axis, Object.assign({}, axis, { label: "ms" })],
       legend: { show: false },
-      series: [
-        {},
-        { label: "p50", stroke: color("--link"), width: 2, spanGaps: false, points: { show: sparse } },
-        { label: "p95", stroke: color("--pending"), width: 2, spanGaps: false, points: { show: sparse } },
-        { label: "failed", stroke: color("--down"), paths: function () { return null; },
-          points: { show: true, size: 9, fill: color("--down"), stroke: color("--down") } }
-      ]
+      series: series
     };
-    var plot = new window.uPlot(opts, [d.t, d.p50, d.p95, marks], holder);
+    var plot = new window.uPlot(opts, data, holder);
     if (!drawChart.listening) {
       drawChart.listening = true;
       window.addEventListener("resize", function () { if (drawChart.plot) drawChart.plot.setSize({ width: holder.clientWidth, height: 240 }); });

@@ -22,7 +22,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use upwatch_cache::{LiveStatus, StatusCache};
 use upwatch_core::maintenance::{Maintenance, Occurrence};
 use upwatch_core::rollup::{series, Resolution, Retention, Rollup};
-use upwatch_core::{Monitor, MonitorState};
+use upwatch_core::state::RegionStatus;
+use upwatch_core::{CheckError, Monitor, MonitorState};
 use upwatch_service::stats::{by_monitor, Counts, Stats, DAY, MONTH};
 use upwatch_store::{read_rollups, Incident, IncidentQuery, MaintenanceStore, Reads, StoreError};
 use uuid::Uuid;
@@ -75,6 +76,46 @@ pub struct Point {
     pub p95: Option<u32>,
     pub checks: u32,
     pub down: u32,
+}
+
+/// What one region sees of a monitor, on its page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionRow {
+    pub region: String,
+    /// As of the page's reading ([`upwatch_core::state::RegionState::status_at`]); `pending`
+    /// before the region's first result.
+    pub status: RegionStatus,
+    pub response_time_ms: Option<u32>,
+    pub last_checked: Option<DateTime<Utc>>,
+    pub error: Option<CheckError>,
+}
+
+/// The rows of the regions that check a monitor (`regions`, in that order) as of `now`.
+pub fn region_rows(
+    state: &MonitorState,
+    regions: &[&str],
+    interval_ms: u64,
+    now: DateTime<Utc>,
+) -> Vec<RegionRow> {
+    regions
+        .iter()
+        .map(|&name| match state.regions.get(name) {
+            Some(r) => RegionRow {
+                region: name.to_string(),
+                status: r.status_at(now, interval_ms),
+                response_time_ms: r.response_time_ms,
+                last_checked: Some(r.last_checked),
+                error: r.error.clone(),
+            },
+            None => RegionRow {
+                region: name.to_string(),
+                status: RegionStatus::Pending,
+                response_time_ms: None,
+                last_checked: None,
+                error: None,
+            },
+        })
+        .collect()
 }
 
 /// The windows of the response-time chart.
@@ -224,6 +265,14 @@ pub struct SiteView {
     pub window: Window,
     pub points: Vec<Point>,
     pub bucket: TimeDelta,
+    /// What each region that checks the monitor sees, when more than one does; empty
+    /// otherwise.
+    pub regions: Vec<RegionRow>,
+    /// The chart's buckets of each region, when more than one checks the monitor: folded from
+    /// raw results, so only as far back as they are kept ([`SiteView::raw_kept`]).
+    pub region_points: Vec<(String, Vec<Point>)>,
+    /// How long raw results are kept (`None`: for ever).
+    pub raw_kept: Option<TimeDelta>,
     pub incidents: Vec<Incident>,
     /// The windows that cover this monitor.
     pub maintenance: MaintenanceList,
@@ -357,8 +406,15 @@ impl Data {
         Ok(DashboardView { rows, maintenance })
     }
 
-    /// One monitor's page; `None` when there is no such monitor.
-    pub async fn site(&self, id: Uuid, window: Window) -> Result<Option<SiteView>, StoreError> {
+    /// One monitor's page; `None` when there is no such monitor. `all_regions` are the
+    /// regions there are (`UPWATCH_REGIONS`): with more than one checking the monitor, the
+    /// page shows a row and a chart line per region.
+    pub async fn site(
+        &self,
+        id: Uuid,
+        window: Window,
+        all_regions: &[String],
+    ) -> Result<Option<SiteView>, StoreError> {
         let Some(monitor) = self.store.get_monitor(id).await? else {
             return Ok(None);
         };
@@ -393,6 +449,25 @@ impl Data {
             .into_iter()
             .map(|(start, r)| point(start, &r))
             .collect();
+        let checking = monitor.regions_in(all_regions);
+        let (regions, region_points) = if checking.len() > 1 {
+            let interval_ms = u64::from(monitor.interval_seconds) * 1000;
+            let rows = region_rows(&state, &checking, interval_ms, now);
+            let mut lines = Vec::with_capacity(checking.len());
+            for region in &checking {
+                let points = self
+                    .stats
+                    .series_in_region(id, region, from, to, bucket)
+                    .await?
+                    .into_iter()
+                    .map(|(start, r)| point(start, &r))
+                    .collect();
+                lines.push((region.to_string(), points));
+            }
+            (rows, lines)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let incidents = self
             .store
             .incidents(&IncidentQuery {
@@ -409,6 +484,9 @@ impl Data {
             window,
             points,
             bucket,
+            regions,
+            region_points,
+            raw_kept: self.stats.retention().raw,
             incidents,
             maintenance,
         }))

@@ -11,12 +11,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use upwatch_core::monitor::{DEFAULT_PACKETS, DEFAULT_PUSH_GRACE_SECONDS, PUSH_PATH};
 use upwatch_core::observation::CheckType;
+use upwatch_core::state::RegionStatus;
 use upwatch_core::{Monitor, MonitorState, MonitorStatus};
 
 use crate::assets;
 use crate::data::{
-    DashboardView, Day, MaintenanceItem, MaintenanceList, Point, PublicRow, Reach, Row, SiteView,
-    StatusView, Uptime, Window, LATER_COUNTED, UPCOMING_DAYS,
+    DashboardView, Day, MaintenanceItem, MaintenanceList, Point, PublicRow, Reach, RegionRow, Row,
+    SiteView, StatusView, Uptime, Window, LATER_COUNTED, UPCOMING_DAYS,
 };
 use crate::live::{Tick, RECENT};
 
@@ -221,6 +222,7 @@ pub fn site(view: &SiteView, since: u64, chart: bool) -> Markup {
                 p.error { "Last error: " (error.kind.as_str()) ": " (error.message) }
             }
         }
+        @if !view.regions.is_empty() { (regions_section(&view.regions)) }
         (maintenance_section(&view.maintenance, "this monitor", Utc::now()))
         @if let Some(path) = push_path(m) { (push_section(m, &path)) }
         section aria-labelledby="days-h" {
@@ -235,7 +237,15 @@ pub fn site(view: &SiteView, since: u64, chart: bool) -> Markup {
                     a href={ "?window=" (w.as_str()) } aria-current=[(w == view.window).then_some("page")] { (w.as_str()) }
                 }
             }
-            (chart_block(&view.points, view.bucket))
+            (chart_block(&view.points, view.bucket, &view.region_points))
+            @if !view.region_points.is_empty() {
+                @if let Some(kept) = view.raw_kept.filter(|kept| *kept < view.window.span()) {
+                    p.muted {
+                        "The lines of each region go back " (duration(kept))
+                        " at most: they are read from the results of each check, which are kept that long."
+                    }
+                }
+            }
         }
         section aria-labelledby="inc-h" {
             h2 #inc-h { "Incidents" }
@@ -270,7 +280,62 @@ pub fn site(view: &SiteView, since: u64, chart: bool) -> Markup {
     layout(&m.name, Page::Site, since, head, true, body)
 }
 
-fn chart_block(points: &[Point], bucket: TimeDelta) -> Markup {
+/// What each region that checks a monitor sees of it: a row per region, its status as an
+/// icon and a word.
+fn regions_section(rows: &[RegionRow]) -> Markup {
+    html! {
+        section aria-labelledby="reg-h" {
+            h2 #reg-h { "Regions" }
+            table.regions {
+                thead { tr {
+                    th scope="col" { "Region" }
+                    th scope="col" { "Status" }
+                    th scope="col" .num { "Latency" }
+                    th scope="col" { "Last checked" }
+                    th scope="col" { "Error" }
+                } }
+                tbody {
+                    @for r in rows {
+                        tr data-region=(r.region) data-status=(r.status.as_str()) {
+                            th scope="row" { (r.region) }
+                            td { (region_badge(r.status)) }
+                            td.num { (ms(r.response_time_ms)) }
+                            td { (time_or(r.last_checked, "never")) }
+                            td {
+                                @match &r.error {
+                                    Some(e) => span.error { (e.kind.as_str()) ": " (e.message) },
+                                    None => "—",
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The icon and word of a region's status.
+pub fn region_badge(status: RegionStatus) -> Markup {
+    let (icon, word) = match status {
+        RegionStatus::Up => ("✓", "Up"),
+        RegionStatus::Down => ("✕", "Down"),
+        RegionStatus::Pending => ("…", "Pending"),
+        RegionStatus::Inconclusive => ("~", "Inconclusive"),
+        RegionStatus::Unknown => ("?", "Unknown"),
+    };
+    html! {
+        span class={ "status " (status.as_str()) } {
+            span.icon aria-hidden="true" { (icon) } (word)
+        }
+    }
+}
+
+/// The dash patterns of the regions' lines, in order (the legend names each): the lines
+/// differ in more than colour.
+pub const REGION_LINES: [&str; 4] = ["solid", "dashed", "dotted", "dash-dot"];
+
+fn chart_block(points: &[Point], bucket: TimeDelta, regions: &[(String, Vec<Point>)]) -> Markup {
     let with_data: Vec<&Point> = points.iter().filter(|p| p.checks > 0).collect();
     let mut json = String::from("{\"t\":[");
     let mut p50 = String::new();
@@ -286,25 +351,88 @@ fn chart_block(points: &[Point], bucket: TimeDelta) -> Markup {
     }
     let _ = write!(
         json,
-        "],\"p50\":[{p50}],\"p95\":[{p95}],\"down\":[{down}],\"bucket\":{}}}",
+        "],\"p50\":[{p50}],\"p95\":[{p95}],\"down\":[{down}],\"bucket\":{}",
         bucket.num_seconds()
     );
+    if !regions.is_empty() {
+        json.push_str(",\"regions\":[");
+        for (i, (name, points)) in regions.iter().enumerate() {
+            let values: Vec<String> = points
+                .iter()
+                .map(|p| p.p50.map_or("null".to_string(), |v| v.to_string()))
+                .collect();
+            let name = serde_json::to_string(name).unwrap_or_default();
+            let _ = write!(
+                json,
+                "{}{{\"name\":{name},\"p50\":[{}]}}",
+                if i == 0 { "" } else { "," },
+                values.join(",")
+            );
+        }
+        json.push(']');
+    }
+    json.push('}');
     let downs = points.iter().filter(|p| p.down > 0).count();
     html! {
         @if with_data.is_empty() {
             p { "No checks in this window yet." }
         } @else {
             figure.chart {
-                div #chart role="img" aria-label={
-                    "Response time chart: p50 and p95 per " (duration(bucket)) " bucket, "
-                    (downs) " buckets with failed checks. The table below has the same figures."
-                } {}
-                figcaption.legend {
-                    span.key.p50 { "p50" } " " span.key.p95 { "p95" } " "
-                    span.key.down { "▼ failed checks" }
+                @if regions.is_empty() {
+                    div #chart role="img" aria-label={
+                        "Response time chart: p50 and p95 per " (duration(bucket)) " bucket, "
+                        (downs) " buckets with failed checks. The table below has the same figures."
+                    } {}
+                    figcaption.legend {
+                        span.key.p50 { "p50" } " " span.key.p95 { "p95" } " "
+                        span.key.down { "▼ failed checks" }
+                    }
+                } @else {
+                    div #chart role="img" aria-label={
+                        "Response time chart: p50 of each of " (regions.len()) " regions per "
+                        (duration(bucket)) " bucket, " (downs)
+                        " buckets with failed checks. The tables below have the same figures."
+                    } {}
+                    figcaption.legend {
+                        @for (i, (name, _)) in regions.iter().enumerate() {
+                            @let line = REGION_LINES[i % REGION_LINES.len()];
+                            span class={ "key line r" (i % REGION_LINES.len()) } {
+                                (name) " p50 (" (line) " line)"
+                            } " "
+                        }
+                        span.key.down { "▼ failed checks" }
+                    }
                 }
             }
             script #chart-data type="application/json" { (PreEscaped(json)) }
+            @if !regions.is_empty() {
+                details {
+                    summary { "Response times per region as a table" }
+                    table.points.per-region {
+                        thead { tr {
+                            th scope="col" { "From" }
+                            @for (name, _) in regions {
+                                th scope="col" .num { (name) " p50" }
+                                th scope="col" .num { (name) " checks" }
+                            }
+                        } }
+                        tbody {
+                            @for (i, p) in points.iter().enumerate() {
+                                @if regions.iter().any(|(_, r)| r.get(i).is_some_and(|q| q.checks > 0)) {
+                                    tr {
+                                        td { (time(p.start)) }
+                                        @for (_, r) in regions {
+                                            @let q = r.get(i);
+                                            td.num { (ms(q.and_then(|q| q.p50))) }
+                                            td.num { (q.map_or(0, |q| q.checks)) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             details {
                 summary { "Response times as a table" }
                 table.points {
@@ -372,6 +500,17 @@ fn settings(m: &Monitor) -> Markup {
                     @match &m.cert_expiry_alert_days {
                         Some(days) => { (alert_days(days)) },
                         None => "the server's default",
+                    }
+                } }
+            }
+            @if !push {
+                div { dt { "Regions" } dd {
+                    @if m.regions.is_empty() { "all" } @else { (m.regions.join(", ")) }
+                } }
+                div { dt { "Down when" } dd {
+                    @match m.quorum {
+                        Some(q) => { (q) " of its regions see it down" },
+                        None => "a majority of its regions see it down",
                     }
                 } }
             }

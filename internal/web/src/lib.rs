@@ -68,6 +68,8 @@ pub struct WebState {
     /// Cancelled at shutdown: ends the live view and every open event stream, so that the
     /// server's graceful shutdown does not wait for pages to close.
     stop: CancellationToken,
+    /// Every region there is (`UPWATCH_REGIONS`), for the rows of a monitor's regions.
+    regions: Arc<Vec<String>>,
 }
 
 /// How a [`WebState`] is made.
@@ -100,7 +102,17 @@ impl WebState {
             dashboard: config.dashboard,
             api_document: config.api_document,
             stop: config.stop,
+            regions: Arc::new(vec![upwatch_core::check::DEFAULT_REGION.to_string()]),
         }
+    }
+
+    /// The same pages, knowing that the regions are `regions` (`UPWATCH_REGIONS`; the default
+    /// is the one region `default`). An empty list keeps the default.
+    pub fn with_regions(mut self, regions: Vec<String>) -> WebState {
+        if !regions.is_empty() {
+            self.regions = Arc::new(regions);
+        }
+        self
     }
 
     pub fn live(&self) -> &Arc<Live> {
@@ -238,7 +250,7 @@ async fn site(
         .and_then(Window::parse)
         .unwrap_or(Window::Day);
     let since = state.live().last_id();
-    match state.data.site(id, window).await {
+    match state.data.site(id, window, &state.regions).await {
         Ok(Some(view)) => page(StatusCode::OK, html::site(&view, since, true)),
         Ok(None) => not_found(),
         Err(error) => unavailable(&error, true),

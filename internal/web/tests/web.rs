@@ -33,6 +33,11 @@ struct Server {
 }
 
 async fn serve(dashboard: bool) -> Server {
+    serve_in(dashboard, Vec::new()).await
+}
+
+/// A server whose regions are `regions` (the default one when empty).
+async fn serve_in(dashboard: bool, regions: Vec<String>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("web.db").display());
     let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.unwrap());
@@ -61,7 +66,8 @@ async fn serve(dashboard: bool) -> Server {
         })),
         dashboard,
         stop: stop.clone(),
-    });
+    })
+    .with_regions(regions);
     let live = state.live().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -1132,4 +1138,111 @@ async fn a_check_during_maintenance_flips_the_live_status_both_ways() {
     server.check(&m, true).await;
     next_event(&mut public, &mut p_buf, |_, v| has_status(v, m.id, "up")).await;
     next_event(&mut dashboard, &mut d_buf, |_, v| has_status(v, m.id, "up")).await;
+}
+
+#[tokio::test]
+async fn a_monitor_checked_from_several_regions_shows_a_row_and_a_line_per_region() {
+    use upwatch_core::state::{RegionState, RegionStatus};
+    let server = serve_in(true, vec!["a".into(), "b".into(), "c".into()]).await;
+    let now = Utc::now();
+    let input = MonitorInput {
+        name: Some("Shop".into()),
+        public: Some(true),
+        regions: Some(vec!["b".into(), "a".into()]),
+        quorum: Some(2),
+        proxy: Some("http://user:s3cret@proxy.internal:3128".into()),
+        ..MonitorInput::for_url("https://shop.example.test/")
+    };
+    let monitor = Monitor::create(input, now).unwrap();
+    let mut state = MonitorState::new(monitor.id);
+    state.regions.insert(
+        "b".into(),
+        RegionState {
+            status: RegionStatus::Down,
+            last_checked: now - TimeDelta::seconds(5),
+            consecutive_failures: 3,
+            consecutive_successes: 0,
+            response_time_ms: Some(812),
+            status_code: None,
+            error: Some(CheckError::new(ErrorKind::Timeout, "no answer within 10 s")),
+            settled: None,
+        },
+    );
+    server.store.insert_monitor(&monitor).await.unwrap();
+    server
+        .cache
+        .put(&LiveStatus::new(&monitor, state))
+        .await
+        .unwrap();
+    let shop = monitor;
+    // Results of both regions, for the chart's lines.
+    let mut results = Vec::new();
+    for (i, region) in ["a", "b", "a", "b"].into_iter().enumerate() {
+        let mut result = CheckResult::simulated(
+            &shop,
+            now - TimeDelta::minutes(30 + i as i64),
+            true,
+            if region == "a" { 40 } else { 900 },
+        );
+        result.region = region.to_string();
+        results.push(result);
+    }
+    server.store.insert_results(&results).await.unwrap();
+
+    let html = server.text(&format!("/sites/{}", shop.id)).await;
+    assert!(html.contains(">Regions</h2>"), "{html}");
+    let row = |region: &str| -> String {
+        let start = html
+            .find(&format!("data-region=\"{region}\""))
+            .unwrap_or_else(|| panic!("no row of region {region}"));
+        let end = start + html[start..].find("</tr>").unwrap();
+        html[start..end].to_string()
+    };
+    // Each status is an icon and a word, never a colour alone.
+    let b = row("b");
+    assert!(b.contains("✕</span>Down"), "{b}");
+    assert!(
+        b.contains("812 ms") && b.contains("timeout: no answer within 10 s"),
+        "{b}"
+    );
+    let a = row("a");
+    assert!(a.contains("…</span>Pending") && a.contains("never"), "{a}");
+    assert!(
+        html.find("data-region=\"b\"") < html.find("data-region=\"a\""),
+        "the monitor's order of its regions"
+    );
+    assert!(!html.contains("data-region=\"c\""), "c does not check it");
+    // One line per region in the chart, named in the legend with its dash pattern.
+    assert!(html.contains("\"regions\":[{\"name\":\"b\""), "{html}");
+    assert!(html.contains("b p50 (solid line)") && html.contains("a p50 (dashed line)"));
+    assert!(html.contains("Response times per region as a table"));
+    assert!(html.contains("2 of its regions see it down"));
+    // The proxy is never shown, not even redacted.
+    assert!(!html.contains("proxy.internal") && !html.contains("s3cret"));
+
+    // The status page shows the overall status only.
+    let status = server.text("/status").await;
+    assert!(status.contains("Shop"));
+    assert!(!status.contains("data-region") && !status.contains(">Regions</h2>"));
+    assert!(!status.contains("proxy.internal"));
+}
+
+#[tokio::test]
+async fn a_monitor_checked_from_one_region_shows_no_region_rows() {
+    let server = serve_in(true, vec!["a".into(), "b".into()]).await;
+    let input = MonitorInput {
+        regions: Some(vec!["a".into()]),
+        ..MonitorInput::for_url("https://one.example.test/")
+    };
+    let one = server.add(input, None).await;
+    let html = server.text(&format!("/sites/{}", one.id)).await;
+    assert!(!html.contains(">Regions</h2>") && !html.contains("data-region"));
+    assert!(!html.contains("\"regions\":"));
+    let single = serve(true).await;
+    let plain = single.monitor("Default", false, None).await;
+    let html = single.text(&format!("/sites/{}", plain.id)).await;
+    assert!(
+        !html.contains(">Regions</h2>"),
+        "the one default region shows no rows"
+    );
 }

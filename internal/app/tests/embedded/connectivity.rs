@@ -36,7 +36,7 @@ async fn a_lost_network_is_inconclusive_and_alerts_nothing() {
         dir.path(),
         &[
             ("DISCORD_WEBHOOK_URL", &discord.url()),
-            ("UPWATCH_CONNECTIVITY_TARGETS", &beacon.url("/")),
+            ("UPWATCH_CONNECTIVITY_TARGETS", &beacon.url("/switch")),
             ("UPWATCH_CONNECTIVITY_INTERVAL", "1s"),
         ],
     )
@@ -46,7 +46,7 @@ async fn a_lost_network_is_inconclusive_and_alerts_nothing() {
         ids.push(
             app.create_site(json!({
                 "name": format!("Site {i}"),
-                "url": sites.url(&format!("/site{i}")),
+                "url": sites.url(&format!("/switch?site={i}")),
                 "interval_seconds": 1,
                 "timeout_seconds": 1,
             }))
@@ -80,12 +80,19 @@ async fn a_lost_network_is_inconclusive_and_alerts_nothing() {
         .await;
         assert_eq!(count(&app, id, "down").await, 0, "no result counts as down");
         let status: Value = app.get_json(&format!("/api/v1/sites/{id}/status")).await;
-        assert_eq!(status["status"], "up", "the monitor keeps its status: {status}");
+        assert_eq!(
+            status["status"], "up",
+            "the monitor keeps its status: {status}"
+        );
         assert_eq!(
             status["regions"][0]["status"], "inconclusive",
             "the region says why: {status}"
         );
-        let entry = app.history(id).await.into_iter().find(|r| r["status"] == "inconclusive");
+        let entry = app
+            .history(id)
+            .await
+            .into_iter()
+            .find(|r| r["status"] == "inconclusive");
         assert_eq!(entry.unwrap()["error"]["kind"], "local_network");
     }
     let metrics = app.get_text("/metrics").await;
@@ -93,7 +100,11 @@ async fn a_lost_network_is_inconclusive_and_alerts_nothing() {
         metrics.contains("outcome=\"local_network\""),
         "inconclusive checks are counted apart"
     );
-    assert!(discord.messages().is_empty(), "nothing alerts: {:?}", discord.messages());
+    assert!(
+        discord.messages().is_empty(),
+        "nothing alerts: {:?}",
+        discord.messages()
+    );
 
     sites.set_delay(Duration::ZERO);
     beacon.set_delay(Duration::ZERO);
