@@ -1009,8 +1009,12 @@ impl Monitor {
 
     /// The regions that check this monitor, of `all` (`UPWATCH_REGIONS`): the ones it names
     /// that exist, or all of them.
+    /// A push monitor has no region: its pushes come to the API, under
+    /// [`crate::check::DEFAULT_REGION`].
     pub fn regions_in<'a>(&'a self, all: &'a [String]) -> Vec<&'a str> {
-        if self.regions.is_empty() {
+        if self.check_type == CheckType::Push {
+            vec![crate::check::DEFAULT_REGION]
+        } else if self.regions.is_empty() {
             all.iter().map(String::as_str).collect()
         } else {
             self.regions

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use upwatch_checker::connectivity::Verdict;
 use upwatch_core::watchdog::Notice;
-use upwatch_telemetry::Metrics;
+use upwatch_telemetry::{Metrics, RegionLabel};
 
 use crate::watchdog::Announce;
 
@@ -30,8 +30,16 @@ pub struct ConnectivityWatch {
 impl ConnectivityWatch {
     pub async fn run(self, mut verdicts: watch::Receiver<Verdict>, stop: CancellationToken) {
         let mut lost_since = None;
+        let gauge = self
+            .metrics
+            .connectivity_lost
+            .get_or_create(&RegionLabel {
+                region: self.region.clone(),
+            })
+            .clone();
         loop {
             let verdict = verdicts.borrow_and_update().clone();
+            gauge.set(i64::from(verdict.lost));
             match (verdict.lost, lost_since) {
                 (true, None) => {
                     lost_since = Some(verdict.since);

@@ -161,10 +161,7 @@ impl Watchdog {
                 if Instant::now() >= next_lag {
                     let mut growing = Vec::new();
                     for region in &self.lag_regions {
-                        let trend = state
-                            .lag
-                            .entry(region.clone())
-                            .or_insert_with(LagTrend::new);
+                        let trend = state.lag.entry(region.clone()).or_default();
                         growing.extend(self.sample_lag(bus.as_ref(), region, trend).await);
                     }
                     if growing.is_empty() {

@@ -112,6 +112,8 @@ pub struct Metrics {
     pub publish_failures: Family<TopicLabel, Counter>,
     /// Enabled monitors without a result for too long, as the watchdog last counted them.
     pub monitors_stale: Gauge,
+    /// 1 while this worker's region reaches none of its connectivity targets, else 0.
+    pub connectivity_lost: Family<RegionLabel, Gauge>,
     /// Consumer lag of the workers' group on each partition of the jobs topic (distributed
     /// mode, read by the watchdog).
     pub jobs_partition_lag: Family<PartitionLabel, Gauge>,
@@ -229,6 +231,12 @@ impl Metrics {
             "Failed attempts to publish to the bus",
             publish_failures.clone(),
         );
+        let connectivity_lost = Family::<RegionLabel, Gauge>::default();
+        registry.register(
+            "connectivity_lost",
+            "1 while this worker reaches none of its connectivity targets (its results are inconclusive)",
+            connectivity_lost.clone(),
+        );
         let monitors_stale = Gauge::default();
         registry.register(
             "monitors_stale",
@@ -261,6 +269,7 @@ impl Metrics {
             alerts_failed,
             publish_failures,
             monitors_stale,
+            connectivity_lost,
             jobs_partition_lag,
             health: Health::default(),
         })

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use upwatch_testkit::discord::DiscordReceiver;
+use upwatch_testkit::receiver::{Answer, HttpReceiver};
 use upwatch_testkit::target::TargetServer;
 
 use crate::helpers::{eventually, spawn_app_in};
@@ -41,6 +42,16 @@ async fn a_lost_network_is_inconclusive_and_alerts_nothing() {
         ],
     )
     .await;
+    // The channel for messages about upwatch itself; Discord (from DISCORD_WEBHOOK_URL) is not.
+    let ops = HttpReceiver::start(Answer::text(200, "ok")).await;
+    let created = app
+        .post(
+            "/api/v1/notifiers",
+            json!({"name": "ops", "kind": "slack", "system": true,
+                   "settings": {"webhook_url": format!("{}/services/T0/B0/x", ops.url())}}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(
@@ -101,6 +112,10 @@ async fn a_lost_network_is_inconclusive_and_alerts_nothing() {
         "inconclusive checks are counted apart"
     );
     assert!(
+        metrics.contains("upwatch_connectivity_lost{region=\"default\"} 1"),
+        "the metric says the network is lost"
+    );
+    assert!(
         discord.messages().is_empty(),
         "nothing alerts: {:?}",
         discord.messages()
@@ -125,5 +140,9 @@ async fn a_lost_network_is_inconclusive_and_alerts_nothing() {
         "no false recovery either: {:?}",
         discord.messages()
     );
+    let both = ops.wait_for(2, Duration::from_secs(30)).await;
+    assert_eq!(both.len(), 2, "one message when lost, one when back");
+    let text = both[1].json()["text"].as_str().unwrap().to_string();
+    assert!(text.contains("connected again"), "{text}");
     app.stop().await.unwrap();
 }
