@@ -4,8 +4,8 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use upwatch_cache::LiveStatus;
-use upwatch_core::state::RegionStatus;
-use upwatch_core::{CheckError, MonitorState, MonitorStatus};
+use upwatch_core::state::RegionSeen;
+use upwatch_core::{CheckError, MonitorStatus};
 use uuid::Uuid;
 
 use crate::error::{chain, ApiError};
@@ -46,49 +46,8 @@ pub struct StatusView {
     pub regions: Option<Vec<RegionView>>,
 }
 
-/// One region's view of a monitor: its own thresholds over its own results.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RegionView {
-    /// The region's name (one of `UPWATCH_REGIONS`).
-    pub region: String,
-    /// `pending` (no result from it yet), `up`, `down`, `inconclusive` (its worker had lost
-    /// its own network) or `unknown` (no result from it for two intervals; left out of the
-    /// vote).
-    pub status: RegionStatus,
-    pub response_time_ms: Option<u32>,
-    /// When the region's newest result was checked; `None` before its first.
-    pub last_checked: Option<DateTime<Utc>>,
-    pub error: Option<CheckError>,
-}
-
-/// An entry per region of `regions` (those that check the monitor), as of `now`: a region
-/// without a result yet is `pending`.
-pub fn region_views(
-    state: &MonitorState,
-    regions: &[String],
-    interval_ms: u64,
-    now: DateTime<Utc>,
-) -> Vec<RegionView> {
-    regions
-        .iter()
-        .map(|name| match state.regions.get(name) {
-            Some(region) => RegionView {
-                region: name.clone(),
-                status: region.status_at(now, interval_ms),
-                response_time_ms: region.response_time_ms,
-                last_checked: Some(region.last_checked),
-                error: region.error.clone(),
-            },
-            None => RegionView {
-                region: name.clone(),
-                status: RegionStatus::Pending,
-                response_time_ms: None,
-                last_checked: None,
-                error: None,
-            },
-        })
-        .collect()
-}
+/// One region's view of a monitor (the core's [`RegionSeen`]).
+pub type RegionView = RegionSeen;
 
 impl From<LiveStatus> for StatusView {
     fn from(live: LiveStatus) -> Self {
@@ -124,7 +83,7 @@ pub async fn one(
         Some(checked) => (checked.regions, checked.interval_ms),
         None => (live.state.regions.keys().cloned().collect(), 0),
     };
-    let regions = region_views(&live.state, &regions, interval_ms, Utc::now());
+    let regions = live.state.regions_seen(&regions, interval_ms, Utc::now());
     let mut view = StatusView::from(live);
     view.uptime_24h = last_24h(&state, &[id]).await.get(&id).copied();
     view.regions = Some(regions);

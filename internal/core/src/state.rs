@@ -186,6 +186,56 @@ impl RegionState {
     }
 }
 
+/// What one region that checks a monitor sees of it at one moment, as the API and the
+/// monitor page show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RegionSeen {
+    /// The region's name (one of `UPWATCH_REGIONS`).
+    pub region: String,
+    /// `pending` (no result from it yet), `up`, `down`, `inconclusive` (its worker had lost
+    /// its own network) or `unknown` (no result from it for two intervals; left out of the
+    /// vote).
+    pub status: RegionStatus,
+    pub response_time_ms: Option<u32>,
+    /// When the region's newest result was checked; `None` before its first.
+    pub last_checked: Option<DateTime<Utc>>,
+    pub error: Option<CheckError>,
+}
+
+impl MonitorState {
+    /// What each of `regions` (those that check the monitor, in that order) sees as of `now`:
+    /// a region without a result yet is `pending`, one silent for two intervals `unknown`.
+    pub fn regions_seen<S: AsRef<str>>(
+        &self,
+        regions: &[S],
+        interval_ms: u64,
+        now: DateTime<Utc>,
+    ) -> Vec<RegionSeen> {
+        regions
+            .iter()
+            .map(|name| {
+                let name = name.as_ref();
+                match self.regions.get(name) {
+                    Some(region) => RegionSeen {
+                        region: name.to_string(),
+                        status: region.status_at(now, interval_ms),
+                        response_time_ms: region.response_time_ms,
+                        last_checked: Some(region.last_checked),
+                        error: region.error.clone(),
+                    },
+                    None => RegionSeen {
+                        region: name.to_string(),
+                        status: RegionStatus::Pending,
+                        response_time_ms: None,
+                        last_checked: None,
+                        error: None,
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
 /// How the regions of a monitor vote at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RegionVotes {

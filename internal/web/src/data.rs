@@ -22,8 +22,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use upwatch_cache::{LiveStatus, StatusCache};
 use upwatch_core::maintenance::{Maintenance, Occurrence};
 use upwatch_core::rollup::{series, Resolution, Retention, Rollup};
-use upwatch_core::state::RegionStatus;
-use upwatch_core::{CheckError, Monitor, MonitorState};
+use upwatch_core::{Monitor, MonitorState};
 use upwatch_service::stats::{by_monitor, Counts, Stats, DAY, MONTH};
 use upwatch_store::{read_rollups, Incident, IncidentQuery, MaintenanceStore, Reads, StoreError};
 use uuid::Uuid;
@@ -78,45 +77,8 @@ pub struct Point {
     pub down: u32,
 }
 
-/// What one region sees of a monitor, on its page.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RegionRow {
-    pub region: String,
-    /// As of the page's reading ([`upwatch_core::state::RegionState::status_at`]); `pending`
-    /// before the region's first result.
-    pub status: RegionStatus,
-    pub response_time_ms: Option<u32>,
-    pub last_checked: Option<DateTime<Utc>>,
-    pub error: Option<CheckError>,
-}
-
-/// The rows of the regions that check a monitor (`regions`, in that order) as of `now`.
-pub fn region_rows(
-    state: &MonitorState,
-    regions: &[&str],
-    interval_ms: u64,
-    now: DateTime<Utc>,
-) -> Vec<RegionRow> {
-    regions
-        .iter()
-        .map(|&name| match state.regions.get(name) {
-            Some(r) => RegionRow {
-                region: name.to_string(),
-                status: r.status_at(now, interval_ms),
-                response_time_ms: r.response_time_ms,
-                last_checked: Some(r.last_checked),
-                error: r.error.clone(),
-            },
-            None => RegionRow {
-                region: name.to_string(),
-                status: RegionStatus::Pending,
-                response_time_ms: None,
-                last_checked: None,
-                error: None,
-            },
-        })
-        .collect()
-}
+/// What one region sees of a monitor, on its page (the core's [`RegionSeen`]).
+pub type RegionRow = upwatch_core::state::RegionSeen;
 
 /// The windows of the response-time chart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -452,7 +414,7 @@ impl Data {
         let checking = monitor.regions_in(all_regions);
         let (regions, region_points) = if checking.len() > 1 {
             let interval_ms = u64::from(monitor.interval_seconds) * 1000;
-            let rows = region_rows(&state, &checking, interval_ms, now);
+            let rows = state.regions_seen(&checking, interval_ms, now);
             let mut lines = Vec::with_capacity(checking.len());
             for region in &checking {
                 let points = self
