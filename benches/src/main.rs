@@ -157,6 +157,22 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> std::process::ExitCode {
+    // `upwatch-bench limit-server ...`: the bare server the live-status reads are compared
+    // with (`load::limit`), run as a process of its own.
+    if std::env::args().nth(1).as_deref() == Some("limit-server") {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        return match runtime.block_on(upwatch_bench::load::limit::serve(args)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("limit server: {error:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let opts = Opts::parse();
     upwatch_telemetry::init_tracing(
         upwatch_telemetry::LogFormat::Text,
@@ -244,8 +260,26 @@ async fn bench(opts: Opts) -> anyhow::Result<()> {
             .filter(|r| r.sustained)
             .map(|r| r.checks_per_second)
             .fold(0.0, f64::max);
+        let limits: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.fresh_connection_limit)
+            .collect();
+        let limit_words =
+            match limits.iter().copied().reduce(f64::max) {
+                Some(limit) => {
+                    format!(
+                " The machine's fresh-connection limit against the same target server (wrk, \
+                 64 connections, `Connection: close`, after each run; highest of {} runs): \
+                 **{limit:.0} req/s**, so upwatch reaches **{:.0}%** of it (target ≥ 40%: {}).",
+                limits.len(),
+                100.0 * best / limit,
+                if best >= 0.4 * limit { "met" } else { "**missed**" }
+            )
+                }
+                None => " No fresh-connection limit: wrk is not installed.".to_string(),
+            };
         let body = format!(
-            "{}\nHighest sustained: **{best:.0} checks/s**. A rate counts as sustained when the \
+            "{}\nHighest sustained: **{best:.0} checks/s**.{limit_words} A rate counts as sustained when the \
              window achieves at least 97% of the expected checks/s, p99 schedule lag stays \
              under 1 s and does not grow (the p99 of the last 10 s of the window is at most \
              twice that of the first 10 s, or under 250 ms), no job is skipped (stale, \
@@ -334,6 +368,38 @@ async fn bench(opts: Opts) -> anyhow::Result<()> {
         println!("written to {}", path.display());
     }
     Ok(())
+}
+
+/// Requests per second that `wrk` (one thread, 64 connections, `Connection: close`) gets from
+/// `url` over `duration`; `None` when wrk is not installed or says nothing readable.
+async fn fresh_connection_limit(url: &str, duration: Duration) -> Option<f64> {
+    let url = url.to_string();
+    let seconds = format!("{}s", duration.as_secs().max(1));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("wrk")
+            .args([
+                "-t1",
+                "-c64",
+                "-d",
+                &seconds,
+                "-H",
+                "Connection: close",
+                &url,
+            ])
+            .output()
+    })
+    .await
+    .ok()?
+    .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rate = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok());
+    if rate.is_none() {
+        tracing::warn!("no fresh-connection limit: wrk is not installed or said nothing readable");
+    }
+    rate
 }
 
 /// The name of region `i` of a run with `--regions`: r1, r2, ...
@@ -873,6 +939,34 @@ async fn measure(
             }
             r.api.push(load);
         }
+        // The limits, in the same run with the same generator: a bare axum server answering
+        // the same JSON from memory, and (distributed) with one Redis HGET per request.
+        let path = format!("/api/v1/sites/{id}/status");
+        let body = client
+            .get(format!("http://{api_addr}{path}"))
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        let redis = distributed.map(|d| (d.redis_url.as_str(), format!("{}limit", d.redis_prefix)));
+        let limit = upwatch_bench::load::limit::start(
+            &body,
+            redis.as_ref().map(|(url, key)| (*url, key.as_str())),
+            dir,
+        )
+        .await?;
+        let mut routes = vec!["/status"];
+        if distributed.is_some() {
+            routes.push("/redis");
+        }
+        for route in routes {
+            tracing::info!(route, "loading the limit server");
+            let mut load =
+                apiload::run(limit.addr, route, opts.api_connections, opts.api_duration).await?;
+            load.path = format!("limit {route}");
+            r.api_limits.push(load);
+        }
+        drop(limit);
     }
 
     // Peak memory, then the drain: stop producing, let every result be stored.
@@ -956,6 +1050,12 @@ async fn measure(
         }
     }
     r.rows_in_database = count_rows(&database_url).await?;
+
+    // The machine's fresh-connection limit against the same target server, now that upwatch
+    // has stopped: wrk with `Connection: close`, as every check opens a new connection.
+    if let Some(url) = sites.http_url(0) {
+        r.fresh_connection_limit = fresh_connection_limit(&url, Duration::from_secs(10)).await;
+    }
 
     let mut reasons = Vec::new();
     if r.checks_per_second < 0.97 * r.expected_checks_per_second {

@@ -5,6 +5,7 @@
 
 pub mod apiload;
 pub mod fleet;
+pub mod limit;
 pub mod procfs;
 pub mod prom;
 pub mod report;

@@ -67,6 +67,12 @@ pub struct RunReport {
     /// (RSS of the scheduler with the monitors - RSS with none) / monitors.
     pub scheduler_bytes_per_monitor: Option<f64>,
     pub api: Vec<LoadResult>,
+    /// The same load against the limit server (`load::limit`): `limit /status` (the JSON from
+    /// memory) and, distributed, `limit /redis` (one Redis HGET per request).
+    pub api_limits: Vec<LoadResult>,
+    /// wrk's fresh-connection (`Connection: close`) requests/s against the same target server
+    /// after the run: the machine's limit for checks.
+    pub fresh_connection_limit: Option<f64>,
     /// CPU use during the API load, percent of one core: upwatch's API process, the bench
     /// (load generator) and others.
     pub api_cpu_percent: Vec<(String, f64)>,
@@ -271,11 +277,63 @@ pub fn run_table(r: &RunReport) -> String {
             },
         );
     }
+    for limit in &r.api_limits {
+        let (what, target) = if limit.path.ends_with("/redis") {
+            (
+                "a bare axum handler doing one Redis `HGET` per request",
+                0.80,
+            )
+        } else {
+            (
+                "a bare axum handler answering the same JSON from memory",
+                0.90,
+            )
+        };
+        let status = r
+            .api
+            .iter()
+            .find(|l| l.path.ends_with("/status") && l.path.contains("/sites/"));
+        let applies = (r.mode == "distributed") == limit.path.ends_with("/redis");
+        row(
+            &format!("limit: {what} ({} connections)", limit.connections),
+            format!(
+                "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+                limit.requests_per_second, limit.p50_ms, limit.p99_ms
+            ),
+            match status {
+                Some(s) if applies && limit.requests_per_second > 0.0 => {
+                    let share = s.requests_per_second / limit.requests_per_second;
+                    format!(
+                        "`/status` at {:.0}% of it; ≥ {:.0}%, p99 < 5 ms: {}",
+                        100.0 * share,
+                        100.0 * target,
+                        mark(share >= target && s.p99_ms < 5.0)
+                    )
+                }
+                _ => String::new(),
+            },
+        );
+    }
     if !r.api_cpu_percent.is_empty() {
         row(
             "CPU during the API load (% of one core)",
             shares(&r.api_cpu_percent),
             String::new(),
+        );
+    }
+    if let Some(limit) = r.fresh_connection_limit {
+        let share = r.checks_per_second / limit;
+        row(
+            "limit: fresh connections to the same target (wrk, 64 connections, `Connection: close`)",
+            format!(
+                "{limit:.0} req/s; upwatch's checks/s are {:.0}% of it",
+                100.0 * share
+            ),
+            if r.mode == "embedded" {
+                format!("≥ 40% at the highest sustained rate: {}", mark(share >= 0.40))
+            } else {
+                String::new()
+            },
         );
     }
     row(

@@ -122,6 +122,11 @@ impl Sites {
         self.kind
     }
 
+    /// The URL of monitor `i` when the sites are the HTTP target server.
+    pub fn http_url(&self, i: usize) -> Option<String> {
+        matches!(self.server, Server::Http(_)).then(|| self.url(i))
+    }
+
     /// The URL of monitor `i`.
     fn url(&self, i: usize) -> String {
         match &self.server {

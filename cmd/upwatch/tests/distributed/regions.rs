@@ -167,7 +167,14 @@ async fn regions_vote_and_a_region_without_network_stays_out_of_it() {
     site.set_status(200);
     site.clear_user_agent_failures();
     wait_regions(&api, id, &[("a", "up"), ("b", "up"), ("c", "up")], "up").await;
+    let both = discord.wait_for_messages(2, Duration::from_secs(90)).await;
+    let recovery = both[1].to_string();
+    assert!(
+        recovery.contains("Shop") && recovery.contains("Recovery"),
+        "{recovery}"
+    );
     let settled = discord.messages().len();
+    assert_eq!(settled, 2, "one down and one recovery alert, nothing else");
 
     // Region c loses its proxy: its checks and its connectivity target both fail.
     proxy.stop().await;
