@@ -180,3 +180,115 @@ async fn shutdown_lets_in_flight_checks_finish_and_publish() {
         "the in-flight check finished after shutdown"
     );
 }
+
+/// The in-process bus, with a results topic that refuses every publish while `down` is set,
+/// as a broker that went away does.
+struct BrokerGone {
+    inner: InProcessBus,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl Bus for BrokerGone {
+    async fn publish(
+        &self,
+        topic: Topic,
+        key: uuid::Uuid,
+        payload: bytes::Bytes,
+    ) -> upwatch_bus::BusResult<()> {
+        if topic == Topic::Results && self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(upwatch_bus::BusError::Unavailable(
+                "the broker is gone".into(),
+            ));
+        }
+        self.inner.publish(topic, key, payload).await
+    }
+
+    async fn subscribe(
+        &self,
+        topic: Topic,
+        group: &str,
+    ) -> upwatch_bus::BusResult<Box<dyn Subscription>> {
+        self.inner.subscribe(topic, group).await
+    }
+
+    async fn close(&self, topic: Topic) {
+        self.inner.close(topic).await
+    }
+}
+
+/// Back-pressure, not memory growth: while results cannot be published, the pool holds at
+/// most one result per worker and takes no more jobs; when the broker is back, every result
+/// goes out, each once.
+#[tokio::test]
+async fn a_pool_whose_results_cannot_be_published_stops_taking_jobs() {
+    let target = TargetServer::start().await;
+    let bus = InProcessBus::new(1000);
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let jobs = bus
+        .subscribe(Topic::jobs("default"), "workers")
+        .await
+        .unwrap();
+    let mut results = bus.subscribe(Topic::Results, "results").await.unwrap();
+    let metrics = Metrics::new();
+    let shutdown = CancellationToken::new();
+    let pool = WorkerPool {
+        bus: Arc::new(BrokerGone {
+            inner: bus.clone(),
+            down: down.clone(),
+        }),
+        checker: Checker::new(CheckerConfig::default()).unwrap(),
+        metrics: metrics.clone(),
+        concurrency: 4,
+        drain_timeout: Duration::from_secs(10),
+        connectivity: None,
+    };
+    let task = tokio::spawn(pool.run(jobs, shutdown.clone()));
+    let monitors: Vec<Monitor> = (0..40).map(|_| monitor(target.url("/ok"))).collect();
+    for m in &monitors {
+        publish_json(
+            &bus,
+            Topic::jobs("default"),
+            m.id,
+            &CheckJob::for_monitor(m, Utc::now()),
+        )
+        .await
+        .unwrap();
+    }
+    let failures = || {
+        metrics
+            .publish_failures
+            .get_or_create(&upwatch_telemetry::TopicLabel { topic: "results" })
+            .get()
+    };
+    // Each held result has been refused three times at least: the pool had every chance to
+    // take more jobs meanwhile.
+    upwatch_testkit::wait::until(
+        "the results to be refused again and again",
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || async { (failures() >= 12).then_some(()) },
+    )
+    .await;
+    assert_eq!(target.hits("/ok"), 4, "one check per worker, no more");
+    assert_eq!(
+        bus.depth(Topic::jobs("default"), "workers"),
+        36,
+        "the other jobs wait in the bus"
+    );
+    assert_eq!(metrics.checks_in_flight.get(), 4);
+
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..monitors.len() {
+        seen.insert(next_result(results.as_mut()).await.monitor_id);
+    }
+    assert_eq!(seen.len(), monitors.len(), "every monitor's result arrived");
+    shutdown.cancel();
+    task.await.unwrap();
+    bus.close(Topic::Results).await;
+    assert!(
+        results.recv().await.unwrap().is_none(),
+        "and each exactly once"
+    );
+}
