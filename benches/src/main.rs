@@ -109,6 +109,15 @@ struct Opts {
     /// whole run.
     #[arg(long)]
     max_per_host: Option<u32>,
+    /// Extra environment of every upwatch process, `KEY=VALUE` (repeatable), for trade-off runs
+    /// such as `--env 'UPWATCH_KAFKA_PROPERTIES=linger.ms=50'` or
+    /// `--env UPWATCH_LOGGER_BATCH_MS=50`.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    extra_env: Vec<(String, String)>,
+    /// The section of BENCHMARKS.md the run's table goes into, instead of the mode's own (so
+    /// that trade-off runs do not replace the standard one).
+    #[arg(long)]
+    section: Option<String>,
     /// Print the table but leave BENCHMARKS.md alone.
     #[arg(long)]
     no_write: bool,
@@ -350,6 +359,14 @@ async fn bench(opts: Opts) -> anyhow::Result<()> {
         };
         (key, heading, body, vec![r])
     };
+    let custom_heading;
+    let (key, heading) = match &opts.section {
+        Some(section) => {
+            custom_heading = format!("{heading}: {section}");
+            (section.as_str(), custom_heading.as_str())
+        }
+        None => (key, heading),
+    };
     println!("\n{}", machine.line());
     println!("{command}\n");
     println!("{body}");
@@ -400,6 +417,14 @@ async fn fresh_connection_limit(url: &str, duration: Duration) -> Option<f64> {
         tracing::warn!("no fresh-connection limit: wrk is not installed or said nothing readable");
     }
     rate
+}
+
+/// `KEY=VALUE` of `--env`.
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
 }
 
 /// The name of region `i` of a run with `--regions`: r1, r2, ...
@@ -694,6 +719,7 @@ async fn measure(
             env.push(("UPWATCH_REGIONS".into(), names.join(",")));
         }
     }
+    env.extend(opts.extra_env.iter().cloned());
     let launcher = Launcher {
         bin: bin.to_path_buf(),
         env,
