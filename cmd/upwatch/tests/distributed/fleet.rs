@@ -87,6 +87,11 @@ impl Proc {
         Some((generation, after.contains(" (me), my MemberId ")))
     }
 
+    /// Whether the process is still running (it has not exited, or been killed).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Sends `signal` (`STOP`, `CONT`, `TERM`, ...) with `kill`.
     fn signal(&self, signal: &str) -> std::process::ExitStatus {
         Command::new("kill")

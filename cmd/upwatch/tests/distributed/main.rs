@@ -7,5 +7,6 @@ mod faults;
 mod fleet;
 mod flow;
 mod maintenance;
+mod outages;
 mod regions;
 mod watchdog;
