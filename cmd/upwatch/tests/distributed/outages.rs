@@ -111,7 +111,7 @@ async fn redis_away_for_30_s_loses_nothing_and_the_api_reads_postgresql() {
     let mut redis = OwnRedis::start();
     let mut fleet = Fleet::new(Some(&discord.url())).await;
     fleet.set_env("REDIS_URL", &redis.url());
-    let mut procs = vec![
+    let mut procs = [
         fleet.spawn("alerter"),
         fleet.spawn("logger"),
         fleet.spawn_listening("cache-updater"),
