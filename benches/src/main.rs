@@ -244,7 +244,11 @@ async fn bench(opts: Opts) -> anyhow::Result<()> {
     let machine = Machine::describe();
     let command = format!(
         "cargo run --release -p upwatch-bench -- {}",
-        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        std::env::args()
+            .skip(1)
+            .map(|a| shell_word(&a))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let (key, heading, body, reports) = if opts.find_max {
         anyhow::ensure!(
@@ -417,6 +421,16 @@ async fn fresh_connection_limit(url: &str, duration: Duration) -> Option<f64> {
         tracing::warn!("no fresh-connection limit: wrk is not installed or said nothing readable");
     }
     rate
+}
+
+/// `arg` as a shell reads it back: quoted when it holds anything but plain characters.
+fn shell_word(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "._/=:,@%+-".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
 }
 
 /// `KEY=VALUE` of `--env`.
