@@ -48,7 +48,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Distributed mode: emit due checks onto Kafka (one active scheduler; others stand by).
     Scheduler(ServeArgs),
-    /// Distributed mode: perform checks from Kafka and publish their results.
+    /// Distributed mode: perform the checks of this worker's region (UPWATCH_REGION) from Kafka and publish their results.
     Worker(ServeArgs),
     /// Distributed mode: store results from Kafka in PostgreSQL, in batches.
     Logger(ServeArgs),

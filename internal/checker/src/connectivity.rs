@@ -9,11 +9,13 @@
 //! far end said something (a status, a TLS alert). The network is **lost** when none of the
 //! targets answers, and back as soon as one does.
 //!
-//! [`Connectivity::run`] probes every interval; [`Connectivity::confirm`] probes now, unless
-//! the verdict is at most [`FRESH_FOR`] old, and callers that ask at the same time share one
-//! probe. The worker passes each result through [`Connectivity::judge`]: a down result that
-//! got no answer at all (timeout, DNS, connect, no reply, other) while the network is lost
-//! becomes inconclusive (kind `local_network`).
+//! Every verdict comes from [`Connectivity::confirm_since`]: the last probe when it started at
+//! or after the given time, else a new one, which callers that ask at the same time share.
+//! [`Connectivity::run`] and [`Connectivity::confirm`] accept a probe at most [`FRESH_FOR`]
+//! old. The worker passes each result through [`Connectivity::judge`], which asks for a probe
+//! that started after the check did: a down result that got no answer at all (timeout, DNS,
+//! connect, no reply, other) while the network is lost becomes inconclusive (kind
+//! `local_network`).
 //!
 //! With no targets the network is never lost and nothing is probed. Logs and verdicts name
 //! targets without any userinfo or query.
@@ -66,8 +68,6 @@ pub struct Connectivity {
     interval: Duration,
     fresh_for: Duration,
     verdict: watch::Sender<Verdict>,
-    /// When the last probe ended.
-    probed_at: Mutex<Option<tokio::time::Instant>>,
     /// When the last finished probe started (wall clock): its verdict speaks for every check
     /// that started before it.
     probe_started: Mutex<Option<DateTime<Utc>>>,
@@ -131,7 +131,6 @@ impl Connectivity {
             interval,
             fresh_for,
             verdict,
-            probed_at: Mutex::new(None),
             probe_started: Mutex::new(None),
             flight: tokio::sync::Mutex::new(()),
         })
@@ -171,15 +170,16 @@ impl Connectivity {
     /// [`FRESH_FOR`] old; callers at the same time share one probe. Always false without
     /// targets.
     pub async fn confirm(&self) -> bool {
-        if !self.enabled() {
-            return false;
-        }
-        self.refresh().await;
-        self.is_lost()
+        self.confirm_since(self.fresh_since()).await
+    }
+
+    /// The oldest start of a probe that still counts as fresh.
+    fn fresh_since(&self) -> DateTime<Utc> {
+        Utc::now() - chrono::Duration::from_std(self.fresh_for).unwrap_or_default()
     }
 
     /// `result`, made inconclusive when it is down without any answer from the far end
-    /// (timeout, DNS, connect, no reply, other) and [`confirm`](Connectivity::confirm) says
+    /// (timeout, DNS, connect, no reply, other) and a probe says
     /// the network is lost; any other result as it is. An up result is always kept: it
     /// shows the check itself got through.
     ///
@@ -222,12 +222,10 @@ impl Connectivity {
             .is_some_and(|started| started >= since)
     }
 
-    /// Probes now (the caller holds the flight) and notes when.
+    /// Probes now (the caller holds the flight) and notes when it started.
     async fn probe_now(&self) {
         let started = Utc::now();
         self.probe().await;
-        *self.probed_at.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(tokio::time::Instant::now());
         *self.probe_started.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
     }
 
@@ -241,32 +239,13 @@ impl Connectivity {
         loop {
             tokio::select! {
                 () = &mut stop => return,
-                () = self.refresh() => {}
+                _ = self.confirm() => {}
             }
             tokio::select! {
                 () = &mut stop => return,
                 () = tokio::time::sleep(self.interval) => {}
             }
         }
-    }
-
-    /// Whether the last probe ended at most `fresh_for` ago.
-    fn fresh(&self) -> bool {
-        let probed_at = *self.probed_at.lock().unwrap_or_else(|e| e.into_inner());
-        probed_at.is_some_and(|at| at.elapsed() <= self.fresh_for)
-    }
-
-    /// Probes unless the verdict is fresh, one probe at a time; whoever waited for a probe
-    /// takes its verdict.
-    async fn refresh(&self) {
-        if self.fresh() {
-            return;
-        }
-        let _flight = self.flight.lock().await;
-        if self.fresh() {
-            return;
-        }
-        self.probe_now().await;
     }
 
     /// Checks every target at once, until one answers or all have failed, and updates the

@@ -412,34 +412,38 @@ impl MonitorState {
         let at = result.checked_at;
         let rules = result.rules;
         // A state from before regions carries on as its one region.
-        let legacy = self.regions.is_empty().then_some(RegionState {
-            status: match self.status {
-                MonitorStatus::Up => RegionStatus::Up,
-                MonitorStatus::Down => RegionStatus::Down,
-                _ => RegionStatus::Pending,
-            },
-            last_checked: at,
-            consecutive_failures: self.consecutive_failures,
-            consecutive_successes: self.consecutive_successes,
-            response_time_ms: None,
-            status_code: None,
-            error: None,
-            settled: None,
-        });
+        // A new region starts pending, but a state from before regions carries on as its
+        // one region.
+        let (status, failures, successes) = match self.status {
+            _ if !self.regions.is_empty() => (RegionStatus::Pending, 0, 0),
+            MonitorStatus::Up => (
+                RegionStatus::Up,
+                self.consecutive_failures,
+                self.consecutive_successes,
+            ),
+            MonitorStatus::Down => (
+                RegionStatus::Down,
+                self.consecutive_failures,
+                self.consecutive_successes,
+            ),
+            _ => (
+                RegionStatus::Pending,
+                self.consecutive_failures,
+                self.consecutive_successes,
+            ),
+        };
         let region = self
             .regions
             .entry(result.region.clone())
-            .or_insert_with(|| {
-                legacy.unwrap_or(RegionState {
-                    status: RegionStatus::Pending,
-                    last_checked: at,
-                    consecutive_failures: 0,
-                    consecutive_successes: 0,
-                    response_time_ms: None,
-                    status_code: None,
-                    error: None,
-                    settled: None,
-                })
+            .or_insert_with(|| RegionState {
+                status,
+                last_checked: at,
+                consecutive_failures: failures,
+                consecutive_successes: successes,
+                response_time_ms: None,
+                status_code: None,
+                error: None,
+                settled: None,
             });
         region.last_checked = at;
         region.response_time_ms = Some(result.response_time_ms);
