@@ -81,6 +81,16 @@ async function statusOf(id) {
   return (await api("GET", `/api/v1/sites/${id}/status`)).status;
 }
 
+// Opens a page and waits until two frames have been drawn. The dashboard's groups use
+// `content-visibility: auto`, so their rows have no rendered text (innerText "") until the
+// browser's first frame has placed them on screen, which on a loaded machine comes after
+// `load`; a person sees the page only from that frame on.
+async function visit(page, url) {
+  const response = await page.goto(url);
+  await page.evaluate(() => new Promise((drawn) => requestAnimationFrame(() => requestAnimationFrame(drawn))));
+  return response;
+}
+
 async function newPage(options = {}) {
   const context = await browser.newContext({ colorScheme: "light", viewport: { width: 1280, height: 900 }, ...options });
   const page = await context.newPage();
@@ -155,7 +165,7 @@ after(async () => {
 
 test("the dashboard lists every monitor with its status, uptime and recent checks", async () => {
   const { context, page, foreign } = await newPage();
-  await page.goto(base + "/");
+  await visit(page, base + "/");
   const row = page.locator(`tr[id="${ids.flip}"]`);
   assert.match(await row.locator(".st").innerText(), /^✓\s*Up$/);
   assert.match(await row.locator("th").innerText(), /Checkout API/);
@@ -185,7 +195,7 @@ test("the dashboard lists every monitor with its status, uptime and recent check
 
 test("a status flip shows on an open dashboard without a reload", async () => {
   const { context, page } = await newPage();
-  await page.goto(base + "/");
+  await visit(page, base + "/");
   await page.waitForFunction(() => document.getElementById("live-state").textContent === "Live", null, { timeout: DEADLINE });
   const marker = await page.evaluate(() => { window.__sameDocument = true; return true; });
   assert.ok(marker);
@@ -216,7 +226,7 @@ test("a status flip shows on an open dashboard without a reload", async () => {
 test("monitors added and deleted through the API come and go on open pages without a reload", async () => {
   const dashboard = await newPage();
   const status = await newPage();
-  await dashboard.page.goto(base + "/");
+  await visit(dashboard.page, base + "/");
   await status.page.goto(base + "/status");
   for (const { page } of [dashboard, status]) {
     await page.waitForFunction(() => document.getElementById("live-state").textContent === "Live", null, { timeout: DEADLINE });
@@ -250,7 +260,7 @@ test("monitors added and deleted through the API come and go on open pages witho
 test("a monitor's page shows daily uptime, the response-time chart, incidents and settings", async () => {
   await until("the monitor to be up again", async () => (await statusOf(ids.flip)) === "up");
   const { context, page, foreign } = await newPage();
-  await page.goto(`${base}/sites/${ids.flip}`);
+  await visit(page, `${base}/sites/${ids.flip}`);
   assert.equal(await page.locator("h1").innerText(), "Checkout API");
   assert.match(await page.locator("#site .st").innerText(), /Up/);
   assert.match(await page.locator("svg.bar.days").getAttribute("aria-label"), /^90 days: .* uptime; 1 day with downtime/);
@@ -295,7 +305,7 @@ test("the public status page works without JavaScript and shows only public moni
 
 test("the public status page updates live and passes axe", async () => {
   const { context, page, foreign } = await newPage();
-  await page.goto(base + "/status");
+  await visit(page, base + "/status");
   await page.waitForFunction(() => document.getElementById("live-state").textContent === "Live", null, { timeout: DEADLINE });
   await axe(page, "the status page");
   await screenshots(page, "status");
