@@ -71,6 +71,9 @@ pub struct Connectivity {
     /// When the last finished probe started (wall clock): its verdict speaks for every check
     /// that started before it.
     probe_started: Mutex<Option<DateTime<Utc>>>,
+    /// When the network was last found back after being lost: a check that started before
+    /// then ran, at least in part, while the network was lost.
+    back_at: Mutex<Option<DateTime<Utc>>>,
     /// Held while probing: callers that come meanwhile wait, then share its verdict.
     flight: tokio::sync::Mutex<()>,
 }
@@ -132,6 +135,7 @@ impl Connectivity {
             fresh_for,
             verdict,
             probe_started: Mutex::new(None),
+            back_at: Mutex::new(None),
             flight: tokio::sync::Mutex::new(()),
         })
     }
@@ -184,11 +188,18 @@ impl Connectivity {
     /// shows the check itself got through.
     ///
     /// The verdict used is that of a probe that started after the check did, so a network
-    /// that dropped during the check is seen, however fresh the last verdict was.
+    /// that dropped during the check is seen, however fresh the last verdict was; and a
+    /// network that was lost while the check ran but is back by the time it is judged makes
+    /// the result inconclusive too (the check waited on a network that was not there).
     pub async fn judge(&self, result: CheckResult) -> CheckResult {
         let unanswered = result.status == CheckStatus::Down
             && result.error.as_ref().is_some_and(|e| no_answer(e.kind));
-        if !unanswered || !self.confirm_since(result.checked_at).await {
+        if !unanswered {
+            return result;
+        }
+        let lost =
+            self.confirm_since(result.checked_at).await || self.back_since(result.checked_at);
+        if !lost {
             return result;
         }
         let n = self.targets.len();
@@ -212,6 +223,15 @@ impl Connectivity {
             }
         }
         self.is_lost()
+    }
+
+    /// Whether the network was found back after `since`, so that it was lost at some time
+    /// after `since`.
+    fn back_since(&self, since: DateTime<Utc>) -> bool {
+        self.back_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|back| back > since)
     }
 
     /// Whether the last finished probe started at or after `since`.
@@ -295,6 +315,7 @@ impl Connectivity {
                 lost_for_s,
                 "network back: a connectivity target answered"
             );
+            *self.back_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
             *verdict = Verdict {
                 lost: false,
                 since: now,

@@ -391,6 +391,43 @@ async fn the_network_comes_back_when_a_target_answers_again() {
 }
 
 #[tokio::test]
+async fn a_check_that_ran_while_the_network_was_lost_stays_inconclusive_after_it_is_back() {
+    let server = TargetServer::start().await;
+    server.set_delay(Duration::from_secs(10));
+    let connectivity = Connectivity::with_freshness(
+        shared(checker()),
+        "eu".to_string(),
+        vec![server.url("/switch")],
+        Duration::from_secs(1),
+        Duration::ZERO,
+    );
+    assert!(connectivity.confirm().await);
+    // A check that started while the network was lost and timed out just as it came back.
+    let job = job_in("http://127.0.0.1:9/".to_string(), "eu");
+    let timed_out = |at| {
+        upwatch_core::check::CheckResult::for_job(
+            &job,
+            at,
+            1000,
+            None,
+            Err(upwatch_core::check::CheckError::new(
+                ErrorKind::Timeout,
+                "no answer within 1000 ms",
+            )),
+        )
+    };
+    let during = timed_out(chrono::Utc::now());
+    server.set_delay(Duration::ZERO);
+    let judged = connectivity.judge(during).await;
+    assert!(!connectivity.is_lost(), "the probe found the network back");
+    assert_eq!(judged.status, CheckStatus::Inconclusive);
+    assert_eq!(judged.error.unwrap().kind, ErrorKind::LocalNetwork);
+    // A check that started after the network was back is judged on its own.
+    let after = timed_out(chrono::Utc::now() + chrono::Duration::milliseconds(1));
+    assert_eq!(connectivity.judge(after.clone()).await, after);
+}
+
+#[tokio::test]
 async fn concurrent_confirms_share_one_probe() {
     let server = TargetServer::start().await;
     let connectivity = Connectivity::new(
