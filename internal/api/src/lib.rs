@@ -4,7 +4,8 @@
 //! - `POST/GET /api/v1/sites`, `GET/PATCH/DELETE /api/v1/sites/{id}`: monitors;
 //! - `POST /api/v1/sites/bulk`: many monitors at once, all or none;
 //! - `GET /api/v1/sites/{id}/status`, `GET /api/v1/status`: live status, from the cache (one
-//!   monitor's with what each region that checks it sees);
+//!   monitor's with what each region that checks it sees, its answer served again for up to
+//!   `UPWATCH_API_STATUS_MAX_AGE_MS`, see [`answers`]);
 //! - `GET /api/v1/sites/{id}/history`: stored results, newest first;
 //! - `GET /api/v1/sites/{id}/uptime`, `GET /api/v1/sites/{id}/response-times`: statistics
 //!   read from rollups, never from raw results, except the response times of one region
@@ -24,6 +25,7 @@
 //! Layout: [`error`] (the error type), [`extract`] (extractors whose rejections are problems),
 //! `auth` (the bearer token), and one module per resource.
 
+pub mod answers;
 pub mod error;
 pub mod extract;
 
@@ -88,6 +90,9 @@ pub struct ApiState {
     /// Records the pushes of push monitors (`/api/v1/push/{token}`); `None` in an API process
     /// without a results stream (no broker configured), which answers pushes with a 503.
     pub pushes: Option<Arc<upwatch_service::PushService>>,
+    /// Recent answers of `GET /api/v1/sites/{id}/status`, served again for a fraction of a
+    /// second ([`answers::LiveAnswers`]).
+    pub answers: Arc<answers::LiveAnswers>,
 }
 
 /// The complete application: `/api/v1/*`, `/healthz`, `/readyz`, `/metrics`, and fallbacks

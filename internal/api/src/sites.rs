@@ -122,7 +122,9 @@ pub async fn patch(
         }
     }
     state.monitors.check_regions(&updated)?;
-    if !state.monitors.update(&existing, &updated).await? {
+    let changed = state.monitors.update(&existing, &updated).await?;
+    state.answers.forget(id);
+    if !changed {
         return Err(no_site(id));
     }
     Ok(axum::Json(shown(updated)))
@@ -134,7 +136,9 @@ pub async fn delete(
     State(state): State<ApiState>,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    if !state.monitors.delete(id).await? {
+    let deleted = state.monitors.delete(id).await?;
+    state.answers.forget(id);
+    if !deleted {
         return Err(no_site(id));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -1,6 +1,11 @@
 //! Live status: one monitor's or every monitor's, from the cache with the store as fallback.
 
+use std::time::Instant;
+
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use upwatch_cache::LiveStatus;
@@ -72,11 +77,35 @@ impl From<LiveStatus> for StatusView {
 
 /// `GET /api/v1/sites/{id}/status`.
 #[utoipa::path(get, path = "/api/v1/sites/{id}/status", tag = "status", operation_id = "get_site_status", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "The monitor's live status.", body = StatusView)))]
-pub async fn one(
-    State(state): State<ApiState>,
-    IdPath(id): IdPath,
-) -> Result<axum::Json<StatusView>, ApiError> {
-    let live = live_status(&state, id).await?;
+pub async fn one(State(state): State<ApiState>, IdPath(id): IdPath) -> Result<Response, ApiError> {
+    let now = Instant::now();
+    if let Some(body) = state.answers.get(id, now) {
+        return Ok(json_response(body));
+    }
+    let view = one_view(&state, id).await?;
+    let body = Bytes::from(serde_json::to_vec(&view).map_err(|e| ApiError::Other {
+        status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        detail: format!("The status of monitor {id} could not be serialized: {e}."),
+    })?);
+    state.answers.put(id, body.clone(), now);
+    Ok(json_response(body))
+}
+
+/// A JSON answer of bytes already serialized.
+fn json_response(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// One monitor's live status as `GET /api/v1/sites/{id}/status` shows it.
+async fn one_view(state: &ApiState, id: Uuid) -> Result<StatusView, ApiError> {
+    let live = live_status(state, id).await?;
     // The regions that check it and its interval, remembered a few seconds by the service, so
     // that this stays a cache read; a monitor deleted meanwhile shows the regions it has.
     let (regions, interval_ms) = match state.monitors.checked_by(id).await? {
@@ -85,9 +114,9 @@ pub async fn one(
     };
     let regions = live.state.regions_seen(&regions, interval_ms, Utc::now());
     let mut view = StatusView::from(live);
-    view.uptime_24h = last_24h(&state, &[id]).await.get(&id).copied();
+    view.uptime_24h = last_24h(state, &[id]).await.get(&id).copied();
     view.regions = Some(regions);
-    Ok(axum::Json(view))
+    Ok(view)
 }
 
 /// A monitor's live status: from the cache, else from the store; 404 when it does not exist.

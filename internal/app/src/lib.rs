@@ -304,6 +304,9 @@ impl Application {
                 });
                 upwatch_api::router(ApiState {
                     pushes,
+                    answers: Arc::new(upwatch_api::answers::LiveAnswers::new(
+                        settings.api_status_max_age,
+                    )),
                     maintenances: MaintenanceService::new(store.clone(), changed.clone()),
                     monitors: MonitorService::new(store.clone(), cache.clone(), changed)
                         .with_regions(settings.regions.clone()),

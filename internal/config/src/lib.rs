@@ -245,6 +245,12 @@ pub const SETTINGS: &[Setting] = &[
         expected: "a whole number of bytes from 1024 to 104857600",
     },
     Setting {
+        key: "api_status_max_age_ms",
+        env: "UPWATCH_API_STATUS_MAX_AGE_MS",
+        default: Some("250"),
+        expected: "a whole number of milliseconds from 0 (off) to 1000",
+    },
+    Setting {
         key: "dashboard_public",
         env: "UPWATCH_DASHBOARD_PUBLIC",
         default: Some("false"),
@@ -450,6 +456,9 @@ pub struct Settings {
     /// less than the interval plus 15 s).
     pub stale_after_intervals: u32,
     pub api_max_body_bytes: usize,
+    /// How long an answer of `GET /api/v1/sites/{id}/status` is served again from memory
+    /// (zero: never).
+    pub api_status_max_age: Duration,
     /// Whether the dashboard (`/`, `/sites/{id}`) is served while `api_token` is set. Without
     /// a token it always is; the public status page (`/status`) always is.
     pub dashboard_public: bool,
@@ -918,6 +927,11 @@ impl Settings {
             )?),
             stale_after_intervals: raw.number("stale_after_intervals", 1, 1000)? as u32,
             api_max_body_bytes: raw.number("api_max_body_bytes", 1024, 100 * 1024 * 1024)? as usize,
+            api_status_max_age: Duration::from_millis(raw.number(
+                "api_status_max_age_ms",
+                0,
+                1000,
+            )?),
             dashboard_public: raw.boolean("dashboard_public")?,
             retention: Retention {
                 raw: raw.retention("retention_raw")?,

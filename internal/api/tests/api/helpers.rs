@@ -48,6 +48,9 @@ pub struct Options {
     pub push_max_per_minute: Option<u32>,
     /// The regions there are (`UPWATCH_REGIONS`; default: `default` alone).
     pub regions: Option<Vec<String>>,
+    /// How long a live-status answer is served again (`UPWATCH_API_STATUS_MAX_AGE_MS`).
+    /// Default: never, since most tests change the cache and read it back at once.
+    pub status_max_age: Option<Duration>,
 }
 
 /// Builds the store the API uses around the test's SQLite store.
@@ -101,6 +104,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             .max_body_bytes
             .unwrap_or(upwatch_api::DEFAULT_MAX_BODY_BYTES),
         notifier: Arc::new(upwatch_notifiers::Channels::default()),
+        answers: Arc::new(upwatch_api::answers::LiveAnswers::new(
+            options.status_max_age.unwrap_or(Duration::ZERO),
+        )),
     };
     TestApp {
         router: router(state),

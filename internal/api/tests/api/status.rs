@@ -254,3 +254,48 @@ async fn status_of_an_unknown_monitor_is_404() {
         "{problem}"
     );
 }
+
+#[tokio::test]
+async fn a_status_answer_is_served_again_until_its_monitor_changes() {
+    // A window far longer than the test, so that what is asserted does not depend on timing.
+    let app = spawn_app_with(Options {
+        status_max_age: Some(std::time::Duration::from_secs(60)),
+        ..Options::default()
+    })
+    .await;
+    let id = id_of(
+        &app.create_site(json!({"url": "http://a.test/", "name": "A"}))
+            .await,
+    );
+    let uri = format!("/api/v1/sites/{id}/status");
+    let first = app.get(&uri).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(
+        first.header(axum::http::header::CONTENT_TYPE),
+        Some("application/json")
+    );
+    assert_eq!(first.json()["status"], "pending");
+
+    // A result reaches the cache: within the window the answer already built is served.
+    let mut entry = app.cache.get(id).await.unwrap().unwrap();
+    entry.state.apply(&result(id, 10, false));
+    assert!(app.cache.put(&entry).await.unwrap());
+    let again = app.get(&uri).await;
+    assert_eq!(again.body, first.body, "the same answer, byte for byte");
+
+    // Changing the monitor forgets its answer: the next read shows the change and the result.
+    let patched = app
+        .patch_json(&format!("/api/v1/sites/{id}"), &json!({"name": "B"}))
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text());
+    let after = app.get(&uri).await.json();
+    assert_eq!(after["name"], "B");
+    assert_eq!(after["status"], "down");
+
+    // And deleting it too: no answer outlives its monitor.
+    assert_eq!(
+        app.delete(&format!("/api/v1/sites/{id}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    app.get(&uri).await.assert_problem(StatusCode::NOT_FOUND);
+}
