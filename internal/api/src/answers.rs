@@ -8,9 +8,15 @@
 //! at once. At most [`CAPACITY`] answers are kept: when full, expired ones are dropped, and
 //! while it is still full a new answer is served without being kept. Only answers of monitors
 //! that exist are kept (a 404 is not).
+//!
+//! A live read also asks the store for a monitor's regions and 24-hour uptime. While the store
+//! is unreachable each such call would wait for the pool's timeout (seconds), so the first
+//! failure puts the store to rest: for [`STORE_REST`] live reads leave those out, then one read
+//! tries the store again while the others keep leaving them out, until one succeeds.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -22,12 +28,42 @@ pub const CAPACITY: usize = 10_000;
 /// The default of `max_age`.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_millis(250);
 
+/// How long live reads leave the store out after it failed, before one tries it again.
+pub const STORE_REST: Duration = Duration::from_secs(1);
+
 /// Serialized live-status answers by monitor, each with when it was built.
 #[derive(Debug)]
 pub struct LiveAnswers {
     max_age: Duration,
     capacity: usize,
     answers: RwLock<HashMap<Uuid, (Instant, Bytes)>>,
+    /// When a live read's store call last failed; `None` while the store answers.
+    store_failed: Mutex<Option<Instant>>,
+    /// Whether a live read is trying a failed store again.
+    store_trial: AtomicBool,
+}
+
+/// Leave to call the store from a live read, from [`LiveAnswers::store_call`].
+#[derive(Debug)]
+pub struct StoreCall<'a> {
+    answers: &'a LiveAnswers,
+    trial: bool,
+}
+
+impl StoreCall<'_> {
+    /// Says how the call went: a failure rests the store, a success ends the rest.
+    pub fn done(self, ok: bool, now: Instant) {
+        let mut failed = self
+            .answers
+            .store_failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *failed = if ok { None } else { Some(now) };
+        drop(failed);
+        if self.trial {
+            self.answers.store_trial.store(false, Ordering::Release);
+        }
+    }
 }
 
 impl LiveAnswers {
@@ -42,6 +78,30 @@ impl LiveAnswers {
             max_age,
             capacity,
             answers: RwLock::new(HashMap::new()),
+            store_failed: Mutex::new(None),
+            store_trial: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a live read may call the store now: always while it answers; after a failure,
+    /// not for [`STORE_REST`], then for one read at a time until one succeeds. The caller
+    /// says how it went with [`StoreCall::done`].
+    pub fn store_call(&self, now: Instant) -> Option<StoreCall<'_>> {
+        let failed = *self.store_failed.lock().unwrap_or_else(|e| e.into_inner());
+        match failed {
+            None => Some(StoreCall {
+                answers: self,
+                trial: false,
+            }),
+            Some(at) if now.saturating_duration_since(at) < STORE_REST => None,
+            Some(_) => self
+                .store_trial
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+                .then_some(StoreCall {
+                    answers: self,
+                    trial: true,
+                }),
         }
     }
 
@@ -146,6 +206,35 @@ mod tests {
         answers.put(id, body("up"), t0);
         assert_eq!(answers.get(id, t0), None);
         assert!(answers.is_empty());
+    }
+
+    #[test]
+    fn a_failing_store_rests_then_one_read_tries_it_again() {
+        let answers = LiveAnswers::new(Duration::ZERO);
+        let t0 = Instant::now();
+        let (first, second) = (answers.store_call(t0), answers.store_call(t0));
+        assert!(
+            first.is_some() && second.is_some(),
+            "a healthy store is called by all"
+        );
+        first.unwrap().done(false, t0);
+        second.unwrap().done(true, t0);
+        answers.store_call(t0).unwrap().done(false, t0);
+        assert!(answers
+            .store_call(t0 + Duration::from_millis(999))
+            .is_none());
+        let later = t0 + STORE_REST;
+        let trial = answers.store_call(later).expect("one read tries again");
+        assert!(answers.store_call(later).is_none(), "one at a time");
+        trial.done(false, later);
+        assert!(
+            answers.store_call(later).is_none(),
+            "failed again: rests again"
+        );
+        let trial = answers.store_call(later + STORE_REST).unwrap();
+        trial.done(true, later + STORE_REST);
+        assert!(answers.store_call(later + STORE_REST).is_some());
+        assert!(answers.store_call(later + STORE_REST).is_some());
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! The logger role: writes results to the store in batches, bounded by size and time, and
 //! acknowledges them only after the batch is committed.
+//!
+//! A batch the store refuses (the database is away, its disk is full or read-only) is kept
+//! and written again with backoff until it is stored; meanwhile the logger takes nothing more
+//! from the results stream, so what it holds is bounded by one batch and the stream's own
+//! bound (the in-process bus then holds back the workers). While it retries, `/readyz` says
+//! the database does not accept writes ([`STORE_WRITE_PROBLEM`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +17,13 @@ use upwatch_telemetry::Metrics;
 
 use crate::consume::{each_batch, Batching};
 use crate::retry::{until_ok, Backoff};
+
+/// The readiness problem of a store that refuses the results' writes.
+pub const STORE_WRITE_PROBLEM: &str = "store writes";
+
+/// What `/readyz` says while the store refuses the results' writes (the error is in the log).
+const STORE_WRITE_REASON: &str = "The database does not accept writes (its disk may be full \
+     or read-only): results are held and written again until it does; the log has the error.";
 
 /// The logger role.
 pub struct Logger {
@@ -39,12 +52,19 @@ impl Logger {
         tracing::info!(results_stored = stored.into_inner(), "logger stopped");
     }
 
-    /// Writes a batch, retrying until it is stored; returns how many results were new.
+    /// Writes a batch, retrying the same batch until it is stored, and reports the failures
+    /// as a readiness problem until then; returns how many results were new.
     async fn store_batch(&self, batch: Vec<CheckResult>) -> u64 {
-        let stored = until_ok("store a batch of results", Backoff::default(), || {
-            self.store.insert_results(&batch)
+        let health = &self.metrics.health;
+        let stored = until_ok("store a batch of results", Backoff::default(), || async {
+            let written = self.store.insert_results(&batch).await;
+            if written.is_err() {
+                health.set_problem(STORE_WRITE_PROBLEM, STORE_WRITE_REASON.to_string());
+            }
+            written
         })
         .await;
+        health.clear_problem(STORE_WRITE_PROBLEM);
         self.metrics.results_stored.inc_by(stored);
         self.metrics
             .record_stored(&batch, chrono::Utc::now().timestamp_millis());

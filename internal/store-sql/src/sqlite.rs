@@ -98,7 +98,9 @@ impl SqliteStore {
                 .idle_timeout(None)
                 .max_lifetime(None)
         } else {
-            SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE)
+            SqlitePoolOptions::new()
+                .max_connections(FILE_POOL_SIZE)
+                .after_release(|conn, _| Box::pin(async move { Ok(still_usable(conn).await) }))
         };
         let pool = pool_options
             .connect_with(options)
@@ -123,6 +125,30 @@ impl SqliteStore {
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
         self.pool.begin_with("BEGIN IMMEDIATE").await.db()
     }
+}
+
+/// Whether a connection given back to the pool can serve another caller; one that cannot is
+/// closed (the pool opens a new one when needed).
+///
+/// SQLite itself rolls back the transaction in which a write failed with `SQLITE_FULL` (a full
+/// disk) or an I/O error. sqlx does not know: its rollback when the transaction is dropped then
+/// fails ("no transaction is active") and leaves the connection counting one transaction
+/// open, so every later `BEGIN IMMEDIATE` on it fails ("attempted to call begin_with at
+/// non-zero transaction depth") long after the disk has room again. The ping is queued behind
+/// that rollback, so once it answers the count is final.
+async fn still_usable(conn: &mut SqliteConnection) -> bool {
+    use sqlx::Connection as _;
+    if conn.ping().await.is_err() {
+        return false;
+    }
+    if conn.is_in_transaction() {
+        tracing::warn!(
+            "closing a database connection whose failed transaction SQLite had already ended \
+             (a full disk or an I/O error)"
+        );
+        return false;
+    }
+    true
 }
 
 /// A failure to open the database, naming it, with the cause as its source.

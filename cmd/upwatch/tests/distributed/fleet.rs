@@ -195,6 +195,13 @@ impl Fleet {
             "UPWATCH_TEST_DATABASE_URL",
             Some("postgres://postgres:postgres@127.0.0.1:5432/postgres"),
         );
+        Fleet::on_postgres(&admin_url, discord_url).await
+    }
+
+    /// As [`Fleet::new`], with its database created through `admin_url` (a PostgreSQL the
+    /// test owns, say).
+    pub async fn on_postgres(admin_url: &str, discord_url: Option<&str>) -> Fleet {
+        let admin_url = admin_url.to_string();
         let redis_url = service("UPWATCH_TEST_REDIS_URL", Some("redis://127.0.0.1:6379"));
         let brokers = service("UPWATCH_TEST_KAFKA_BROKERS", None);
         let tag = Uuid::new_v4().simple().to_string();

@@ -1,11 +1,19 @@
-//! A dependency that goes away for a while (issue 16's outage suite, Redis first): a fleet
-//! with 500 monitors at 2 s loses its Redis for 30 s. The API answers live status from
+//! A dependency that goes away for a while (issue 16's outage suite), a fleet with 500
+//! monitors at 2 s each time.
+//!
+//! PostgreSQL (a cluster the test owns) stopped for 30 s: every role that needs it says so in
+//! `/readyz`, the API still answers live status from Redis, nothing alerts meanwhile, and
+//! once it is back within 30 s results are stored again, the two sites that went down as it
+//! went are alerted once each, and every result published is stored exactly once.
+//!
+//! Redis stopped for 30 s: The API answers live status from
 //! PostgreSQL meanwhile and says in `/readyz` that the status cache is missing, as does the
 //! cache updater; nothing exits, nothing alerts, the pipeline goes on storing, and once Redis
 //! is back (empty, as a restarted Redis without persistence is) every monitor is in it again
 //! with a fresh check within 30 s. At the end every result published is stored exactly once.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,7 +23,7 @@ use upwatch_cache::StatusCache;
 use upwatch_testkit::discord::DiscordReceiver;
 use upwatch_testkit::target::TargetServer;
 
-use crate::fleet::{eventually, Api, Fleet, Proc};
+use crate::fleet::{eventually, Api, Fleet, Proc, DEADLINE};
 
 const MONITORS: usize = 500;
 const OUTAGE: Duration = Duration::from_secs(30);
@@ -234,4 +242,281 @@ async fn redis_away_for_30_s_loses_nothing_and_the_api_reads_postgresql() {
         "every result published is stored exactly once"
     );
     fleet.cleanup().await;
+}
+
+/// A PostgreSQL cluster this test owns (`initdb` in a temporary directory, trust
+/// authentication), on a free loopback port, so that it may be stopped and started again.
+struct OwnPostgres {
+    port: u16,
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    running: bool,
+}
+
+impl OwnPostgres {
+    fn start() -> OwnPostgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server binaries (deploy/test.sh installs them)")
+            .filter_map(|e| Some(e.ok()?.path().join("bin")))
+            .filter(|bin| bin.join("pg_ctl").exists())
+            .max()
+            .expect("pg_ctl under /usr/lib/postgresql/*/bin");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        // PostgreSQL refuses to run as root: as root, the cluster belongs to `postgres`.
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status();
+        assert!(
+            !is_root() || status.is_ok_and(|s| s.success()),
+            "chown the cluster's directory to postgres"
+        );
+        let mut pg = OwnPostgres {
+            port,
+            bin,
+            dir,
+            running: false,
+        };
+        let data = pg.data();
+        pg.run(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        pg.restart();
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Runs one of PostgreSQL's programs, as `postgres` when this is root.
+    fn run(&self, program: &str, args: &[&str]) {
+        let program = self.bin.join(program);
+        let mut cmd = if is_root() {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(&program);
+            cmd
+        } else {
+            Command::new(&program)
+        };
+        let out = cmd.args(args).output().expect("PostgreSQL's programs run");
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {}{}",
+            program.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts (again) on the same port, with what it stored, and waits until it answers.
+    fn restart(&mut self) {
+        let data = self.data();
+        let log = self.dir.path().join("postgres.log").display().to_string();
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-o", &options, "-w", "start"],
+        );
+        self.running = true;
+    }
+
+    /// Stops at once, closing every connection (`pg_ctl stop -m fast`).
+    fn stop(&mut self) {
+        if self.running {
+            let data = self.data();
+            self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+            self.running = false;
+        }
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        if self.running {
+            let data = self.data();
+            let _ = Command::new(self.bin.join("pg_ctl"))
+                .args(["-D", &data, "-m", "immediate", "stop"])
+                .status();
+            let _ = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"))
+                .args(["-D", &data, "-m", "immediate", "stop"])
+                .status();
+        }
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+/// The bodies of the Discord messages received so far.
+fn alert_texts(discord: &DiscordReceiver) -> Vec<String> {
+    discord
+        .messages()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_away_for_30_s_loses_no_result_and_no_alert() {
+    let target = TargetServer::start().await;
+    // Two sites that go down while PostgreSQL is away: their alerts must come once it is back,
+    // once each.
+    let flaky = TargetServer::start().await;
+    let discord = DiscordReceiver::start().await;
+    let mut pg = OwnPostgres::start();
+    let mut fleet = Fleet::on_postgres(&pg.admin_url(), Some(&discord.url())).await;
+    let mut procs = [
+        fleet.spawn_listening("alerter"),
+        fleet.spawn_listening("logger"),
+        fleet.spawn_listening("cache-updater"),
+        fleet.spawn("worker"),
+        fleet.spawn_listening("scheduler"),
+        fleet.spawn("api"),
+    ];
+    let api = Api::of(&procs[5]).await;
+    let mut bases = vec![api.base.clone()];
+    for i in [0, 1, 4] {
+        bases.push(format!("http://{}", procs[i].listen_addr().await));
+    }
+    let mut items: Vec<Value> = (0..MONITORS - 2)
+        .map(|i| {
+            json!({"name": format!("Site {i}"), "url": target.url(&format!("/ok?{i}")),
+                        "interval_seconds": 2})
+        })
+        .collect();
+    for i in 0..2 {
+        items.push(json!({"name": format!("Flaky {i}"),
+                          "url": flaky.url(&format!("/switch?{i}")), "interval_seconds": 2}));
+    }
+    let created = api
+        .client
+        .post(format!("{}/api/v1/sites/bulk", api.base))
+        .json(&items)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let first: uuid::Uuid = created["items"][0]["id"].as_str().unwrap().parse().unwrap();
+    let flaky_ids: Vec<uuid::Uuid> = created["items"].as_array().unwrap()[MONITORS - 2..]
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    eventually("two results of every monitor stored", || async {
+        (rows(&fleet).await >= 2 * MONITORS as i64).then_some(())
+    })
+    .await;
+    for id in [first, flaky_ids[0], flaky_ids[1]] {
+        eventually("the monitors up", || async {
+            (api.status(id).await["status"] == "up").then_some(())
+        })
+        .await;
+    }
+
+    // The flaky sites fail from just before the outage: their results meet the alerter as
+    // the database goes.
+    flaky.set_status(500);
+    pg.stop();
+    let gone = Instant::now();
+    for base in &bases {
+        let (_, body) = eventually("every role's /readyz to name the database", || async {
+            let (code, body) = readyz(&api.client, base).await?;
+            (code == 503).then_some((code, body))
+        })
+        .await;
+        assert!(body.contains("database"), "{base}: {body}");
+    }
+    // Live status still answers, from Redis. (The scheduler pauses while it cannot hold its
+    // election in the database, so that two schedulers never both emit: no check runs.)
+    for _ in 0..3 {
+        let status = api.status(first).await;
+        assert_eq!(status["status"], "up", "{status}");
+    }
+    let left = OUTAGE.saturating_sub(gone.elapsed());
+    tokio::time::sleep(left).await; // the outage lasts its 30 s, whatever the checks above took
+    assert!(
+        discord.messages().is_empty(),
+        "no alert goes out without the database: {:?}",
+        alert_texts(&discord)
+    );
+
+    pg.restart();
+    let resumed = Instant::now();
+    let before = rows(&fleet).await;
+    eventually("results stored again", || async {
+        (rows(&fleet).await >= before + MONITORS as i64).then_some(())
+    })
+    .await;
+    eventually("every /readyz ready again", || async {
+        for base in &bases {
+            if readyz(&api.client, base).await?.0 != 200 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    assert!(
+        resumed.elapsed() < Duration::from_secs(30),
+        "the pipeline resumed within 30 s of PostgreSQL's return ({:?})",
+        resumed.elapsed()
+    );
+    let alerts = discord.wait_for_messages(2, DEADLINE).await;
+    assert_eq!(alerts.len(), 2, "one down alert per flaky site");
+    // A few more rounds of results through the alerter: still exactly those two.
+    let now = rows(&fleet).await;
+    eventually("two more rounds stored", || async {
+        (rows(&fleet).await >= now + 2 * MONITORS as i64).then_some(())
+    })
+    .await;
+    let texts = alert_texts(&discord);
+    assert_eq!(texts.len(), 2, "no alert twice: {texts:?}");
+    for i in 0..2 {
+        assert_eq!(
+            texts
+                .iter()
+                .filter(|t| t.contains("Down") && t.contains(&format!("Flaky {i}")))
+                .count(),
+            1,
+            "{texts:?}"
+        );
+    }
+    for p in procs.iter_mut() {
+        assert!(p.running(), "{} exited during the outage", p.name);
+        assert!(!p.log().contains("panicked"), "{} panicked", p.name);
+    }
+
+    for p in procs.iter_mut().rev() {
+        p.stop();
+    }
+    let published = published(&[&procs[3]]);
+    assert!(published > 0);
+    assert_eq!(
+        rows(&fleet).await as u64,
+        published,
+        "every result published is stored exactly once"
+    );
+    fleet.cleanup().await;
+    drop(pg);
 }

@@ -3,6 +3,7 @@
 
 mod check_types;
 mod connectivity;
+mod disk_full;
 mod helpers;
 mod history;
 mod import;
