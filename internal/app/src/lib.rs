@@ -320,7 +320,7 @@ impl Application {
                 })
                 .merge(upwatch_web::router(web))
             } else {
-                ops::router(metrics.clone(), store.clone(), cache.clone())
+                ops::router(metrics.clone(), store.clone(), cache.clone(), bus.clone())
             };
             let server = axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown.clone().cancelled_owned());

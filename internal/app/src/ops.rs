@@ -8,6 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use upwatch_bus::Bus;
 use upwatch_cache::StatusCache;
 use upwatch_store::Store;
 use upwatch_telemetry::Metrics;
@@ -17,6 +18,7 @@ struct Ops {
     metrics: Arc<Metrics>,
     store: Option<Arc<dyn Store>>,
     cache: Option<Arc<dyn StatusCache>>,
+    bus: Option<Arc<dyn Bus>>,
 }
 
 /// `/healthz`, `/readyz` and `/metrics`.
@@ -24,6 +26,7 @@ pub fn router(
     metrics: Arc<Metrics>,
     store: Option<Arc<dyn Store>>,
     cache: Option<Arc<dyn StatusCache>>,
+    bus: Option<Arc<dyn Bus>>,
 ) -> Router {
     Router::new()
         .route(
@@ -36,6 +39,7 @@ pub fn router(
             metrics,
             store,
             cache,
+            bus,
         })
 }
 
@@ -55,6 +59,15 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(serde_json::json!({"status": "the cache is unreachable"})),
+            );
+        }
+    }
+    if let Some(bus) = &ops.bus {
+        if let Err(error) = bus.ping().await {
+            tracing::warn!(%error, "readiness: the broker is unreachable");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "the kafka broker is unreachable"})),
             );
         }
     }

@@ -52,6 +52,8 @@ const LAG_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `connect` waits for the brokers to answer, and for the topics to be created.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long librdkafka keeps trying to deliver one message before `publish` fails.
+/// How long `/readyz` waits for the broker's metadata.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `close` waits for the synchronous commit of one member.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -465,6 +467,29 @@ impl Bus for KafkaBus {
             topic: name,
             closed: state.closed.clone(),
         }))
+    }
+
+    /// Asks a broker for the results topic's metadata through the producer's connections.
+    async fn ping(&self) -> BusResult<()> {
+        let name = self.inner.config.topic_name(&Topic::Results);
+        let producer = self.inner.producer.clone();
+        let answered = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&name), PING_TIMEOUT)
+                .map(|_| ())
+        })
+        .await;
+        match answered {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(BusError::Unavailable(format!(
+                "the kafka broker did not answer within {} s: {error}",
+                PING_TIMEOUT.as_secs()
+            ))),
+            Err(error) => Err(BusError::Unavailable(format!(
+                "the kafka broker could not be asked: {error}"
+            ))),
+        }
     }
 
     /// Reads the group's committed offsets and each partition's end offset with a short-lived

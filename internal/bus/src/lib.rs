@@ -132,6 +132,12 @@ pub trait Bus: Send + Sync + 'static {
     /// them this only stops this process's own consumers.
     async fn close(&self, topic: Topic);
 
+    /// Whether the bus answers now (for a broker: it returned its metadata within a couple of
+    /// seconds), for `/readyz`. The in-process bus always does.
+    async fn ping(&self) -> BusResult<()> {
+        Ok(())
+    }
+
     /// How far group `group` is behind on each partition of `topic`: the partition's end
     /// offset minus the group's committed offset, by partition. `None` where the bus has no
     /// partitions to report (the in-process bus, whose queue depth is a metric of its own).

@@ -108,6 +108,17 @@ impl Proc {
         assert!(status.success(), "kill -STOP {}: {status}", self.name);
     }
 
+    /// Its resident memory in KiB (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the process is running");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
     /// SIGCONT: a paused process goes on.
     pub fn resume(&mut self) {
         let status = self.signal("CONT");

@@ -6,6 +6,12 @@
 //! once it is back within 30 s results are stored again, the two sites that went down as it
 //! went are alerted once each, and every result published is stored exactly once.
 //!
+//! The broker (a nisshi the test owns) paused for 30 s: every role's `/readyz` names it, the
+//! API still answers live status, the worker's memory stays bounded (it stops taking jobs
+//! rather than buffer results), and once it is back within 30 s results are stored again, no
+//! monitor alerts (the watchdog says once that checks stopped and once that they are back),
+//! and every result published is stored exactly once.
+//!
 //! Redis stopped for 30 s: The API answers live status from
 //! PostgreSQL meanwhile and says in `/readyz` that the status cache is missing, as does the
 //! cache updater; nothing exits, nothing alerts, the pipeline goes on storing, and once Redis
@@ -519,4 +525,185 @@ async fn postgresql_away_for_30_s_loses_no_result_and_no_alert() {
     );
     fleet.cleanup().await;
     drop(pg);
+}
+
+/// A nisshi broker this test owns, on a free loopback port, so that it may be paused.
+struct OwnBroker {
+    port: u16,
+    child: Child,
+}
+
+impl OwnBroker {
+    fn start() -> OwnBroker {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new("nisshi")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://nisshi/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nisshi on the PATH (deploy/test.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nisshi did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        OwnBroker { port, child }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} nisshi");
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_gone_for_30_s_loses_nothing_and_the_workers_memory_stays_bounded() {
+    let target = TargetServer::start().await;
+    let discord = DiscordReceiver::start().await;
+    let broker = OwnBroker::start();
+    let mut fleet = Fleet::new(Some(&discord.url())).await;
+    fleet.set_env("KAFKA_BROKERS", &broker.address());
+    let mut procs = [
+        fleet.spawn_listening("alerter"),
+        fleet.spawn_listening("logger"),
+        fleet.spawn_listening("cache-updater"),
+        fleet.spawn_listening("worker"),
+        fleet.spawn_listening("scheduler"),
+        fleet.spawn("api"),
+    ];
+    let api = Api::of(&procs[5]).await;
+    let mut roles = Vec::new();
+    for proc in &procs[..5] {
+        roles.push(format!("http://{}", proc.listen_addr().await));
+    }
+    let items: Vec<Value> = (0..MONITORS)
+        .map(|i| {
+            json!({"name": format!("Site {i}"), "url": target.url(&format!("/ok?{i}")),
+                        "interval_seconds": 2})
+        })
+        .collect();
+    let created = api
+        .client
+        .post(format!("{}/api/v1/sites/bulk", api.base))
+        .json(&items)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let first: uuid::Uuid = created["items"][0]["id"].as_str().unwrap().parse().unwrap();
+    eventually("two results of every monitor stored", || async {
+        (rows(&fleet).await >= 2 * MONITORS as i64).then_some(())
+    })
+    .await;
+    let rss_before = procs[3].rss_kib();
+
+    // SIGSTOP: the broker's port still accepts connections but nothing answers, as a broker
+    // that hangs or a network that drops packets. (Its storage is in memory, so a killed
+    // broker would come back without its topics.)
+    broker.signal("STOP");
+    let gone = Instant::now();
+    for base in &roles {
+        let (_, body) = eventually("every role's /readyz to name the broker", || async {
+            let (code, body) = readyz(&api.client, base).await?;
+            (code == 503).then_some((code, body))
+        })
+        .await;
+        assert!(body.contains("broker"), "{base}: {body}");
+    }
+    assert_eq!(
+        api.status(first).await["status"],
+        "up",
+        "live status answers"
+    );
+    // The workers cannot publish: they stop taking jobs rather than buffer results.
+    let mut rss_max = 0;
+    while gone.elapsed() < OUTAGE {
+        rss_max = rss_max.max(procs[3].rss_kib());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("worker RSS: {rss_before} KiB before the outage, {rss_max} KiB at most during it");
+    assert!(
+        rss_max <= rss_before + 32 * 1024,
+        "the worker's memory stays bounded over the outage: {rss_before} KiB before, \
+         {rss_max} KiB at most during it"
+    );
+
+    broker.signal("CONT");
+    let resumed = Instant::now();
+    let before = rows(&fleet).await;
+    eventually("results stored again", || async {
+        (rows(&fleet).await >= before + MONITORS as i64).then_some(())
+    })
+    .await;
+    eventually("every /readyz ready again", || async {
+        for base in &roles {
+            if readyz(&api.client, base).await?.0 != 200 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    assert!(
+        resumed.elapsed() < Duration::from_secs(30),
+        "the pipeline resumed within 30 s of the broker's return ({:?})",
+        resumed.elapsed()
+    );
+    for p in procs.iter_mut() {
+        assert!(p.running(), "{} exited during the outage", p.name);
+        assert!(!p.log().contains("panicked"), "{} panicked", p.name);
+    }
+    // No monitor alerts; the watchdog says once that the monitors went unchecked, and once
+    // that they are checked again.
+    discord.wait_for_messages(2, DEADLINE).await;
+    let texts = alert_texts(&discord);
+    assert!(
+        !texts
+            .iter()
+            .any(|t| t.contains("Down") || t.contains("Recovery")),
+        "no monitor alerts: {texts:?}"
+    );
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[0].contains("not checking"), "{texts:?}");
+    assert!(texts[1].contains("checks every monitor again"), "{texts:?}");
+
+    for p in procs.iter_mut().rev() {
+        p.stop();
+    }
+    let published = published(&[&procs[3]]);
+    assert!(published > 0);
+    assert_eq!(
+        rows(&fleet).await as u64,
+        published,
+        "every result published is stored exactly once"
+    );
+    fleet.cleanup().await;
 }
