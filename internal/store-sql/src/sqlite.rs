@@ -142,7 +142,8 @@ async fn still_usable(conn: &mut SqliteConnection) -> bool {
         return false;
     }
     if conn.is_in_transaction() {
-        tracing::warn!(
+        // The failed write itself is reported (and retried) by its caller.
+        tracing::debug!(
             "closing a database connection whose failed transaction SQLite had already ended \
              (a full disk or an I/O error)"
         );

@@ -130,12 +130,6 @@ async fn stored(store: &Arc<dyn Store>, id: &str) -> Vec<Uuid> {
     };
     let id = Uuid::parse_str(id).unwrap();
     let entries = store.history(id, &query).await.expect("history reads");
-    assert!(
-        entries
-            .iter()
-            .all(|e| e.status == upwatch_core::CheckStatus::Up),
-        "every stored result is up"
-    );
     entries.iter().map(|e| e.id).collect()
 }
 
@@ -330,8 +324,8 @@ async fn a_full_disk_holds_results_and_loses_none() {
     );
     assert_eq!(panics.load(Ordering::SeqCst), 0, "nothing panicked");
     eprintln!(
-        "disk full for {full_for:?}: {held} results held at most, ready {ready_after:?} after \
-         the space came back, {} checks stored",
+        "disk full for {full_for:?}: {held} results held while paused, ready {ready_after:?} \
+         after the space came back, {} checks made and stored",
         checks(&sites)
     );
     // Close the database before unmounting its disk.
