@@ -8,14 +8,10 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
-use crate::ApiState;
+use crate::Shared;
 
 /// Lets a request through when no token is configured or it carries the right one.
-pub async fn require_token(
-    State(state): State<ApiState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn require_token(State(state): State<Shared>, request: Request, next: Next) -> Response {
     if let Some(expected) = &state.api_token {
         let given = request
             .headers()

@@ -15,7 +15,7 @@ use crate::extract::{IdPath, Query};
 use crate::sites::no_site;
 use crate::status::live_status;
 use crate::uptime::WINDOWS;
-use crate::ApiState;
+use crate::Shared;
 
 /// How long clients and proxies may keep a badge.
 const CACHE_CONTROL: &str = "max-age=60";
@@ -42,7 +42,7 @@ pub struct BadgeParams {
 /// `GET /api/v1/sites/{id}/badge/uptime.svg?window=30d`.
 #[utoipa::path(get, path = "/api/v1/sites/{id}/badge/uptime.svg", tag = "badges", operation_id = "get_uptime_badge", security(()), params(("id" = uuid::Uuid, Path, description = "The id of the resource."), BadgeParams), responses((status = 200, description = "An SVG badge of the uptime.", body = String, content_type = "image/svg+xml")))]
 pub async fn uptime(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
     Query(params): Query<BadgeParams>,
 ) -> Result<Response, ApiError> {
@@ -75,10 +75,7 @@ pub async fn uptime(
 
 /// `GET /api/v1/sites/{id}/badge/status.svg`.
 #[utoipa::path(get, path = "/api/v1/sites/{id}/badge/status.svg", tag = "badges", operation_id = "get_status_badge", security(()), params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "An SVG badge of the live status.", body = String, content_type = "image/svg+xml")))]
-pub async fn status(
-    State(state): State<ApiState>,
-    IdPath(id): IdPath,
-) -> Result<Response, ApiError> {
+pub async fn status(State(state): State<Shared>, IdPath(id): IdPath) -> Result<Response, ApiError> {
     let live = live_status(&state, id).await?;
     let status = live.shown_state().status;
     let color = match status {

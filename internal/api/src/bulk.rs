@@ -11,7 +11,7 @@ use upwatch_core::{Monitor, MonitorInput};
 
 use crate::error::{sentence, ApiError};
 use crate::extract::{from_object, Json};
-use crate::ApiState;
+use crate::Shared;
 
 /// The most monitors one bulk request may create.
 pub const MAX_BULK_ITEMS: usize = 10_000;
@@ -30,7 +30,7 @@ pub struct Created {
 /// `POST /api/v1/sites/bulk`.
 #[utoipa::path(post, path = "/api/v1/sites/bulk", tag = "sites", operation_id = "create_sites", request_body(content = Vec<upwatch_core::MonitorInput>, description = "Up to 10,000 monitors' settings; all are created or none."), responses((status = 201, description = "Every monitor was created, in the order sent.", body = Created)))]
 pub async fn create(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     Json(body): Json<serde_json::Value>,
 ) -> Result<(StatusCode, axum::Json<Created>), ApiError> {
     let serde_json::Value::Array(items) = body else {

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::error::{chain, ApiError};
-use crate::ApiState;
+use crate::Shared;
 
 /// The content type of the metrics exposition.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -21,7 +21,7 @@ pub async fn healthz() -> axum::Json<serde_json::Value> {
 /// reports a problem (such as monitors the watchdog found unchecked).
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz", security(()), responses((status = 200, description = "The process can serve: its database answers and nothing is unhealthy.", body = Object, example = json!({"status": "ready"}))))]
 pub async fn readyz(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let (store, cache) = tokio::join!(state.store.ping(), state.cache.ping());
     if let Err(error) = &store {
@@ -47,7 +47,7 @@ pub async fn readyz(
 
 /// `GET /metrics`: every metric in the OpenMetrics text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", security(()), responses((status = 200, description = "Prometheus metrics in the text exposition format.", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
-pub async fn metrics(State(state): State<ApiState>) -> Response {
+pub async fn metrics(State(state): State<Shared>) -> Response {
     (
         [(header::CONTENT_TYPE, OPENMETRICS)],
         state.metrics.render(),

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::error::{quote, ApiError};
 use crate::extract::{parse_limit, IdPath, Query};
 use crate::sites::{no_site, Page};
-use crate::ApiState;
+use crate::Shared;
 
 /// Default page size of a history listing.
 const DEFAULT_LIMIT: u32 = 100;
@@ -74,7 +74,7 @@ impl From<HistoryEntry> for HistoryItem {
 /// `GET /api/v1/sites/{id}/history`.
 #[utoipa::path(get, path = "/api/v1/sites/{id}/history", tag = "history", operation_id = "get_site_history", params(("id" = uuid::Uuid, Path, description = "The id of the resource."), HistoryParams), responses((status = 200, description = "A page of results, newest first.", body = Page<HistoryItem>)))]
 pub async fn list(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
     Query(params): Query<HistoryParams>,
 ) -> Result<axum::Json<Page<HistoryItem>>, ApiError> {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::error::{quote, ApiError};
 use crate::extract::{parse_id_cursor, parse_limit, IdPath, Query};
 use crate::sites::{no_site, Page};
-use crate::ApiState;
+use crate::{ApiState, Shared};
 
 /// Default page size of an incident listing.
 const DEFAULT_LIMIT: u32 = 100;
@@ -83,7 +83,7 @@ pub struct NamedIncidentView {
 /// `GET /api/v1/sites/{id}/incidents?limit=&cursor=`.
 #[utoipa::path(get, path = "/api/v1/sites/{id}/incidents", tag = "incidents", operation_id = "list_site_incidents", params(("id" = uuid::Uuid, Path, description = "The id of the resource."), IncidentParams), responses((status = 200, description = "A page of the monitor's incidents, newest first.", body = Page<IncidentView>)))]
 pub async fn of_site(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
     Query(params): Query<IncidentParams>,
 ) -> Result<axum::Json<Page<IncidentView>>, ApiError> {
@@ -113,7 +113,7 @@ pub async fn of_site(
 /// `GET /api/v1/incidents?open=&limit=&cursor=`.
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", operation_id = "list_incidents", params(IncidentParams), responses((status = 200, description = "A page of incidents, newest first.", body = Page<NamedIncidentView>)))]
 pub async fn all(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     Query(params): Query<IncidentParams>,
 ) -> Result<axum::Json<Page<NamedIncidentView>>, ApiError> {
     let (limit, before) = page_params(&params)?;

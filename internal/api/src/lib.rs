@@ -95,9 +95,15 @@ pub struct ApiState {
     pub answers: Arc<answers::LiveAnswers>,
 }
 
+/// What handlers get: one [`ApiState`] behind an `Arc`, so that each request clones one
+/// pointer instead of every field's (which, over a dozen reference counts shared by every
+/// thread, was a quarter of a live read's CPU).
+pub type Shared = Arc<ApiState>;
+
 /// The complete application: `/api/v1/*`, `/healthz`, `/readyz`, `/metrics`, and fallbacks
 /// that answer unknown routes (404) and wrong methods (405) with problem documents.
 pub fn router(state: ApiState) -> Router {
+    let state: Shared = Arc::new(state);
     // Badges are images for READMEs, which cannot send a token: these two routes are merged
     // in after the token layer, so that it does not apply to them.
     let badges = Router::new()

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{from_object, IdPath, Json};
-use crate::ApiState;
+use crate::Shared;
 
 /// A window, and what it means at the time of the request.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -66,7 +66,7 @@ impl From<MaintenanceError> for ApiError {
 /// `POST /api/v1/maintenances`.
 #[utoipa::path(post, path = "/api/v1/maintenances", tag = "maintenances", operation_id = "create_maintenance", request_body(content = upwatch_core::maintenance::MaintenanceInput, description = "The window: a `title`, what it covers (`monitor_ids`, `groups` or `\"all\": true`), and either `start` and `end` (one-off) or `rrule`, `duration` and `timezone` (recurring)."), responses((status = 201, description = "The window was created; `Location` names it.", body = MaintenanceView, headers(("Location" = String, description = "The path of the new window.")))))]
 pub async fn create(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     Json(body): Json<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let input: MaintenanceInput = from_object(&body, "the window's settings")?;
@@ -83,7 +83,7 @@ pub async fn create(
 
 /// `GET /api/v1/maintenances`.
 #[utoipa::path(get, path = "/api/v1/maintenances", tag = "maintenances", operation_id = "list_maintenances", responses((status = 200, description = "Every window, oldest first.", body = MaintenanceList)))]
-pub async fn list(State(state): State<ApiState>) -> Result<axum::Json<MaintenanceList>, ApiError> {
+pub async fn list(State(state): State<Shared>) -> Result<axum::Json<MaintenanceList>, ApiError> {
     let now = Utc::now();
     let items = state
         .maintenances
@@ -98,7 +98,7 @@ pub async fn list(State(state): State<ApiState>) -> Result<axum::Json<Maintenanc
 /// `GET /api/v1/maintenances/{id}`.
 #[utoipa::path(get, path = "/api/v1/maintenances/{id}", tag = "maintenances", operation_id = "get_maintenance", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "The window.", body = MaintenanceView)))]
 pub async fn get(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<MaintenanceView>, ApiError> {
     let window = state
@@ -112,7 +112,7 @@ pub async fn get(
 /// `PATCH /api/v1/maintenances/{id}` with a JSON merge patch.
 #[utoipa::path(patch, path = "/api/v1/maintenances/{id}", tag = "maintenances", operation_id = "update_maintenance", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), request_body(content((upwatch_core::maintenance::MaintenanceInput = "application/merge-patch+json"), (upwatch_core::maintenance::MaintenanceInput = "application/json")), description = "A JSON merge patch of the fields to change; `null` clears a field (`{\"start\": null, \"end\": null, \"rrule\": …, \"duration\": …, \"timezone\": …}` makes a one-off window recurring)."), responses((status = 200, description = "The window as changed.", body = MaintenanceView)))]
 pub async fn patch(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
     Json(patch): Json<serde_json::Value>,
 ) -> Result<axum::Json<MaintenanceView>, ApiError> {
@@ -131,7 +131,7 @@ pub async fn patch(
 /// `DELETE /api/v1/maintenances/{id}`.
 #[utoipa::path(delete, path = "/api/v1/maintenances/{id}", tag = "maintenances", operation_id = "delete_maintenance", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 204, description = "The window was deleted.")))]
 pub async fn delete(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     if !state.maintenances.delete(id).await? {

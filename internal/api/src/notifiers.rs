@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{from_object, IdPath, Json};
-use crate::ApiState;
+use crate::{ApiState, Shared};
 
 /// Why a notifier is disabled when a person disables it.
 const DISABLED_THROUGH_API: &str = "disabled through the API";
@@ -242,7 +242,7 @@ fn settings_error(e: SettingsError) -> ApiError {
 /// `POST /api/v1/notifiers`.
 #[utoipa::path(post, path = "/api/v1/notifiers", tag = "notifiers", operation_id = "create_notifier", request_body(content = NotifierInput), responses((status = 201, description = "The notifier was created; its secrets are shown redacted.", body = NotifierView, headers(("Location" = String, description = "The path of the new notifier.")))))]
 pub async fn create(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     let input: NotifierInput = from_object(&body, "the notifier's `name`, `kind` and `settings`")?;
@@ -266,7 +266,7 @@ pub async fn create(
 
 /// `GET /api/v1/notifiers`.
 #[utoipa::path(get, path = "/api/v1/notifiers", tag = "notifiers", operation_id = "list_notifiers", responses((status = 200, description = "Every notifier, secrets redacted.", body = NotifierList)))]
-pub async fn list(State(state): State<ApiState>) -> Result<axum::Json<NotifierList>, ApiError> {
+pub async fn list(State(state): State<Shared>) -> Result<axum::Json<NotifierList>, ApiError> {
     let items = state
         .store
         .list_webhooks()
@@ -280,7 +280,7 @@ pub async fn list(State(state): State<ApiState>) -> Result<axum::Json<NotifierLi
 /// `GET /api/v1/notifiers/{id}`.
 #[utoipa::path(get, path = "/api/v1/notifiers/{id}", tag = "notifiers", operation_id = "get_notifier", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "The notifier, secrets redacted.", body = NotifierView)))]
 pub async fn get(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<NotifierView>, ApiError> {
     let channel = found(&state, id).await?;
@@ -292,7 +292,7 @@ pub async fn get(
 /// disabled after a permanent refusal is used again.
 #[utoipa::path(patch, path = "/api/v1/notifiers/{id}", tag = "notifiers", operation_id = "update_notifier", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), request_body(content((NotifierInput = "application/merge-patch+json"), (NotifierInput = "application/json"))), responses((status = 200, description = "The notifier as changed.", body = NotifierView)))]
 pub async fn update(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
     Json(body): Json<Value>,
 ) -> Result<axum::Json<NotifierView>, ApiError> {
@@ -340,7 +340,7 @@ pub async fn set_enabled(
 /// `DELETE /api/v1/notifiers/{id}`.
 #[utoipa::path(delete, path = "/api/v1/notifiers/{id}", tag = "notifiers", operation_id = "delete_notifier", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 204, description = "The notifier and its pending deliveries were deleted.")))]
 pub async fn delete(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     if !state.store.delete_webhook(id).await? {
@@ -356,7 +356,7 @@ pub async fn delete(
 /// nothing.
 #[utoipa::path(post, path = "/api/v1/notifiers/{id}/test", tag = "notifiers", operation_id = "test_notifier", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "Whether the test message was delivered.", body = TestOutcome)))]
 pub async fn test(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<TestOutcome>, ApiError> {
     let channel = found(&state, id).await?;

@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
 use crate::error::{Problem, PROBLEM_JSON};
 use crate::{
     badge, bulk, health, history, incidents, maintenances, notifiers, push, response_times, sites,
-    status, uptime, webhooks, ApiState,
+    status, uptime, webhooks, Shared,
 };
 
 /// The document's root.
@@ -71,7 +71,7 @@ pub struct ApiDoc;
     security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document of this API.", body = Object))
 )]
-pub async fn document(State(state): State<ApiState>) -> axum::Json<&'static Value> {
+pub async fn document(State(state): State<Shared>) -> axum::Json<&'static Value> {
     // The two forms are built once per process, not on every request.
     static DOCUMENTS: OnceLock<[Value; 2]> = OnceLock::new();
     let [open, secured] = DOCUMENTS.get_or_init(|| [for_server(false), for_server(true)]);

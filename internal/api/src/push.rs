@@ -15,7 +15,7 @@ use upwatch_service::{Push, PushError};
 
 use crate::error::{quote, ApiError};
 use crate::extract::Query;
-use crate::ApiState;
+use crate::Shared;
 
 /// The query of a push.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -43,7 +43,7 @@ pub struct PushAccepted {
     params(("token" = String, Path, description = "The push token of a push monitor (32 hex digits).", pattern = "^[0-9a-f]{32}$"), PushParams),
     responses((status = 200, description = "The push was recorded.", body = PushAccepted)))]
 pub async fn get(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     Path(token): Path<String>,
     Query(params): Query<PushParams>,
 ) -> Result<Response, ApiError> {
@@ -55,14 +55,14 @@ pub async fn get(
     params(("token" = String, Path, description = "The push token of a push monitor (32 hex digits).", pattern = "^[0-9a-f]{32}$"), PushParams),
     responses((status = 200, description = "The push was recorded.", body = PushAccepted)))]
 pub async fn post(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     Path(token): Path<String>,
     Query(params): Query<PushParams>,
 ) -> Result<Response, ApiError> {
     record(state, token, params).await
 }
 
-async fn record(state: ApiState, token: String, params: PushParams) -> Result<Response, ApiError> {
+async fn record(state: Shared, token: String, params: PushParams) -> Result<Response, ApiError> {
     let up = match params.status.as_deref().map(str::trim) {
         None | Some("") | Some("up") => true,
         Some("down") => false,

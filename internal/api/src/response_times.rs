@@ -12,7 +12,7 @@ use crate::error::{quote, ApiError};
 use crate::extract::{IdPath, Query};
 use crate::history::parse_region;
 use crate::sites::no_site;
-use crate::ApiState;
+use crate::Shared;
 
 /// The window when none is given.
 const DEFAULT_WINDOW: &str = "24h";
@@ -88,7 +88,7 @@ impl Bucket {
 /// `GET /api/v1/sites/{id}/response-times?window=24h&bucket=1h`.
 #[utoipa::path(get, path = "/api/v1/sites/{id}/response-times", tag = "history", operation_id = "get_site_response_times", params(("id" = uuid::Uuid, Path, description = "The id of the resource."), ResponseTimeParams), responses((status = 200, description = "Response-time statistics per bucket.", body = ResponseTimes)))]
 pub async fn get(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
     Query(params): Query<ResponseTimeParams>,
 ) -> Result<axum::Json<ResponseTimes>, ApiError> {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{from_object, parse_id_cursor, parse_limit, IdPath, Json, Query};
-use crate::ApiState;
+use crate::Shared;
 
 /// Default page size of the monitor listing.
 const DEFAULT_LIMIT: u32 = 100;
@@ -47,7 +47,7 @@ pub fn no_site(id: Uuid) -> ApiError {
 /// `POST /api/v1/sites`.
 #[utoipa::path(post, path = "/api/v1/sites", tag = "sites", operation_id = "create_site", request_body(content = upwatch_core::MonitorInput, description = "The monitor's settings; only `url` is required."), responses((status = 201, description = "The monitor was created; `Location` names it.", body = upwatch_core::Monitor, headers(("Location" = String, description = "The path of the new monitor.")))))]
 pub async fn create(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     Json(body): Json<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let input: MonitorInput = from_object(&body, "the monitor's settings")?;
@@ -69,7 +69,7 @@ pub async fn create(
 /// `GET /api/v1/sites`.
 #[utoipa::path(get, path = "/api/v1/sites", tag = "sites", operation_id = "list_sites", params(PageQuery), responses((status = 200, description = "A page of monitors in creation order.", body = Page<upwatch_core::Monitor>)))]
 pub async fn list(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page<Monitor>>, ApiError> {
     let limit = parse_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
@@ -88,7 +88,7 @@ pub async fn list(
 /// `GET /api/v1/sites/{id}`.
 #[utoipa::path(get, path = "/api/v1/sites/{id}", tag = "sites", operation_id = "get_site", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "The monitor.", body = upwatch_core::Monitor)))]
 pub async fn get(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<Monitor>, ApiError> {
     let monitor = state
@@ -102,7 +102,7 @@ pub async fn get(
 /// `PATCH /api/v1/sites/{id}` with a JSON merge patch.
 #[utoipa::path(patch, path = "/api/v1/sites/{id}", tag = "sites", operation_id = "update_site", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), request_body(content((upwatch_core::MonitorInput = "application/merge-patch+json"), (upwatch_core::MonitorInput = "application/json")), description = "A JSON merge patch of the settings to change; `null` resets a field to its default."), responses((status = 200, description = "The monitor as changed.", body = upwatch_core::Monitor)))]
 pub async fn patch(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
     Json(patch): Json<serde_json::Value>,
 ) -> Result<axum::Json<Monitor>, ApiError> {
@@ -133,7 +133,7 @@ pub async fn patch(
 /// `DELETE /api/v1/sites/{id}`.
 #[utoipa::path(delete, path = "/api/v1/sites/{id}", tag = "sites", operation_id = "delete_site", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 204, description = "The monitor and its history were deleted.")))]
 pub async fn delete(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     let deleted = state.monitors.delete(id).await?;

@@ -17,7 +17,7 @@ use crate::error::{chain, ApiError};
 use crate::extract::{parse_id_cursor, parse_limit, IdPath, Query};
 use crate::sites::{no_site, Page, PageQuery};
 use crate::uptime::last_24h;
-use crate::ApiState;
+use crate::{ApiState, Shared};
 
 /// Largest page size of the status listing (which lists everything when no limit is given).
 const MAX_LIMIT: u32 = 1000;
@@ -77,7 +77,7 @@ impl From<LiveStatus> for StatusView {
 
 /// `GET /api/v1/sites/{id}/status`.
 #[utoipa::path(get, path = "/api/v1/sites/{id}/status", tag = "status", operation_id = "get_site_status", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "The monitor's live status.", body = StatusView)))]
-pub async fn one(State(state): State<ApiState>, IdPath(id): IdPath) -> Result<Response, ApiError> {
+pub async fn one(State(state): State<Shared>, IdPath(id): IdPath) -> Result<Response, ApiError> {
     let now = Instant::now();
     if let Some(body) = state.answers.get(id, now) {
         return Ok(json_response(body));
@@ -165,7 +165,7 @@ pub(crate) async fn live_status(state: &ApiState, id: Uuid) -> Result<LiveStatus
 /// `GET /api/v1/status`.
 #[utoipa::path(get, path = "/api/v1/status", tag = "status", operation_id = "list_status", params(PageQuery), responses((status = 200, description = "Every monitor's live status (a page of it with `limit`).", body = Page<StatusView>)))]
 pub async fn all(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page<StatusView>>, ApiError> {
     let limit = match query.limit.as_deref() {

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::extract::{IdPath, Query};
 use crate::history::parse_time;
 use crate::sites::no_site;
-use crate::ApiState;
+use crate::{ApiState, Shared};
 
 pub use upwatch_service::stats::WINDOWS;
 
@@ -74,7 +74,7 @@ pub struct UptimeWindow {
 /// `GET /api/v1/sites/{id}/uptime[?from=&to=]`.
 #[utoipa::path(get, path = "/api/v1/sites/{id}/uptime", tag = "history", operation_id = "get_site_uptime", params(("id" = uuid::Uuid, Path, description = "The id of the resource."), UptimeParams), responses((status = 200, description = "Uptime over the 24h, 7d, 30d and 90d windows, or over the range given.", body = UptimeView)))]
 pub async fn get(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
     Query(params): Query<UptimeParams>,
 ) -> Result<axum::Json<UptimeView>, ApiError> {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{from_object, IdPath, Json};
-use crate::ApiState;
+use crate::{ApiState, Shared};
 
 /// What a client sends to add a webhook.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -36,7 +36,7 @@ pub struct WebhookList {
 /// `POST /api/v1/webhooks`.
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", operation_id = "create_webhook", request_body(content = WebhookInput), responses((status = 201, description = "The webhook was created; its URL is shown redacted.", body = upwatch_core::WebhookView, headers(("Location" = String, description = "The path of the new webhook.")))))]
 pub async fn create(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     Json(body): Json<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let input: WebhookInput = from_object(&body, "the webhook's `url` and `name`")?;
@@ -73,7 +73,7 @@ pub struct WebhookPatch {
 /// `GET /api/v1/webhooks/{id}`.
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "get_webhook", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "The webhook, its URL redacted.", body = upwatch_core::WebhookView)))]
 pub async fn get(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<WebhookView>, ApiError> {
     let webhook = found(&state, id).await?;
@@ -84,7 +84,7 @@ pub async fn get(
 /// `"enabled": true` is how a webhook disabled after answering 404 is used again.
 #[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "update_webhook", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), request_body(content((WebhookPatch = "application/merge-patch+json"), (WebhookPatch = "application/json"))), responses((status = 200, description = "The webhook as changed.", body = upwatch_core::WebhookView)))]
 pub async fn update(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
     Json(body): Json<serde_json::Value>,
 ) -> Result<axum::Json<WebhookView>, ApiError> {
@@ -117,7 +117,7 @@ pub async fn update(
 /// is a 200 with `"delivered": false` and the reason; it changes nothing.
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", operation_id = "test_webhook", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 200, description = "Whether the test message was delivered.", body = crate::notifiers::TestOutcome)))]
 pub async fn test(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
 ) -> Result<axum::Json<crate::notifiers::TestOutcome>, ApiError> {
     let webhook = found(&state, id).await?;
@@ -170,7 +170,7 @@ fn validate_url(raw: &str) -> Result<String, ApiError> {
 
 /// `GET /api/v1/webhooks`.
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", operation_id = "list_webhooks", responses((status = 200, description = "Every webhook, URLs redacted.", body = WebhookList)))]
-pub async fn list(State(state): State<ApiState>) -> Result<axum::Json<WebhookList>, ApiError> {
+pub async fn list(State(state): State<Shared>) -> Result<axum::Json<WebhookList>, ApiError> {
     let items = state
         .store
         .list_webhooks()
@@ -185,7 +185,7 @@ pub async fn list(State(state): State<ApiState>) -> Result<axum::Json<WebhookLis
 /// `DELETE /api/v1/webhooks/{id}`.
 #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", operation_id = "delete_webhook", params(("id" = uuid::Uuid, Path, description = "The id of the resource.")), responses((status = 204, description = "The webhook and its pending deliveries were deleted.")))]
 pub async fn delete(
-    State(state): State<ApiState>,
+    State(state): State<Shared>,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     found(&state, id).await?;
