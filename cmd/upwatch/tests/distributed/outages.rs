@@ -42,11 +42,7 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start() -> OwnRedis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut redis = OwnRedis { port, child: None };
         redis.restart();
         redis
@@ -118,6 +114,87 @@ fn published(workers: &[&Proc]) -> u64 {
         .sum()
 }
 
+/// A free loopback port.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `n` sites of `target` checked every 2 s, named `Site <i>`.
+fn sites(target: &TargetServer, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            json!({"name": format!("Site {i}"), "url": target.url(&format!("/ok?{i}")),
+                   "interval_seconds": 2})
+        })
+        .collect()
+}
+
+/// Creates `items` in one bulk request and waits until two results of each are stored;
+/// returns their ids in order.
+async fn create_and_wait(api: &Api, fleet: &Fleet, items: Vec<Value>) -> Vec<uuid::Uuid> {
+    let n = items.len() as i64;
+    let created = api
+        .client
+        .post(format!("{}/api/v1/sites/bulk", api.base))
+        .json(&items)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let ids = created["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    eventually("two results of every monitor stored", || async {
+        (rows(fleet).await >= 2 * n).then_some(())
+    })
+    .await;
+    ids
+}
+
+/// Waits until every one of `bases` answers `/readyz` with 200.
+async fn all_ready(client: &reqwest::Client, bases: &[String]) {
+    eventually("every /readyz ready again", || async {
+        for base in bases {
+            if readyz(client, base).await?.0 != 200 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
+/// Every process still runs and none panicked.
+fn assert_alive(procs: &mut [Proc]) {
+    for p in procs.iter_mut() {
+        assert!(p.running(), "{} exited during the outage", p.name);
+        assert!(!p.log().contains("panicked"), "{} panicked", p.name);
+    }
+}
+
+/// Stops the fleet (the worker is `procs[3]`) and checks that every result it published is
+/// stored exactly once.
+async fn stop_and_count(procs: &mut [Proc], fleet: &Fleet) {
+    for p in procs.iter_mut().rev() {
+        p.stop();
+    }
+    let published = published(&[&procs[3]]);
+    assert!(published > 0);
+    assert_eq!(
+        rows(fleet).await as u64,
+        published,
+        "every result published is stored exactly once"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_away_for_30_s_loses_nothing_and_the_api_reads_postgresql() {
     let target = TargetServer::start().await;
@@ -135,26 +212,8 @@ async fn redis_away_for_30_s_loses_nothing_and_the_api_reads_postgresql() {
     ];
     let api = Api::of(&procs[5]).await;
     let updater = format!("http://{}", procs[2].listen_addr().await);
-    let items: Vec<Value> = (0..MONITORS)
-        .map(|i| {
-            json!({"name": format!("Site {i}"), "url": target.url(&format!("/ok?{i}")),
-                        "interval_seconds": 2})
-        })
-        .collect();
-    let created = api
-        .client
-        .post(format!("{}/api/v1/sites/bulk", api.base))
-        .json(&items)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
-    let first: uuid::Uuid = created["items"][0]["id"].as_str().unwrap().parse().unwrap();
-    eventually("two results of every monitor stored", || async {
-        (rows(&fleet).await >= 2 * MONITORS as i64).then_some(())
-    })
-    .await;
+    let ids = create_and_wait(&api, &fleet, sites(&target, MONITORS)).await;
+    let first = ids[0];
     eventually("the first monitor up", || async {
         (api.status(first).await["status"] == "up").then_some(())
     })
@@ -195,12 +254,6 @@ async fn redis_away_for_30_s_loses_nothing_and_the_api_reads_postgresql() {
     let cache = upwatch_cache_redis::RedisCache::connect(&redis.url(), &fleet.redis_prefix)
         .await
         .unwrap();
-    let ids: Vec<uuid::Uuid> = created["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().parse().unwrap())
-        .collect();
     let resumed = Instant::now();
     eventually(
         "every monitor in Redis again, checked after its return",
@@ -227,26 +280,14 @@ async fn redis_away_for_30_s_loses_nothing_and_the_api_reads_postgresql() {
     })
     .await;
     assert_eq!(api.status(first).await["status"], "up");
-    for p in procs.iter_mut() {
-        assert!(p.running(), "{} exited during the outage", p.name);
-        assert!(!p.log().contains("panicked"), "{} panicked", p.name);
-    }
+    assert_alive(&mut procs);
     assert!(
         discord.messages().is_empty(),
         "nothing alerts: {:?}",
         discord.messages()
     );
 
-    for p in procs.iter_mut().rev() {
-        p.stop();
-    }
-    let published = published(&[&procs[3]]);
-    assert!(published > 0);
-    assert_eq!(
-        rows(&fleet).await as u64,
-        published,
-        "every result published is stored exactly once"
-    );
+    stop_and_count(&mut procs, &fleet).await;
     fleet.cleanup().await;
 }
 
@@ -267,11 +308,7 @@ impl OwnPostgres {
             .filter(|bin| bin.join("pg_ctl").exists())
             .max()
             .expect("pg_ctl under /usr/lib/postgresql/*/bin");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         // PostgreSQL refuses to run as root: as root, the cluster belongs to `postgres`.
         let status = Command::new("chown")
@@ -405,34 +442,14 @@ async fn postgresql_away_for_30_s_loses_no_result_and_no_alert() {
     for i in [0, 1, 4] {
         bases.push(format!("http://{}", procs[i].listen_addr().await));
     }
-    let mut items: Vec<Value> = (0..MONITORS - 2)
-        .map(|i| {
-            json!({"name": format!("Site {i}"), "url": target.url(&format!("/ok?{i}")),
-                        "interval_seconds": 2})
-        })
-        .collect();
+    let mut items = sites(&target, MONITORS - 2);
     for i in 0..2 {
         items.push(json!({"name": format!("Flaky {i}"),
                           "url": flaky.url(&format!("/switch?{i}")), "interval_seconds": 2}));
     }
-    let created = api
-        .client
-        .post(format!("{}/api/v1/sites/bulk", api.base))
-        .json(&items)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
-    let first: uuid::Uuid = created["items"][0]["id"].as_str().unwrap().parse().unwrap();
-    let flaky_ids: Vec<uuid::Uuid> = created["items"].as_array().unwrap()[MONITORS - 2..]
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().parse().unwrap())
-        .collect();
-    eventually("two results of every monitor stored", || async {
-        (rows(&fleet).await >= 2 * MONITORS as i64).then_some(())
-    })
-    .await;
+    let ids = create_and_wait(&api, &fleet, items).await;
+    let first = ids[0];
+    let flaky_ids = &ids[MONITORS - 2..];
     for id in [first, flaky_ids[0], flaky_ids[1]] {
         eventually("the monitors up", || async {
             (api.status(id).await["status"] == "up").then_some(())
@@ -474,15 +491,7 @@ async fn postgresql_away_for_30_s_loses_no_result_and_no_alert() {
         (rows(&fleet).await >= before + MONITORS as i64).then_some(())
     })
     .await;
-    eventually("every /readyz ready again", || async {
-        for base in &bases {
-            if readyz(&api.client, base).await?.0 != 200 {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await;
+    all_ready(&api.client, &bases).await;
     assert!(
         resumed.elapsed() < Duration::from_secs(30),
         "the pipeline resumed within 30 s of PostgreSQL's return ({:?})",
@@ -508,21 +517,9 @@ async fn postgresql_away_for_30_s_loses_no_result_and_no_alert() {
             "{texts:?}"
         );
     }
-    for p in procs.iter_mut() {
-        assert!(p.running(), "{} exited during the outage", p.name);
-        assert!(!p.log().contains("panicked"), "{} panicked", p.name);
-    }
+    assert_alive(&mut procs);
 
-    for p in procs.iter_mut().rev() {
-        p.stop();
-    }
-    let published = published(&[&procs[3]]);
-    assert!(published > 0);
-    assert_eq!(
-        rows(&fleet).await as u64,
-        published,
-        "every result published is stored exactly once"
-    );
+    stop_and_count(&mut procs, &fleet).await;
     fleet.cleanup().await;
     drop(pg);
 }
@@ -535,11 +532,7 @@ struct OwnBroker {
 
 impl OwnBroker {
     fn start() -> OwnBroker {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new("nisshi")
             .args([
@@ -603,26 +596,8 @@ async fn a_broker_gone_for_30_s_loses_nothing_and_the_workers_memory_stays_bound
     for proc in &procs[..5] {
         roles.push(format!("http://{}", proc.listen_addr().await));
     }
-    let items: Vec<Value> = (0..MONITORS)
-        .map(|i| {
-            json!({"name": format!("Site {i}"), "url": target.url(&format!("/ok?{i}")),
-                        "interval_seconds": 2})
-        })
-        .collect();
-    let created = api
-        .client
-        .post(format!("{}/api/v1/sites/bulk", api.base))
-        .json(&items)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
-    let first: uuid::Uuid = created["items"][0]["id"].as_str().unwrap().parse().unwrap();
-    eventually("two results of every monitor stored", || async {
-        (rows(&fleet).await >= 2 * MONITORS as i64).then_some(())
-    })
-    .await;
+    let ids = create_and_wait(&api, &fleet, sites(&target, MONITORS)).await;
+    let first = ids[0];
     let rss_before = procs[3].rss_kib();
 
     // SIGSTOP: the broker's port still accepts connections but nothing answers, as a broker
@@ -663,24 +638,13 @@ async fn a_broker_gone_for_30_s_loses_nothing_and_the_workers_memory_stays_bound
         (rows(&fleet).await >= before + MONITORS as i64).then_some(())
     })
     .await;
-    eventually("every /readyz ready again", || async {
-        for base in &roles {
-            if readyz(&api.client, base).await?.0 != 200 {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await;
+    all_ready(&api.client, &roles).await;
     assert!(
         resumed.elapsed() < Duration::from_secs(30),
         "the pipeline resumed within 30 s of the broker's return ({:?})",
         resumed.elapsed()
     );
-    for p in procs.iter_mut() {
-        assert!(p.running(), "{} exited during the outage", p.name);
-        assert!(!p.log().contains("panicked"), "{} panicked", p.name);
-    }
+    assert_alive(&mut procs);
     // No monitor alerts; the watchdog says once that the monitors went unchecked, and once
     // that they are checked again.
     discord.wait_for_messages(2, DEADLINE).await;
@@ -695,15 +659,6 @@ async fn a_broker_gone_for_30_s_loses_nothing_and_the_workers_memory_stays_bound
     assert!(texts[0].contains("not checking"), "{texts:?}");
     assert!(texts[1].contains("checks every monitor again"), "{texts:?}");
 
-    for p in procs.iter_mut().rev() {
-        p.stop();
-    }
-    let published = published(&[&procs[3]]);
-    assert!(published > 0);
-    assert_eq!(
-        rows(&fleet).await as u64,
-        published,
-        "every result published is stored exactly once"
-    );
+    stop_and_count(&mut procs, &fleet).await;
     fleet.cleanup().await;
 }
