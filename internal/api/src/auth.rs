@@ -13,11 +13,7 @@ use crate::Shared;
 /// Lets a request through when no token is configured or it carries the right one.
 pub async fn require_token(State(state): State<Shared>, request: Request, next: Next) -> Response {
     if let Some(expected) = &state.api_token {
-        let given = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(bearer_token);
+        let given = given_token(request.headers());
         let Some(given) = given else {
             return ApiError::Unauthorized(
                 "This API needs a token; send it as `Authorization: Bearer <token>`.",
@@ -30,6 +26,27 @@ pub async fn require_token(State(state): State<Shared>, request: Request, next: 
         }
     }
     next.run(request).await
+}
+
+/// The bearer token a request carries, if any.
+fn given_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(bearer_token)
+}
+
+/// Whether a request may pass the token layer: no token is configured, or it carries it.
+pub(crate) fn admitted(
+    expected: Option<&secrecy::SecretString>,
+    headers: &axum::http::HeaderMap,
+) -> bool {
+    match expected {
+        None => true,
+        Some(expected) => {
+            given_token(headers).is_some_and(|given| tokens_match(expected.expose_secret(), given))
+        }
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` value (the scheme is case-insensitive).

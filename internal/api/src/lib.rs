@@ -28,6 +28,7 @@
 pub mod answers;
 pub mod error;
 pub mod extract;
+pub mod fast;
 
 mod auth;
 mod badge;

@@ -18,6 +18,8 @@ pub mod yaml;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use upwatch_api::fast::FastReads;
+
 use anyhow::{bail, Context};
 use roles::{AdvisoryLock, AlwaysLeader, Leadership, Wiring, START_ORDER};
 use secrecy::ExposeSecret;
@@ -277,7 +279,7 @@ impl Application {
         let mut http = None;
         if let Some(listener) = listener {
             let addr = listener.local_addr()?;
-            let router = if has(Role::Api) {
+            let service = if has(Role::Api) {
                 let store = wiring.store(Role::Api)?;
                 let cache = wiring.cache(Role::Api)?;
                 // The pages sit next to the API on the same listener, over the same store
@@ -302,11 +304,12 @@ impl Application {
                         settings.push_max_per_minute,
                     ))
                 });
-                upwatch_api::router(ApiState {
+                let answers = Arc::new(upwatch_api::answers::LiveAnswers::new(
+                    settings.api_status_max_age,
+                ));
+                let router = upwatch_api::router(ApiState {
                     pushes,
-                    answers: Arc::new(upwatch_api::answers::LiveAnswers::new(
-                        settings.api_status_max_age,
-                    )),
+                    answers: answers.clone(),
                     maintenances: MaintenanceService::new(store.clone(), changed.clone()),
                     monitors: MonitorService::new(store.clone(), cache.clone(), changed)
                         .with_regions(settings.regions.clone()),
@@ -318,11 +321,15 @@ impl Application {
                     max_body_bytes: settings.api_max_body_bytes,
                     notifier: wiring.notifier()?,
                 })
-                .merge(upwatch_web::router(web))
+                .merge(upwatch_web::router(web));
+                // Fresh live reads are answered before the router.
+                FastReads::new(router, Some(answers), settings.api_token.clone())
             } else {
-                ops::router(metrics.clone(), store.clone(), cache.clone(), bus.clone())
+                let router =
+                    ops::router(metrics.clone(), store.clone(), cache.clone(), bus.clone());
+                FastReads::new(router, None, None)
             };
-            let server = axum::serve(listener, router)
+            let server = axum::serve(listener, axum::ServiceExt::into_make_service(service))
                 .with_graceful_shutdown(shutdown.clone().cancelled_owned());
             http = Some(tokio::spawn(async move { server.await }));
             tracing::info!(

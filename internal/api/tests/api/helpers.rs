@@ -51,6 +51,8 @@ pub struct Options {
     /// How long a live-status answer is served again (`UPWATCH_API_STATUS_MAX_AGE_MS`).
     /// Default: never, since most tests change the cache and read it back at once.
     pub status_max_age: Option<Duration>,
+    /// Whether the router sits behind the fast path of live reads, as in the binary.
+    pub fast_reads: bool,
 }
 
 /// Builds the store the API uses around the test's SQLite store.
@@ -75,6 +77,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         None => store.clone(),
     };
     let bus = Arc::new(upwatch_bus::InProcessBus::new(10_000));
+    let answers = Arc::new(upwatch_api::answers::LiveAnswers::new(
+        options.status_max_age.unwrap_or(Duration::ZERO),
+    ));
     let state = ApiState {
         pushes: Some(Arc::new(upwatch_service::PushService::new(
             api_store.clone(),
@@ -104,12 +109,17 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             .max_body_bytes
             .unwrap_or(upwatch_api::DEFAULT_MAX_BODY_BYTES),
         notifier: Arc::new(upwatch_notifiers::Channels::default()),
-        answers: Arc::new(upwatch_api::answers::LiveAnswers::new(
-            options.status_max_age.unwrap_or(Duration::ZERO),
-        )),
+        answers: answers.clone(),
+    };
+    let token = options.api_token.map(|t| t.to_string().into());
+    let app = router(state);
+    let app = if options.fast_reads {
+        Router::new().fallback_service(upwatch_api::fast::FastReads::new(app, Some(answers), token))
+    } else {
+        app
     };
     TestApp {
-        router: router(state),
+        router: app,
         store,
         cache,
         monitors_changed,

@@ -299,3 +299,59 @@ async fn a_status_answer_is_served_again_until_its_monitor_changes() {
     );
     app.get(&uri).await.assert_problem(StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_fast_path_serves_fresh_answers_to_the_token_only() {
+    const TOKEN: &str = "a-token-of-sixteen-chars";
+    let mut app = spawn_app_with(Options {
+        api_token: Some(TOKEN),
+        status_max_age: Some(std::time::Duration::from_secs(60)),
+        fast_reads: true,
+        ..Options::default()
+    })
+    .await;
+    app.token = Some(TOKEN.to_string());
+    let id = id_of(
+        &app.create_site(json!({"url": "http://a.test/", "name": "A"}))
+            .await,
+    );
+    let uri = format!("/api/v1/sites/{id}/status");
+    let first = app.get(&uri).await;
+    assert_eq!(first.status, StatusCode::OK);
+    // A result reaches the cache; within the window the fast path answers what it has.
+    let mut entry = app.cache.get(id).await.unwrap().unwrap();
+    entry.state.apply(&result(id, 10, false));
+    assert!(app.cache.put(&entry).await.unwrap());
+    let again = app.get(&uri).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body, first.body);
+    assert_eq!(
+        again.header(axum::http::header::CONTENT_TYPE),
+        Some("application/json")
+    );
+
+    // Without the token, or with another, a fresh answer is still refused.
+    app.token = None;
+    app.get(&uri).await.assert_problem(StatusCode::UNAUTHORIZED);
+    app.token = Some("not-the-token-at-all".to_string());
+    app.get(&uri).await.assert_problem(StatusCode::UNAUTHORIZED);
+
+    // Everything else goes through the router: a query, other paths, other methods.
+    app.token = Some(TOKEN.to_string());
+    let with_query = app.get(&format!("{uri}?fresh=1")).await;
+    assert_eq!(with_query.status, StatusCode::OK);
+    assert_eq!(
+        with_query.body, first.body,
+        "the router reads the same memo"
+    );
+    let patched = app
+        .patch_json(&format!("/api/v1/sites/{id}"), &json!({"name": "B"}))
+        .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    let after = app.get(&uri).await.json();
+    assert_eq!(after["name"], "B");
+    assert_eq!(after["status"], "down");
+    app.get("/api/v1/sites/not-an-id/status")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST);
+}
