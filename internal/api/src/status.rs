@@ -91,8 +91,8 @@ pub async fn one(State(state): State<Shared>, IdPath(id): IdPath) -> Result<Resp
     Ok(json_response(body))
 }
 
-/// A JSON answer of bytes already serialized.
-fn json_response(body: Bytes) -> Response {
+/// A JSON answer of bytes already serialized (also the fast path's, [`crate::fast`]).
+pub(crate) fn json_response(body: Bytes) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -108,29 +108,29 @@ async fn one_view(state: &ApiState, id: Uuid) -> Result<StatusView, ApiError> {
     let live = live_status(state, id).await?;
     // The regions that check it and its interval, remembered a few seconds by the service, so
     // that this stays a cache read; a monitor deleted meanwhile shows the regions it has. With
-    // the store away (and nothing remembered), the regions the cache has results of, and no
-    // uptime, without waiting for the store's timeout on every read.
+    // the store away, the regions the cache has results of (unless they were read before the
+    // uptime failed) and no uptime, without waiting for the store's timeout on every read
+    // ([`crate::answers::LiveAnswers::store_call`]).
     let mut checked = None;
     let mut uptime = None;
     if let Some(call) = state.answers.store_call(Instant::now()) {
         let read = async {
-            let found = state.monitors.checked_by(id).await?;
-            let counts = state.stats.last_24h(&[id]).await?;
-            Ok::<_, upwatch_store::StoreError>((found, counts))
-        };
-        match read.await {
-            Ok((found, counts)) => {
-                call.done(true, Instant::now());
-                checked = Some(found);
-                uptime = counts.get(&id).and_then(|c| c.percent());
-            }
-            Err(error) => {
-                call.done(false, Instant::now());
-                tracing::warn!(monitor_id = %id, error = %chain(&error), "could not read the monitor's regions and uptime; serving its live status without them");
-            }
+            checked = state.monitors.checked_by(id).await?;
+            uptime = state
+                .stats
+                .last_24h(&[id])
+                .await?
+                .get(&id)
+                .and_then(|c| c.percent());
+            Ok::<_, upwatch_store::StoreError>(())
+        }
+        .await;
+        call.done(read.is_ok(), Instant::now());
+        if let Err(error) = read {
+            tracing::warn!(monitor_id = %id, error = %chain(&error), "could not read the monitor's regions and uptime; serving its live status without them");
         }
     }
-    let (regions, interval_ms) = match checked.flatten() {
+    let (regions, interval_ms) = match checked {
         Some(checked) => (checked.regions, checked.interval_ms),
         None => (live.state.regions.keys().cloned().collect(), 0),
     };

@@ -81,8 +81,7 @@ impl MonitorService {
 
     /// The regions that check monitor `id` and its interval; `None` when there is no such
     /// monitor. Read from the store at most every [`CHECKED_BY_TTL`] per monitor, so that the
-    /// live-status endpoint stays a cache read; while the store fails, the last answer
-    /// remembered, however old.
+    /// live-status endpoint stays a cache read.
     pub async fn checked_by(&self, id: Uuid) -> StoreResult<Option<CheckedBy>> {
         {
             let memo = self.checked_by.lock().unwrap_or_else(|e| e.into_inner());
@@ -92,19 +91,7 @@ impl MonitorService {
                 }
             }
         }
-        let monitor = match self.store.get_monitor(id).await {
-            Ok(monitor) => monitor,
-            Err(error) => {
-                // The database is away: what was last known still says which regions check
-                // the monitor, however old.
-                let memo = self.checked_by.lock().unwrap_or_else(|e| e.into_inner());
-                return match memo.get(&id) {
-                    Some((_, found)) => Ok(Some(found.clone())),
-                    None => Err(error),
-                };
-            }
-        };
-        let Some(monitor) = monitor else {
+        let Some(monitor) = self.store.get_monitor(id).await? else {
             self.forget(id);
             return Ok(None);
         };
