@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, Method, Request, StatusCode};
+use axum::http::{Method, Request};
 use axum::response::Response;
 use axum::Router;
 use tower::Service;
@@ -53,14 +53,9 @@ impl FastReads {
         if !crate::auth::admitted(self.token.as_ref(), request.headers()) {
             return None;
         }
-        let body = answers.get(id, Instant::now())?;
-        let mut response = Response::new(Body::from(body));
-        *response.status_mut() = StatusCode::OK;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        Some(response)
+        answers
+            .get(id, Instant::now())
+            .map(crate::status::json_response)
     }
 }
 

@@ -51,9 +51,9 @@ use upwatch_config::{
 const LAG_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `connect` waits for the brokers to answer, and for the topics to be created.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long librdkafka keeps trying to deliver one message before `publish` fails.
 /// How long `/readyz` waits for the broker's metadata.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long librdkafka keeps trying to deliver one message before `publish` fails.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `close` waits for the synchronous commit of one member.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
