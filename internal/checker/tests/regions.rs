@@ -42,6 +42,23 @@ fn job_in(url: String, region: &str) -> CheckJob {
 }
 
 /// A job whose keyword is looked for in what `/echo` received.
+/// A made-up result of `job` that failed with `kind` after `ms`, checked at `at`.
+fn failed(
+    job: &CheckJob,
+    at: chrono::DateTime<chrono::Utc>,
+    ms: u32,
+    kind: ErrorKind,
+    message: &str,
+) -> upwatch_core::check::CheckResult {
+    upwatch_core::check::CheckResult::for_job(
+        job,
+        at,
+        ms,
+        None,
+        Err(upwatch_core::check::CheckError::new(kind, message)),
+    )
+}
+
 fn echo_job(
     server: &TargetServer,
     region: &str,
@@ -405,15 +422,12 @@ async fn a_check_that_ran_while_the_network_was_lost_stays_inconclusive_after_it
     // A check that started while the network was lost and timed out just as it came back.
     let job = job_in("http://127.0.0.1:9/".to_string(), "eu");
     let timed_out = |at| {
-        upwatch_core::check::CheckResult::for_job(
+        failed(
             &job,
             at,
             1000,
-            None,
-            Err(upwatch_core::check::CheckError::new(
-                ErrorKind::Timeout,
-                "no answer within 1000 ms",
-            )),
+            ErrorKind::Timeout,
+            "no answer within 1000 ms",
         )
     };
     let during = timed_out(chrono::Utc::now());
@@ -516,15 +530,12 @@ async fn without_targets_the_network_is_never_lost() {
     assert!(!connectivity.is_lost());
     // No check runs here: a made-up down result is judged as it is.
     let job = job_in("http://127.0.0.1:9/".to_string(), "eu");
-    let down = upwatch_core::check::CheckResult::for_job(
+    let down = failed(
         &job,
         chrono::Utc::now(),
         5,
-        None,
-        Err(upwatch_core::check::CheckError::new(
-            ErrorKind::Connect,
-            "connection refused by 127.0.0.1:9",
-        )),
+        ErrorKind::Connect,
+        "connection refused by 127.0.0.1:9",
     );
     assert_eq!(connectivity.judge(down.clone()).await, down);
     // `run` probes nothing and only waits for its stop.

@@ -266,6 +266,18 @@ impl TestApp {
     }
 
     /// The monitor as the store has it, as JSON; panics when there is none.
+    /// What the cache updater does with a result: applies it to the monitor's cached entry.
+    pub async fn cache_result(&self, result: &CheckResult) {
+        let mut entry = self
+            .cache
+            .get(result.monitor_id)
+            .await
+            .unwrap()
+            .expect("created monitors are cached");
+        entry.state.apply(result);
+        assert!(self.cache.put(&entry).await.unwrap());
+    }
+
     pub async fn store_monitor(&self, id: Uuid) -> Value {
         let monitor = self
             .store

@@ -79,14 +79,7 @@ async fn status_shows_the_latest_result_from_the_cache() {
     let app = spawn_app().await;
     let id = id_of(&app.create_site(json!({"url": "http://a.test/"})).await);
     // What the cache updater does with each result.
-    let mut entry = app
-        .cache
-        .get(id)
-        .await
-        .unwrap()
-        .expect("created monitors are cached");
-    entry.state.apply(&result(id, 10, false));
-    assert!(app.cache.put(&entry).await.unwrap());
+    app.cache_result(&result(id, 10, false)).await;
 
     let status = app.get(&format!("/api/v1/sites/{id}/status")).await.json();
     assert_eq!(status["status"], "down");
@@ -104,9 +97,7 @@ async fn a_monitor_the_watchdog_marked_reads_stale_with_its_last_result_until_ch
     let app = spawn_app().await;
     let id = id_of(&app.create_site(json!({"url": "http://a.test/"})).await);
     let other = id_of(&app.create_site(json!({"url": "http://b.test/"})).await);
-    let mut entry = app.cache.get(id).await.unwrap().unwrap();
-    entry.state.apply(&result(id, 10, true));
-    assert!(app.cache.put(&entry).await.unwrap());
+    app.cache_result(&result(id, 10, true)).await;
     app.cache
         .set_stale(
             &[StaleMark {
@@ -156,9 +147,7 @@ async fn a_monitor_the_watchdog_marked_reads_stale_with_its_last_result_until_ch
     assert!(badge.contains(">stale<"), "{badge}");
 
     // The next result clears it.
-    let mut entry = app.cache.get(id).await.unwrap().unwrap();
-    entry.state.apply(&result(id, 20, true));
-    assert!(app.cache.put(&entry).await.unwrap());
+    app.cache_result(&result(id, 20, true)).await;
     let status = app.get(&format!("/api/v1/sites/{id}/status")).await.json();
     assert_eq!(status["status"], "up");
     assert!(status.get("stale_since").is_none());
@@ -277,9 +266,7 @@ async fn a_status_answer_is_served_again_until_its_monitor_changes() {
     assert_eq!(first.json()["status"], "pending");
 
     // A result reaches the cache: within the window the answer already built is served.
-    let mut entry = app.cache.get(id).await.unwrap().unwrap();
-    entry.state.apply(&result(id, 10, false));
-    assert!(app.cache.put(&entry).await.unwrap());
+    app.cache_result(&result(id, 10, false)).await;
     let again = app.get(&uri).await;
     assert_eq!(again.body, first.body, "the same answer, byte for byte");
 
@@ -319,9 +306,7 @@ async fn the_fast_path_serves_fresh_answers_to_the_token_only() {
     let first = app.get(&uri).await;
     assert_eq!(first.status, StatusCode::OK);
     // A result reaches the cache; within the window the fast path answers what it has.
-    let mut entry = app.cache.get(id).await.unwrap().unwrap();
-    entry.state.apply(&result(id, 10, false));
-    assert!(app.cache.put(&entry).await.unwrap());
+    app.cache_result(&result(id, 10, false)).await;
     let again = app.get(&uri).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.body, first.body);

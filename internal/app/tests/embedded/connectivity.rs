@@ -20,11 +20,6 @@ async fn count(app: &crate::helpers::TestApp, id: &str, status: &str) -> usize {
         .count()
 }
 
-async fn readyz(app: &crate::helpers::TestApp) -> (u16, String) {
-    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_network_is_inconclusive_and_alerts_nothing() {
     // The sites and the connectivity target: when the "network" drops, neither answers
@@ -52,30 +47,16 @@ async fn a_lost_network_is_inconclusive_and_alerts_nothing() {
         )
         .await;
     assert_eq!(created.status(), 201);
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        ids.push(
-            app.create_site(json!({
-                "name": format!("Site {i}"),
-                "url": sites.url(&format!("/switch?site={i}")),
-                "interval_seconds": 1,
-                "timeout_seconds": 1,
-            }))
-            .await,
-        );
-    }
-    for id in &ids {
-        eventually("every monitor up", || async {
-            (app.status_of(id).await == "up").then_some(())
-        })
-        .await;
-    }
-    assert_eq!(readyz(&app).await.0, 200);
+    let urls: Vec<String> = (0..3)
+        .map(|i| sites.url(&format!("/switch?site={i}")))
+        .collect();
+    let ids = app.create_sites_up(&urls).await;
+    assert_eq!(app.readyz().await.0, 200);
 
     sites.set_delay(Duration::from_secs(5));
     beacon.set_delay(Duration::from_secs(5));
     let (code, body) = eventually("/readyz to say the network is lost", || async {
-        let (code, body) = readyz(&app).await;
+        let (code, body) = app.readyz().await;
         (code == 503).then_some((code, body))
     })
     .await;
@@ -124,7 +105,7 @@ async fn a_lost_network_is_inconclusive_and_alerts_nothing() {
     sites.set_delay(Duration::ZERO);
     beacon.set_delay(Duration::ZERO);
     eventually("/readyz to be ready again", || async {
-        (readyz(&app).await.0 == 200).then_some(())
+        (app.readyz().await.0 == 200).then_some(())
     })
     .await;
     for id in &ids {

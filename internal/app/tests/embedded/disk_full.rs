@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use upwatch_store::{HistoryQuery, Store};
 use upwatch_testkit::discord::DiscordReceiver;
 use upwatch_testkit::target::TargetServer;
@@ -107,11 +107,6 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
-async fn readyz(app: &TestApp) -> (u16, String) {
-    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
-}
-
 /// The live status of `id` as the API serves it.
 async fn live(app: &TestApp, id: &str) -> Value {
     app.get_json(&format!("/api/v1/sites/{id}/status")).await
@@ -179,31 +174,15 @@ async fn a_full_disk_holds_results_and_loses_none() {
     )
     .await;
     let store = app.store.clone();
-    let mut ids = Vec::new();
-    for (i, site) in sites.iter().enumerate() {
-        ids.push(
-            app.create_site(json!({
-                "name": format!("Site {i}"),
-                "url": site.url("/ok"),
-                "interval_seconds": 1,
-                "timeout_seconds": 1,
-            }))
-            .await,
-        );
-    }
-    for id in &ids {
-        eventually("every monitor up", || async {
-            (app.status_of(id).await == "up").then_some(())
-        })
-        .await;
-    }
-    assert_eq!(readyz(&app).await.0, 200, "ready before the disk fills");
+    let urls: Vec<String> = sites.iter().map(|site| site.url("/ok")).collect();
+    let ids = app.create_sites_up(&urls).await;
+    assert_eq!(app.readyz().await.0, 200, "ready before the disk fills");
 
     // The disk fills up.
     let filler = fill(tmpfs.path());
     let full_since = Instant::now();
     let body = eventually("/readyz to say the database refuses writes", || async {
-        let (code, body) = readyz(&app).await;
+        let (code, body) = app.readyz().await;
         (code == 503).then_some(body)
     })
     .await;
@@ -263,7 +242,7 @@ async fn a_full_disk_holds_results_and_loses_none() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_eq!(stored_total(&store, &ids).await, stored_while_full);
-    let (code, body) = readyz(&app).await;
+    let (code, body) = app.readyz().await;
     assert_eq!(code, 503, "still not ready while full: {body}");
     for id in &ids {
         let status = live(&app, id).await;
@@ -279,7 +258,7 @@ async fn a_full_disk_holds_results_and_loses_none() {
     std::fs::remove_file(&filler).expect("remove the filler");
     let back = Instant::now();
     eventually("/readyz to be ready again", || async {
-        (readyz(&app).await.0 == 200).then_some(())
+        (app.readyz().await.0 == 200).then_some(())
     })
     .await;
     let ready_after = back.elapsed();

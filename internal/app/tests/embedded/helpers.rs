@@ -113,6 +113,36 @@ impl TestApp {
         created["id"].as_str().unwrap().to_string()
     }
 
+    /// Creates one monitor per URL (`Site <i>`, checked every second with a 1 s timeout) and
+    /// waits until each is up; returns their ids in order.
+    pub async fn create_sites_up(&self, urls: &[String]) -> Vec<String> {
+        let mut ids = Vec::new();
+        for (i, url) in urls.iter().enumerate() {
+            ids.push(
+                self.create_site(serde_json::json!({
+                    "name": format!("Site {i}"),
+                    "url": url,
+                    "interval_seconds": 1,
+                    "timeout_seconds": 1,
+                }))
+                .await,
+            );
+        }
+        for id in &ids {
+            eventually("every monitor up", || async {
+                (self.status_of(id).await == "up").then_some(())
+            })
+            .await;
+        }
+        ids
+    }
+
+    /// `/readyz`: its status code and body.
+    pub async fn readyz(&self) -> (u16, String) {
+        let response = self.client.get(self.url("/readyz")).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
     pub async fn status_of(&self, id: &str) -> String {
         self.get_json(&format!("/api/v1/sites/{id}/status")).await["status"]
             .as_str()
