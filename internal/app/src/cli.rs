@@ -54,7 +54,7 @@ pub enum Command {
     Logger(ServeArgs),
     /// Distributed mode: write the latest status of each monitor to Redis.
     CacheUpdater(ServeArgs),
-    /// Distributed mode: run the up/down state machine and deliver alerts to Discord.
+    /// Distributed mode: run the up/down state machine and deliver alerts to the notification channels (Discord, Slack, email and the others).
     Alerter(ServeArgs),
     /// Distributed mode: serve the REST API from PostgreSQL and Redis.
     Api(ServeArgs),
