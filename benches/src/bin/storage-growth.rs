@@ -171,6 +171,8 @@ async fn simulate(
             store.insert_results(&batch).await?;
             batch.clear();
             let cutoffs = Retention::default().cutoffs(next);
+            // As the pruner does: whole days first (PostgreSQL's partitions), then the rest.
+            store.prune_days(cutoffs.raw, next).await?;
             for chunk in ids.chunks(50) {
                 store.prune(chunk, &cutoffs).await?;
             }
@@ -190,6 +192,7 @@ async fn simulate(
     store.insert_results(&batch).await?;
     let end = start + TimeDelta::seconds(steps * INTERVAL_S);
     let cutoffs = Retention::default().cutoffs(end);
+    store.prune_days(cutoffs.raw, end).await?;
     for chunk in ids.chunks(50) {
         store.prune(chunk, &cutoffs).await?;
     }
@@ -265,11 +268,16 @@ async fn measure_postgres(args: &Args, server: &str) -> anyhow::Result<Report> {
         store.close().await;
         conn.execute("VACUUM ANALYZE").await?;
         let mut by_relation = Vec::new();
-        for table in ["results", "rollups", "incidents"] {
-            let bytes: i64 = sqlx::query_scalar("SELECT pg_total_relation_size($1::regclass)")
-                .bind(table)
-                .fetch_one(&mut conn)
-                .await?;
+        // A partitioned table's size is that of its partitions (one per day for results),
+        // each with its indexes.
+        for table in ["results", "rollups", "incidents", "series"] {
+            let bytes: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(sum(pg_total_relation_size(relid)), 0)::bigint \
+                 FROM pg_partition_tree($1::regclass)",
+            )
+            .bind(table)
+            .fetch_one(&mut conn)
+            .await?;
             by_relation.push((table.to_string(), bytes as u64));
         }
         let raw_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM results")

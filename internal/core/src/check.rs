@@ -358,7 +358,10 @@ pub fn truncate(mut text: String, max: usize) -> String {
 pub struct CheckResult {
     /// Schema version ([`SCHEMA_VERSION`]).
     pub v: u16,
-    /// Unique per result (UUIDv7); redelivered copies carry the same id.
+    /// Unique per result; redelivered copies carry the same id. A checked result's id is its
+    /// key ([`CheckResult::key_id`]): a UUIDv7 of its check time whose other bits stand for
+    /// its monitor and region, so that a store can key results on (monitor, region, time)
+    /// and give the same id back without keeping it.
     pub id: Uuid,
     pub job_id: Uuid,
     pub monitor_id: Uuid,
@@ -390,7 +393,34 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
-    /// A result for `job`, with a fresh id.
+    /// The id of the result of `monitor_id`'s check by `region`'s worker started at
+    /// `checked_at`: a UUIDv7 of `checked_at`'s millisecond whose other 74 bits come from a
+    /// name-based UUID (v5) of the monitor and region. Ids of one monitor and region sort by
+    /// check time, like the fresh UUIDv7s they replace.
+    pub fn key_id(monitor_id: Uuid, region: &str, checked_at: DateTime<Utc>) -> Uuid {
+        let series = Uuid::new_v5(&monitor_id, region.as_bytes());
+        let mut tail = [0u8; 10];
+        tail.copy_from_slice(&series.as_bytes()[6..]);
+        let millis = u64::try_from(checked_at.timestamp_millis()).unwrap_or(0);
+        uuid::Builder::from_unix_timestamp_millis(millis, &tail).into_uuid()
+    }
+
+    /// This result checked at `checked_at` instead, its id following ([`CheckResult::key_id`]).
+    pub fn with_checked_at(mut self, checked_at: DateTime<Utc>) -> Self {
+        self.checked_at = checked_at;
+        self.id = Self::key_id(self.monitor_id, &self.region, checked_at);
+        self
+    }
+
+    /// This result checked by `region`'s worker instead, its id following
+    /// ([`CheckResult::key_id`]).
+    pub fn with_region(mut self, region: &str) -> Self {
+        self.region = region.to_string();
+        self.id = Self::key_id(self.monitor_id, region, self.checked_at);
+        self
+    }
+
+    /// A result for `job`, its id its key ([`CheckResult::key_id`]).
     pub fn for_job(
         job: &CheckJob,
         checked_at: DateTime<Utc>,
@@ -404,7 +434,7 @@ impl CheckResult {
         };
         CheckResult {
             v: SCHEMA_VERSION,
-            id: Uuid::now_v7(),
+            id: Self::key_id(job.monitor_id, &job.region, checked_at),
             job_id: job.id,
             monitor_id: job.monitor_id,
             monitor_name: job.monitor_name.clone(),

@@ -28,8 +28,9 @@
 //!   take turns at their end.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use upwatch_store::prelude::*;
 
@@ -87,6 +88,10 @@ const RUN_MIGRATE: &str = "run `upwatch migrate` first";
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The days (since the Unix epoch, UTC) whose results partition this process made or
+    /// found, from today on: an insert of their results needs no catalog statement. Older
+    /// days are looked up each time, since the pruner of any process may drop them.
+    days: Arc<Mutex<HashSet<i64>>>,
 }
 
 impl PostgresStore {
@@ -141,7 +146,10 @@ impl PostgresStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options.clone());
         tracing::debug!(database = %describe(&options), "postgres store ready");
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            days: Arc::default(),
+        })
     }
 
     /// Closes every connection after the statements in flight. Calls made afterwards fail.
@@ -256,6 +264,91 @@ async fn check_schema(conn: &mut PgConnection) -> StoreResult<()> {
         );
     }
     Ok(())
+}
+
+/// Seconds in a day: results are partitioned by UTC day.
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// The day (since the Unix epoch, UTC) of a time.
+fn day_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(SECONDS_PER_DAY)
+}
+
+/// The partition of a day's results: `results_YYYYMMDD`.
+fn partition_name(day: i64) -> String {
+    let start = DateTime::from_timestamp(day * SECONDS_PER_DAY, 0).unwrap_or_default();
+    format!("results_{}", start.format("%Y%m%d"))
+}
+
+/// The day of a partition this store named ([`partition_name`]).
+fn partition_day(name: &str) -> Option<i64> {
+    let date = chrono::NaiveDate::parse_from_str(name.strip_prefix("results_")?, "%Y%m%d").ok()?;
+    Some(day_of(date.and_hms_opt(0, 0, 0)?.and_utc()))
+}
+
+/// Takes the lock under which day partitions are made and dropped, until the commit: two
+/// processes making the same day's take turns, and none makes a day being dropped.
+async fn lock_days(tx: &mut PgConnection) -> StoreResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('upwatch results days'))")
+        .execute(&mut *tx)
+        .await
+        .db()?;
+    Ok(())
+}
+
+/// A result's region as its series keeps it: '' for the default region.
+fn series_region(region: &str) -> &str {
+    region_column(region).unwrap_or("")
+}
+
+/// A region read back from its series ('' is the default region).
+fn stored_series_region(region: &str) -> String {
+    stored_region(Some(region.to_string()).filter(|r| !r.is_empty()))
+}
+
+impl PostgresStore {
+    /// Makes the result partitions of the days of `times` that do not exist yet, each in a
+    /// short transaction of its own, before results of them are stored.
+    async fn make_days(&self, times: impl IntoIterator<Item = DateTime<Utc>>) -> StoreResult<()> {
+        let today = day_of(Utc::now());
+        let missing: BTreeSet<i64> = {
+            let known = self.days.lock().expect("days lock");
+            times
+                .into_iter()
+                .map(day_of)
+                .filter(|day| !known.contains(day))
+                .collect()
+        };
+        for day in missing {
+            let name = partition_name(day);
+            let from = DateTime::from_timestamp(day * SECONDS_PER_DAY, 0).unwrap_or_default();
+            let to = DateTime::from_timestamp((day + 1) * SECONDS_PER_DAY, 0).unwrap_or_default();
+            let mut tx = self.pool.begin().await.db()?;
+            lock_days(&mut tx).await?;
+            let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+                .bind(&name)
+                .fetch_one(&mut *tx)
+                .await
+                .db()?;
+            if exists.is_none() {
+                sqlx::query(&format!(
+                    "CREATE TABLE {name} PARTITION OF results FOR VALUES FROM ('{}') TO ('{}')",
+                    from.to_rfc3339(),
+                    to.to_rfc3339()
+                ))
+                .execute(&mut *tx)
+                .await
+                .db()?;
+                tracing::debug!(partition = %name, "day of results made");
+            }
+            tx.commit().await.db()?;
+            // Days before today may be dropped by any process's pruner: not remembered.
+            if day >= today {
+                self.days.lock().expect("days lock").insert(day);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A time as the store keeps it, cut to the millisecond.
@@ -596,64 +689,122 @@ struct Script<'c>(&'c mut PgConnection);
 #[async_trait]
 impl ScriptSql for Script<'_> {
     async fn insert_new_results(&mut self, results: &[CheckResult]) -> StoreResult<HashSet<Uuid>> {
-        let count = results.len();
+        // The monitors kept are locked against deletion (`FOR KEY SHARE`, in id order) until
+        // the commit.
+        let monitor_ids: Vec<Uuid> = results
+            .iter()
+            .map(|r| r.monitor_id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let live: HashSet<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM monitors WHERE id = ANY($1) ORDER BY id FOR KEY SHARE",
+        )
+        .bind(&monitor_ids)
+        .fetch_all(&mut *self.0)
+        .await
+        .db()?
+        .into_iter()
+        .collect();
+        // Each result once, by its key: the first of a batch that gives one twice.
+        let mut by_key: HashMap<(Uuid, &str, DateTime<Utc>), &CheckResult> = HashMap::new();
+        for r in results.iter().filter(|r| live.contains(&r.monitor_id)) {
+            by_key
+                .entry((r.monitor_id, series_region(&r.region), ms(r.checked_at)))
+                .or_insert(r);
+        }
+        if by_key.is_empty() {
+            return Ok(HashSet::new());
+        }
+        // The series of the batch that are new, in key order (the order of their locks).
+        let pairs: BTreeSet<(Uuid, &str)> =
+            by_key.keys().map(|(m, region, _)| (*m, *region)).collect();
+        let (pair_monitors, pair_regions): (Vec<Uuid>, Vec<String>) = pairs
+            .iter()
+            .map(|(m, region)| (*m, text(region).into_owned()))
+            .unzip();
+        sqlx::query(
+            "INSERT INTO series (monitor_id, region) \
+             SELECT p.monitor_id, p.region \
+             FROM UNNEST($1::uuid[], $2::text[]) WITH ORDINALITY AS p (monitor_id, region, n) \
+             WHERE NOT EXISTS ( \
+                 SELECT 1 FROM series s WHERE s.monitor_id = p.monitor_id AND s.region = p.region \
+             ) \
+             ORDER BY p.n \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&pair_monitors)
+        .bind(&pair_regions)
+        .execute(&mut *self.0)
+        .await
+        .db()?;
+
+        let count = by_key.len();
         let mut monitor_ids = Vec::with_capacity(count);
+        let mut regions = Vec::with_capacity(count);
         let mut checked_at = Vec::with_capacity(count);
-        let mut ids = Vec::with_capacity(count);
         let mut response_times = Vec::with_capacity(count);
         let mut status_codes = Vec::with_capacity(count);
         let mut ups = Vec::with_capacity(count);
         let mut error_kinds = Vec::with_capacity(count);
         let mut error_messages = Vec::with_capacity(count);
         let mut maintenance = Vec::with_capacity(count);
-        let mut regions = Vec::with_capacity(count);
-        for r in results {
+        for ((monitor_id, region, at), r) in &by_key {
             // An inconclusive result is stored as not up, its kind `local_network`.
             let (kind, message) = error_columns(r);
-            monitor_ids.push(r.monitor_id);
-            checked_at.push(ms(r.checked_at));
-            ids.push(r.id);
+            monitor_ids.push(*monitor_id);
+            regions.push(text(region).into_owned());
+            checked_at.push(*at);
             response_times.push(response_time_column(r.response_time_ms));
             status_codes.push(status_code_column(r.status_code));
             ups.push(r.status == CheckStatus::Up);
             error_kinds.push(kind);
             error_messages.push(message.map(text));
             maintenance.push(r.maintenance);
-            regions.push(region_column(&r.region).map(text));
         }
-        // One statement for the whole batch, its columns sent as arrays. The monitors kept
-        // are locked against deletion (`FOR KEY SHARE`, in id order) until the commit. A
-        // result stored before, or twice in the batch, conflicts on the key and is skipped.
-        let inserted: Vec<Uuid> = sqlx::query_scalar(
-            "WITH live AS ( \
-                 SELECT id FROM monitors WHERE id = ANY($1) ORDER BY id FOR KEY SHARE \
+        // One statement for the whole batch, its columns sent as arrays and written in key
+        // order. A result stored before conflicts on the key and is skipped; the keys of
+        // those stored now come back.
+        let inserted: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+            "WITH stored AS ( \
+                 INSERT INTO results \
+                 (checked_at, series, response_time_ms, status_code, up, maintenance, \
+                  error_kind, error_message) \
+                 SELECT r.checked_at, s.seq, r.response_time_ms, r.status_code, r.up, \
+                        r.maintenance, r.error_kind, r.error_message \
+                 FROM UNNEST( \
+                     $1::uuid[], $2::text[], $3::timestamptz[], $4::integer[], $5::smallint[], \
+                     $6::boolean[], $7::text[], $8::text[], $9::boolean[] \
+                 ) AS r (monitor_id, region, checked_at, response_time_ms, status_code, up, \
+                         error_kind, error_message, maintenance) \
+                 JOIN series s ON s.monitor_id = r.monitor_id AND s.region = r.region \
+                 ORDER BY s.seq, r.checked_at \
+                 ON CONFLICT DO NOTHING \
+                 RETURNING series, checked_at \
              ) \
-             INSERT INTO results \
-             (monitor_id, checked_at, id, response_time_ms, status_code, up, error_kind, error_message, \
-              maintenance, region) \
-             SELECT r.* FROM UNNEST( \
-                 $1::uuid[], $2::timestamptz[], $3::uuid[], $4::integer[], $5::smallint[], \
-                 $6::boolean[], $7::text[], $8::text[], $9::boolean[], $10::text[] \
-             ) AS r (monitor_id, checked_at, id, response_time_ms, status_code, up, \
-                     error_kind, error_message, maintenance, region) \
-             WHERE r.monitor_id IN (SELECT id FROM live) \
-             ON CONFLICT DO NOTHING \
-             RETURNING id",
+             SELECT s.monitor_id, s.region, stored.checked_at \
+             FROM stored JOIN series s ON s.seq = stored.series",
         )
         .bind(&monitor_ids)
+        .bind(&regions)
         .bind(&checked_at)
-        .bind(&ids)
         .bind(&response_times)
         .bind(&status_codes)
         .bind(&ups)
         .bind(&error_kinds)
         .bind(&error_messages)
         .bind(&maintenance)
-        .bind(&regions)
         .fetch_all(&mut *self.0)
         .await
         .db()?;
-        Ok(inserted.into_iter().collect())
+        let by_text: HashMap<(Uuid, String, DateTime<Utc>), Uuid> = by_key
+            .iter()
+            .map(|((m, region, at), r)| ((*m, text(region).into_owned(), *at), r.id))
+            .collect();
+        Ok(inserted
+            .into_iter()
+            .filter_map(|key| by_text.get(&key).copied())
+            .collect())
     }
 
     async fn add_to_rollups(&mut self, deltas: RollupDeltas) -> StoreResult<()> {
@@ -975,18 +1126,33 @@ impl MonitorStore for PostgresStore {
 
     async fn delete_monitor(&self, id: Uuid) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.db()?;
-        // The foreign key deletes the state with the monitor; the results, which have no
-        // foreign key, are deleted explicitly. The monitor's row stays locked until the
-        // commit, so results of it stored meanwhile wait and are then dropped.
-        let deleted = sqlx::query("DELETE FROM monitors WHERE id = $1")
+        // The monitor's row is locked first and stays locked until the commit, so that
+        // results of it being stored are waited for, and those stored later are dropped. Its
+        // results go through its series, before the foreign keys delete the series and the
+        // state with the monitor; its rollups and incidents, which have no foreign key, are
+        // deleted explicitly.
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM monitors WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+        if found.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "DELETE FROM results WHERE series IN (SELECT seq FROM series WHERE monitor_id = $1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        sqlx::query("DELETE FROM monitors WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
             .db()?;
-        if deleted.rows_affected() == 0 {
-            return Ok(false);
-        }
-        for table in ["results", "rollups", "incidents"] {
+        for table in ["rollups", "incidents"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE monitor_id = $1"))
                 .bind(id)
                 .execute(&mut *tx)
@@ -1006,66 +1172,87 @@ impl HistoryReader for PostgresStore {
         monitor_id: Uuid,
         query: &HistoryQuery,
     ) -> StoreResult<Vec<HistoryEntry>> {
-        // Built for the bounds given, so that each form gets a plan that reads one range of
-        // the results' key backwards.
-        let mut sql = QueryBuilder::<Postgres>::new(
-            "SELECT checked_at, id, response_time_ms, status_code, up, error_kind, error_message, \
-             maintenance, region FROM results WHERE monitor_id = ",
-        );
-        sql.push_bind(monitor_id);
-        // A filter on the rows of the key's range: the default region is stored as NULL.
-        match query.region.as_deref().map(region_column) {
-            None => {}
-            Some(None) => {
-                sql.push(" AND region IS NULL");
+        // The monitor's series (one per region that checked it), then for each one a range
+        // of the results' key read backwards, at most a page each; the pages are merged here
+        // in (checked_at, id) order, since a result's id is computed from its key.
+        let mut series =
+            QueryBuilder::<Postgres>::new("SELECT seq, region FROM series WHERE monitor_id = ");
+        series.push_bind(monitor_id);
+        if let Some(region) = query.region.as_deref() {
+            series
+                .push(" AND region = ")
+                .push_bind(text(series_region(region)).into_owned());
+        }
+        let series: Vec<(i32, String)> =
+            series.build_query_as().fetch_all(&self.pool).await.db()?;
+        if series.is_empty() || query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut sql = QueryBuilder::<Postgres>::new("");
+        for (i, (seq, region)) in series.iter().enumerate() {
+            if i > 0 {
+                sql.push(" UNION ALL ");
             }
-            Some(Some(region)) => {
-                sql.push(" AND region = ")
-                    .push_bind(text(region).into_owned());
+            sql.push(
+                "(SELECT series, checked_at, response_time_ms, status_code, up, error_kind, \
+                      error_message, maintenance FROM results WHERE series = ",
+            )
+            .push_bind(*seq);
+            if let Some(since) = query.since {
+                sql.push(" AND checked_at >= ").push_bind(ms(since));
             }
-        }
-        if let Some(since) = query.since {
-            sql.push(" AND checked_at >= ").push_bind(ms(since));
-        }
-        if let Some(until) = query.until {
-            sql.push(" AND checked_at < ").push_bind(ms(until));
-        }
-        if let Some(after) = query.after {
-            // Row-value comparison: strictly older than the cursor in (checked_at, id) order,
-            // which PostgreSQL answers as a bound of the key's range.
-            sql.push(" AND (checked_at, id) < (")
-                .push_bind(ms(after.checked_at))
-                .push(", ")
-                .push_bind(after.id)
+            if let Some(until) = query.until {
+                sql.push(" AND checked_at < ").push_bind(ms(until));
+            }
+            if let Some(after) = query.after {
+                // Strictly older than the cursor in (checked_at, id) order: at the cursor's
+                // time, this series' result comes after it when its id is smaller.
+                let at = ms(after.checked_at);
+                let id = CheckResult::key_id(monitor_id, &stored_series_region(region), at);
+                sql.push(if id < after.id {
+                    " AND checked_at <= "
+                } else {
+                    " AND checked_at < "
+                })
+                .push_bind(at);
+            }
+            sql.push(" ORDER BY checked_at DESC LIMIT ")
+                .push_bind(i64::from(query.limit))
                 .push(")");
         }
-        sql.push(" ORDER BY checked_at DESC, id DESC LIMIT ")
-            .push_bind(i64::from(query.limit));
+        let regions: HashMap<i32, String> = series
+            .into_iter()
+            .map(|(seq, region)| (seq, stored_series_region(&region)))
+            .collect();
         type Row = (
+            i32,
             DateTime<Utc>,
-            Uuid,
             i32,
             Option<i16>,
             bool,
             Option<String>,
             Option<String>,
             bool,
-            Option<String>,
         );
         let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await.db()?;
-        rows.into_iter()
+        let mut entries = rows
+            .into_iter()
             .map(
                 |(
+                    seq,
                     checked_at,
-                    id,
                     response_time_ms,
                     status_code,
                     up,
                     kind,
                     message,
                     maintenance,
-                    region,
                 )| {
+                    let region = regions
+                        .get(&seq)
+                        .cloned()
+                        .unwrap_or_else(|| stored_region(None));
+                    let id = CheckResult::key_id(monitor_id, &region, checked_at);
                     let status_code = status_code
                         .map(|c| {
                             u16::try_from(c).map_err(|_| {
@@ -1077,7 +1264,7 @@ impl HistoryReader for PostgresStore {
                         .transpose()?;
                     let error = stored_error(kind, message);
                     Ok(HistoryEntry {
-                        region: stored_region(region),
+                        region,
                         id,
                         checked_at,
                         status: stored_status(up, error.as_ref()),
@@ -1088,7 +1275,10 @@ impl HistoryReader for PostgresStore {
                     })
                 },
             )
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        entries.sort_unstable_by(|a, b| (b.checked_at, b.id).cmp(&(a.checked_at, a.id)));
+        entries.truncate(query.limit as usize);
+        Ok(entries)
     }
 
     async fn rollups(
@@ -1192,10 +1382,57 @@ impl ResultLog for PostgresStore {
         if results.is_empty() {
             return Ok(0);
         }
+        self.make_days(results.iter().map(|r| r.checked_at)).await?;
         let mut tx = self.pool.begin().await.db()?;
         let stored = script::insert_results(&mut Script(&mut tx), results).await?;
         tx.commit().await.db()?;
         Ok(stored)
+    }
+
+    async fn prune_days(
+        &self,
+        raw_cutoff: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        // Today's and tomorrow's partitions are made ahead, so that the first results of a
+        // day wait for no catalog change.
+        self.make_days([now, now + chrono::TimeDelta::days(1)])
+            .await?;
+        let Some(cutoff) = raw_cutoff else {
+            return Ok(0);
+        };
+        let partitions: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'results'::regclass ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        let mut dropped = 0;
+        for name in partitions {
+            // Only the days this store made: a partition named otherwise is the operator's.
+            let Some(day) = partition_day(&name) else {
+                continue;
+            };
+            if (day + 1) * SECONDS_PER_DAY > cutoff.timestamp() {
+                continue;
+            }
+            let mut tx = self.pool.begin().await.db()?;
+            lock_days(&mut tx).await?;
+            let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {name}"))
+                .fetch_one(&mut *tx)
+                .await
+                .db()?;
+            sqlx::query(&format!("DROP TABLE {name}"))
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            tx.commit().await.db()?;
+            self.days.lock().expect("days lock").remove(&day);
+            tracing::info!(partition = %name, results = rows, "day of results dropped");
+            dropped += rows as u64;
+        }
+        Ok(dropped)
     }
 
     async fn prune(&self, monitor_ids: &[Uuid], cutoffs: &Cutoffs) -> StoreResult<Pruned> {
@@ -1205,14 +1442,18 @@ impl ResultLog for PostgresStore {
         }
         let mut tx = self.pool.begin().await.db()?;
         if let Some(before) = cutoffs.raw {
-            // Per monitor, a range of the primary key: the monitor's oldest results.
-            let done =
-                sqlx::query("DELETE FROM results WHERE monitor_id = ANY($1) AND checked_at < $2")
-                    .bind(monitor_ids)
-                    .bind(before)
-                    .execute(&mut *tx)
-                    .await
-                    .db()?;
+            // Per series of the monitors, a range of the key: its oldest results, in the
+            // partitions not dropped whole yet.
+            let done = sqlx::query(
+                "DELETE FROM results \
+                 WHERE series IN (SELECT seq FROM series WHERE monitor_id = ANY($1)) \
+                 AND checked_at < $2",
+            )
+            .bind(monitor_ids)
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .db()?;
             pruned.raw += done.rows_affected();
         }
         for (resolution, before) in cutoffs.rollups {

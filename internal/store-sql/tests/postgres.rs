@@ -129,7 +129,7 @@ fn down_result(m: &Monitor, at: i64) -> CheckResult {
     CheckResult {
         region: "default".to_string(),
         v: SCHEMA_VERSION,
-        id: Uuid::now_v7(),
+        id: CheckResult::key_id(m.id, "default", t(at)),
         job_id: Uuid::now_v7(),
         monitor_id: m.id,
         monitor_name: m.name.clone(),
@@ -791,8 +791,9 @@ async fn a_killed_leader_loses_and_a_standby_takes_over() {
     admin.close().await.ok();
 }
 
-/// The default region is stored as NULL, so a one-region install stores no region text;
-/// other regions by name. An inconclusive result is stored as not up, of kind
+/// The default region's series has the empty name, so a one-region install stores no
+/// region text; other regions by name, each a series of its own whose number is all a result
+/// row keeps of its monitor and region. An inconclusive result is stored as not up, of kind
 /// `local_network`, and read back as inconclusive.
 #[tokio::test]
 async fn results_of_the_default_region_are_stored_without_one() {
@@ -801,30 +802,36 @@ async fn results_of_the_default_region_are_stored_without_one() {
     let m = monitor("http://127.0.0.1:4/");
     store.insert_monitor(&m).await.unwrap();
     let default = up_result(&m, 10);
-    let mut elsewhere = down_result(&m, 20);
-    elsewhere.region = "eu-west".to_string();
+    let elsewhere = down_result(&m, 20).with_region("eu-west");
     let lost = up_result(&m, 30).into_inconclusive("offline");
     store
         .insert_results(&[default.clone(), elsewhere.clone(), lost.clone()])
         .await
         .unwrap();
     let mut conn = db.conn().await;
-    let rows: Vec<(Uuid, Option<String>, bool, Option<String>)> =
-        sqlx::query_as("SELECT id, region, up, error_kind FROM results ORDER BY checked_at")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
+    let rows: Vec<(DateTime<Utc>, String, bool, Option<String>)> = sqlx::query_as(
+        "SELECT r.checked_at, s.region, r.up, r.error_kind \
+         FROM results r JOIN series s ON s.seq = r.series ORDER BY r.checked_at",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
     assert_eq!(
         rows,
         vec![
-            (default.id, None, true, None),
+            (default.checked_at, String::new(), true, None),
             (
-                elsewhere.id,
-                Some("eu-west".into()),
+                elsewhere.checked_at,
+                "eu-west".into(),
                 false,
                 Some("timeout".into())
             ),
-            (lost.id, None, false, Some("local_network".into())),
+            (
+                lost.checked_at,
+                String::new(),
+                false,
+                Some("local_network".into())
+            ),
         ]
     );
     let history = store.history(m.id, &query(10)).await.unwrap();
@@ -855,4 +862,158 @@ async fn results_of_the_default_region_are_stored_without_one() {
         vec![elsewhere.id]
     );
     store.close().await;
+}
+
+/// The names of the day partitions of `results`, in order.
+async fn result_days(conn: &mut PgConnection) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = 'results'::regclass ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+/// Raw results live in one partition per UTC day, made as results of the day arrive and
+/// ahead of time by the pruner; pruning drops the days that ended before the cutoff whole,
+/// for every monitor, and counts their results. A result that comes after its day was
+/// dropped is stored again, in the day made anew.
+#[tokio::test]
+async fn whole_days_of_results_are_dropped_and_made_ahead() {
+    let db = TestDb::migrated().await;
+    let store = db.store().await;
+    let (a, b) = (
+        monitor("http://127.0.0.1:5/"),
+        monitor("http://127.0.0.1:6/"),
+    );
+    store.insert_monitor(&a).await.unwrap();
+    store.insert_monitor(&b).await.unwrap();
+    // t(0) is 2023-11-14 22:13:20 UTC: results on the 14th, 15th and 16th.
+    const DAY: i64 = 86_400;
+    let results: Vec<CheckResult> = [0, 600, DAY, DAY + 600, 2 * DAY]
+        .into_iter()
+        .flat_map(|at| [up_result(&a, at), down_result(&b, at)])
+        .collect();
+    assert_eq!(store.insert_results(&results).await.unwrap(), 10);
+    let mut conn = db.conn().await;
+    assert_eq!(
+        result_days(&mut conn).await,
+        ["results_20231114", "results_20231115", "results_20231116"]
+    );
+
+    // The cutoff falls inside the 16th: the 14th and 15th go whole, the 16th stays.
+    let cutoff = t(2 * DAY + 60);
+    let now = t(2 * DAY + 120);
+    assert_eq!(store.prune_days(Some(cutoff), now).await.unwrap(), 8);
+    assert_eq!(
+        result_days(&mut conn).await,
+        ["results_20231116", "results_20231117"],
+        "the day of `now` and the next are made ahead"
+    );
+    for m in [&a, &b] {
+        let history = store.history(m.id, &query(10)).await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].checked_at, t(2 * DAY));
+    }
+    assert_eq!(store.prune_days(Some(cutoff), now).await.unwrap(), 0);
+    assert_eq!(store.prune_days(None, now).await.unwrap(), 0);
+
+    let late = up_result(&a, 300);
+    assert_eq!(store.insert_results(&[late.clone()]).await.unwrap(), 1);
+    assert_eq!(store.insert_results(&[late]).await.unwrap(), 0);
+    assert_eq!(store.history(a.id, &query(10)).await.unwrap().len(), 2);
+}
+
+/// `upwatch migrate` moves the results stored before series and day partitions (keyed by
+/// their id, with the monitor's uuid and the region's name in every row) into them: history
+/// reads the same afterwards, each id given back from its key, and storing them again adds
+/// nothing.
+#[tokio::test]
+async fn migrating_keeps_the_results_stored_before_series() {
+    let db = TestDb::create().await;
+    let all = sqlx::migrate!("../../migrations/postgres");
+    let before = sqlx::migrate::Migrator {
+        migrations: all
+            .migrations
+            .iter()
+            .filter(|m| m.version < 7)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    };
+    let mut conn = db.conn().await;
+    before.run(&mut conn).await.unwrap();
+    let m = monitor("http://127.0.0.1:7/");
+    sqlx::query(
+        "INSERT INTO monitors (id, url, spec, created_at, updated_at) \
+         VALUES ($1, $2, $3::jsonb, now(), now())",
+    )
+    .bind(m.id)
+    .bind(&m.url)
+    .bind(serde_json::to_string(&m).unwrap())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let results = [
+        up_result(&m, 10),
+        down_result(&m, 20).with_region("eu-west"),
+        up_result(&m, 86_400 + 30),
+    ];
+    for r in &results {
+        let error = r.error.as_ref();
+        sqlx::query(
+            "INSERT INTO results (monitor_id, checked_at, id, response_time_ms, status_code, \
+             up, error_kind, error_message, maintenance, region) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false, $9)",
+        )
+        .bind(r.monitor_id)
+        .bind(r.checked_at)
+        // Ids made before ids were keys.
+        .bind(Uuid::now_v7())
+        .bind(r.response_time_ms as i32)
+        .bind(r.status_code.map(|c| c as i16))
+        .bind(r.status == CheckStatus::Up)
+        .bind(error.map(|e| e.kind.as_str()))
+        .bind(error.map(|e| e.message.clone()))
+        .bind((r.region != "default").then_some(r.region.as_str()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+
+    PostgresStore::migrate(&db.url).await.unwrap();
+    let store = db.store().await;
+    let history = store.history(m.id, &query(10)).await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|e| (
+                e.id,
+                e.checked_at,
+                e.region.as_str(),
+                e.status,
+                e.error.clone()
+            ))
+            .collect::<Vec<_>>(),
+        results
+            .iter()
+            .rev()
+            .map(|r| (
+                r.id,
+                r.checked_at,
+                r.region.as_str(),
+                r.status,
+                r.error.clone()
+            ))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        result_days(&mut conn).await,
+        ["results_20231114", "results_20231115"]
+    );
+    assert_eq!(store.insert_results(&results).await.unwrap(), 0);
 }

@@ -52,7 +52,7 @@ fn down_result(m: &Monitor, at: i64) -> CheckResult {
     CheckResult {
         region: "default".to_string(),
         v: SCHEMA_VERSION,
-        id: Uuid::now_v7(),
+        id: CheckResult::key_id(m.id, "default", t(at)),
         job_id: Uuid::now_v7(),
         monitor_id: m.id,
         monitor_name: m.name.clone(),

@@ -140,6 +140,15 @@ impl ResultLog for Intercepted {
         self.call("prune", monitor_ids.len())?;
         self.inner.prune(monitor_ids, cutoffs).await
     }
+
+    async fn prune_days(
+        &self,
+        raw_cutoff: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        self.call("prune_days", 0)?;
+        self.inner.prune_days(raw_cutoff, now).await
+    }
 }
 
 #[async_trait]

@@ -237,7 +237,8 @@ pub trait HistoryReader: Send + Sync + 'static {
 /// The result log: storing results with their rollups (the logger), and pruning them.
 #[async_trait]
 pub trait ResultLog: Send + Sync + 'static {
-    /// Stores a batch of results in one transaction. Idempotent on result id: a redelivered
+    /// Stores a batch of results in one transaction. Idempotent on result id, which is the
+    /// result's key ([`CheckResult::key_id`]: monitor, region and check time): a redelivered
     /// result is not stored twice. Results of monitors that do not exist (any more) are not
     /// stored, so that a late result cannot bring back part of a deleted monitor's history.
     /// Returns how many were new.
@@ -247,6 +248,20 @@ pub trait ResultLog: Send + Sync + 'static {
     /// short transaction. Pruning is meant to be called for a few monitors at a time, so that
     /// writers never wait long.
     async fn prune(&self, monitor_ids: &[Uuid], cutoffs: &Cutoffs) -> StoreResult<Pruned>;
+
+    /// For stores that keep raw results in one partition per day (PostgreSQL): drops every
+    /// day that ended before `raw_cutoff`, all monitors' results at once, and makes the
+    /// partitions of `now`'s day and the next ready. Returns how many results went. The
+    /// pruner calls it once per pass, before [`ResultLog::prune`] deletes what is left of the
+    /// day the cutoff falls in; stores without day partitions do nothing here.
+    async fn prune_days(
+        &self,
+        raw_cutoff: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let _ = (raw_cutoff, now);
+        Ok(0)
+    }
 }
 
 /// Reading the monitors' states.

@@ -46,12 +46,12 @@ pub async fn history_pages_newest_first(store: &dyn Store) {
     let other = monitor("http://127.0.0.1:61/");
     store.insert_monitor(&m).await.unwrap();
     store.insert_monitor(&other).await.unwrap();
-    // Two results share t(30), so that the id decides their order.
+    // Two results share t(30), checked by two regions, so that the id decides their order.
     let results = vec![
         result(&m, 10, true),
         result(&m, 20, false),
         result(&m, 30, true),
-        result(&m, 30, false),
+        result(&m, 30, false).with_region("eu"),
         result(&m, 40, true),
         result(&m, 50, false),
     ];
@@ -199,8 +199,9 @@ pub async fn rollups_equal_the_raw_rows_they_summarize(store: &dyn Store) {
         let count = 1 + rng.below(300) as usize;
         let mut all: Vec<CheckResult> = (0..count)
             .map(|_| {
-                let mut r = result(&m, rng.below(3 * 86_400) as i64, rng.below(4) != 0);
-                r.checked_at += Duration::milliseconds(rng.below(1000) as i64);
+                let r = result(&m, rng.below(3 * 86_400) as i64, rng.below(4) != 0);
+                let at = r.checked_at + Duration::milliseconds(rng.below(1000) as i64);
+                let mut r = r.with_checked_at(at);
                 r.response_time_ms = match rng.below(10) {
                     0 => rng.below(300_000) as u32,
                     _ => rng.below(2_000) as u32,
@@ -365,11 +366,8 @@ pub async fn results_keep_their_region(store: &dyn Store) {
     let other = monitor("http://127.0.0.1:1501/");
     store.insert_monitor(&m).await.unwrap();
     store.insert_monitor(&other).await.unwrap();
-    let in_region = |m: &Monitor, at: i64, up: bool, region: &str| {
-        let mut r = result(m, at, up);
-        r.region = region.to_string();
-        r
-    };
+    let in_region =
+        |m: &Monitor, at: i64, up: bool, region: &str| result(m, at, up).with_region(region);
     let results = vec![
         result(&m, 10, true),
         in_region(&m, 20, true, "a"),
@@ -458,9 +456,9 @@ pub async fn inconclusive_results_count_in_no_rollup(store: &dyn Store) {
     let m = monitor("http://127.0.0.1:1600/");
     store.insert_monitor(&m).await.unwrap();
     let lost = |at: i64, up: bool| {
-        let mut r = result(&m, at, up).into_inconclusive("no connectivity target answered");
-        r.region = "b".to_string();
-        r
+        result(&m, at, up)
+            .into_inconclusive("no connectivity target answered")
+            .with_region("b")
     };
     // t(10) up and t(20), t(30) inconclusive share a minute; t(130) has a minute of its own,
     // which only an inconclusive result fell in.

@@ -560,8 +560,7 @@ pub async fn regions_vote_with_a_quorum(store: &dyn Store) {
     let m = monitor("http://127.0.0.1:73/");
     store.insert_monitor(&m).await.unwrap();
     let from = |region: &str, at: i64, up: bool| {
-        let mut r = CheckResult::simulated(&m, t(at), up, 40);
-        r.region = region.to_string();
+        let mut r = CheckResult::simulated(&m, t(at), up, 40).with_region(region);
         r.rules.quorum = 2;
         r.rules.interval_ms = 60_000;
         r
