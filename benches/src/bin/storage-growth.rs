@@ -272,8 +272,11 @@ async fn measure_postgres(args: &Args, server: &str) -> anyhow::Result<Report> {
         // each with its indexes.
         for table in ["results", "rollups", "incidents", "series"] {
             let bytes: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(sum(pg_total_relation_size(relid)), 0)::bigint \
-                 FROM pg_partition_tree($1::regclass)",
+                "SELECT COALESCE( \
+                     (SELECT sum(pg_total_relation_size(relid)) \
+                      FROM pg_partition_tree($1::regclass)), \
+                     pg_total_relation_size($1::regclass) \
+                 )::bigint",
             )
             .bind(table)
             .fetch_one(&mut conn)
