@@ -329,9 +329,16 @@ impl Application {
                     ops::router(metrics.clone(), store.clone(), cache.clone(), bus.clone());
                 FastReads::new(router, None, None)
             };
-            let server = axum::serve(listener, axum::ServiceExt::into_make_service(service))
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-            http = Some(tokio::spawn(async move { server.await }));
+            // Beside checks (`serve`), the listener gets a runtime of its own, so that reads
+            // are scheduled by the OS beside the checks' threads instead of queueing behind
+            // their tasks; a process of one role serves on its only runtime.
+            http = Some(if roles.len() > 1 {
+                serve_on_own_runtime(listener, service, shutdown.clone())?
+            } else {
+                let server = axum::serve(listener, axum::ServiceExt::into_make_service(service))
+                    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+                tokio::spawn(async move { server.await })
+            });
             tracing::info!(
                 listen = %addr,
                 url = %format!("http://{addr}/"),
@@ -437,6 +444,44 @@ async fn connect_kafka(
     _roles: &[Role],
 ) -> anyhow::Result<Arc<dyn Bus>> {
     bail!("{}", not_built_for("KAFKA_BROKERS"))
+}
+
+/// Serves `service` on `listener` until `shutdown`, on a runtime of its own (one worker
+/// thread per core, named `upwatch-http`) in a thread of its own. The store, cache and bus it
+/// calls stay on the main runtime, whose IO drivers wake the HTTP runtime's tasks. The task
+/// returned ends with the server.
+fn serve_on_own_runtime(
+    listener: TcpListener,
+    service: FastReads,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let listener = listener.into_std()?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (done, ended) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("upwatch-http".into())
+        .spawn(move || {
+            let served = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name("upwatch-http")
+                .enable_all()
+                .build()
+                .and_then(|runtime| {
+                    runtime.block_on(async move {
+                        let listener = TcpListener::from_std(listener)?;
+                        axum::serve(listener, axum::ServiceExt::into_make_service(service))
+                            .with_graceful_shutdown(shutdown.cancelled_owned())
+                            .await
+                    })
+                });
+            let _ = done.send(served);
+        })
+        .context("cannot start the HTTP server's thread")?;
+    Ok(tokio::spawn(async move {
+        ended
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the HTTP server's thread panicked")))
+    }))
 }
 
 /// The start-up error of a distributed setting given to an embedded-only binary.

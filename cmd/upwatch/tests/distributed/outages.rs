@@ -476,6 +476,31 @@ async fn postgresql_away_for_30_s_loses_no_result_and_no_alert() {
         let status = api.status(first).await;
         assert_eq!(status["status"], "up", "{status}");
     }
+    // So does the listing, without the uptime; after the reads above found the database
+    // gone, at most one read at a time waits for its pool's timeout (5 s) to try it again.
+    let listing = || async {
+        let asked = Instant::now();
+        let page: Value = api
+            .client
+            .get(format!("{}/api/v1/status?limit=10", api.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (asked.elapsed(), page)
+    };
+    let (a, b, c) = tokio::join!(listing(), listing(), listing());
+    let listings = [a, b, c];
+    for (_, page) in &listings {
+        assert_eq!(page["items"].as_array().map(Vec::len), Some(10), "{page}");
+    }
+    let quick = listings
+        .iter()
+        .filter(|(took, _)| *took < Duration::from_secs(2))
+        .count();
+    assert!(quick >= 2, "listings waited for the database: {listings:?}");
     let left = OUTAGE.saturating_sub(gone.elapsed());
     tokio::time::sleep(left).await; // the outage lasts its 30 s, whatever the checks above took
     assert!(
