@@ -1276,7 +1276,7 @@ impl HistoryReader for PostgresStore {
                 },
             )
             .collect::<StoreResult<Vec<_>>>()?;
-        entries.sort_unstable_by(|a, b| (b.checked_at, b.id).cmp(&(a.checked_at, a.id)));
+        entries.sort_unstable_by_key(|e| std::cmp::Reverse((e.checked_at, e.id)));
         entries.truncate(query.limit as usize);
         Ok(entries)
     }

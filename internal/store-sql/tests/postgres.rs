@@ -920,7 +920,13 @@ async fn whole_days_of_results_are_dropped_and_made_ahead() {
     assert_eq!(store.prune_days(None, now).await.unwrap(), 0);
 
     let late = up_result(&a, 300);
-    assert_eq!(store.insert_results(&[late.clone()]).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .insert_results(std::slice::from_ref(&late))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(store.insert_results(&[late]).await.unwrap(), 0);
     assert_eq!(store.history(a.id, &query(10)).await.unwrap().len(), 2);
 }
