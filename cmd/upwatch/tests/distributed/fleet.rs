@@ -431,8 +431,13 @@ impl Api {
     }
 
     pub async fn status(&self, id: Uuid) -> Value {
+        self.get(&format!("/api/v1/sites/{id}/status")).await
+    }
+
+    /// The JSON answer of a `GET` of `path`.
+    pub async fn get(&self, path: &str) -> Value {
         self.client
-            .get(format!("{}/api/v1/sites/{id}/status", self.base))
+            .get(format!("{}{path}", self.base))
             .send()
             .await
             .unwrap()

@@ -480,15 +480,7 @@ async fn postgresql_away_for_30_s_loses_no_result_and_no_alert() {
     // gone, at most one read at a time waits for its pool's timeout (5 s) to try it again.
     let listing = || async {
         let asked = Instant::now();
-        let page: Value = api
-            .client
-            .get(format!("{}/api/v1/status?limit=10", api.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = api.get("/api/v1/status?limit=10").await;
         (asked.elapsed(), page)
     };
     let (a, b, c) = tokio::join!(listing(), listing(), listing());
