@@ -17,6 +17,10 @@
 //!   protocol promises it. tansu 0.6.0 does not keep it: it notices the expiry but hands the
 //!   survivors their previous assignment, so the dead member's partitions are orphaned until
 //!   the next member joins. Do not use tansu.
+//! - Consumers ask the broker to answer a fetch within [`FETCH_WAIT_MS`] (250 ms, half of
+//!   librdkafka's default): at 2,400 checks/s on nisshi this took the due-to-stored p99 from
+//!   1.0 s to 0.79 s for 7% more of a core in the broker (100 ms: 0.75 s for 24% more).
+//!   `UPWATCH_KAFKA_PROPERTIES` may set another `fetch.wait.max.ms`.
 //! - The partition assignment strategy is librdkafka's default, `range,roundrobin`; failover
 //!   was verified with it, `range` and `roundrobin` only. `upwatch-config` refuses others unless
 //!   allowed, and `connect` warns about them.
@@ -48,6 +52,11 @@ use upwatch_config::{
 };
 
 /// How long one request of [`Bus::consumer_lag`] may take.
+/// How long the broker may hold a consumer's fetch while it has nothing new (librdkafka's
+/// `fetch.wait.max.ms`; its default is 500). Every job and result waits for a fetch, so this
+/// bounds part of the pipeline's delay; shorter costs the broker more fetches to answer.
+pub const FETCH_WAIT_MS: &str = "250";
+
 const LAG_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `connect` waits for the brokers to answer, and for the topics to be created.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -447,6 +456,7 @@ impl Bus for KafkaBus {
                 ("auto.offset.reset", "earliest"),
                 ("session.timeout.ms", "10000"),
                 ("heartbeat.interval.ms", "1000"),
+                ("fetch.wait.max.ms", FETCH_WAIT_MS),
             ])
             .create_with_context(context)
             .map_err(|e| {
