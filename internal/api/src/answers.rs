@@ -105,6 +105,18 @@ impl LiveAnswers {
         }
     }
 
+    /// Runs `read` against the store unless it rests ([`LiveAnswers::store_call`]), and tells
+    /// the rest how it went. `None` when the store rests and `read` was not run.
+    pub async fn read_store<T, E>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Option<Result<T, E>> {
+        let call = self.store_call(Instant::now())?;
+        let result = read.await;
+        call.done(result.is_ok(), Instant::now());
+        Some(result)
+    }
+
     /// Whether answers are kept at all.
     pub fn enabled(&self) -> bool {
         !self.max_age.is_zero() && self.capacity > 0

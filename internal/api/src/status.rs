@@ -110,25 +110,21 @@ async fn one_view(state: &ApiState, id: Uuid) -> Result<StatusView, ApiError> {
     // that this stays a cache read; a monitor deleted meanwhile shows the regions it has. With
     // the store away, the regions the cache has results of (unless they were read before the
     // uptime failed) and no uptime, without waiting for the store's timeout on every read
-    // ([`crate::answers::LiveAnswers::store_call`]).
+    // ([`crate::answers::LiveAnswers::read_store`]).
     let mut checked = None;
     let mut uptime = None;
-    if let Some(call) = state.answers.store_call(Instant::now()) {
-        let read = async {
-            checked = state.monitors.checked_by(id).await?;
-            uptime = state
-                .stats
-                .last_24h(&[id])
-                .await?
-                .get(&id)
-                .and_then(|c| c.percent());
-            Ok::<_, upwatch_store::StoreError>(())
-        }
-        .await;
-        call.done(read.is_ok(), Instant::now());
-        if let Err(error) = read {
-            tracing::warn!(monitor_id = %id, error = %chain(&error), "could not read the monitor's regions and uptime; serving its live status without them");
-        }
+    let read = state.answers.read_store(async {
+        checked = state.monitors.checked_by(id).await?;
+        uptime = state
+            .stats
+            .last_24h(&[id])
+            .await?
+            .get(&id)
+            .and_then(|c| c.percent());
+        Ok::<_, upwatch_store::StoreError>(())
+    });
+    if let Some(Err(error)) = read.await {
+        tracing::warn!(monitor_id = %id, error = %chain(&error), "could not read the monitor's regions and uptime; serving its live status without them");
     }
     let (regions, interval_ms) = match checked {
         Some(checked) => (checked.regions, checked.interval_ms),

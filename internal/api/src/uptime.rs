@@ -26,12 +26,10 @@ const MAX_RANGE_DAYS: i64 = 3_660;
 /// served).
 pub async fn last_24h(state: &ApiState, ids: &[Uuid]) -> HashMap<Uuid, f64> {
     // While the store rests after a failure, without it at once, rather than waiting for its
-    // timeout on every listing ([`crate::answers::LiveAnswers::store_call`]).
-    let Some(call) = state.answers.store_call(std::time::Instant::now()) else {
+    // timeout on every listing ([`crate::answers::LiveAnswers::read_store`]).
+    let Some(read) = state.answers.read_store(state.stats.last_24h(ids)).await else {
         return HashMap::new();
     };
-    let read = state.stats.last_24h(ids).await;
-    call.done(read.is_ok(), std::time::Instant::now());
     match read {
         Ok(counts) => counts
             .into_iter()

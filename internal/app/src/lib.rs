@@ -335,9 +335,7 @@ impl Application {
             http = Some(if roles.len() > 1 {
                 serve_on_own_runtime(listener, service, shutdown.clone())?
             } else {
-                let server = axum::serve(listener, axum::ServiceExt::into_make_service(service))
-                    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-                tokio::spawn(async move { server.await })
+                tokio::spawn(serve_until(listener, service, shutdown.clone()))
             });
             tracing::info!(
                 listen = %addr,
@@ -446,7 +444,18 @@ async fn connect_kafka(
     bail!("{}", not_built_for("KAFKA_BROKERS"))
 }
 
-/// Serves `service` on `listener` until `shutdown`, on a runtime of its own (one worker
+/// Serves `service` on `listener` until `shutdown`, then lets the requests in flight finish.
+async fn serve_until(
+    listener: TcpListener,
+    service: FastReads,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, axum::ServiceExt::into_make_service(service))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// Serves `service` on `listener` until `shutdown` ([`serve_until`]), on a runtime of its own (one worker
 /// thread per core, named `upwatch-http`) in a thread of its own. The store, cache and bus it
 /// calls stay on the main runtime, whose IO drivers wake the HTTP runtime's tasks. The task
 /// returned ends with the server.
@@ -468,10 +477,7 @@ fn serve_on_own_runtime(
                 .build()
                 .and_then(|runtime| {
                     runtime.block_on(async move {
-                        let listener = TcpListener::from_std(listener)?;
-                        axum::serve(listener, axum::ServiceExt::into_make_service(service))
-                            .with_graceful_shutdown(shutdown.cancelled_owned())
-                            .await
+                        serve_until(TcpListener::from_std(listener)?, service, shutdown).await
                     })
                 });
             let _ = done.send(served);

@@ -51,12 +51,12 @@ use upwatch_config::{
     is_verified_assignment_strategy, ASSIGNMENT_STRATEGY_PROPERTY, VERIFIED_ASSIGNMENT_STRATEGIES,
 };
 
-/// How long one request of [`Bus::consumer_lag`] may take.
 /// How long the broker may hold a consumer's fetch while it has nothing new (librdkafka's
 /// `fetch.wait.max.ms`; its default is 500). Every job and result waits for a fetch, so this
 /// bounds part of the pipeline's delay; shorter costs the broker more fetches to answer.
 pub const FETCH_WAIT_MS: &str = "250";
 
+/// How long one request of [`Bus::consumer_lag`] may take.
 const LAG_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `connect` waits for the brokers to answer, and for the topics to be created.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

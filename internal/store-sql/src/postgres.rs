@@ -88,10 +88,10 @@ const RUN_MIGRATE: &str = "run `upwatch migrate` first";
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    /// The days (since the Unix epoch, UTC) whose results partition this process made or
-    /// found, from today on: an insert of their results needs no catalog statement. Older
-    /// days are looked up each time, since the pruner of any process may drop them.
-    days: Arc<Mutex<HashSet<i64>>>,
+    /// The days (their UTC start) whose results partition this process made or found, from
+    /// today on: an insert of their results needs no catalog statement. Older days are looked
+    /// up each time, since the pruner of any process may drop them.
+    days: Arc<Mutex<HashSet<DateTime<Utc>>>>,
 }
 
 impl PostgresStore {
@@ -266,24 +266,21 @@ async fn check_schema(conn: &mut PgConnection) -> StoreResult<()> {
     Ok(())
 }
 
-/// Seconds in a day: results are partitioned by UTC day.
-const SECONDS_PER_DAY: i64 = 86_400;
-
-/// The day (since the Unix epoch, UTC) of a time.
-fn day_of(t: DateTime<Utc>) -> i64 {
-    t.timestamp().div_euclid(SECONDS_PER_DAY)
+/// The UTC day of a time, as its start: results are partitioned by day, as the day rollups
+/// bucket them.
+fn day_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    Resolution::Day.bucket_start(t)
 }
 
-/// The partition of a day's results: `results_YYYYMMDD`.
-fn partition_name(day: i64) -> String {
-    let start = DateTime::from_timestamp(day * SECONDS_PER_DAY, 0).unwrap_or_default();
-    format!("results_{}", start.format("%Y%m%d"))
+/// The partition of the results of the day starting at `day`: `results_YYYYMMDD`.
+fn partition_name(day: DateTime<Utc>) -> String {
+    format!("results_{}", day.format("%Y%m%d"))
 }
 
-/// The day of a partition this store named ([`partition_name`]).
-fn partition_day(name: &str) -> Option<i64> {
+/// The start of the day of a partition this store named ([`partition_name`]).
+fn partition_day(name: &str) -> Option<DateTime<Utc>> {
     let date = chrono::NaiveDate::parse_from_str(name.strip_prefix("results_")?, "%Y%m%d").ok()?;
-    Some(day_of(date.and_hms_opt(0, 0, 0)?.and_utc()))
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc())
 }
 
 /// Takes the lock under which day partitions are made and dropped, until the commit: two
@@ -311,7 +308,7 @@ impl PostgresStore {
     /// short transaction of its own, before results of them are stored.
     async fn make_days(&self, times: impl IntoIterator<Item = DateTime<Utc>>) -> StoreResult<()> {
         let today = day_of(Utc::now());
-        let missing: BTreeSet<i64> = {
+        let missing: BTreeSet<DateTime<Utc>> = {
             let known = self.days.lock().expect("days lock");
             times
                 .into_iter()
@@ -321,8 +318,6 @@ impl PostgresStore {
         };
         for day in missing {
             let name = partition_name(day);
-            let from = DateTime::from_timestamp(day * SECONDS_PER_DAY, 0).unwrap_or_default();
-            let to = DateTime::from_timestamp((day + 1) * SECONDS_PER_DAY, 0).unwrap_or_default();
             let mut tx = self.pool.begin().await.db()?;
             lock_days(&mut tx).await?;
             let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
@@ -333,8 +328,8 @@ impl PostgresStore {
             if exists.is_none() {
                 sqlx::query(&format!(
                     "CREATE TABLE {name} PARTITION OF results FOR VALUES FROM ('{}') TO ('{}')",
-                    from.to_rfc3339(),
-                    to.to_rfc3339()
+                    day.to_rfc3339(),
+                    (day + Resolution::Day.duration()).to_rfc3339()
                 ))
                 .execute(&mut *tx)
                 .await
@@ -691,12 +686,7 @@ impl ScriptSql for Script<'_> {
     async fn insert_new_results(&mut self, results: &[CheckResult]) -> StoreResult<HashSet<Uuid>> {
         // The monitors kept are locked against deletion (`FOR KEY SHARE`, in id order) until
         // the commit.
-        let monitor_ids: Vec<Uuid> = results
-            .iter()
-            .map(|r| r.monitor_id)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let monitor_ids = script::monitor_ids(results);
         let live: HashSet<Uuid> = sqlx::query_scalar(
             "SELECT id FROM monitors WHERE id = ANY($1) ORDER BY id FOR KEY SHARE",
         )
@@ -706,23 +696,24 @@ impl ScriptSql for Script<'_> {
         .db()?
         .into_iter()
         .collect();
-        // Each result once, by its key: the first of a batch that gives one twice.
-        let mut by_key: HashMap<(Uuid, &str, DateTime<Utc>), &CheckResult> = HashMap::new();
+        // Each result once, by its key as stored (the region as its series names it): the
+        // first of a batch that gives one twice.
+        let mut by_key: HashMap<(Uuid, String, DateTime<Utc>), &CheckResult> = HashMap::new();
         for r in results.iter().filter(|r| live.contains(&r.monitor_id)) {
+            let region = text(series_region(&r.region)).into_owned();
             by_key
-                .entry((r.monitor_id, series_region(&r.region), ms(r.checked_at)))
+                .entry((r.monitor_id, region, ms(r.checked_at)))
                 .or_insert(r);
         }
         if by_key.is_empty() {
             return Ok(HashSet::new());
         }
         // The series of the batch that are new, in key order (the order of their locks).
-        let pairs: BTreeSet<(Uuid, &str)> =
-            by_key.keys().map(|(m, region, _)| (*m, *region)).collect();
-        let (pair_monitors, pair_regions): (Vec<Uuid>, Vec<String>) = pairs
-            .iter()
-            .map(|(m, region)| (*m, text(region).into_owned()))
-            .unzip();
+        let pairs: BTreeSet<(Uuid, &str)> = by_key
+            .keys()
+            .map(|(m, region, _)| (*m, region.as_str()))
+            .collect();
+        let (pair_monitors, pair_regions): (Vec<Uuid>, Vec<&str>) = pairs.into_iter().unzip();
         sqlx::query(
             "INSERT INTO series (monitor_id, region) \
              SELECT p.monitor_id, p.region \
@@ -753,7 +744,7 @@ impl ScriptSql for Script<'_> {
             // An inconclusive result is stored as not up, its kind `local_network`.
             let (kind, message) = error_columns(r);
             monitor_ids.push(*monitor_id);
-            regions.push(text(region).into_owned());
+            regions.push(region.as_str());
             checked_at.push(*at);
             response_times.push(response_time_column(r.response_time_ms));
             status_codes.push(status_code_column(r.status_code));
@@ -797,13 +788,9 @@ impl ScriptSql for Script<'_> {
         .fetch_all(&mut *self.0)
         .await
         .db()?;
-        let by_text: HashMap<(Uuid, String, DateTime<Utc>), Uuid> = by_key
-            .iter()
-            .map(|((m, region, at), r)| ((*m, text(region).into_owned(), *at), r.id))
-            .collect();
         Ok(inserted
             .into_iter()
-            .filter_map(|key| by_text.get(&key).copied())
+            .filter_map(|key| by_key.get(&key).map(|r| r.id))
             .collect())
     }
 
@@ -1396,7 +1383,7 @@ impl ResultLog for PostgresStore {
     ) -> StoreResult<u64> {
         // Today's and tomorrow's partitions are made ahead, so that the first results of a
         // day wait for no catalog change.
-        self.make_days([now, now + chrono::TimeDelta::days(1)])
+        self.make_days([now, now + Resolution::Day.duration()])
             .await?;
         let Some(cutoff) = raw_cutoff else {
             return Ok(0);
@@ -1414,7 +1401,7 @@ impl ResultLog for PostgresStore {
             let Some(day) = partition_day(&name) else {
                 continue;
             };
-            if (day + 1) * SECONDS_PER_DAY > cutoff.timestamp() {
+            if day + Resolution::Day.duration() > cutoff {
                 continue;
             }
             let mut tx = self.pool.begin().await.db()?;

@@ -80,12 +80,7 @@ pub(crate) async fn apply_results(
     if results.is_empty() {
         return Ok(alerts);
     }
-    let ids: Vec<Uuid> = results
-        .iter()
-        .map(|r| r.monitor_id)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let ids = monitor_ids(results);
     // Every monitor before any state: the lock order of every transaction that takes both.
     let mut monitors = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
@@ -119,6 +114,16 @@ pub(crate) async fn apply_results(
         sql.save_states(chunk).await?;
     }
     Ok(alerts)
+}
+
+/// The monitors of `results`, each once, in id order: the order in which stores lock them.
+pub(crate) fn monitor_ids(results: &[CheckResult]) -> Vec<Uuid> {
+    results
+        .iter()
+        .map(|r| r.monitor_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// Monitors per statement when reading or writing many.
