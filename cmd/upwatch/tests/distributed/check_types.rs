@@ -48,17 +48,6 @@ async fn every_check_type_runs_across_the_fleet() {
         .create_site(json!({"url": dns.url(), "interval_seconds": 1,
             "dns": {"query_name": DNS_NAME, "query_type": "A"}}))
         .await;
-    let push = api
-        .client
-        .post(format!("{}/api/v1/sites", api.base))
-        .json(&json!({"name": "backup", "type": "push", "interval_seconds": 2, "push_grace_seconds": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(push.status(), 201);
-    let push: Value = push.json().await.unwrap();
-    let push_id: Uuid = push["id"].as_str().unwrap().parse().unwrap();
-    let push_url = format!("{}{}", api.base, push["push_url"].as_str().unwrap());
 
     for id in [http, tcp_id, dns_id] {
         wait_status(&api, id, "up").await;
@@ -91,6 +80,19 @@ async fn every_check_type_runs_across_the_fleet() {
         certificate[0]
     );
 
+    // Made only now: a push monitor that hears nothing for its interval plus grace (3 s)
+    // alerts, and that alert must not come before the certificate's.
+    let push = api
+        .client
+        .post(format!("{}/api/v1/sites", api.base))
+        .json(&json!({"name": "backup", "type": "push", "interval_seconds": 2, "push_grace_seconds": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(push.status(), 201);
+    let push: Value = push.json().await.unwrap();
+    let push_id: Uuid = push["id"].as_str().unwrap().parse().unwrap();
+    let push_url = format!("{}{}", api.base, push["push_url"].as_str().unwrap());
     // The push goes through Kafka to the cache updater; its silence is a missed heartbeat
     // that the scheduler's watchdog publishes, and the alerter sends.
     let pushed = api.client.get(&push_url).send().await.unwrap();

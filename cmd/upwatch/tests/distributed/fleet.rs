@@ -154,6 +154,29 @@ impl Proc {
         }
     }
 
+    /// One line on how the process is: running or exited, its last warning and its last line
+    /// (each cut short), for a failure message that must say why before any log tail.
+    pub fn summary(&mut self) -> String {
+        let state = match self.child.try_wait() {
+            Ok(None) => "running".to_string(),
+            Ok(Some(status)) => format!("EXITED ({status})"),
+            Err(e) => format!("unknown ({e})"),
+        };
+        let log = self.log();
+        let cut = |line: &str| line.chars().take(300).collect::<String>();
+        let warning = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("\"level\":\"WARN\"") || l.contains("\"level\":\"ERROR\""))
+            .map(cut)
+            .unwrap_or_default();
+        let last = log.lines().last().map(cut).unwrap_or_default();
+        format!(
+            "{}: {state}; last warning: {warning}; last line: {last}",
+            self.name
+        )
+    }
+
     /// The address in the process's "upwatch is running" log line.
     pub async fn listen_addr(&self) -> String {
         let line = eventually(&format!("{} to start", self.name), || async {
@@ -400,6 +423,25 @@ where
     Fut: std::future::Future<Output = Option<T>>,
 {
     upwatch_testkit::wait::until(what, DEADLINE, Duration::from_millis(100), condition).await
+}
+
+/// [`eventually`], but a timeout's message says how each of `procs` is first, so that a
+/// failure in CI, whose output may be cut, still says which process stopped doing its part.
+pub async fn eventually_in<T, F, Fut>(what: &str, procs: &mut [Proc], condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    match upwatch_testkit::wait::within(DEADLINE, Duration::from_millis(100), condition).await {
+        Some(value) => value,
+        None => {
+            let how: Vec<String> = procs.iter_mut().map(Proc::summary).collect();
+            panic!(
+                "timed out after {DEADLINE:?} waiting for {what}; the processes:\n{}",
+                how.join("\n")
+            )
+        }
+    }
 }
 
 /// A client of one API process.

@@ -29,7 +29,7 @@ use upwatch_cache::StatusCache;
 use upwatch_testkit::discord::DiscordReceiver;
 use upwatch_testkit::target::TargetServer;
 
-use crate::fleet::{eventually, Api, Fleet, Proc, DEADLINE};
+use crate::fleet::{eventually, eventually_in, Api, Fleet, Proc, DEADLINE};
 
 const MONITORS: usize = 500;
 const OUTAGE: Duration = Duration::from_secs(30);
@@ -504,7 +504,7 @@ async fn postgresql_away_for_30_s_loses_no_result_and_no_alert() {
     pg.restart();
     let resumed = Instant::now();
     let before = rows(&fleet).await;
-    eventually("results stored again", || async {
+    eventually_in("results stored again", &mut procs, || async {
         (rows(&fleet).await >= before + MONITORS as i64).then_some(())
     })
     .await;
@@ -518,7 +518,7 @@ async fn postgresql_away_for_30_s_loses_no_result_and_no_alert() {
     assert_eq!(alerts.len(), 2, "one down alert per flaky site");
     // A few more rounds of results through the alerter: still exactly those two.
     let now = rows(&fleet).await;
-    eventually("two more rounds stored", || async {
+    eventually_in("two more rounds stored", &mut procs, || async {
         (rows(&fleet).await >= now + 2 * MONITORS as i64).then_some(())
     })
     .await;
@@ -651,7 +651,7 @@ async fn a_broker_gone_for_30_s_loses_nothing_and_the_workers_memory_stays_bound
     broker.signal("CONT");
     let resumed = Instant::now();
     let before = rows(&fleet).await;
-    eventually("results stored again", || async {
+    eventually_in("results stored again", &mut procs, || async {
         (rows(&fleet).await >= before + MONITORS as i64).then_some(())
     })
     .await;
