@@ -209,16 +209,26 @@ test("a status flip shows on an open dashboard without a reload", async () => {
   await api("PATCH", `/api/v1/sites/${ids.steady}`, { enabled: true });
 
   // The site itself goes down: the row turns down and the change is announced politely.
+  // The site comes back whatever happens here, so that a failure does not carry over to the
+  // tests after this one.
   target.set(false);
-  await page.waitForSelector(`tr[id="${ids.flip}"][data-status="down"]`, { timeout: DEADLINE });
-  assert.match(await page.locator(`tr[id="${ids.flip}"] .st`).innerText(), /Down/);
-  await page.waitForFunction(() => /Checkout API is now down/.test(document.getElementById("announcer").textContent), null, { timeout: DEADLINE });
-  assert.equal(await page.locator("#announcer").getAttribute("aria-live"), "polite");
-  await page.waitForFunction((id) => /[1-9]\d* down/.test(document.querySelector(`tr[id="${id}"] svg.bar`).getAttribute("aria-label")), ids.flip, { timeout: DEADLINE });
-  assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");
-  await screenshots(page, "dashboard-down");
-
-  target.set(true);
+  try {
+    await page.waitForSelector(`tr[id="${ids.flip}"][data-status="down"]`, { timeout: DEADLINE });
+    assert.match(await page.locator(`tr[id="${ids.flip}"] .st`).innerText(), /Down/);
+    await page.waitForFunction(() => /Checkout API is now down/.test(document.getElementById("announcer").textContent), null, { timeout: DEADLINE });
+    assert.equal(await page.locator("#announcer").getAttribute("aria-live"), "polite");
+    const bar = `tr[id="${ids.flip}"] svg.bar`;
+    await page
+      .waitForFunction((sel) => /[1-9]\d* down/.test(document.querySelector(sel).getAttribute("aria-label")), bar, { timeout: DEADLINE })
+      .catch(async (e) => {
+        const label = await page.locator(bar).getAttribute("aria-label").catch(() => "(no bar)");
+        throw new Error(`the bar still says "${label}": ${e.message}`);
+      });
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");
+    await screenshots(page, "dashboard-down");
+  } finally {
+    target.set(true);
+  }
   await page.waitForSelector(`tr[id="${ids.flip}"][data-status="up"]`, { timeout: DEADLINE });
   await context.close();
 });

@@ -53,32 +53,43 @@ pub const POOL_SIZE: usize = 16;
 /// more recently is reused as is (a broken one is dropped as soon as an error shows it).
 const IDLE_CHECK_AFTER: Duration = Duration::from_secs(10);
 
-/// Writes both fields of an entry unless the stored one was checked more recently.
+/// Writes both fields of each entry unless the stored one was checked more recently.
 ///
 /// `KEYS[1]` is the status hash, `KEYS[2]` the checked hash, `KEYS[3]` the id index, `KEYS[4]`
-/// the watchdog's stale marks; `ARGV[1]` the monitor id, `ARGV[2]` the entry as JSON,
-/// `ARGV[3]` its `last_checked` in unix milliseconds or `-1`. Returns 1 when written, 0 when
+/// the watchdog's stale marks; `ARGV` holds triples of monitor id, the entry as JSON and its
+/// `last_checked` in unix milliseconds or `-1`. Returns, per entry, 1 when written, 0 when
 /// the stored entry is newer. A newer check time (the monitor's next result) clears the
 /// monitor's stale mark in the same step. The id is indexed either way, so that entries
 /// written before the index existed are indexed by the API's warm-up at its next start.
 const PUT_LUA: &str = r#"
-redis.call('ZADD', KEYS[3], 0, ARGV[1])
-local new = tonumber(ARGV[3])
-local stored = -1
-local old = redis.call('HGET', KEYS[2], ARGV[1])
-if old then
-  stored = tonumber(old)
-  if stored ~= -1 and (new == -1 or new < stored) then
-    return 0
+local written = {}
+for i = 1, #ARGV, 3 do
+  local id = ARGV[i]
+  local new = tonumber(ARGV[i + 2])
+  redis.call('ZADD', KEYS[3], 0, id)
+  local stored = -1
+  local ok = 1
+  local old = redis.call('HGET', KEYS[2], id)
+  if old then
+    stored = tonumber(old)
+    if stored ~= -1 and (new == -1 or new < stored) then
+      ok = 0
+    end
   end
+  if ok == 1 then
+    redis.call('HSET', KEYS[1], id, ARGV[i + 1])
+    redis.call('HSET', KEYS[2], id, ARGV[i + 2])
+    if new > stored then
+      redis.call('HDEL', KEYS[4], id)
+    end
+  end
+  written[#written + 1] = ok
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-if new > stored then
-  redis.call('HDEL', KEYS[4], ARGV[1])
-end
-return 1
+return written
 "#;
+
+/// Entries written per call of [`PUT_SCRIPT`], so that no script runs for long.
+const PUTS_PER_CALL: usize = 500;
 
 /// Sets stale marks whose check time is still the one judged.
 ///
@@ -241,6 +252,33 @@ impl StatusCache for RedisCache {
         json.map(|json| decode(&json, stale)).transpose()
     }
 
+    /// Two `HMGET`s in one pipeline, whatever the number of ids.
+    async fn get_many(&self, ids: &[Uuid]) -> CacheResult<HashMap<Uuid, LiveStatus>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let fields: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let mut conn = self.conn().await?;
+        let (jsons, stales): (Vec<Option<String>>, Vec<Option<i64>>) = redis::pipe()
+            .cmd("HMGET")
+            .arg(&self.status_key)
+            .arg(&fields)
+            .cmd("HMGET")
+            .arg(&self.stale_key)
+            .arg(&fields)
+            .query_async(&mut *conn)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        drop(conn);
+        let mut found = HashMap::with_capacity(ids.len());
+        for ((id, json), stale) in ids.iter().zip(jsons).zip(stales) {
+            if let Some(json) = json {
+                found.insert(*id, decode(&json, stale)?);
+            }
+        }
+        Ok(found)
+    }
+
     async fn list(&self) -> CacheResult<Vec<LiveStatus>> {
         let mut conn = self.conn().await?;
         let (fields, stale): (Vec<(String, String)>, HashMap<String, i64>) = redis::pipe()
@@ -297,24 +335,38 @@ impl StatusCache for RedisCache {
     }
 
     async fn put(&self, entry: &LiveStatus) -> CacheResult<bool> {
-        let json = serde_json::to_string(entry)?;
-        let checked_ms = entry
-            .state
-            .last_checked
-            .map_or(-1, |at| at.timestamp_millis());
-        let mut conn = self.conn().await?;
-        let written: i64 = PUT_SCRIPT
-            .key(&self.status_key)
-            .key(&self.checked_key)
-            .key(&self.ids_key)
-            .key(&self.stale_key)
-            .arg(entry.id().to_string())
-            .arg(json)
-            .arg(checked_ms)
-            .invoke_async(&mut *conn)
-            .await
-            .map_err(|e| self.failed(&e))?;
-        Ok(written == 1)
+        Ok(self.put_many(std::slice::from_ref(entry)).await?[0])
+    }
+
+    /// One script call per [`PUTS_PER_CALL`] entries; each entry is judged on its own, as by
+    /// [`StatusCache::put`].
+    async fn put_many(&self, entries: &[LiveStatus]) -> CacheResult<Vec<bool>> {
+        let mut written = Vec::with_capacity(entries.len());
+        for chunk in entries.chunks(PUTS_PER_CALL) {
+            let mut invocation = PUT_SCRIPT.prepare_invoke();
+            invocation
+                .key(&self.status_key)
+                .key(&self.checked_key)
+                .key(&self.ids_key)
+                .key(&self.stale_key);
+            for entry in chunk {
+                let checked_ms = entry
+                    .state
+                    .last_checked
+                    .map_or(-1, |at| at.timestamp_millis());
+                invocation
+                    .arg(entry.id().to_string())
+                    .arg(serde_json::to_string(entry)?)
+                    .arg(checked_ms);
+            }
+            let mut conn = self.conn().await?;
+            let answers: Vec<i64> = invocation
+                .invoke_async(&mut *conn)
+                .await
+                .map_err(|e| self.failed(&e))?;
+            written.extend(answers.into_iter().map(|w| w == 1));
+        }
+        Ok(written)
     }
 
     async fn remove(&self, id: Uuid) -> CacheResult<()> {

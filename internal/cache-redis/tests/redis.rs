@@ -99,6 +99,12 @@ async fn contract_stale_marks() {
     contract::stale_marks(&prefix.cache().await).await;
 }
 
+#[tokio::test]
+async fn contract_many_at_once() {
+    let prefix = TestPrefix::new();
+    contract::many_at_once(&prefix.cache().await).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_updaters_keep_the_newest() {
     let prefix = TestPrefix::new();

@@ -99,6 +99,39 @@ pub async fn older_never_overwrites_newer(cache: &dyn StatusCache) {
     );
 }
 
+/// Many entries read and written at once behave as one by one: absent ids are left out,
+/// and each write is judged against its own stored entry.
+pub async fn many_at_once(cache: &dyn StatusCache) {
+    let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    assert!(cache.get_many(&[]).await.unwrap().is_empty());
+    assert!(cache.put_many(&[]).await.unwrap().is_empty());
+    let first = [
+        entry(ids[0], MonitorStatus::Up, Some(10)),
+        entry(ids[1], MonitorStatus::Up, Some(10)),
+    ];
+    assert_eq!(cache.put_many(&first).await.unwrap(), vec![true, true]);
+    let found = cache.get_many(&ids).await.unwrap();
+    assert_eq!(found.len(), 2, "the absent id is left out");
+    assert_eq!(found[&ids[0]], first[0]);
+    assert_eq!(found[&ids[1]], first[1]);
+    // Newer, older and new entries in one write.
+    let second = [
+        entry(ids[0], MonitorStatus::Down, Some(20)),
+        entry(ids[1], MonitorStatus::Down, Some(5)),
+        entry(ids[2], MonitorStatus::Pending, None),
+    ];
+    assert_eq!(
+        cache.put_many(&second).await.unwrap(),
+        vec![true, false, true]
+    );
+    let found = cache.get_many(&ids).await.unwrap();
+    assert_eq!(found[&ids[0]], second[0]);
+    assert_eq!(found[&ids[1]], first[1], "an older write never lands");
+    assert_eq!(found[&ids[2]], second[2]);
+    assert_eq!(cache.get(ids[2]).await.unwrap(), Some(second[2].clone()));
+    assert_eq!(cache.list().await.unwrap().len(), 3);
+}
+
 /// Version `v` of one monitor's entry: checked `v` seconds after a fixed instant and named
 /// after `v`, so a reader can tell whether its fields were written together.
 fn version(id: Uuid, v: i64) -> LiveStatus {

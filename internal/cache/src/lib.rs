@@ -117,6 +117,26 @@ pub trait StatusCache: Send + Sync + 'static {
     /// Writes an entry unless the cached one was checked more recently (a redelivered, older
     /// result never overwrites a newer status). Returns whether it was written.
     async fn put(&self, entry: &LiveStatus) -> CacheResult<bool>;
+    /// The entries of `ids` that exist, by monitor id: [`StatusCache::get`] for many, in one
+    /// round trip where the cache can.
+    async fn get_many(&self, ids: &[Uuid]) -> CacheResult<HashMap<Uuid, LiveStatus>> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for id in ids {
+            if let Some(entry) = self.get(*id).await? {
+                found.insert(*id, entry);
+            }
+        }
+        Ok(found)
+    }
+    /// [`StatusCache::put`] of entries of distinct monitors, in as few round trips as the
+    /// cache can; whether each was written, in order.
+    async fn put_many(&self, entries: &[LiveStatus]) -> CacheResult<Vec<bool>> {
+        let mut written = Vec::with_capacity(entries.len());
+        for entry in entries {
+            written.push(self.put(entry).await?);
+        }
+        Ok(written)
+    }
     /// Forgets a monitor.
     async fn remove(&self, id: Uuid) -> CacheResult<()>;
     /// Every monitor's newest check time (`None`: no result yet), read by the watchdog.

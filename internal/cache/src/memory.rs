@@ -139,4 +139,9 @@ mod tests {
     async fn contract_stale_marks() {
         contract::stale_marks(&MemoryCache::new()).await;
     }
+
+    #[tokio::test]
+    async fn contract_many_at_once() {
+        contract::many_at_once(&MemoryCache::new()).await;
+    }
 }

@@ -10,7 +10,7 @@ use chrono::{TimeDelta, Utc};
 use upwatch_cache::{MemoryCache, StatusCache};
 use upwatch_cache_redis::RedisCache;
 use upwatch_core::{CheckResult, Monitor, MonitorInput, MonitorStatus};
-use upwatch_pipeline::cache_updater::apply;
+use upwatch_pipeline::cache_updater::{apply, apply_batch};
 use upwatch_store::Store;
 use upwatch_store_sql::SqliteStore;
 
@@ -101,5 +101,56 @@ async fn a_late_result_of_a_deleted_monitor_is_not_cached() {
         apply(cache.as_ref(), store.as_ref(), &late).await.unwrap();
         assert_eq!(cache.get(m.id).await.unwrap(), None, "{name}");
         assert!(cache.list().await.unwrap().is_empty(), "{name}");
+    }
+}
+
+/// A batch (a backlog after Redis was away, say) leaves every entry as applying its results
+/// one by one would: results in order per monitor, redelivered ones ignored, a missing entry
+/// rebuilt, a deleted monitor's result dropped.
+#[tokio::test]
+async fn a_batch_lands_as_its_results_one_by_one() {
+    for (name, cache) in caches().await {
+        let (store, _dir) = store().await;
+        let a = monitor(store.as_ref(), 3004).await;
+        let b = monitor(store.as_ref(), 3005).await;
+        let gone = monitor(store.as_ref(), 3006).await;
+        assert!(store.delete_monitor(gone.id).await.unwrap());
+        let t0 = Utc::now() - TimeDelta::seconds(60);
+        let at = |s: i64| t0 + TimeDelta::seconds(s);
+        let batch = vec![
+            CheckResult::simulated(&a, at(1), true, 1),
+            CheckResult::simulated(&b, at(1), false, 2),
+            CheckResult::simulated(&gone, at(1), true, 3),
+            CheckResult::simulated(&a, at(2), false, 4),
+            CheckResult::simulated(&b, at(2), false, 5),
+            // Redelivered: older than what the batch already applied.
+            CheckResult::simulated(&a, at(1), true, 6),
+            CheckResult::simulated(&a, at(3), false, 7),
+        ];
+        let one_by_one = MemoryCache::new();
+        for result in &batch {
+            apply(&one_by_one, store.as_ref(), result).await.unwrap();
+        }
+        apply_batch(cache.as_ref(), store.as_ref(), &batch)
+            .await
+            .unwrap();
+        for m in [&a, &b] {
+            let got = cache.get(m.id).await.unwrap().expect("an entry");
+            let want = one_by_one.get(m.id).await.unwrap().unwrap();
+            assert_eq!(got, want, "{name}");
+        }
+        let a_entry = cache.get(a.id).await.unwrap().unwrap();
+        assert_eq!(a_entry.state.last_checked, Some(at(3)), "{name}");
+        assert_eq!(a_entry.state.consecutive_failures, 2, "{name}");
+        assert_eq!(a_entry.state.response_time_ms, Some(7), "{name}");
+        assert_eq!(cache.get(gone.id).await.unwrap(), None, "{name}");
+        // Applying the same batch again changes nothing.
+        apply_batch(cache.as_ref(), store.as_ref(), &batch)
+            .await
+            .unwrap();
+        assert_eq!(cache.get(a.id).await.unwrap().unwrap(), a_entry, "{name}");
+        for m in [&a, &b] {
+            cache.remove(m.id).await.unwrap();
+        }
     }
 }

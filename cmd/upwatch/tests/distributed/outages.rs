@@ -255,19 +255,35 @@ async fn redis_away_for_30_s_loses_nothing_and_the_api_reads_postgresql() {
         .await
         .unwrap();
     let resumed = Instant::now();
-    eventually(
-        "every monitor in Redis again, checked after its return",
-        || async {
-            for id in &ids {
-                let entry = cache.get(*id).await.ok()??;
-                if entry.state.last_checked? < back {
-                    return None;
-                }
-            }
-            Some(())
-        },
-    )
+    // The monitors whose entry is missing or not checked since Redis' return, and the oldest
+    // check time among those entries.
+    let behind = || async {
+        let entries = cache.get_many(&ids).await.ok()?;
+        let late: Vec<_> = ids
+            .iter()
+            .map(|id| entries.get(id).and_then(|e| e.state.last_checked))
+            .filter(|checked| checked.is_none_or(|at| at < back))
+            .collect();
+        Some((late.len(), late.into_iter().flatten().min()))
+    };
+    let fresh = upwatch_testkit::wait::within(DEADLINE, Duration::from_millis(100), || async {
+        (behind().await? == (0, None)).then_some(())
+    })
     .await;
+    if fresh.is_none() {
+        let how: Vec<String> = procs.iter_mut().map(Proc::summary).collect();
+        panic!(
+            "timed out after {DEADLINE:?} waiting for every monitor in Redis again, checked \
+             after its return at {back}; (monitors behind, oldest check among them): {:?}; \
+             the processes:\n{}",
+            behind().await,
+            how.join("\n")
+        );
+    }
+    eprintln!(
+        "every entry fresh {:?} after Redis' return",
+        resumed.elapsed()
+    );
     assert!(
         resumed.elapsed() < Duration::from_secs(30),
         "the pipeline resumed within 30 s of Redis' return ({:?})",
