@@ -152,6 +152,9 @@ impl Watchdog {
             lag: HashMap::new(),
             reported: 0,
             missed: HashMap::new(),
+            blind: false,
+            seeing_since_ms: None,
+            absent_since_ms: HashMap::new(),
         };
         let mut next_lag = Instant::now();
         loop {
@@ -188,6 +191,7 @@ impl Watchdog {
         let times = match self.cache.check_times().await {
             Ok(times) => times,
             Err(error) => {
+                state.blind = true;
                 tracing::warn!(error = %error_chain(&error), "watchdog: cannot read check times; trying again");
                 self.metrics.health.set_problem(
                     STALE_PROBLEM,
@@ -196,6 +200,7 @@ impl Watchdog {
                 return;
             }
         };
+        state.saw(expected, &times, now_ms);
         self.record_missed_heartbeats(expected, &times, now_ms, state)
             .await;
         let intervals = self.stale_after_intervals;
@@ -205,8 +210,8 @@ impl Watchdog {
             .filter(|(_, e)| e.push.is_none())
             .filter_map(|(id, e)| {
                 let seen = times.get(id).copied().flatten();
-                is_stale(e, seen.map(|at| at.timestamp_millis()), now_ms, intervals)
-                    .then_some((*id, seen))
+                let silent = state.silent_since(id, seen.map(|at| at.timestamp_millis()));
+                is_stale(e, silent, now_ms, intervals).then_some((*id, seen))
             })
             .collect();
         let stale_ids: HashSet<Uuid> = stale.iter().map(|(id, _)| *id).collect();
@@ -317,6 +322,7 @@ impl Watchdog {
                 .copied()
                 .flatten()
                 .map(|t| t.timestamp_millis());
+            let seen = state.silent_since(id, seen);
             let last = match (seen, state.missed.get(id).copied()) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
@@ -417,6 +423,49 @@ struct State {
     reported: usize,
     /// The newest missed-heartbeat deadline recorded per push monitor.
     missed: HashMap<Uuid, i64>,
+    /// Whether the last read of the check times failed.
+    blind: bool,
+    /// When the check times could be read again after failed reads.
+    seeing_since_ms: Option<i64>,
+    /// When each expected monitor was first found without an entry in the cache.
+    absent_since_ms: HashMap<Uuid, i64>,
+}
+
+impl State {
+    /// Takes in a read of the check times at `now_ms`: notes a return from blindness and the
+    /// monitors the cache has no entry of.
+    fn saw(
+        &mut self,
+        expected: &ExpectedSet,
+        times: &HashMap<Uuid, Option<DateTime<chrono::Utc>>>,
+        now_ms: i64,
+    ) {
+        if std::mem::take(&mut self.blind) {
+            self.seeing_since_ms = Some(now_ms);
+        }
+        self.absent_since_ms
+            .retain(|id, _| expected.contains_key(id) && !times.contains_key(id));
+        for id in expected.keys().filter(|id| !times.contains_key(id)) {
+            self.absent_since_ms.entry(*id).or_insert(now_ms);
+        }
+    }
+
+    /// The time a monitor's silence counts from, as far as the watchdog could see: its newest
+    /// check time `seen_ms`, but never before the watchdog could read the cache again after
+    /// it was away, nor before the cache was found without the monitor's entry. A cache that
+    /// came back (empty, or behind the results it missed) is given a whole stale period for
+    /// the cache updater to catch up, instead of being taken for monitors nobody checks; if
+    /// no result comes in that period, the monitor is stale as usual.
+    fn silent_since(&self, id: &Uuid, seen_ms: Option<i64>) -> Option<i64> {
+        [
+            seen_ms,
+            self.seeing_since_ms,
+            self.absent_since_ms.get(id).copied(),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
 }
 
 fn mark(

@@ -475,3 +475,98 @@ async fn next_result(
     results.ack(&message).await.unwrap();
     result
 }
+
+/// A cache that comes back empty (Redis restarted without its data) while the cache updater
+/// still works through the results it missed is not taken for monitors nobody checks: each
+/// monitor is given a whole stale period from when its entry was found missing. A monitor
+/// whose entry stays missing because nobody checks it is still found stale after that period.
+#[tokio::test(start_paused = true)]
+async fn a_cache_that_lost_its_entries_gets_a_stale_period_to_catch_up() {
+    let monitors: Vec<Monitor> = (0..5).map(|i| monitor(&format!("site-{i}"), 10)).collect();
+    let cache = cache_of(&monitors).await;
+    let bus = Arc::new(InProcessBus::new(100_000));
+    let mut jobs = bus
+        .subscribe(Topic::jobs("default"), "workers")
+        .await
+        .unwrap();
+    let metrics = Metrics::new();
+    let heard = Arc::new(Heard::default());
+    let shutdown = CancellationToken::new();
+    let scheduler = watched_scheduler(monitors.clone(), &bus, &metrics, &cache, heard.clone());
+    let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+
+    // Workers and a cache updater in one: answers every job while `consuming`, rebuilding a
+    // missing entry as the cache updater does.
+    let consuming = Arc::new(AtomicBool::new(true));
+    let resumed = Arc::new(Notify::new());
+    let worker = {
+        let (cache, consuming, resumed) = (cache.clone(), consuming.clone(), resumed.clone());
+        let monitors = monitors.clone();
+        tokio::spawn(async move {
+            loop {
+                let Some(message) = jobs.recv().await.unwrap() else {
+                    return;
+                };
+                while !consuming.load(Ordering::SeqCst) {
+                    resumed.notified().await;
+                }
+                let job: CheckJob = message.decode().unwrap();
+                let result = CheckResult::for_job(&job, job.due_at, 5, Some(200), Ok(()));
+                let mut entry = match cache.get(job.monitor_id).await.unwrap() {
+                    Some(entry) => entry,
+                    None => {
+                        let m = monitors.iter().find(|m| m.id == job.monitor_id).unwrap();
+                        LiveStatus::new(m, m.initial_state())
+                    }
+                };
+                if entry.state.accepts(&result) {
+                    entry.state.apply(&result);
+                }
+                cache.put(&entry).await.unwrap();
+                jobs.ack(&message).await.unwrap();
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(metrics.monitors_stale.get(), 0);
+
+    // The cache loses every entry while the updater is 20 s behind: the watchdog judges the
+    // empty cache every second meanwhile, and says nothing.
+    let ids: Vec<_> = monitors.iter().map(|m| m.id).collect();
+    consuming.store(false, Ordering::SeqCst);
+    for id in &ids {
+        cache.remove(*id).await.unwrap();
+    }
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(metrics.monitors_stale.get(), 0, "stale while catching up");
+        assert!(metrics.health.problems().is_empty());
+    }
+    consuming.store(true, Ordering::SeqCst);
+    resumed.notify_one();
+    wait_until(Duration::from_secs(15), async || {
+        cache.get_many(&ids).await.unwrap().len() == ids.len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(metrics.monitors_stale.get(), 0);
+    assert!(heard.all().is_empty(), "{:?}", heard.all());
+
+    // Lost again, and this time nobody checks: stale one stale period (30 s) after the loss.
+    consuming.store(false, Ordering::SeqCst);
+    for id in &ids {
+        cache.remove(*id).await.unwrap();
+    }
+    let took = wait_until(Duration::from_secs(33), async || {
+        metrics.monitors_stale.get() == 5
+    })
+    .await;
+    assert!(took >= Duration::from_secs(29), "stale too early: {took:?}");
+    wait_until(Duration::from_secs(7), async || heard.all().len() == 1).await;
+    assert!(matches!(heard.all()[0], Notice::Unchecked { count: 5, .. }));
+
+    shutdown.cancel();
+    scheduler.await.unwrap();
+    bus.close(Topic::jobs("default")).await;
+    worker.abort();
+}
