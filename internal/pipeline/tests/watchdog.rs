@@ -4,22 +4,24 @@
 //! notice within three intervals, show `stale`, count it, report not-ready, say so once, and
 //! clear all of it when checks resume, with one message for that too.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use upwatch_bus::{Bus, InProcessBus, Topic};
-use upwatch_cache::{LiveStatus, MemoryCache, StatusCache};
+use upwatch_cache::{CacheError, CacheResult, LiveStatus, MemoryCache, StaleMark, StatusCache};
 use upwatch_core::watchdog::Notice;
 use upwatch_core::{CheckJob, CheckResult, Monitor, MonitorInput, MonitorStatus};
 use upwatch_pipeline::scheduler::{MonitorSource, Scheduler};
 use upwatch_pipeline::watchdog::{Announce, Watchdog};
 use upwatch_telemetry::Metrics;
+use uuid::Uuid;
 
 /// A fixed list of monitors.
 struct Fixed(Vec<Monitor>);
@@ -66,11 +68,11 @@ fn monitor(name: &str, interval: u32) -> Monitor {
 }
 
 /// The scheduler of `monitors` with its watchdog, stale after 3 intervals, judging every second.
-fn watched_scheduler(
+fn watched_scheduler<C: StatusCache>(
     monitors: Vec<Monitor>,
     bus: &Arc<InProcessBus>,
     metrics: &Arc<Metrics>,
-    cache: &Arc<MemoryCache>,
+    cache: &Arc<C>,
     announce: Arc<Heard>,
 ) -> Scheduler {
     Scheduler {
@@ -564,6 +566,126 @@ async fn a_cache_that_lost_its_entries_gets_a_stale_period_to_catch_up() {
     assert!(took >= Duration::from_secs(29), "stale too early: {took:?}");
     wait_until(Duration::from_secs(7), async || heard.all().len() == 1).await;
     assert!(matches!(heard.all()[0], Notice::Unchecked { count: 5, .. }));
+
+    shutdown.cancel();
+    scheduler.await.unwrap();
+    bus.close(Topic::jobs("default")).await;
+    worker.abort();
+}
+
+/// A memory cache whose check times cannot be read while `away` is set, as the watchdog finds
+/// a Redis that is away.
+struct Away {
+    inner: MemoryCache,
+    away: AtomicBool,
+}
+
+#[async_trait]
+impl StatusCache for Away {
+    async fn ping(&self) -> CacheResult<()> {
+        self.inner.ping().await
+    }
+    async fn get(&self, id: Uuid) -> CacheResult<Option<LiveStatus>> {
+        self.inner.get(id).await
+    }
+    async fn list(&self) -> CacheResult<Vec<LiveStatus>> {
+        self.inner.list().await
+    }
+    async fn put(&self, entry: &LiveStatus) -> CacheResult<bool> {
+        self.inner.put(entry).await
+    }
+    async fn remove(&self, id: Uuid) -> CacheResult<()> {
+        self.inner.remove(id).await
+    }
+    async fn check_times(&self) -> CacheResult<HashMap<Uuid, Option<DateTime<Utc>>>> {
+        if self.away.load(Ordering::SeqCst) {
+            return Err(CacheError::Unavailable(
+                "redis at 127.0.0.1:1: connection refused".into(),
+            ));
+        }
+        self.inner.check_times().await
+    }
+    async fn set_stale(&self, marks: &[StaleMark], cleared: &[Uuid]) -> CacheResult<()> {
+        self.inner.set_stale(marks, cleared).await
+    }
+}
+
+/// A cache that was away longer than a stale period and comes back behind (the cache updater
+/// still works through the results it missed) is not taken for monitors nobody checks: the
+/// silence counts from when the watchdog could read the cache again.
+#[tokio::test(start_paused = true)]
+async fn a_cache_back_from_an_outage_gets_a_stale_period_to_catch_up() {
+    let monitors: Vec<Monitor> = (0..5).map(|i| monitor(&format!("site-{i}"), 10)).collect();
+    let cache = Arc::new(Away {
+        inner: MemoryCache::new(),
+        away: AtomicBool::new(false),
+    });
+    for m in &monitors {
+        cache
+            .put(&LiveStatus::new(m, m.initial_state()))
+            .await
+            .unwrap();
+    }
+    let bus = Arc::new(InProcessBus::new(100_000));
+    let mut jobs = bus
+        .subscribe(Topic::jobs("default"), "workers")
+        .await
+        .unwrap();
+    let metrics = Metrics::new();
+    let heard = Arc::new(Heard::default());
+    let shutdown = CancellationToken::new();
+    let scheduler = watched_scheduler(monitors.clone(), &bus, &metrics, &cache, heard.clone());
+    let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+    let consuming = Arc::new(AtomicBool::new(true));
+    let resumed = Arc::new(Notify::new());
+    let worker = {
+        let (cache, consuming, resumed) = (cache.clone(), consuming.clone(), resumed.clone());
+        tokio::spawn(async move {
+            loop {
+                let Some(message) = jobs.recv().await.unwrap() else {
+                    return;
+                };
+                while !consuming.load(Ordering::SeqCst) {
+                    resumed.notified().await;
+                }
+                let job: CheckJob = message.decode().unwrap();
+                let result = CheckResult::for_job(&job, job.due_at, 5, Some(200), Ok(()));
+                let mut entry = cache.get(job.monitor_id).await.unwrap().unwrap();
+                if entry.state.accepts(&result) {
+                    entry.state.apply(&result);
+                }
+                cache.put(&entry).await.unwrap();
+                jobs.ack(&message).await.unwrap();
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(metrics.monitors_stale.get(), 0);
+
+    // Redis is away for 40 s, longer than a stale period (30 s); its updates wait.
+    consuming.store(false, Ordering::SeqCst);
+    cache.away.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert!(
+        !metrics.health.problems().is_empty(),
+        "the watchdog says it cannot see"
+    );
+    // Back, 40 s behind; the updater catches up 20 s later. Nothing is stale meanwhile.
+    cache.away.store(false, Ordering::SeqCst);
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(metrics.monitors_stale.get(), 0, "stale while catching up");
+    }
+    consuming.store(true, Ordering::SeqCst);
+    resumed.notify_one();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(metrics.monitors_stale.get(), 0);
+    assert!(
+        metrics.health.problems().is_empty(),
+        "{:?}",
+        metrics.health.problems()
+    );
+    assert!(heard.all().is_empty(), "{:?}", heard.all());
 
     shutdown.cancel();
     scheduler.await.unwrap();
