@@ -165,8 +165,17 @@ impl Command {
 
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
+    main_with(|_| {})
+}
+
+/// [`main`], calling `prepare` with the roles of a long-running command before anything runs
+/// (the binary tunes its allocator per role).
+pub fn main_with(prepare: impl FnOnce(&[Role])) -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
+    if let Some((roles, _)) = cli.command.roles() {
+        prepare(roles);
+    }
     // Needs no configuration: the document is the same for every server.
     if matches!(cli.command, Command::Openapi) {
         print!("{}", upwatch_api::openapi::pretty());
