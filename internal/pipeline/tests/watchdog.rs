@@ -134,48 +134,102 @@ async fn stale_count(cache: &MemoryCache) -> usize {
         .count()
 }
 
+/// A watched scheduler of `monitors` on `cache`, with a worker pool and cache updater in one:
+/// it answers every job with an up result while `consuming` (a stopped one leaves the job
+/// waiting, unanswered, until checks resume), rebuilding a missing entry as the cache updater
+/// does.
+struct Checked<C: StatusCache> {
+    cache: Arc<C>,
+    bus: Arc<InProcessBus>,
+    metrics: Arc<Metrics>,
+    heard: Arc<Heard>,
+    shutdown: CancellationToken,
+    scheduler: tokio::task::JoinHandle<()>,
+    worker: tokio::task::JoinHandle<()>,
+    consuming: Arc<AtomicBool>,
+    resumed: Arc<Notify>,
+}
+
+impl<C: StatusCache> Checked<C> {
+    async fn start(monitors: &[Monitor], cache: Arc<C>) -> Self {
+        let bus = Arc::new(InProcessBus::new(100_000));
+        let mut jobs = bus
+            .subscribe(Topic::jobs("default"), "workers")
+            .await
+            .unwrap();
+        let metrics = Metrics::new();
+        let heard = Arc::new(Heard::default());
+        let shutdown = CancellationToken::new();
+        let scheduler = watched_scheduler(monitors.to_vec(), &bus, &metrics, &cache, heard.clone());
+        let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+        let consuming = Arc::new(AtomicBool::new(true));
+        let resumed = Arc::new(Notify::new());
+        let worker = {
+            let (cache, consuming, resumed) = (cache.clone(), consuming.clone(), resumed.clone());
+            let monitors = monitors.to_vec();
+            tokio::spawn(async move {
+                loop {
+                    let Some(message) = jobs.recv().await.unwrap() else {
+                        return;
+                    };
+                    while !consuming.load(Ordering::SeqCst) {
+                        resumed.notified().await;
+                    }
+                    let job: CheckJob = message.decode().unwrap();
+                    let result = CheckResult::for_job(&job, job.due_at, 5, Some(200), Ok(()));
+                    let mut entry = match cache.get(job.monitor_id).await.unwrap() {
+                        Some(entry) => entry,
+                        None => {
+                            let m = monitors.iter().find(|m| m.id == job.monitor_id).unwrap();
+                            LiveStatus::new(m, m.initial_state())
+                        }
+                    };
+                    if entry.state.accepts(&result) {
+                        entry.state.apply(&result);
+                    }
+                    cache.put(&entry).await.unwrap();
+                    jobs.ack(&message).await.unwrap();
+                }
+            })
+        };
+        Checked {
+            cache,
+            bus,
+            metrics,
+            heard,
+            shutdown,
+            scheduler,
+            worker,
+            consuming,
+            resumed,
+        }
+    }
+
+    /// Stops or resumes the checks.
+    fn consume(&self, on: bool) {
+        self.consuming.store(on, Ordering::SeqCst);
+        if on {
+            self.resumed.notify_one();
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.scheduler.await.unwrap();
+        self.bus.close(Topic::jobs("default")).await;
+        self.worker.abort();
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn monitors_nobody_checks_go_stale_loudly_and_come_back() {
     let monitors: Vec<Monitor> = (0..5).map(|i| monitor(&format!("site-{i}"), 10)).collect();
-    let cache = cache_of(&monitors).await;
-    let bus = Arc::new(InProcessBus::new(100_000));
-    let mut jobs = bus
-        .subscribe(Topic::jobs("default"), "workers")
-        .await
-        .unwrap();
-    let metrics = Metrics::new();
-    let heard = Arc::new(Heard::default());
-    let shutdown = CancellationToken::new();
-    let scheduler = watched_scheduler(monitors.clone(), &bus, &metrics, &cache, heard.clone());
-    let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
-
-    // The worker pool: answers every job with an up result while `consuming`.
-    let consuming = Arc::new(AtomicBool::new(true));
-    let resumed = Arc::new(Notify::new());
-    let worker = {
-        let (cache, consuming, resumed) = (cache.clone(), consuming.clone(), resumed.clone());
-        tokio::spawn(async move {
-            loop {
-                let Some(message) = jobs.recv().await.unwrap() else {
-                    return;
-                };
-                // Stopped: the job waits, unanswered, until checks resume.
-                while !consuming.load(Ordering::SeqCst) {
-                    resumed.notified().await;
-                }
-                let job: CheckJob = message.decode().unwrap();
-                let result = CheckResult::for_job(&job, job.due_at, 5, Some(200), Ok(()));
-                let mut entry = cache.get(job.monitor_id).await.unwrap().unwrap();
-                entry.state.apply(&result);
-                cache.put(&entry).await.unwrap();
-                jobs.ack(&message).await.unwrap();
-            }
-        })
-    };
+    let checked = Checked::start(&monitors, cache_of(&monitors).await).await;
+    let (cache, metrics, heard) = (&checked.cache, &checked.metrics, &checked.heard);
 
     // Checked as usual: nothing is stale however long it runs.
     tokio::time::sleep(Duration::from_secs(60)).await;
-    assert_eq!(stale_count(&cache).await, 0);
+    assert_eq!(stale_count(cache).await, 0);
     assert_eq!(metrics.monitors_stale.get(), 0);
     assert!(metrics.health.problems().is_empty());
     assert!(heard.all().is_empty());
@@ -186,7 +240,7 @@ async fn monitors_nobody_checks_go_stale_loudly_and_come_back() {
 
     // The workers stop consuming: within three intervals (30 s) of each monitor's last result
     // and a tick, every monitor is stale, counted, and the process is not ready, saying why.
-    consuming.store(false, Ordering::SeqCst);
+    checked.consume(false);
     let last_checked = cache
         .get(monitors[0].id)
         .await
@@ -195,7 +249,7 @@ async fn monitors_nobody_checks_go_stale_loudly_and_come_back() {
         .state
         .last_checked;
     let took = wait_until(Duration::from_secs(32), async || {
-        stale_count(&cache).await == monitors.len()
+        stale_count(cache).await == monitors.len()
     })
     .await;
     assert!(
@@ -242,10 +296,9 @@ async fn monitors_nobody_checks_go_stale_loudly_and_come_back() {
     assert!(names.iter().all(|n| n.starts_with("site-")), "{names:?}");
 
     // Checks resume: marks, count and problem clear, and one all-clear goes out.
-    consuming.store(true, Ordering::SeqCst);
-    resumed.notify_one();
+    checked.consume(true);
     wait_until(Duration::from_secs(12), async || {
-        stale_count(&cache).await == 0
+        stale_count(cache).await == 0
             && metrics.monitors_stale.get() == 0
             && metrics.health.problems().is_empty()
     })
@@ -257,12 +310,9 @@ async fn monitors_nobody_checks_go_stale_loudly_and_come_back() {
     ));
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(heard.all().len(), 2, "nothing more once all is well");
-    assert_eq!(stale_count(&cache).await, 0);
+    assert_eq!(stale_count(cache).await, 0);
 
-    shutdown.cancel();
-    scheduler.await.unwrap();
-    bus.close(Topic::jobs("default")).await;
-    worker.abort();
+    checked.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -485,57 +535,15 @@ async fn next_result(
 #[tokio::test(start_paused = true)]
 async fn a_cache_that_lost_its_entries_gets_a_stale_period_to_catch_up() {
     let monitors: Vec<Monitor> = (0..5).map(|i| monitor(&format!("site-{i}"), 10)).collect();
-    let cache = cache_of(&monitors).await;
-    let bus = Arc::new(InProcessBus::new(100_000));
-    let mut jobs = bus
-        .subscribe(Topic::jobs("default"), "workers")
-        .await
-        .unwrap();
-    let metrics = Metrics::new();
-    let heard = Arc::new(Heard::default());
-    let shutdown = CancellationToken::new();
-    let scheduler = watched_scheduler(monitors.clone(), &bus, &metrics, &cache, heard.clone());
-    let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
-
-    // Workers and a cache updater in one: answers every job while `consuming`, rebuilding a
-    // missing entry as the cache updater does.
-    let consuming = Arc::new(AtomicBool::new(true));
-    let resumed = Arc::new(Notify::new());
-    let worker = {
-        let (cache, consuming, resumed) = (cache.clone(), consuming.clone(), resumed.clone());
-        let monitors = monitors.clone();
-        tokio::spawn(async move {
-            loop {
-                let Some(message) = jobs.recv().await.unwrap() else {
-                    return;
-                };
-                while !consuming.load(Ordering::SeqCst) {
-                    resumed.notified().await;
-                }
-                let job: CheckJob = message.decode().unwrap();
-                let result = CheckResult::for_job(&job, job.due_at, 5, Some(200), Ok(()));
-                let mut entry = match cache.get(job.monitor_id).await.unwrap() {
-                    Some(entry) => entry,
-                    None => {
-                        let m = monitors.iter().find(|m| m.id == job.monitor_id).unwrap();
-                        LiveStatus::new(m, m.initial_state())
-                    }
-                };
-                if entry.state.accepts(&result) {
-                    entry.state.apply(&result);
-                }
-                cache.put(&entry).await.unwrap();
-                jobs.ack(&message).await.unwrap();
-            }
-        })
-    };
+    let checked = Checked::start(&monitors, cache_of(&monitors).await).await;
+    let (cache, metrics, heard) = (&checked.cache, &checked.metrics, &checked.heard);
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(metrics.monitors_stale.get(), 0);
 
     // The cache loses every entry while the updater is 20 s behind: the watchdog judges the
     // empty cache every second meanwhile, and says nothing.
     let ids: Vec<_> = monitors.iter().map(|m| m.id).collect();
-    consuming.store(false, Ordering::SeqCst);
+    checked.consume(false);
     for id in &ids {
         cache.remove(*id).await.unwrap();
     }
@@ -544,8 +552,7 @@ async fn a_cache_that_lost_its_entries_gets_a_stale_period_to_catch_up() {
         assert_eq!(metrics.monitors_stale.get(), 0, "stale while catching up");
         assert!(metrics.health.problems().is_empty());
     }
-    consuming.store(true, Ordering::SeqCst);
-    resumed.notify_one();
+    checked.consume(true);
     wait_until(Duration::from_secs(15), async || {
         cache.get_many(&ids).await.unwrap().len() == ids.len()
     })
@@ -555,7 +562,7 @@ async fn a_cache_that_lost_its_entries_gets_a_stale_period_to_catch_up() {
     assert!(heard.all().is_empty(), "{:?}", heard.all());
 
     // Lost again, and this time nobody checks: stale one stale period (30 s) after the loss.
-    consuming.store(false, Ordering::SeqCst);
+    checked.consume(false);
     for id in &ids {
         cache.remove(*id).await.unwrap();
     }
@@ -567,10 +574,7 @@ async fn a_cache_that_lost_its_entries_gets_a_stale_period_to_catch_up() {
     wait_until(Duration::from_secs(7), async || heard.all().len() == 1).await;
     assert!(matches!(heard.all()[0], Notice::Unchecked { count: 5, .. }));
 
-    shutdown.cancel();
-    scheduler.await.unwrap();
-    bus.close(Topic::jobs("default")).await;
-    worker.abort();
+    checked.stop().await;
 }
 
 /// A memory cache whose check times cannot be read while `away` is set, as the watchdog finds
@@ -626,44 +630,13 @@ async fn a_cache_back_from_an_outage_gets_a_stale_period_to_catch_up() {
             .await
             .unwrap();
     }
-    let bus = Arc::new(InProcessBus::new(100_000));
-    let mut jobs = bus
-        .subscribe(Topic::jobs("default"), "workers")
-        .await
-        .unwrap();
-    let metrics = Metrics::new();
-    let heard = Arc::new(Heard::default());
-    let shutdown = CancellationToken::new();
-    let scheduler = watched_scheduler(monitors.clone(), &bus, &metrics, &cache, heard.clone());
-    let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
-    let consuming = Arc::new(AtomicBool::new(true));
-    let resumed = Arc::new(Notify::new());
-    let worker = {
-        let (cache, consuming, resumed) = (cache.clone(), consuming.clone(), resumed.clone());
-        tokio::spawn(async move {
-            loop {
-                let Some(message) = jobs.recv().await.unwrap() else {
-                    return;
-                };
-                while !consuming.load(Ordering::SeqCst) {
-                    resumed.notified().await;
-                }
-                let job: CheckJob = message.decode().unwrap();
-                let result = CheckResult::for_job(&job, job.due_at, 5, Some(200), Ok(()));
-                let mut entry = cache.get(job.monitor_id).await.unwrap().unwrap();
-                if entry.state.accepts(&result) {
-                    entry.state.apply(&result);
-                }
-                cache.put(&entry).await.unwrap();
-                jobs.ack(&message).await.unwrap();
-            }
-        })
-    };
+    let checked = Checked::start(&monitors, cache).await;
+    let (cache, metrics, heard) = (&checked.cache, &checked.metrics, &checked.heard);
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(metrics.monitors_stale.get(), 0);
 
     // Redis is away for 40 s, longer than a stale period (30 s); its updates wait.
-    consuming.store(false, Ordering::SeqCst);
+    checked.consume(false);
     cache.away.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(40)).await;
     assert!(
@@ -676,8 +649,7 @@ async fn a_cache_back_from_an_outage_gets_a_stale_period_to_catch_up() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(metrics.monitors_stale.get(), 0, "stale while catching up");
     }
-    consuming.store(true, Ordering::SeqCst);
-    resumed.notify_one();
+    checked.consume(true);
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(metrics.monitors_stale.get(), 0);
     assert!(
@@ -687,8 +659,5 @@ async fn a_cache_back_from_an_outage_gets_a_stale_period_to_catch_up() {
     );
     assert!(heard.all().is_empty(), "{:?}", heard.all());
 
-    shutdown.cancel();
-    scheduler.await.unwrap();
-    bus.close(Topic::jobs("default")).await;
-    worker.abort();
+    checked.stop().await;
 }
