@@ -434,14 +434,18 @@ where
 {
     match upwatch_testkit::wait::within(DEADLINE, Duration::from_millis(100), condition).await {
         Some(value) => value,
-        None => {
-            let how: Vec<String> = procs.iter_mut().map(Proc::summary).collect();
-            panic!(
-                "timed out after {DEADLINE:?} waiting for {what}; the processes:\n{}",
-                how.join("\n")
-            )
-        }
+        None => timed_out(what, procs),
     }
+}
+
+/// The panic of a wait for `what` that timed out: how each of `procs` is first (running or
+/// exited, its last warning, its last line).
+pub fn timed_out(what: &str, procs: &mut [Proc]) -> ! {
+    let how: Vec<String> = procs.iter_mut().map(Proc::summary).collect();
+    panic!(
+        "timed out after {DEADLINE:?} waiting for {what}; the processes:\n{}",
+        how.join("\n")
+    )
 }
 
 /// A client of one API process.

@@ -29,7 +29,7 @@ use upwatch_cache::StatusCache;
 use upwatch_testkit::discord::DiscordReceiver;
 use upwatch_testkit::target::TargetServer;
 
-use crate::fleet::{eventually, eventually_in, Api, Fleet, Proc, DEADLINE};
+use crate::fleet::{eventually, eventually_in, timed_out, Api, Fleet, Proc, DEADLINE};
 
 const MONITORS: usize = 500;
 const OUTAGE: Duration = Duration::from_secs(30);
@@ -271,14 +271,12 @@ async fn redis_away_for_30_s_loses_nothing_and_the_api_reads_postgresql() {
     })
     .await;
     if fresh.is_none() {
-        let how: Vec<String> = procs.iter_mut().map(Proc::summary).collect();
-        panic!(
-            "timed out after {DEADLINE:?} waiting for every monitor in Redis again, checked \
-             after its return at {back}; (monitors behind, oldest check among them): {:?}; \
-             the processes:\n{}",
-            behind().await,
-            how.join("\n")
+        let what = format!(
+            "every monitor in Redis again, checked after its return at {back} (monitors \
+             behind, oldest check among them: {:?})",
+            behind().await
         );
+        timed_out(&what, &mut procs);
     }
     eprintln!(
         "every entry fresh {:?} after Redis' return",
